@@ -1,0 +1,146 @@
+use std::collections::BTreeMap;
+
+use crate::manifest::annotations;
+use crate::{
+    Descriptor, Digest, Error, ImageManifest, Timestamp, WASM_ARCHITECTURE, WasmConfig, WasmKind,
+    component_section, media_types,
+};
+
+/// What goes into an artifact. Everything that ends up in the bytes is here, including the
+/// timestamp, so the same input always gives the same digests.
+#[derive(Debug, Clone)]
+pub struct ArtifactInput<'a> {
+    /// The module or component.
+    pub wasm: &'a [u8],
+    /// The config's `created`, and the `org.opencontainers.image.created` annotation
+    /// unless `annotations` sets it.
+    pub created: Timestamp,
+    /// The config's `author`.
+    pub author: Option<String>,
+    /// The world a component was built for (`component.target`). Ignored for modules.
+    pub target: Option<String>,
+    /// Manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Annotations on the layer descriptor (e.g. `org.opencontainers.image.title`).
+    pub layer_annotations: BTreeMap<String, String>,
+}
+
+impl<'a> ArtifactInput<'a> {
+    /// An input with no author, target or annotations.
+    pub fn new(wasm: &'a [u8], created: Timestamp) -> Self {
+        ArtifactInput {
+            wasm,
+            created,
+            author: None,
+            target: None,
+            annotations: BTreeMap::new(),
+            layer_annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// A built artifact: the parsed documents and their exact bytes.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// Module or component.
+    pub kind: WasmKind,
+    /// The config.
+    pub config: WasmConfig,
+    /// Its serialization, the config blob.
+    pub config_bytes: Vec<u8>,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// Its serialization.
+    pub manifest_bytes: Vec<u8>,
+    /// The digest of `manifest_bytes`.
+    pub manifest_digest: Digest,
+}
+
+impl Artifact {
+    /// The wasm layer's descriptor.
+    pub fn layer(&self) -> &Descriptor {
+        &self.manifest.layers[0]
+    }
+}
+
+/// Builds the manifest and config for one module or component, in the CNCF layout:
+/// an OCI image manifest with `mediaType` set, config `application/vnd.wasm.config.v0+json`,
+/// exactly one `application/wasm` layer. The module/component decision comes from the
+/// preamble; a core module gets `os: wasip1` and no `component` section.
+pub fn build_artifact(input: ArtifactInput<'_>) -> Result<Artifact, Error> {
+    let kind = WasmKind::detect(input.wasm).ok_or(Error::NotWasm)?;
+    let component = match kind {
+        WasmKind::Module => None,
+        WasmKind::Component => {
+            let mut section = component_section(input.wasm)?;
+            section.target = input.target;
+            Some(section)
+        }
+    };
+    let mut layer = Descriptor::for_bytes(media_types::WASM_LAYER, input.wasm);
+    if !input.layer_annotations.is_empty() {
+        layer.annotations = Some(input.layer_annotations);
+    }
+    let config = WasmConfig {
+        created: Some(input.created),
+        author: input.author,
+        architecture: WASM_ARCHITECTURE.to_owned(),
+        os: kind.os(),
+        layer_digests: vec![layer.digest],
+        component,
+    };
+    let config_bytes = config.to_json();
+    let mut annotations = input.annotations;
+    annotations
+        .entry(annotations::CREATED.to_owned())
+        .or_insert_with(|| input.created.to_string());
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(media_types::OCI_MANIFEST.to_owned()),
+        artifact_type: None,
+        config: Descriptor::for_bytes(media_types::WASM_CONFIG_V0, &config_bytes),
+        layers: vec![layer],
+        subject: None,
+        annotations: Some(annotations),
+    };
+    let manifest_bytes = manifest.to_json();
+    Ok(Artifact {
+        kind,
+        manifest_digest: Digest::of(&manifest_bytes),
+        config,
+        config_bytes,
+        manifest,
+        manifest_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_input_same_digests() {
+        let wasm = b"\0asm\x01\0\0\0";
+        let t = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let a = build_artifact(ArtifactInput::new(wasm, t)).unwrap();
+        let b = build_artifact(ArtifactInput::new(wasm, t)).unwrap();
+        assert_eq!(a.manifest_bytes, b.manifest_bytes);
+        assert_eq!(a.manifest_digest, b.manifest_digest);
+        let later = Timestamp::from_unix_seconds(1_700_000_001).unwrap();
+        let c = build_artifact(ArtifactInput::new(wasm, later)).unwrap();
+        assert_ne!(a.manifest_digest, c.manifest_digest);
+        assert_eq!(
+            String::from_utf8(a.config_bytes).unwrap(),
+            r#"{"created":"2023-11-14T22:13:20Z","architecture":"wasm","os":"wasip1","layerDigests":["sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476"]}"#
+        );
+    }
+
+    #[test]
+    fn refuses_non_wasm() {
+        let t = Timestamp::from_unix_seconds(0).unwrap();
+        assert!(matches!(
+            build_artifact(ArtifactInput::new(b"MZ\x90\0", t)),
+            Err(Error::NotWasm)
+        ));
+    }
+}

@@ -1,0 +1,36 @@
+use crate::digest::DigestError;
+
+/// What can go wrong while building or reading an artifact.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are neither a core module nor a component.
+    #[error("not a WebAssembly binary: no `\\0asm` preamble with a known version")]
+    NotWasm,
+    /// A core module where a component was expected.
+    #[error("the binary is a core module, not a component")]
+    NotAComponent,
+    /// Component bytes whose WIT world could not be decoded.
+    #[error("failed to decode the component's WIT world: {reason}")]
+    ComponentDecode {
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A JSON document that does not parse as the type it should be.
+    #[error("failed to parse the {document} as JSON: {reason}")]
+    Json {
+        /// Which document (`manifest`, `config`, `index.json`).
+        document: &'static str,
+        /// What serde said, with line and column.
+        reason: String,
+    },
+    /// A malformed digest.
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    /// A timestamp out of range.
+    #[error("timestamp `{0}` is out of range")]
+    Timestamp(i64),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

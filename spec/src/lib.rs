@@ -1,0 +1,40 @@
+//! The CNCF *Wasm OCI artifact* layout as plain Rust types.
+//!
+//! This crate is the format and nothing else: media types, the typed config
+//! (`application/vnd.wasm.config.v0+json`), OCI manifests and layout indexes, SHA-256
+//! digests, the module/component distinction, the imports and exports a component
+//! declares, deterministic artifact building, and [`validate()`], which reports every
+//! violation of the layout at once. It never touches the file system, the network, the
+//! clock or the environment: callers pass bytes and timestamps in.
+//!
+//! ```
+//! use wasmoci_spec::{ArtifactInput, build_artifact, validate, Timestamp};
+//!
+//! // The smallest core module: a wasip1 artifact.
+//! let wasm = b"\0asm\x01\0\0\0".to_vec();
+//! let created = Timestamp::from_unix_seconds(0).unwrap();
+//! let artifact = build_artifact(ArtifactInput::new(&wasm, created)).unwrap();
+//! assert_eq!(artifact.config.os.as_str(), "wasip1");
+//! assert!(artifact.config.component.is_none());
+//! let violations = validate(&artifact.manifest_bytes, &artifact.config_bytes, &[&wasm]);
+//! assert!(violations.is_empty(), "{violations:?}");
+//! ```
+
+mod artifact;
+mod config;
+mod digest;
+mod error;
+mod manifest;
+pub mod media_types;
+mod timestamp;
+mod validate;
+mod wasm;
+
+pub use artifact::{Artifact, ArtifactInput, build_artifact};
+pub use config::{ComponentSection, Os, WASM_ARCHITECTURE, WasmConfig};
+pub use digest::{Digest, DigestError, DigestWriter, HashingReader};
+pub use error::{Error, Result};
+pub use manifest::{Descriptor, ImageIndex, ImageManifest, annotations};
+pub use timestamp::Timestamp;
+pub use validate::{Violation, validate};
+pub use wasm::{WasmError, WasmKind, component_section, validate_wasm, wasm_features};

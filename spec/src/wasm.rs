@@ -1,0 +1,237 @@
+use std::collections::BTreeSet;
+use std::fmt;
+
+use wasmparser::{Parser, Validator, WasmFeatures};
+use wit_component::DecodedWasm;
+
+use crate::{ComponentSection, Error, Os};
+
+/// What a WebAssembly binary is, read from its 8-byte preamble alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WasmKind {
+    /// A core module (`\0asm` version 1).
+    Module,
+    /// A component (`\0asm` version `0d 00`, layer 1).
+    Component,
+}
+
+impl WasmKind {
+    /// The kind of `bytes`, or `None` when they are not wasm at all.
+    pub fn detect(bytes: &[u8]) -> Option<WasmKind> {
+        if Parser::is_component(bytes) {
+            Some(WasmKind::Component)
+        } else if Parser::is_core_wasm(bytes) {
+            Some(WasmKind::Module)
+        } else {
+            None
+        }
+    }
+
+    /// The config `os` this kind must carry.
+    pub fn os(self) -> Os {
+        match self {
+            WasmKind::Module => Os::Wasip1,
+            WasmKind::Component => Os::Wasip2,
+        }
+    }
+
+    /// `module` or `component`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WasmKind::Module => "module",
+            WasmKind::Component => "component",
+        }
+    }
+}
+
+impl fmt::Display for WasmKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A binary that failed validation, with the byte offset wasmparser reported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (at offset 0x{offset:x})")]
+pub struct WasmError {
+    /// What is wrong.
+    pub message: String,
+    /// Where, in bytes from the start of the binary.
+    pub offset: u64,
+}
+
+/// Validates a module or component with wasmparser, with `features` enabled.
+pub fn validate_wasm(bytes: &[u8], features: WasmFeatures) -> Result<(), WasmError> {
+    Validator::new_with_features(features)
+        .validate_all(bytes)
+        .map(drop)
+        .map_err(|e| WasmError {
+            message: e.message().to_owned(),
+            offset: e.offset() as u64,
+        })
+}
+
+/// Parses a `--features` list: comma-separated feature names as wasmparser spells them
+/// (`simd`, `gc`, `component-model`, …, case-insensitive, `-` or `_`), the presets `wasm1`,
+/// `wasm2`, `wasm3` and `all`, and `-name` to turn one off. With no positive entry the
+/// list starts from every feature; otherwise it starts from none.
+pub fn wasm_features(list: &str) -> Result<WasmFeatures, String> {
+    let entries: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut features = if entries.iter().any(|e| !e.starts_with('-')) {
+        WasmFeatures::empty()
+    } else {
+        WasmFeatures::all()
+    };
+    for entry in entries {
+        let (enable, name) = match entry.strip_prefix('-') {
+            Some(name) => (false, name),
+            None => (true, entry),
+        };
+        let flag = match name.to_ascii_lowercase().as_str() {
+            "all" => WasmFeatures::all(),
+            "wasm1" => WasmFeatures::WASM1,
+            "wasm2" => WasmFeatures::WASM2,
+            "wasm3" => WasmFeatures::WASM3,
+            other => WasmFeatures::from_name(&other.replace('-', "_").to_ascii_uppercase())
+                .ok_or_else(|| format!("unknown wasm feature `{name}`"))?,
+        };
+        features.set(flag, enable);
+    }
+    Ok(features)
+}
+
+/// The `component` section for component bytes: imports and exports from the decoded
+/// WIT world (`wit_component::decode`), in the component's order, with every version
+/// kept. `target` is left for the caller, who knows the world it built for.
+///
+/// Refuses core modules: `wit_component::decode` would accept one and return an empty
+/// world, which is how other tools end up labelling a module `wasip2`.
+pub fn component_section(bytes: &[u8]) -> Result<ComponentSection, Error> {
+    match WasmKind::detect(bytes) {
+        Some(WasmKind::Component) => {}
+        Some(WasmKind::Module) => return Err(Error::NotAComponent),
+        None => return Err(Error::NotWasm),
+    }
+    let decoded = wit_component::decode(bytes).map_err(|e| Error::ComponentDecode {
+        reason: format!("{e:#}"),
+    })?;
+    Ok(match decoded {
+        DecodedWasm::Component(resolve, world) => {
+            let world = &resolve.worlds[world];
+            ComponentSection {
+                exports: world
+                    .exports
+                    .keys()
+                    .map(|k| resolve.name_world_key(k))
+                    .collect(),
+                imports: world
+                    .imports
+                    .keys()
+                    .map(|k| resolve.name_world_key(k))
+                    .collect(),
+                target: None,
+            }
+        }
+        DecodedWasm::WitPackage(resolve, package) => {
+            // A WIT package published as wasm: it exports its worlds, their exports and
+            // its interfaces (as wkg does), sorted so the config is deterministic.
+            let mut exports = BTreeSet::new();
+            let package = &resolve.packages[package];
+            for world in package.worlds.values() {
+                let world = &resolve.worlds[*world];
+                exports.extend(world.exports.keys().map(|k| resolve.name_world_key(k)));
+                if let Some(name) = world_id_name(&resolve, world) {
+                    exports.insert(name);
+                }
+            }
+            for iface in package.interfaces.values() {
+                exports.extend(resolve.id_of(*iface));
+            }
+            ComponentSection {
+                exports: exports.into_iter().collect(),
+                imports: Vec::new(),
+                target: None,
+            }
+        }
+    })
+}
+
+fn world_id_name(resolve: &wit_parser::Resolve, world: &wit_parser::World) -> Option<String> {
+    let package = &resolve.packages[world.package?];
+    let name = &package.name;
+    Some(match &name.version {
+        Some(v) => format!("{}:{}/{}@{v}", name.namespace, name.name, world.name),
+        None => format!("{}:{}/{}", name.namespace, name.name, world.name),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_kind_from_the_preamble() {
+        assert_eq!(WasmKind::detect(b"\0asm\x01\0\0\0"), Some(WasmKind::Module));
+        assert_eq!(
+            WasmKind::detect(b"\0asm\x0d\0\x01\0"),
+            Some(WasmKind::Component)
+        );
+        assert_eq!(WasmKind::detect(b"\0asm"), None);
+        assert_eq!(WasmKind::detect(b"hello world!"), None);
+    }
+
+    #[test]
+    fn a_core_module_never_gets_a_component_section() {
+        let err = component_section(b"\0asm\x01\0\0\0").unwrap_err();
+        assert!(err.to_string().contains("core module"), "{err}");
+        assert!(matches!(component_section(b"nope"), Err(Error::NotWasm)));
+    }
+
+    #[test]
+    fn keeps_both_versions_of_an_interface() {
+        let wasm = wat::parse_str(
+            r#"(component
+                (import "wasi:io/error@0.2.0" (instance))
+                (import "wasi:io/error@0.2.1" (instance))
+                (core module $m (func (export "f")))
+                (core instance $i (instantiate $m))
+                (func $f (canon lift (core func $i "f")))
+                (export "run" (func $f)))"#,
+        )
+        .unwrap();
+        let section = component_section(&wasm).unwrap();
+        assert_eq!(
+            section.imports,
+            ["wasi:io/error@0.2.0", "wasi:io/error@0.2.1"]
+        );
+        assert_eq!(section.exports, ["run"]);
+    }
+
+    #[test]
+    fn parses_feature_lists() {
+        assert_eq!(wasm_features("").unwrap(), WasmFeatures::all());
+        assert_eq!(wasm_features("wasm1").unwrap(), WasmFeatures::WASM1);
+        let no_gc = wasm_features("-gc").unwrap();
+        assert!(!no_gc.contains(WasmFeatures::GC) && no_gc.contains(WasmFeatures::SIMD));
+        let simd = wasm_features("wasm1,simd,component-model").unwrap();
+        assert!(simd.contains(WasmFeatures::SIMD | WasmFeatures::COMPONENT_MODEL));
+        assert!(!simd.contains(WasmFeatures::GC));
+        assert_eq!(
+            wasm_features("simd,bogus").unwrap_err(),
+            "unknown wasm feature `bogus`"
+        );
+    }
+
+    #[test]
+    fn validation_reports_the_offset() {
+        // i32.add with an empty stack.
+        let wasm = wat::parse_str("(module (func (result i32) i32.add))").unwrap();
+        let err = validate_wasm(&wasm, WasmFeatures::all()).unwrap_err();
+        assert!(err.offset > 8, "{err}");
+        assert!(err.to_string().contains("type mismatch"), "{err}");
+    }
+}
