@@ -1,1 +1,17 @@
+//! Where Wasm OCI artifacts live outside a registry: an OCI image layout directory
+//! (`oci-layout`, `index.json`, `blobs/sha256/…`) that skopeo, oras and containerd can
+//! read too. wasmoci's embedded store is one such layout.
+//!
+//! Every write is atomic: blobs are streamed to a temporary file in the layout while
+//! being hashed, checked against their expected digest, and renamed into place;
+//! `index.json` is replaced by rename under a lock. A write that fails midway removes
+//! what it added and leaves the layout as it was. Every read checks the blob against
+//! its digest.
+//!
+//! The network client (push, pull, auth) arrives in its own module.
 
+mod error;
+mod layout;
+
+pub use error::{Error, Result};
+pub use layout::{Layout, LayoutRef, StoredArtifact};

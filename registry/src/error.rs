@@ -1,0 +1,133 @@
+use std::io;
+use std::path::PathBuf;
+
+use wasmoci_spec::Digest;
+
+/// What can go wrong with a layout.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file-system operation failed.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What we were doing (`read`, `create`, `rename`, …).
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The directory has no valid `oci-layout` file.
+    #[error("`{}` is not an OCI image layout: {reason}", path.display())]
+    NotALayout {
+        /// The directory.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// `index.json` does not parse.
+    #[error("failed to parse `{}`: {reason}", path.display())]
+    IndexJson {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// No manifest is tagged with this name.
+    #[error("no artifact tagged `{tag}` in `{}`{}", layout.display(), available_hint(available))]
+    TagNotFound {
+        /// The tag asked for.
+        tag: String,
+        /// The layout.
+        layout: PathBuf,
+        /// The tags it does have.
+        available: Vec<String>,
+    },
+    /// The layout holds several manifests and the reference named none.
+    #[error("`{}` holds {count} artifacts; name one with `:TAG` or `@DIGEST`{}", layout.display(), available_hint(tags))]
+    Ambiguous {
+        /// The layout.
+        layout: PathBuf,
+        /// How many manifests the index lists.
+        count: usize,
+        /// Their tags.
+        tags: Vec<String>,
+    },
+    /// The layout is empty and the reference named nothing.
+    #[error("`{}` holds no artifacts", layout.display())]
+    Empty {
+        /// The layout.
+        layout: PathBuf,
+    },
+    /// A blob the index or a manifest refers to is not there.
+    #[error("blob `{digest}` is missing from the layout (expected at `{}`)", path.display())]
+    BlobMissing {
+        /// Its digest.
+        digest: Digest,
+        /// Where it should be.
+        path: PathBuf,
+    },
+    /// A blob whose content does not hash to its name.
+    #[error("blob `{}` is corrupt: its content hashes to `{actual}`, not `{expected}`", path.display())]
+    BlobCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// The digest it is named after.
+        expected: Digest,
+        /// The digest of its content.
+        actual: Digest,
+    },
+    /// Content whose size or digest is not what its descriptor says.
+    #[error("content for `{expected}` hashes to `{actual}` ({size} bytes); nothing was written")]
+    ContentMismatch {
+        /// What the descriptor said.
+        expected: Digest,
+        /// What we received.
+        actual: Digest,
+        /// How many bytes we received.
+        size: u64,
+    },
+    /// The manifest blob does not parse.
+    #[error("failed to parse manifest `{digest}`: {reason}")]
+    ManifestJson {
+        /// Its digest.
+        digest: Digest,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A tag that cannot go in `org.opencontainers.image.ref.name`.
+    #[error("invalid tag `{tag}`: {reason}")]
+    InvalidTag {
+        /// The tag.
+        tag: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+fn available_hint(tags: &[String]) -> String {
+    if tags.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = tags.iter().map(|t| format!("`{t}`")).collect();
+        format!(" (it has {})", list.join(", "))
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) trait IoContext<T> {
+    fn io(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn io(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            action,
+            path: path.into(),
+            source,
+        })
+    }
+}

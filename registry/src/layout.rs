@@ -1,0 +1,494 @@
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+use wasmoci_spec::annotations::REF_NAME;
+use wasmoci_spec::{Descriptor, Digest, DigestWriter, ImageIndex, ImageManifest, media_types};
+
+use crate::error::{Error, IoContext, Result};
+
+const OCI_LAYOUT_FILE: &str = "oci-layout";
+const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+const INDEX_FILE: &str = "index.json";
+
+/// An OCI image layout directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+/// Which manifest of a layout: `oci:DIR:TAG`, `oci:DIR@sha256:…` or `oci:DIR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutRef {
+    /// The manifest whose `org.opencontainers.image.ref.name` is this tag.
+    Tag(String),
+    /// The manifest with this digest.
+    Digest(Digest),
+    /// The layout's only manifest.
+    Only,
+}
+
+/// A manifest found in a layout, with its exact bytes (digest-checked).
+#[derive(Debug, Clone)]
+pub struct StoredArtifact {
+    /// The manifest's descriptor, as the index lists it.
+    pub descriptor: Descriptor,
+    /// Its `org.opencontainers.image.ref.name`, if tagged.
+    pub tag: Option<String>,
+    /// The manifest bytes.
+    pub manifest_bytes: Vec<u8>,
+}
+
+impl StoredArtifact {
+    /// The parsed manifest.
+    pub fn manifest(&self) -> Result<ImageManifest> {
+        ImageManifest::from_json(&self.manifest_bytes).map_err(|e| Error::ManifestJson {
+            digest: self.descriptor.digest,
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl Layout {
+    /// The layout at `root`, which need not exist yet: nothing is read or written until
+    /// it is used.
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    /// Opens an existing layout, checking its `oci-layout` file.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let layout = Layout::at(root);
+        layout.check()?;
+        Ok(layout)
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with `digest` lives.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm())
+            .join(digest.hex())
+    }
+
+    fn check(&self) -> Result<()> {
+        let path = self.root.join(OCI_LAYOUT_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let reason = if self.root.is_dir() {
+                    format!("`{OCI_LAYOUT_FILE}` is missing")
+                } else {
+                    "no such directory".to_owned()
+                };
+                return Err(Error::NotALayout {
+                    path: self.root.clone(),
+                    reason,
+                });
+            }
+            Err(e) => return Err(e).io("read", path),
+        };
+        let version = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_owned));
+        match version.as_deref() {
+            Some(v) if v.starts_with("1.") => Ok(()),
+            Some(v) => Err(Error::NotALayout {
+                path: self.root.clone(),
+                reason: format!("unsupported `imageLayoutVersion` `{v}`"),
+            }),
+            None => Err(Error::NotALayout {
+                path: self.root.clone(),
+                reason: format!("`{OCI_LAYOUT_FILE}` has no `imageLayoutVersion`"),
+            }),
+        }
+    }
+
+    /// Reads `index.json`.
+    pub fn index(&self) -> Result<ImageIndex> {
+        self.check()?;
+        let path = self.root.join(INDEX_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            // Some writers create `oci-layout` first; an index that is not there yet is empty.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ImageIndex::default()),
+            Err(e) => return Err(e).io("read", path),
+        };
+        ImageIndex::from_json(&bytes).map_err(|e| Error::IndexJson {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The tags in the index, in index order.
+    pub fn tags(&self) -> Result<Vec<String>> {
+        Ok(tags_of(&self.index()?))
+    }
+
+    /// Finds a manifest and reads its bytes, checking them against the digest.
+    pub fn resolve(&self, reference: &LayoutRef) -> Result<StoredArtifact> {
+        let index = self.index()?;
+        let found = match reference {
+            LayoutRef::Tag(tag) => index
+                .manifests
+                .iter()
+                .rev()
+                .find(|d| d.annotation(REF_NAME) == Some(tag.as_str()))
+                .cloned()
+                .ok_or_else(|| Error::TagNotFound {
+                    tag: tag.clone(),
+                    layout: self.root.clone(),
+                    available: tags_of(&index),
+                })?,
+            LayoutRef::Digest(digest) => match index.manifests.iter().find(|d| d.digest == *digest)
+            {
+                Some(d) => d.clone(),
+                None => {
+                    // Not listed, but a manifest blob may still be there.
+                    let bytes = self.read_blob(digest)?;
+                    Descriptor::for_bytes(media_types::OCI_MANIFEST, &bytes)
+                }
+            },
+            LayoutRef::Only => match index.manifests.as_slice() {
+                [only] => only.clone(),
+                [] => {
+                    return Err(Error::Empty {
+                        layout: self.root.clone(),
+                    });
+                }
+                many => {
+                    return Err(Error::Ambiguous {
+                        layout: self.root.clone(),
+                        count: many.len(),
+                        tags: tags_of(&index),
+                    });
+                }
+            },
+        };
+        let manifest_bytes = self.read_blob(&found.digest)?;
+        Ok(StoredArtifact {
+            tag: found.annotation(REF_NAME).map(str::to_owned),
+            descriptor: found,
+            manifest_bytes,
+        })
+    }
+
+    /// Reads a blob, checking that its content hashes to its name.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::BlobMissing {
+                    digest: *digest,
+                    path,
+                });
+            }
+            Err(e) => return Err(e).io("read", path),
+        };
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(Error::BlobCorrupt {
+                path,
+                expected: *digest,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Stores an artifact and tags it, as one transaction: the blobs (layers, config,
+    /// manifest) are written first, each checked against its descriptor, then the index
+    /// is replaced. If anything fails, the blobs this call added are removed again.
+    /// `blobs` holds the content of every descriptor of the manifest (config and layers).
+    pub fn store(
+        &self,
+        manifest_bytes: &[u8],
+        blobs: &[(&Descriptor, &[u8])],
+        tag: Option<&str>,
+    ) -> Result<Descriptor> {
+        if let Some(tag) = tag {
+            check_tag(tag)?;
+        }
+        let mut manifest = Descriptor::for_bytes(media_types::OCI_MANIFEST, manifest_bytes);
+        fs::create_dir_all(&self.root).io("create", &self.root)?;
+        let _lock = self.lock()?;
+        let fresh = self.init_if_empty()?;
+        let mut index = self.index()?;
+        let mut added = Vec::new();
+        let result = (|| {
+            for (descriptor, bytes) in blobs {
+                if self.put_blob(bytes, Some(descriptor))? {
+                    added.push(self.blob_path(&descriptor.digest));
+                }
+            }
+            if self.put_blob(manifest_bytes, Some(&manifest))? {
+                added.push(self.blob_path(&manifest.digest));
+            }
+            if let Some(tag) = tag {
+                index
+                    .manifests
+                    .retain(|d| d.annotation(REF_NAME) != Some(tag));
+                manifest
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(REF_NAME.to_owned(), tag.to_owned());
+            } else {
+                index.manifests.retain(|d| d.digest != manifest.digest);
+            }
+            index.manifests.push(manifest.clone());
+            self.write_atomically(&self.root.join(INDEX_FILE), &index.to_json())
+        })();
+        match result {
+            Ok(()) => Ok(manifest),
+            Err(e) => {
+                for path in added {
+                    let _ = fs::remove_file(path);
+                }
+                for path in fresh {
+                    let _ = fs::remove_file(path);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Streams `reader` into the layout as a blob, hashing as it goes. With `expected`,
+    /// the content must match its digest and size or nothing is written. Returns the
+    /// descriptor's digest and size, and whether the blob was new.
+    pub fn put_blob_from(
+        &self,
+        reader: impl Read,
+        expected: Option<&Descriptor>,
+    ) -> Result<(Digest, u64, bool)> {
+        let dir = self.root.join("blobs").join("sha256");
+        fs::create_dir_all(&dir).io("create", &dir)?;
+        let temp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&dir)
+            .io("create a temporary file in", &dir)?;
+        let mut writer = DigestWriter::new(BufWriter::with_capacity(256 * 1024, temp));
+        io::copy(&mut { reader }, &mut writer).io("write", &dir)?;
+        let size = writer.written();
+        let (buffered, digest) = writer.finish();
+        let temp = buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+            .io("write", &dir)?;
+        if let Some(expected) = expected
+            && (expected.digest != digest || expected.size != size)
+        {
+            return Err(Error::ContentMismatch {
+                expected: expected.digest,
+                actual: digest,
+                size,
+            });
+        }
+        let path = self.blob_path(&digest);
+        if path.exists() {
+            return Ok((digest, size, false));
+        }
+        temp.as_file().sync_all().io("sync", temp.path())?;
+        temp.persist(&path)
+            .map_err(|e| e.error)
+            .io("rename a blob into", &path)?;
+        Ok((digest, size, true))
+    }
+
+    fn put_blob(&self, bytes: &[u8], expected: Option<&Descriptor>) -> Result<bool> {
+        Ok(self.put_blob_from(bytes, expected)?.2)
+    }
+
+    fn lock(&self) -> Result<File> {
+        let dir = File::open(&self.root).io("open", &self.root)?;
+        dir.lock().io("lock", &self.root)?;
+        Ok(dir)
+    }
+
+    /// Writes `oci-layout` (and an empty index) into an empty directory. Returns the
+    /// files it created.
+    fn init_if_empty(&self) -> Result<Vec<PathBuf>> {
+        let marker = self.root.join(OCI_LAYOUT_FILE);
+        if marker.exists() {
+            return Ok(Vec::new());
+        }
+        let mut entries = fs::read_dir(&self.root).io("read", &self.root)?;
+        if entries.next().is_some() {
+            return Err(Error::NotALayout {
+                path: self.root.clone(),
+                reason: format!(
+                    "`{OCI_LAYOUT_FILE}` is missing and the directory is not empty; refusing to write into it"
+                ),
+            });
+        }
+        self.write_atomically(&marker, OCI_LAYOUT_CONTENT)?;
+        Ok(vec![marker])
+    }
+
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = path.parent().unwrap_or(&self.root);
+        let mut temp = NamedTempFile::with_prefix_in(".tmp-", dir)
+            .io("create a temporary file in", dir)?;
+        temp.write_all(bytes).io("write", temp.path().to_owned())?;
+        temp.as_file().sync_all().io("sync", temp.path().to_owned())?;
+        temp.persist(path).map_err(|e| e.error).io("replace", path)?;
+        Ok(())
+    }
+}
+
+fn tags_of(index: &ImageIndex) -> Vec<String> {
+    index
+        .manifests
+        .iter()
+        .filter_map(|d| d.annotation(REF_NAME).map(str::to_owned))
+        .collect()
+}
+
+/// `org.opencontainers.image.ref.name` grammar (image-spec `annotations.md`): components
+/// of alphanumerics separated by `-._:@/+`, and at most 128 characters here.
+fn check_tag(tag: &str) -> Result<()> {
+    let invalid = |reason| {
+        Err(Error::InvalidTag {
+            tag: tag.to_owned(),
+            reason,
+        })
+    };
+    if tag.is_empty() || tag.len() > 128 {
+        return invalid("must be 1 to 128 characters");
+    }
+    let separator = |c: char| "-._:@/+".contains(c);
+    if !tag.chars().all(|c| c.is_ascii_alphanumeric() || separator(c)) {
+        return invalid("only letters, digits and `-._:@/+` are allowed");
+    }
+    if tag.starts_with(separator) || tag.ends_with(separator) {
+        return invalid("must start and end with a letter or digit");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn descriptor(bytes: &[u8]) -> Descriptor {
+        Descriptor::for_bytes(media_types::WASM_LAYER, bytes)
+    }
+
+    fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    out.push((path.clone(), fs::read(&path).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn stores_resolves_and_retags() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path().join("store"));
+        let layer = b"\0asm\x01\0\0\0";
+        let d = descriptor(layer);
+        let first = layout
+            .store(b"{\"m\":1}", &[(&d, layer)], Some("hello:1.0.0"))
+            .unwrap();
+        let found = layout
+            .resolve(&LayoutRef::Tag("hello:1.0.0".into()))
+            .unwrap();
+        assert_eq!(found.descriptor, first);
+        assert_eq!(found.manifest_bytes, b"{\"m\":1}");
+        assert_eq!(layout.read_blob(&d.digest).unwrap(), layer);
+
+        // The same tag again replaces the entry instead of adding a second one.
+        layout
+            .store(b"{\"m\":2}", &[(&d, layer)], Some("hello:1.0.0"))
+            .unwrap();
+        assert_eq!(layout.tags().unwrap(), ["hello:1.0.0"]);
+        let again = layout
+            .resolve(&LayoutRef::Tag("hello:1.0.0".into()))
+            .unwrap();
+        assert_eq!(again.manifest_bytes, b"{\"m\":2}");
+        // The first manifest is still reachable by digest.
+        let by_digest = layout.resolve(&LayoutRef::Digest(first.digest)).unwrap();
+        assert_eq!(by_digest.manifest_bytes, b"{\"m\":1}");
+
+        let err = layout
+            .resolve(&LayoutRef::Tag("nope".into()))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "no artifact tagged `nope` in `{}` (it has `hello:1.0.0`)",
+                layout.root().display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_failed_store_leaves_the_layout_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        let layer = b"\0asm\x01\0\0\0";
+        let d = descriptor(layer);
+        layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
+        let before = snapshot(dir.path());
+
+        // A blob that does not match its descriptor fails after others were written.
+        let good = b"new content";
+        let good_d = descriptor(good);
+        let lying = descriptor(b"something else");
+        let err = layout
+            .store(b"{\"x\":1}", &[(&good_d, good), (&lying, b"oops")], Some("b"))
+            .unwrap_err();
+        assert!(matches!(err, Error::ContentMismatch { .. }), "{err}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn corrupt_blobs_and_missing_layouts_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        let layer = b"\0asm\x01\0\0\0";
+        let d = descriptor(layer);
+        layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
+        fs::write(layout.blob_path(&d.digest), b"tampered").unwrap();
+        let err = layout.read_blob(&d.digest).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("blob `{}` is corrupt", layout.blob_path(&d.digest).display())),
+            "{err}"
+        );
+
+        let err = Layout::open(dir.path().join("nowhere")).unwrap_err();
+        assert!(err.to_string().ends_with("is not an OCI image layout: no such directory"));
+        let not_empty = tempfile::tempdir().unwrap();
+        fs::write(not_empty.path().join("README"), b"mine").unwrap();
+        let err = Layout::at(not_empty.path())
+            .store(b"{}", &[], Some("a"))
+            .unwrap_err();
+        assert!(err.to_string().contains("refusing to write into it"), "{err}");
+    }
+
+    #[test]
+    fn tags_follow_the_ref_name_grammar() {
+        assert!(check_tag("hello:1.0.0").is_ok());
+        assert!(check_tag("ghcr.io/o/r:v1+build").is_ok());
+        assert!(check_tag("").is_err());
+        assert!(check_tag("-x").is_err());
+        assert!(check_tag("a b").is_err());
+    }
+}
