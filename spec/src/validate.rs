@@ -223,7 +223,7 @@ fn check_blob(report: &mut Report, path: &str, descriptor: &crate::Descriptor, b
             "blob-size",
             format!("{path}.size"),
             format!(
-                "says {} bytes, the blob has {}",
+                "is {}, the blob has {} bytes",
                 descriptor.size,
                 bytes.len()
             ),
