@@ -1,1 +1,9 @@
+//! The work behind the `wasmoci` commands, as library modules the binary stays thin over:
+//! the project file, turning a module into a component with its metadata, naming
+//! artifacts, import policies and the embedded store.
 
+pub mod build;
+pub mod env;
+pub mod policy;
+pub mod project;
+pub mod reference;

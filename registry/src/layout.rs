@@ -294,6 +294,7 @@ impl Layout {
         if path.exists() {
             return Ok((digest, size, false));
         }
+        publish_mode(temp.as_file()).io("set permissions on", temp.path())?;
         temp.as_file().sync_all().io("sync", temp.path())?;
         temp.persist(&path)
             .map_err(|e| e.error)
@@ -336,10 +337,18 @@ impl Layout {
         let mut temp = NamedTempFile::with_prefix_in(".tmp-", dir)
             .io("create a temporary file in", dir)?;
         temp.write_all(bytes).io("write", temp.path().to_owned())?;
+        publish_mode(temp.as_file()).io("set permissions on", temp.path().to_owned())?;
         temp.as_file().sync_all().io("sync", temp.path().to_owned())?;
         temp.persist(path).map_err(|e| e.error).io("replace", path)?;
         Ok(())
     }
+}
+
+/// Layout files are readable by everyone (containerd, skopeo or a CI user may read them);
+/// temporary files start out private.
+fn publish_mode(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(0o644))
 }
 
 fn tags_of(index: &ImageIndex) -> Vec<String> {
