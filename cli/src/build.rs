@@ -217,7 +217,11 @@ fn module_facts(bytes: &[u8]) -> ModuleFacts {
                 for import in reader.into_imports().flatten() {
                     if import.module == WASIP1_MODULE {
                         facts.imports_wasip1 = true;
-                    } else if !facts.other_import_modules.iter().any(|m| m == import.module) {
+                    } else if !facts
+                        .other_import_modules
+                        .iter()
+                        .any(|m| m == import.module)
+                    {
                         facts.other_import_modules.push(import.module.to_owned());
                     }
                 }

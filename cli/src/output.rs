@@ -1,5 +1,9 @@
 //! The one place that writes to the terminal: data to stdout, status and errors to stderr.
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "this module is the printer")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "this module is the printer"
+)]
 
 use std::io::{self, Write};
 
@@ -8,7 +12,13 @@ pub(crate) fn data(text: &str) {
     let mut out = io::stdout().lock();
     let result = out
         .write_all(text.as_bytes())
-        .and_then(|()| if text.ends_with('\n') { Ok(()) } else { out.write_all(b"\n") })
+        .and_then(|()| {
+            if text.ends_with('\n') {
+                Ok(())
+            } else {
+                out.write_all(b"\n")
+            }
+        })
         .and_then(|()| out.flush());
     if let Err(e) = result
         && e.kind() == io::ErrorKind::BrokenPipe

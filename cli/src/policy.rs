@@ -93,11 +93,7 @@ mod tests {
 
     #[test]
     fn deny_then_allow() {
-        let policy = ImportPolicy::new(
-            &["wasi:sockets/*".into()],
-            &["wasi:*".into()],
-        )
-        .unwrap();
+        let policy = ImportPolicy::new(&["wasi:sockets/*".into()], &["wasi:*".into()]).unwrap();
         let refused = policy.check([
             "wasi:cli/stdout@0.2.12",
             "wasi:sockets/tcp@0.2.0",

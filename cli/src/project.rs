@@ -226,7 +226,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("invalid `package.version` in `p/wasmoci.toml`: `1.0` is not a semver version"),
+            err.starts_with(
+                "invalid `package.version` in `p/wasmoci.toml`: `1.0` is not a semver version"
+            ),
             "{err}"
         );
     }

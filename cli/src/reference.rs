@@ -225,9 +225,19 @@ mod tests {
 
     #[test]
     fn bad_names_say_why() {
-        for bad in ["", "Hello:1", "oci:", "oci:dir:", "hello:-x", "oci:d@sha256:12"] {
+        for bad in [
+            "",
+            "Hello:1",
+            "oci:",
+            "oci:dir:",
+            "hello:-x",
+            "oci:d@sha256:12",
+        ] {
             let err = bad.parse::<ArtifactRef>().unwrap_err().to_string();
-            assert!(err.starts_with(&format!("invalid artifact reference `{bad}`")), "{err}");
+            assert!(
+                err.starts_with(&format!("invalid artifact reference `{bad}`")),
+                "{err}"
+            );
         }
     }
 }

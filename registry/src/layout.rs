@@ -122,7 +122,10 @@ impl Layout {
         };
         ImageIndex::from_json(&bytes).map_err(|e| Error::IndexJson {
             path,
-            reason: e.to_string(),
+            reason: match e {
+                wasmoci_spec::Error::Json { reason, .. } => reason,
+                other => other.to_string(),
+            },
         })
     }
 
@@ -291,7 +294,8 @@ impl Layout {
             });
         }
         let path = self.blob_path(&digest);
-        if path.exists() {
+        if path.is_file() {
+            // Content-addressed: a file with this name has this content (reads check).
             return Ok((digest, size, false));
         }
         publish_mode(temp.as_file()).io("set permissions on", temp.path())?;
@@ -334,12 +338,16 @@ impl Layout {
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
-        let mut temp = NamedTempFile::with_prefix_in(".tmp-", dir)
-            .io("create a temporary file in", dir)?;
+        let mut temp =
+            NamedTempFile::with_prefix_in(".tmp-", dir).io("create a temporary file in", dir)?;
         temp.write_all(bytes).io("write", temp.path().to_owned())?;
         publish_mode(temp.as_file()).io("set permissions on", temp.path().to_owned())?;
-        temp.as_file().sync_all().io("sync", temp.path().to_owned())?;
-        temp.persist(path).map_err(|e| e.error).io("replace", path)?;
+        temp.as_file()
+            .sync_all()
+            .io("sync", temp.path().to_owned())?;
+        temp.persist(path)
+            .map_err(|e| e.error)
+            .io("replace", path)?;
         Ok(())
     }
 }
@@ -372,7 +380,10 @@ fn check_tag(tag: &str) -> Result<()> {
         return invalid("must be 1 to 128 characters");
     }
     let separator = |c: char| "-._:@/+".contains(c);
-    if !tag.chars().all(|c| c.is_ascii_alphanumeric() || separator(c)) {
+    if !tag
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || separator(c))
+    {
         return invalid("only letters, digits and `-._:@/+` are allowed");
     }
     if tag.starts_with(separator) || tag.ends_with(separator) {
@@ -435,9 +446,7 @@ mod tests {
         let by_digest = layout.resolve(&LayoutRef::Digest(first.digest)).unwrap();
         assert_eq!(by_digest.manifest_bytes, b"{\"m\":1}");
 
-        let err = layout
-            .resolve(&LayoutRef::Tag("nope".into()))
-            .unwrap_err();
+        let err = layout.resolve(&LayoutRef::Tag("nope".into())).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -461,7 +470,11 @@ mod tests {
         let good_d = descriptor(good);
         let lying = descriptor(b"something else");
         let err = layout
-            .store(b"{\"x\":1}", &[(&good_d, good), (&lying, b"oops")], Some("b"))
+            .store(
+                b"{\"x\":1}",
+                &[(&good_d, good), (&lying, b"oops")],
+                Some("b"),
+            )
             .unwrap_err();
         assert!(matches!(err, Error::ContentMismatch { .. }), "{err}");
         assert_eq!(snapshot(dir.path()), before);
@@ -477,19 +490,27 @@ mod tests {
         fs::write(layout.blob_path(&d.digest), b"tampered").unwrap();
         let err = layout.read_blob(&d.digest).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with(&format!("blob `{}` is corrupt", layout.blob_path(&d.digest).display())),
+            err.to_string().starts_with(&format!(
+                "blob `{}` is corrupt",
+                layout.blob_path(&d.digest).display()
+            )),
             "{err}"
         );
 
         let err = Layout::open(dir.path().join("nowhere")).unwrap_err();
-        assert!(err.to_string().ends_with("is not an OCI image layout: no such directory"));
+        assert!(
+            err.to_string()
+                .ends_with("is not an OCI image layout: no such directory")
+        );
         let not_empty = tempfile::tempdir().unwrap();
         fs::write(not_empty.path().join("README"), b"mine").unwrap();
         let err = Layout::at(not_empty.path())
             .store(b"{}", &[], Some("a"))
             .unwrap_err();
-        assert!(err.to_string().contains("refusing to write into it"), "{err}");
+        assert!(
+            err.to_string().contains("refusing to write into it"),
+            "{err}"
+        );
     }
 
     #[test]

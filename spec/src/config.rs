@@ -166,6 +166,9 @@ mod tests {
     #[test]
     fn bad_json_names_the_document() {
         let err = WasmConfig::from_json(b"{").unwrap_err();
-        assert!(err.to_string().starts_with("failed to parse the config as JSON"));
+        assert!(
+            err.to_string()
+                .starts_with("failed to parse the config as JSON")
+        );
     }
 }

@@ -271,7 +271,10 @@ mod tests {
         let d = Digest::of(b"hello");
         assert!(d.verify(b"hello").is_ok());
         let err = d.verify(b"hellO").unwrap_err();
-        assert!(err.to_string().starts_with("digest mismatch: expected `sha256:"));
+        assert!(
+            err.to_string()
+                .starts_with("digest mismatch: expected `sha256:")
+        );
         assert_eq!(d.verify_reader(&b"hello"[..]).unwrap(), Ok(5));
         assert!(d.verify_reader(&b"hell"[..]).unwrap().is_err());
 

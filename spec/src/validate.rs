@@ -191,7 +191,10 @@ pub fn validate(manifest: &[u8], config: &[u8], layers: &[&[u8]]) -> Vec<Violati
         report.add(
             "config-os",
             "config.os",
-            format!("the layer is a {kind}, so `os` must be `{expected_os}`, not `{}`", config.os),
+            format!(
+                "the layer is a {kind}, so `os` must be `{expected_os}`, not `{}`",
+                config.os
+            ),
         );
     }
     match (kind, &config.component) {
@@ -222,11 +225,7 @@ fn check_blob(report: &mut Report, path: &str, descriptor: &crate::Descriptor, b
         report.add(
             "blob-size",
             format!("{path}.size"),
-            format!(
-                "is {}, the blob has {} bytes",
-                descriptor.size,
-                bytes.len()
-            ),
+            format!("is {}, the blob has {} bytes", descriptor.size, bytes.len()),
         );
     }
     let actual = Digest::of(bytes);
@@ -234,7 +233,10 @@ fn check_blob(report: &mut Report, path: &str, descriptor: &crate::Descriptor, b
         report.add(
             "blob-digest",
             format!("{path}.digest"),
-            format!("says `{}`, the blob hashes to `{actual}`", descriptor.digest),
+            format!(
+                "says `{}`, the blob hashes to `{actual}`",
+                descriptor.digest
+            ),
         );
     }
 }
@@ -249,10 +251,16 @@ fn compare_names(report: &mut Report, field: &str, declared: &[String], actual: 
     }
     let mut parts = Vec::new();
     if !missing.is_empty() {
-        parts.push(format!("the component declares {} not listed", quote(&missing)));
+        parts.push(format!(
+            "the component declares {} not listed",
+            quote(&missing)
+        ));
     }
     if !extra.is_empty() {
-        parts.push(format!("lists {} the component does not declare", quote(&extra)));
+        parts.push(format!(
+            "lists {} the component does not declare",
+            quote(&extra)
+        ));
     }
     report.add(
         if field == "imports" {

@@ -67,7 +67,7 @@ pub fn validate_wasm(bytes: &[u8], features: WasmFeatures) -> Result<(), WasmErr
         .map(drop)
         .map_err(|e| WasmError {
             message: e.message().to_owned(),
-            offset: e.offset() as u64,
+            offset: e.offset(),
         })
 }
 

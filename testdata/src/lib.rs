@@ -141,12 +141,16 @@ pub fn p1_component() -> Vec<u8> {
 /// | `invalid-body.wasm`, `bad-magic.wasm`, `truncated.wasm` | broken binaries |
 /// | `wit/` | `fixtures.wit` with its WASI `deps/`, for `--wit` |
 /// | `layouts/<case>/` | every `spec/<case>` as an OCI layout tagged `<case>` |
+/// | `broken/` | a layout with a corrupt blob, one with a bad `index.json`, a non-layout |
 pub fn build_fixtures(dir: &Path) -> &Path {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let hello = component("hello", "hello");
         let mut files: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
-        files.insert("hello-p1.wat", fs::read(root().join("wat/hello-p1.wat")).unwrap());
+        files.insert(
+            "hello-p1.wat",
+            fs::read(root().join("wat/hello-p1.wat")).unwrap(),
+        );
         files.insert("hello-p1.wasm", core("hello-p1"));
         files.insert("hello-p1.component.wasm", p1_component());
         files.insert("truncated.wasm", hello[..hello.len() / 2].to_vec());
@@ -175,6 +179,22 @@ pub fn build_fixtures(dir: &Path) -> &Path {
             let layout = dir.join("layouts").join(&case);
             write_layout(&layout, &spec_case(&case), &case);
         }
+        // Broken layouts: a blob whose content does not match its name, and a directory
+        // that is not a layout at all.
+        let corrupt = dir.join("broken/corrupt-blob");
+        let valid = spec_case("valid-module");
+        write_layout(&corrupt, &valid, "corrupt");
+        let config = sha256(&valid.config);
+        write_atomically(
+            &corrupt
+                .join("blobs/sha256")
+                .join(&config["sha256:".len()..]),
+            b"{\"tampered\":true}",
+        );
+        write_atomically(&dir.join("broken/not-a-layout/README"), b"just files\n");
+        let bad_index = dir.join("broken/bad-index");
+        write_layout(&bad_index, &valid, "bad-index");
+        write_atomically(&bad_index.join("index.json"), b"{\"manifests\": [");
     });
     dir
 }

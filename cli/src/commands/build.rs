@@ -97,11 +97,14 @@ pub(crate) fn run(args: BuildArgs) -> Result<Outcome> {
                 dir: project.dir.join(dir),
                 world: project.build.world.clone(),
             });
-            let policy = ImportPolicy::new(
-                &project.policy.deny_imports,
-                &project.policy.allow_imports,
-            )
-            .with_context(|| format!("invalid `[policy]` in `{}`", project.dir.join(PROJECT_FILE).display()))?;
+            let policy =
+                ImportPolicy::new(&project.policy.deny_imports, &project.policy.allow_imports)
+                    .with_context(|| {
+                        format!(
+                            "invalid `[policy]` in `{}`",
+                            project.dir.join(PROJECT_FILE).display()
+                        )
+                    })?;
             (
                 project.dir.join(&project.build.wasm),
                 metadata,
@@ -126,7 +129,13 @@ pub(crate) fn run(args: BuildArgs) -> Result<Outcome> {
                 name: stem,
                 ..PackageMetadata::default()
             };
-            (args.path.clone(), metadata, false, None, ImportPolicy::new(&[], &[])?)
+            (
+                args.path.clone(),
+                metadata,
+                false,
+                None,
+                ImportPolicy::new(&[], &[])?,
+            )
         }
     };
     let (name, version) = match &args.tag {
@@ -144,7 +153,9 @@ pub(crate) fn run(args: BuildArgs) -> Result<Outcome> {
         }
         None => {
             check_name(&metadata.name).map_err(|r| {
-                anyhow::anyhow!("cannot name the artifact after the file: {r}; pass `--tag NAME:VERSION`")
+                anyhow::anyhow!(
+                    "cannot name the artifact after the file: {r}; pass `--tag NAME:VERSION`"
+                )
             })?;
             let version = metadata.version.clone().unwrap_or_else(|| "latest".into());
             (metadata.name.clone(), version)
@@ -227,7 +238,11 @@ pub(crate) fn run(args: BuildArgs) -> Result<Outcome> {
     let reference = if in_store {
         format!("{tag}@{}", artifact.manifest_digest)
     } else {
-        format!("oci:{}:{tag}@{}", layout.root().display(), artifact.manifest_digest)
+        format!(
+            "oci:{}:{tag}@{}",
+            layout.root().display(),
+            artifact.manifest_digest
+        )
     };
     if args.json {
         let component = artifact.config.component.as_ref();

@@ -14,10 +14,7 @@ use wasmoci_spec::{Descriptor, ImageManifest, WasmConfig};
 /// An artifact read from wherever its reference points.
 pub(crate) enum Loaded {
     /// A `.wasm`/`.wat` file.
-    File {
-        path: PathBuf,
-        bytes: Vec<u8>,
-    },
+    File { path: PathBuf, bytes: Vec<u8> },
     /// A manifest in a layout (or the store) and its blobs, digest-checked.
     Stored(Box<StoredParts>),
 }
@@ -85,9 +82,22 @@ pub(crate) fn load(reference: &ArtifactRef) -> Result<Loaded> {
         }
         ArtifactRef::Store(r) => {
             let layout = store_layout()?;
+            // A name with a dot and no tag may have been meant as a file.
+            let text = reference.to_string();
+            let hint = if text.ends_with(":latest") && text.contains('.') {
+                "; to read a file, name it `FILE.wasm` or `FILE.wat`"
+            } else {
+                ""
+            };
             if !layout.root().join("oci-layout").exists() {
                 bail!(
-                    "no artifact `{reference}` in the store `{}`: it is empty (`wasmoci build` puts artifacts there)",
+                    "no artifact `{reference}` in the store `{}`: it is empty (`wasmoci build` puts artifacts there){hint}",
+                    layout.root().display()
+                );
+            }
+            if !hint.is_empty() && layout.resolve(r).is_err() {
+                bail!(
+                    "no artifact `{reference}` in the store `{}`{hint}",
                     layout.root().display()
                 );
             }

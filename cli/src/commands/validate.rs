@@ -6,7 +6,9 @@ use wasmoci_cli::build::WitWorld;
 use wasmoci_cli::policy::ImportPolicy;
 use wasmoci_cli::project::{PROJECT_FILE, Project};
 use wasmoci_cli::reference::ArtifactRef;
-use wasmoci_spec::{Violation, WasmKind, component_section, validate, validate_wasm, wasm_features};
+use wasmoci_spec::{
+    Violation, WasmKind, component_section, validate, validate_wasm, wasm_features,
+};
 
 use super::{Loaded, load};
 use crate::{Outcome, output};
@@ -64,7 +66,9 @@ pub(crate) struct ValidateArgs {
 
 pub(crate) fn run(args: ValidateArgs) -> Result<Outcome> {
     let features = match &args.features {
-        Some(list) => wasm_features(list).map_err(|e| anyhow::anyhow!("invalid `--features`: {e}"))?,
+        Some(list) => {
+            wasm_features(list).map_err(|e| anyhow::anyhow!("invalid `--features`: {e}"))?
+        }
         None => wasmparser::WasmFeatures::all(),
     };
     let policy = policy(&args)?;
@@ -90,7 +94,11 @@ pub(crate) fn run(args: ValidateArgs) -> Result<Outcome> {
         ),
         Loaded::Stored(parts) => {
             let layers: Vec<&[u8]> = parts.layers.iter().map(Vec::as_slice).collect();
-            violations.extend(validate(&parts.stored.manifest_bytes, &parts.config_bytes, &layers));
+            violations.extend(validate(
+                &parts.stored.manifest_bytes,
+                &parts.config_bytes,
+                &layers,
+            ));
             let layer = parts.wasm_layer();
             (
                 parts.display.clone(),
@@ -109,7 +117,8 @@ pub(crate) fn run(args: ValidateArgs) -> Result<Outcome> {
                     violations.push(violation(
                         "wasm-not-wasm",
                         &wasm_path,
-                        "not a WebAssembly binary: no `\\0asm` preamble with a known version".into(),
+                        "not a WebAssembly binary: no `\\0asm` preamble with a known version"
+                            .into(),
                     ));
                 }
             }
@@ -196,7 +205,10 @@ fn check_component(
         violations.push(violation(
             "world-mismatch",
             path,
-            format!("does not fit `{name}`: {}", format!("{e:#}").replace('\n', " ")),
+            format!(
+                "does not fit `{name}`: {}",
+                format!("{e:#}").replace('\n', " ")
+            ),
         ));
     }
 }

@@ -1,0 +1,140 @@
+//! File-driven CLI tests. A case file is a list of commands, each followed by what it
+//! must do:
+//!
+//! ```text
+//! # what the case is about
+//! $ wasmoci build [FIXTURES]/hello.wasm --layout out --tag hello:1.0.0
+//! ? 0
+//! --- stdout
+//! oci:out:hello:1.0.0@sha256:…
+//! --- stderr
+//! built `hello:1.0.0`: component (… bytes)
+//! ```
+//!
+//! Commands run one after the other in a fresh directory, with `WASMOCI_HOME` in it and
+//! `SOURCE_DATE_EPOCH=0`; `KEY=VALUE` words before `wasmoci` set more variables.
+//! `[FIXTURES]` and `[TESTDATA]` in a command are replaced by those directories, and in
+//! the output those directories and the case directory read `[FIXTURES]`, `[TESTDATA]`
+//! and `[CWD]`. `WASMOCI_BLESS=1` rewrites the expectations.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::{fixtures, wasmoci};
+
+struct Step {
+    command: String,
+    expected: String,
+}
+
+fn parse(text: &str) -> (String, Vec<Step>) {
+    let mut header = String::new();
+    let mut steps: Vec<Step> = Vec::new();
+    for line in text.lines() {
+        if let Some(command) = line.strip_prefix("$ ") {
+            steps.push(Step {
+                command: command.to_owned(),
+                expected: String::new(),
+            });
+        } else if let Some(step) = steps.last_mut() {
+            step.expected.push_str(line);
+            step.expected.push('\n');
+        } else {
+            header.push_str(line);
+            header.push('\n');
+        }
+    }
+    (header, steps)
+}
+
+fn run_step(command: &str, cwd: &Path) -> String {
+    let testdata = wasmoci_testdata::root();
+    let expanded = command
+        .replace("[FIXTURES]", &fixtures().display().to_string())
+        .replace("[TESTDATA]", &testdata.display().to_string());
+    let words = shlex::split(&expanded).unwrap_or_else(|| panic!("cannot split `{command}`"));
+    let at = words
+        .iter()
+        .position(|w| w == "wasmoci")
+        .unwrap_or_else(|| panic!("`{command}` does not run `wasmoci`"));
+    let mut cmd = wasmoci(&cwd.join("home"));
+    cmd.current_dir(cwd);
+    for assignment in &words[..at] {
+        let (key, value) = assignment
+            .split_once('=')
+            .unwrap_or_else(|| panic!("`{assignment}` is not KEY=VALUE"));
+        cmd.env(key, value);
+    }
+    cmd.args(&words[at + 1..]);
+    let out = cmd.output().expect("failed to start wasmoci");
+    let filter = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .replace(&fixtures().display().to_string(), "[FIXTURES]")
+            .replace(&testdata.display().to_string(), "[TESTDATA]")
+            .replace(&cwd.display().to_string(), "[CWD]")
+    };
+    let code = out
+        .status
+        .code()
+        .map_or_else(|| format!("{}", out.status), |c| c.to_string());
+    let mut block = format!("? {code}\n--- stdout\n{}", filter(&out.stdout));
+    if !block.ends_with('\n') {
+        block.push('\n');
+    }
+    block.push_str("--- stderr\n");
+    let stderr = filter(&out.stderr);
+    block.push_str(&stderr);
+    if !stderr.is_empty() && !stderr.ends_with('\n') {
+        block.push('\n');
+    }
+    block
+}
+
+#[test]
+fn cli_cases() {
+    let bless = std::env::var_os("WASMOCI_BLESS").is_some();
+    let dir = wasmoci_testdata::root().join("cli");
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "case"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 5,
+        "the CLI cases are missing from `{}`",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        let (header, steps) = parse(&text);
+        let cwd = tempfile::tempdir().unwrap();
+        let mut rewritten = header;
+        for step in &steps {
+            let actual = run_step(&step.command, cwd.path());
+            // Blank lines between steps are layout, not output.
+            if step.expected.trim_end() != actual.trim_end() {
+                failures.push(format!(
+                    "{}: `$ {}`\n--- expected\n{}--- actual\n{}",
+                    file.file_name().unwrap().to_string_lossy(),
+                    step.command,
+                    step.expected,
+                    actual
+                ));
+            }
+            rewritten.push_str(&format!("$ {}\n{actual}\n", step.command));
+        }
+        if bless {
+            fs::write(&file, rewritten.trim_end().to_owned() + "\n").unwrap();
+        }
+    }
+    if !bless {
+        assert!(
+            failures.is_empty(),
+            "{} step(s) differ (WASMOCI_BLESS=1 to accept):\n\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The one integration-test binary of the CLI crate (linking is slow; keep it one).
+//!
+//! - `cases`: every `testdata/cli/*.case` file: commands and their expected exit code,
+//!   stdout and stderr side by side. `WASMOCI_BLESS=1` rewrites them.
+//! - `build`: reproducibility, atomicity and interop with real tools (skopeo).
+//! - `workspace`: the dependency rules of ARCHITECTURE.md.
+
+#![allow(clippy::print_stderr, reason = "tests say what they skip")]
+
+mod build;
+mod cases;
+mod support;
+mod workspace;

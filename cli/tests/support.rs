@@ -1,0 +1,53 @@
+//! Shared helpers: the fixtures, the binary, and "a real part is missing" handling.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The fixtures, built once per test run (see `wasmoci_testdata::build_fixtures`).
+pub(crate) fn fixtures() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+        wasmoci_testdata::build_fixtures(&dir).to_owned()
+    })
+}
+
+/// `wasmoci` with a private home and a fixed build time.
+pub(crate) fn wasmoci(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmoci"));
+    cmd.env("WASMOCI_HOME", home)
+        .env("SOURCE_DATE_EPOCH", "0")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// Runs and insists on success.
+pub(crate) fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("failed to start wasmoci");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Whether an external tool is installed. When it is not: under `CI=true` the test
+/// fails (a CI machine must have it: `.ci/install` puts it there); elsewhere it is
+/// skipped with a message.
+pub(crate) fn require_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("`{name}` is not installed, and CI=true: run `.ci/install`");
+        }
+        eprintln!("skipping: `{name}` is not installed (run `.ci/install`)");
+    }
+    found
+}
