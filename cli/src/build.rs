@@ -12,7 +12,7 @@ use wasm_metadata::{
     Version,
 };
 use wasmoci_spec::{WasmError, WasmKind, annotations, validate_wasm};
-use wasmparser::{Parser, Payload, WasmFeatures};
+use wasmparser::{Chunk, Parser, Payload, WasmFeatures};
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::Resolve;
 
@@ -208,11 +208,23 @@ struct ModuleFacts {
     has_component_type: bool,
 }
 
+/// Reads the sections that matter and skips the code section: the module is validated
+/// later, by the encoder or by `validate_wasm`, so this pass stays cheap.
 fn module_facts(bytes: &[u8]) -> ModuleFacts {
     let mut facts = ModuleFacts::default();
-    for payload in Parser::new(0).parse_all(bytes) {
-        let Ok(payload) = payload else { break };
+    let mut parser = Parser::new(0);
+    let mut rest = bytes;
+    loop {
+        let Ok(Chunk::Parsed { consumed, payload }) = parser.parse(rest, true) else {
+            break;
+        };
+        rest = &rest[consumed..];
         match payload {
+            Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                rest = &rest[size as usize..];
+            }
+            Payload::End(_) => break,
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports().flatten() {
                     if import.module == WASIP1_MODULE {

@@ -207,7 +207,8 @@ impl Layout {
     }
 
     /// Stores an artifact and tags it, as one transaction: the blobs (layers, config,
-    /// manifest) are written first, each checked against its descriptor, then the index
+    /// manifest) are written first, each checked against its descriptor's size (the
+    /// descriptors come from `Descriptor::for_bytes` over the same bytes), then the index
     /// is replaced. If anything fails, the blobs this call added are removed again.
     /// `blobs` holds the content of every descriptor of the manifest (config and layers).
     pub fn store(
@@ -227,11 +228,11 @@ impl Layout {
         let mut added = Vec::new();
         let result = (|| {
             for (descriptor, bytes) in blobs {
-                if self.put_blob(bytes, Some(descriptor))? {
+                if self.put_blob(bytes, descriptor)? {
                     added.push(self.blob_path(&descriptor.digest));
                 }
             }
-            if self.put_blob(manifest_bytes, Some(&manifest))? {
+            if self.put_blob(manifest_bytes, &manifest)? {
                 added.push(self.blob_path(&manifest.digest));
             }
             if let Some(tag) = tag {
@@ -306,8 +307,25 @@ impl Layout {
         Ok((digest, size, true))
     }
 
-    fn put_blob(&self, bytes: &[u8], expected: Option<&Descriptor>) -> Result<bool> {
-        Ok(self.put_blob_from(bytes, expected)?.2)
+    /// Writes in-memory content whose descriptor the caller computed from these very bytes
+    /// (`Descriptor::for_bytes`), so it is not hashed a second time; the size is checked.
+    fn put_blob(&self, bytes: &[u8], descriptor: &Descriptor) -> Result<bool> {
+        if descriptor.size != bytes.len() as u64 {
+            return Err(Error::ContentMismatch {
+                expected: descriptor.digest,
+                actual: Digest::of(bytes),
+                size: bytes.len() as u64,
+            });
+        }
+        debug_assert_eq!(Digest::of(bytes), descriptor.digest, "a descriptor lies");
+        let path = self.blob_path(&descriptor.digest);
+        if path.is_file() {
+            return Ok(false);
+        }
+        let dir = path.parent().expect("blob paths have a parent");
+        fs::create_dir_all(dir).io("create", dir)?;
+        self.write_atomically(&path, bytes)?;
+        Ok(true)
     }
 
     fn lock(&self) -> Result<File> {
