@@ -214,10 +214,7 @@ fn module_facts(bytes: &[u8]) -> ModuleFacts {
     let mut facts = ModuleFacts::default();
     let mut parser = Parser::new(0);
     let mut rest = bytes;
-    loop {
-        let Ok(Chunk::Parsed { consumed, payload }) = parser.parse(rest, true) else {
-            break;
-        };
+    while let Ok(Chunk::Parsed { consumed, payload }) = parser.parse(rest, true) {
         rest = &rest[consumed..];
         match payload {
             Payload::CodeSectionStart { size, .. } => {
