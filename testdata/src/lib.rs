@@ -139,6 +139,8 @@ pub fn p1_component() -> Vec<u8> {
 /// | `http-hello.wasm` | `wasi:http/incoming-handler` component |
 /// | `plug.wasm`, `socket.wasm` | a pair to compose |
 /// | `invalid-body.wasm`, `bad-magic.wasm`, `truncated.wasm` | broken binaries |
+/// | `exit3.wasm`, `trap.wasm`, `loop.wasm`, `membomb.wasm`, `cat.wasm` | wasip1 commands that exit 3, trap, never end, grow memory without end, print a granted file |
+/// | `connect.wasm` | a component that opens a TCP connection to 127.0.0.1:argv[1] |
 /// | `wit/` | `fixtures.wit` with its WASI `deps/`, for `--wit` |
 /// | `layouts/<case>/` | every `spec/<case>` as an OCI layout tagged `<case>` |
 /// | `broken/` | a layout with a corrupt blob, one with a bad `index.json`, a non-layout |
@@ -146,22 +148,29 @@ pub fn build_fixtures(dir: &Path) -> &Path {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let hello = component("hello", "hello");
-        let mut files: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         files.insert(
-            "hello-p1.wat",
+            "hello-p1.wat".into(),
             fs::read(root().join("wat/hello-p1.wat")).unwrap(),
         );
-        files.insert("hello-p1.wasm", core("hello-p1"));
-        files.insert("hello-p1.component.wasm", p1_component());
-        files.insert("truncated.wasm", hello[..hello.len() / 2].to_vec());
-        files.insert("hello.wasm", hello);
-        files.insert("hello-core.wasm", core("hello"));
-        files.insert("hello-embedded.wasm", embedded("hello", "hello"));
-        files.insert("http-hello.wasm", component("http-hello", "http-hello"));
-        files.insert("plug.wasm", component("plug", "plug"));
-        files.insert("socket.wasm", component("socket", "socket"));
-        files.insert("invalid-body.wasm", core("invalid-body"));
-        files.insert("bad-magic.wasm", b"\0asx\x01\0\0\0".to_vec());
+        files.insert("hello-p1.wasm".into(), core("hello-p1"));
+        files.insert("hello-p1.component.wasm".into(), p1_component());
+        files.insert("truncated.wasm".into(), hello[..hello.len() / 2].to_vec());
+        files.insert("hello.wasm".into(), hello);
+        files.insert("hello-core.wasm".into(), core("hello"));
+        files.insert("hello-embedded.wasm".into(), embedded("hello", "hello"));
+        files.insert(
+            "http-hello.wasm".into(),
+            component("http-hello", "http-hello"),
+        );
+        files.insert("plug.wasm".into(), component("plug", "plug"));
+        files.insert("socket.wasm".into(), component("socket", "socket"));
+        files.insert("invalid-body.wasm".into(), core("invalid-body"));
+        files.insert("connect.wasm".into(), component("connect", "connect"));
+        for name in ["exit3", "trap", "loop", "membomb", "cat"] {
+            files.insert(format!("{name}.wasm"), core(name));
+        }
+        files.insert("bad-magic.wasm".into(), b"\0asx\x01\0\0\0".to_vec());
         for (name, bytes) in &files {
             write_atomically(&dir.join(name), bytes);
         }

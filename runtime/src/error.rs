@@ -1,0 +1,73 @@
+use std::path::PathBuf;
+
+/// What can go wrong before or around running a guest (a guest's own failure is a
+/// [`crate::run::Exit`], not an error).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// wasmtime refused the engine configuration.
+    #[error("failed to configure the wasmtime engine: {0}")]
+    Engine(String),
+    /// The bytes do not compile.
+    #[error("failed to compile `{name}`: {reason}")]
+    Compile {
+        /// The artifact.
+        name: String,
+        /// What wasmtime said.
+        reason: String,
+    },
+    /// The program cannot be linked or instantiated (an import the host does not provide).
+    #[error("failed to instantiate `{name}`: {reason}")]
+    Instantiate {
+        /// The artifact.
+        name: String,
+        /// What wasmtime said.
+        reason: String,
+    },
+    /// The program has no entry point this runtime knows.
+    #[error("`{name}` has nothing to run: {reason}")]
+    NoEntryPoint {
+        /// The artifact.
+        name: String,
+        /// What it exports instead.
+        reason: String,
+    },
+    /// A directory grant that cannot be opened.
+    #[error("failed to open `{}` for the guest: {reason}", path.display())]
+    Preopen {
+        /// The host directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A file-system operation of the cache or the server.
+    #[error("failed to {action} `{}`", path.display())]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP server could not start.
+    #[error("failed to listen on `{addr}`")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn wasmtime_message(e: &wasmtime::Error) -> String {
+    format!("{e:?}")
+        .trim()
+        .replace("\n\nCaused by:\n    ", ": ")
+        .replace('\n', " ")
+}

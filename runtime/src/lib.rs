@@ -1,0 +1,27 @@
+//! The wasmoci engine: runs WebAssembly components and wasip1 modules with wasmtime 48,
+//! inside limits the caller sets.
+//!
+//! - [`engine::build_engine`] is the **one** place a `wasmtime::Config` is made (Cranelift,
+//!   component model, pooling allocator when the host allows it, epoch interruption): every
+//!   path, precompilation included, goes through it, so compiled artifacts and behaviour
+//!   never diverge.
+//! - [`cache::CompileCache`] keeps compiled artifacts keyed by (content digest, engine
+//!   compatibility hash), written atomically, checked against their own digest and loaded with
+//!   `deserialize_file` (mmap); a corrupt, truncated or mismatched entry is recompiled.
+//! - [`run::run_command`] runs `wasi:cli/run` components and wasip1 `_start` modules;
+//!   [`serve::serve`] serves `wasi:http/incoming-handler` components over HTTP/1.1, one
+//!   instance per request.
+//! - [`sandbox::Sandbox`] is everything the guest may touch: arguments, environment,
+//!   directories, network. Nothing is granted by default. [`limits::Limits`] bounds memory and
+//!   time; each stop is reported as its own [`run::Exit`] variant.
+
+pub mod cache;
+pub mod engine;
+mod error;
+pub mod limits;
+pub mod program;
+pub mod run;
+pub mod sandbox;
+pub mod serve;
+
+pub use error::{Error, Result};

@@ -1,0 +1,152 @@
+//! Memory and time limits, and the errors that report hitting them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::{ResourceLimiter, UpdateDeadline};
+
+/// What a guest may use. `None` means unlimited (up to the engine's maximum memory).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Bytes of linear memory one instance may have (each of its memories counted).
+    pub memory: Option<u64>,
+    /// Bytes of linear memory all instances sharing this budget may have together
+    /// (an HTTP server's concurrent requests, a pod's containers).
+    pub total_memory: Option<Arc<MemoryBudget>>,
+    /// Wall-clock time for a command, or for one HTTP request.
+    pub timeout: Option<Duration>,
+    /// Fuel units (needs an engine built with `fuel`).
+    pub fuel: Option<u64>,
+}
+
+/// Memory shared by several instances.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Arc<Self> {
+        Arc::new(MemoryBudget {
+            limit,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes in use now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn reserve(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: u64) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// The guest tried to grow its memory past a limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("memory limit exceeded: the guest asked for {requested} bytes, the limit is {limit} bytes{}", if *.shared { " (shared)" } else { "" })]
+pub struct MemoryLimitExceeded {
+    /// The limit.
+    pub limit: u64,
+    /// What the guest asked for.
+    pub requested: u64,
+    /// Whether it was the shared budget.
+    pub shared: bool,
+}
+
+/// The guest ran past its deadline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("time limit exceeded: stopped after {0:?}")]
+pub struct TimeLimitExceeded(pub Duration);
+
+/// The `ResourceLimiter` of one store.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    memory: Option<u64>,
+    budget: Option<Arc<MemoryBudget>>,
+    reserved: u64,
+}
+
+impl Limiter {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        Limiter {
+            memory: limits.memory,
+            budget: limits.total_memory.clone(),
+            reserved: 0,
+        }
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.reserved);
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let (current, desired) = (current as u64, desired as u64);
+        if let Some(limit) = self.memory
+            && desired > limit
+        {
+            return Err(MemoryLimitExceeded {
+                limit,
+                requested: desired,
+                shared: false,
+            }
+            .into());
+        }
+        if let Some(budget) = &self.budget {
+            let more = desired.saturating_sub(current);
+            if !budget.reserve(more) {
+                return Err(MemoryLimitExceeded {
+                    limit: budget.limit,
+                    requested: budget.used() + more,
+                    shared: true,
+                }
+                .into());
+            }
+            self.reserved += more;
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 10_000_000)
+    }
+}
+
+/// Sets a store's epoch deadline: yield to the executor every tick (so one guest never
+/// starves others) and stop with [`TimeLimitExceeded`] once `timeout` has passed.
+pub(crate) fn set_deadline<T: Send>(store: &mut wasmtime::Store<T>, timeout: Option<Duration>) {
+    let started = Instant::now();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| match timeout {
+        Some(limit) if started.elapsed() >= limit => Err(TimeLimitExceeded(limit).into()),
+        _ => Ok(UpdateDeadline::Yield(1)),
+    });
+}

@@ -1,0 +1,5 @@
+;; A wasip1 command that never ends.
+(module
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (loop $forever (br $forever))))
