@@ -22,3 +22,8 @@ pub fn home() -> Option<PathBuf> {
 pub fn store_dir() -> Option<PathBuf> {
     home().map(|h| h.join("store"))
 }
+
+/// Compiled artifacts: `<home>/cache/compiled`.
+pub fn compile_cache_dir() -> Option<PathBuf> {
+    home().map(|h| h.join("cache").join("compiled"))
+}

@@ -7,3 +7,4 @@ pub mod env;
 pub mod policy;
 pub mod project;
 pub mod reference;
+pub mod units;

@@ -11,9 +11,10 @@ const EXIT_CODES: &str = "\
 Exit status:
   0  success
   1  the artifact was checked and has problems (validation or policy)
-  2  usage error, or something failed (I/O, a missing file or tag, a build error)";
+  2  usage error, or something failed (I/O, a missing file or tag, a build error)
+  `run` exits with the guest's own status (see `wasmoci run --help`)";
 
-/// Build, validate, inspect and store WebAssembly components as OCI artifacts
+/// Build, validate, inspect, store and run WebAssembly components as OCI artifacts
 /// (the CNCF Wasm OCI artifact layout).
 #[derive(Debug, Parser)]
 #[command(name = "wasmoci", version, after_help = EXIT_CODES, max_term_width = 100)]
@@ -27,6 +28,9 @@ enum Command {
     Build(commands::build::BuildArgs),
     Validate(commands::validate::ValidateArgs),
     Inspect(commands::inspect::InspectArgs),
+    Run(commands::run::RunArgs),
+    Serve(commands::run::ServeArgs),
+    Compile(commands::run::CompileArgs),
 }
 
 /// What a command found, as an exit status.
@@ -38,16 +42,27 @@ pub(crate) enum Outcome {
     Problems,
 }
 
+impl Outcome {
+    fn code(self) -> ExitCode {
+        match self {
+            Outcome::Ok => ExitCode::SUCCESS,
+            Outcome::Problems => ExitCode::from(1),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => commands::build::run(args),
-        Command::Validate(args) => commands::validate::run(args),
-        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Build(args) => commands::build::run(args).map(Outcome::code),
+        Command::Validate(args) => commands::validate::run(args).map(Outcome::code),
+        Command::Inspect(args) => commands::inspect::run(args).map(Outcome::code),
+        Command::Run(args) => commands::run::run(args),
+        Command::Serve(args) => commands::run::serve_command(args),
+        Command::Compile(args) => commands::run::compile_command(args),
     };
     match result {
-        Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::Problems) => ExitCode::from(1),
+        Ok(code) => code,
         Err(e) => {
             output::error(&e);
             ExitCode::from(2)

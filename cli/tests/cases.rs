@@ -68,10 +68,11 @@ fn run_step(command: &str, cwd: &Path) -> String {
     cmd.args(&words[at + 1..]);
     let out = cmd.output().expect("failed to start wasmoci");
     let filter = |bytes: &[u8]| {
-        String::from_utf8_lossy(bytes)
+        let text = String::from_utf8_lossy(bytes)
             .replace(&fixtures().display().to_string(), "[FIXTURES]")
             .replace(&testdata.display().to_string(), "[TESTDATA]")
-            .replace(&cwd.display().to_string(), "[CWD]")
+            .replace(&cwd.display().to_string(), "[CWD]");
+        engine_keys(&text)
     };
     let code = out
         .status
@@ -88,6 +89,28 @@ fn run_step(command: &str, cwd: &Path) -> String {
         block.push('\n');
     }
     block
+}
+
+/// The compile cache directory is named after the engine's compatibility hash, which
+/// depends on the host CPU: `compiled/<16 hex>/` reads `compiled/[ENGINE]/`.
+fn engine_keys(text: &str) -> String {
+    const MARK: &str = "/compiled/";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let (before, after) = rest.split_at(at + MARK.len());
+        out.push_str(before);
+        let key = &after[..after.len().min(17)];
+        if key.len() == 17 && key.ends_with('/') && key[..16].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            out.push_str("[ENGINE]/");
+            rest = &after[17..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[test]

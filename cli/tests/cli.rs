@@ -3,11 +3,13 @@
 //! - `cases`: every `testdata/cli/*.case` file: commands and their expected exit code,
 //!   stdout and stderr side by side. `WASMOCI_BLESS=1` rewrites them.
 //! - `build`: reproducibility, atomicity and interop with real tools (skopeo).
+//! - `serve`: `wasmoci serve` as a process, over real HTTP on loopback.
 //! - `workspace`: the dependency rules of ARCHITECTURE.md.
 
 #![allow(clippy::print_stderr, reason = "tests say what they skip")]
 
 mod build;
 mod cases;
+mod serve;
 mod support;
 mod workspace;

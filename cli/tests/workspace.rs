@@ -32,7 +32,7 @@ fn normal_dependencies(package: &str) -> Vec<String> {
 }
 
 #[test]
-fn spec_stays_pure_and_registry_stays_headless() {
+fn spec_stays_pure_and_the_libraries_stay_headless() {
     let spec = normal_dependencies("wasmoci-spec");
     assert!(
         spec.iter().any(|p| p == "wasmparser"),
@@ -50,6 +50,17 @@ fn spec_stays_pure_and_registry_stays_headless() {
         assert!(
             !spec.iter().any(|p| p == banned),
             "wasmoci-spec depends on `{banned}`"
+        );
+    }
+    let runtime = normal_dependencies("wasmoci-runtime");
+    assert!(
+        runtime.iter().any(|p| p == "wasmtime"),
+        "unexpected tree: {runtime:?}"
+    );
+    for banned in ["clap", "indicatif", "wasmoci-cli"] {
+        assert!(
+            !runtime.iter().any(|p| p == banned),
+            "wasmoci-runtime depends on `{banned}`"
         );
     }
     let registry = normal_dependencies("wasmoci-registry");

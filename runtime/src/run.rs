@@ -63,7 +63,7 @@ pub enum Exit {
     Code(i32),
     /// It trapped.
     Trap {
-        /// The trap, e.g. `wasm trap: wasm 'unreachable' instruction executed`.
+        /// The trap, e.g. "wasm trap: wasm `unreachable` instruction executed".
         message: String,
         /// The wasm backtrace, when wasmtime recorded one.
         backtrace: Option<String>,
@@ -120,7 +120,7 @@ pub(crate) fn classify(error: &wasmtime::Error) -> Option<Exit> {
             return Some(Exit::OutOfFuel);
         }
         return Some(Exit::Trap {
-            message: format!("wasm trap: {trap}"),
+            message: trap.to_string(),
             backtrace: error
                 .downcast_ref::<WasmBacktrace>()
                 .map(|bt| format!("{bt}").trim_end().to_owned()),

@@ -2,6 +2,7 @@
 
 pub(crate) mod build;
 pub(crate) mod inspect;
+pub(crate) mod run;
 pub(crate) mod validate;
 
 use std::path::PathBuf;
