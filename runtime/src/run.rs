@@ -225,7 +225,29 @@ fn instantiate_error(name: &str, e: &wasmtime::Error) -> Error {
 }
 
 /// Runs a command to completion and reports how it stopped.
+///
+/// The time limit holds while the guest waits in a host call too (a sleep, a blocking
+/// read): the epoch deadline stops running wasm, and the whole call is cancelled when the
+/// limit passes.
 pub async fn run_command(
+    engine: &WasmEngine,
+    program: &Program,
+    name: &str,
+    sandbox: &Sandbox,
+    limits: &Limits,
+    stdio: Stdio,
+) -> Result<Exit> {
+    let run = run_to_end(engine, program, name, sandbox, limits, stdio);
+    match limits.timeout {
+        Some(limit) => match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => Ok(Exit::Timeout(limit)),
+        },
+        None => run.await,
+    }
+}
+
+async fn run_to_end(
     engine: &WasmEngine,
     program: &Program,
     name: &str,

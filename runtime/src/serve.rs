@@ -261,7 +261,18 @@ async fn run_guest(
             .call_handle(&mut store, incoming, outparam)
             .await
     });
-    match receiver.await {
+    // The time limit holds while the guest waits in a host call too.
+    let receiver = match options.limits.timeout {
+        Some(limit) => match tokio::time::timeout(limit, receiver).await {
+            Ok(received) => received,
+            Err(_) => {
+                task.abort();
+                return Err((504, Exit::Timeout(limit).describe().unwrap_or_default()));
+            }
+        },
+        None => receiver.await,
+    };
+    match receiver {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(code)) => Err((500, format!("the guest answered with an error: {code:?}"))),
         Err(_) => {

@@ -321,3 +321,71 @@ async fn a_corrupt_cache_entry_is_recompiled_not_run() {
     assert!(matches!(load().1, CacheOutcome::Replaced(_)));
     assert_eq!(load().1, CacheOutcome::Hit);
 }
+
+async fn start_server(
+    fixture: &str,
+    options: ServeOptions,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<wasmoci_runtime::Result<wasmoci_runtime::serve::ServeReport>>,
+) {
+    let Program::Component(component) = program(fixture) else {
+        panic!("a component");
+    };
+    let handler = prepare(engine(), &component, fixture).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(handler, "slow", listener, options, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let (addr, stop, server) = start_server("http-slow.wasm", ServeOptions::default()).await;
+    let in_flight = tokio::spawn(get(addr));
+    // The guest sleeps 300 ms; stop the server while it does.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let response = in_flight.await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("hello after a nap"), "{response}");
+    let report = server.await.unwrap().unwrap();
+    assert_eq!((report.requests, report.failures), (1, 0));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the server still accepts connections after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_request_hits_the_per_request_timeout() {
+    let options = ServeOptions {
+        limits: Limits {
+            timeout: Some(Duration::from_millis(50)),
+            ..Limits::default()
+        },
+        ..ServeOptions::default()
+    };
+    let (addr, stop, server) = start_server("http-slow.wasm", options).await;
+    let response = get(addr).await;
+    assert!(response.starts_with("HTTP/1.1 504"), "{response}");
+    assert!(response.contains("time limit of 50ms"), "{response}");
+    stop.send(()).unwrap();
+    let report = server.await.unwrap().unwrap();
+    assert_eq!((report.requests, report.failures), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_time_limit_holds_while_the_guest_waits_in_a_host_call() {
+    // The guest sleeps 10 s in `poll_oneoff`, where no epoch check runs.
+    let limits = Limits {
+        timeout: Some(Duration::from_millis(100)),
+        ..Limits::default()
+    };
+    let ran = run("sleep.wasm", Sandbox::default(), limits).await;
+    assert_eq!(ran.exit, Exit::Timeout(Duration::from_millis(100)));
+}

@@ -139,7 +139,8 @@ pub fn p1_component() -> Vec<u8> {
 /// | `http-hello.wasm` | `wasi:http/incoming-handler` component |
 /// | `plug.wasm`, `socket.wasm` | a pair to compose |
 /// | `invalid-body.wasm`, `bad-magic.wasm`, `truncated.wasm` | broken binaries |
-/// | `exit3.wasm`, `trap.wasm`, `loop.wasm`, `membomb.wasm`, `cat.wasm` | wasip1 commands that exit 3, trap, never end, grow memory without end, print a granted file |
+/// | `exit3.wasm`, `trap.wasm`, `loop.wasm`, `membomb.wasm`, `cat.wasm`, `sleep.wasm` | wasip1 commands that exit 3, trap, never end, grow memory without end, print a granted file, sleep 10 s in a host call |
+/// | `http-slow.wasm` | an HTTP handler that sleeps 300 ms before answering |
 /// | `connect.wasm` | a component that opens a TCP connection to 127.0.0.1:argv[1] |
 /// | `wit/` | `fixtures.wit` with its WASI `deps/`, for `--wit` |
 /// | `layouts/<case>/` | every `spec/<case>` as an OCI layout tagged `<case>` |
@@ -167,7 +168,8 @@ pub fn build_fixtures(dir: &Path) -> &Path {
         files.insert("socket.wasm".into(), component("socket", "socket"));
         files.insert("invalid-body.wasm".into(), core("invalid-body"));
         files.insert("connect.wasm".into(), component("connect", "connect"));
-        for name in ["exit3", "trap", "loop", "membomb", "cat"] {
+        files.insert("http-slow.wasm".into(), component("http-slow", "http-slow"));
+        for name in ["exit3", "trap", "loop", "membomb", "cat", "sleep"] {
             files.insert(format!("{name}.wasm"), core(name));
         }
         files.insert("bad-magic.wasm".into(), b"\0asx\x01\0\0\0".to_vec());
