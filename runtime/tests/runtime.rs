@@ -81,6 +81,15 @@ async fn a_chosen_exit_code_propagates() {
     let ran = run("exit3.wasm", Sandbox::default(), Limits::default()).await;
     assert_eq!(ran.exit, Exit::Code(3));
     assert_eq!(ran.exit.status(), 3);
+    // Adapted, `proc_exit(3)` becomes `wasi:cli/exit.exit(err)`: WASI 0.2 carries only
+    // success or failure, so the component exits 1.
+    let ran = run(
+        "exit3.component.wasm",
+        Sandbox::default(),
+        Limits::default(),
+    )
+    .await;
+    assert_eq!(ran.exit, Exit::Code(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -113,9 +113,14 @@ pub fn component(name: &str, world: &str) -> Vec<u8> {
 
 /// The wasip1 hello command, adapted into a component.
 pub fn p1_component() -> Vec<u8> {
+    adapted("hello-p1")
+}
+
+/// `wat/<name>.wat`, a wasip1 command, adapted into a component.
+pub fn adapted(name: &str) -> Vec<u8> {
     ComponentEncoder::default()
         .validate(true)
-        .module(&core("hello-p1"))
+        .module(&core(name))
         .and_then(|e| {
             e.adapter(
                 "wasi_snapshot_preview1",
@@ -123,7 +128,7 @@ pub fn p1_component() -> Vec<u8> {
             )
         })
         .and_then(|e| e.encode())
-        .expect("failed to adapt hello-p1")
+        .unwrap_or_else(|e| panic!("failed to adapt `{name}`: {e:#}"))
 }
 
 /// Builds every fixture into `dir` (idempotent; each file is written atomically, so
@@ -140,6 +145,7 @@ pub fn p1_component() -> Vec<u8> {
 /// | `plug.wasm`, `socket.wasm` | a pair to compose |
 /// | `invalid-body.wasm`, `bad-magic.wasm`, `truncated.wasm` | broken binaries |
 /// | `exit3.wasm`, `trap.wasm`, `loop.wasm`, `membomb.wasm`, `cat.wasm`, `sleep.wasm` | wasip1 commands that exit 3, trap, never end, grow memory without end, print a granted file, sleep 10 s in a host call |
+/// | `exit3.component.wasm` | `exit3` adapted: exits through `wasi:cli/exit` |
 /// | `http-slow.wasm` | an HTTP handler that sleeps 300 ms before answering |
 /// | `connect.wasm` | a component that opens a TCP connection to 127.0.0.1:argv[1] |
 /// | `wit/` | `fixtures.wit` with its WASI `deps/`, for `--wit` |
@@ -169,6 +175,7 @@ pub fn build_fixtures(dir: &Path) -> &Path {
         files.insert("invalid-body.wasm".into(), core("invalid-body"));
         files.insert("connect.wasm".into(), component("connect", "connect"));
         files.insert("http-slow.wasm".into(), component("http-slow", "http-slow"));
+        files.insert("exit3.component.wasm".into(), adapted("exit3"));
         for name in ["exit3", "trap", "loop", "membomb", "cat", "sleep"] {
             files.insert(format!("{name}.wasm"), core(name));
         }
