@@ -219,7 +219,11 @@ fn module_facts(bytes: &[u8]) -> ModuleFacts {
         match payload {
             Payload::CodeSectionStart { size, .. } => {
                 parser.skip_section();
-                rest = &rest[size as usize..];
+                // A truncated module: stop here, validation reports it with its offset.
+                let Some(after) = rest.get(size as usize..) else {
+                    break;
+                };
+                rest = after;
             }
             Payload::End(_) => break,
             Payload::ImportSection(reader) => {

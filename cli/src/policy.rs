@@ -54,14 +54,14 @@ impl ImportPolicy {
             if let Some(i) = self.deny.matches(import).first() {
                 out.push(Refusal {
                     import: import.to_owned(),
-                    reason: format!("matches `--deny-import {}`", self.deny_patterns[*i]),
+                    reason: format!("matches the deny pattern `{}`", self.deny_patterns[*i]),
                 });
             } else if let Some(allow) = &self.allow
                 && !allow.is_match(import)
             {
                 out.push(Refusal {
                     import: import.to_owned(),
-                    reason: "matches no `--allow-import` pattern".into(),
+                    reason: "matches no allow pattern".into(),
                 });
             }
         }
@@ -104,11 +104,11 @@ mod tests {
             [
                 Refusal {
                     import: "wasi:sockets/tcp@0.2.0".into(),
-                    reason: "matches `--deny-import wasi:sockets/*`".into()
+                    reason: "matches the deny pattern `wasi:sockets/*`".into()
                 },
                 Refusal {
                     import: "acme:db/query@1.0.0".into(),
-                    reason: "matches no `--allow-import` pattern".into()
+                    reason: "matches no allow pattern".into()
                 }
             ]
         );

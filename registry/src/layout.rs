@@ -255,8 +255,14 @@ impl Layout {
                 for path in added {
                     let _ = fs::remove_file(path);
                 }
-                for path in fresh {
+                for path in &fresh {
                     let _ = fs::remove_file(path);
+                }
+                if !fresh.is_empty() {
+                    // A layout this call created goes away whole, so the directory can be
+                    // used again (only empty directories are removed).
+                    let _ = fs::remove_dir(self.root.join("blobs").join("sha256"));
+                    let _ = fs::remove_dir(self.root.join("blobs"));
                 }
                 Err(e)
             }
@@ -307,8 +313,7 @@ impl Layout {
         Ok((digest, size, true))
     }
 
-    /// Writes in-memory content whose descriptor the caller computed from these very bytes
-    /// (`Descriptor::for_bytes`), so it is not hashed a second time; the size is checked.
+    /// Writes in-memory content after checking it against its descriptor.
     fn put_blob(&self, bytes: &[u8], descriptor: &Descriptor) -> Result<bool> {
         if descriptor.size != bytes.len() as u64 {
             return Err(Error::ContentMismatch {
@@ -317,7 +322,14 @@ impl Layout {
                 size: bytes.len() as u64,
             });
         }
-        debug_assert_eq!(Digest::of(bytes), descriptor.digest, "a descriptor lies");
+        let actual = Digest::of(bytes);
+        if actual != descriptor.digest {
+            return Err(Error::ContentMismatch {
+                expected: descriptor.digest,
+                actual,
+                size: bytes.len() as u64,
+            });
+        }
         let path = self.blob_path(&descriptor.digest);
         if path.is_file() {
             return Ok(false);
@@ -496,6 +508,17 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::ContentMismatch { .. }), "{err}");
         assert_eq!(snapshot(dir.path()), before);
+
+        // A first store that fails leaves an empty directory, usable again.
+        let fresh = tempfile::tempdir().unwrap();
+        let layout = Layout::at(fresh.path());
+        let lying = Descriptor {
+            digest: Digest::of(b"other"),
+            ..descriptor(layer)
+        };
+        assert!(layout.store(b"{}", &[(&lying, layer)], Some("a")).is_err());
+        assert_eq!(fs::read_dir(fresh.path()).unwrap().count(), 0);
+        layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
     }
 
     #[test]

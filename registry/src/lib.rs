@@ -8,10 +8,15 @@
 //! what it added and leaves the layout as it was. Every read checks the blob against
 //! its digest.
 //!
-//! The network client (push, pull, auth) arrives in its own module.
+//! [`client`] talks to OCI registries: push and pull, streamed and digest-checked, with
+//! the credentials docker users already have ([`auth`]).
 
+pub mod auth;
+pub mod client;
 mod error;
 mod layout;
+pub mod reference;
 
 pub use error::{Error, Result};
 pub use layout::{Layout, LayoutRef, StoredArtifact};
+pub use reference::Reference;

@@ -147,7 +147,11 @@ pub async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
+                let Ok((stream, _peer)) = accepted else {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 let mut draining = draining.clone();
@@ -203,11 +207,16 @@ async fn handle(
         }
         Err((status, message)) => {
             state.failures.fetch_add(1, Ordering::Relaxed);
+            // The details (a trap and its backtrace) go to the operator, not the client.
             let _ = std::io::Write::write_all(
                 &mut std::io::stderr(),
                 format!("wasmoci: `{}`: {message}\n", state.name).as_bytes(),
             );
-            error_response(status, &message)
+            let public = match status {
+                504 => "the request timed out",
+                _ => "the handler failed",
+            };
+            error_response(status, public)
         }
     }
 }

@@ -37,4 +37,6 @@ pub use error::{Error, Result};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, annotations};
 pub use timestamp::Timestamp;
 pub use validate::{Violation, validate};
-pub use wasm::{WasmError, WasmKind, component_section, validate_wasm, wasm_features};
+pub use wasm::{
+    WasmError, WasmKind, component_section, module_import_names, validate_wasm, wasm_features,
+};

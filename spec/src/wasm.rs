@@ -160,6 +160,26 @@ pub fn component_section(bytes: &[u8]) -> Result<ComponentSection, Error> {
     })
 }
 
+/// The distinct module names a core module imports from (`wasi_snapshot_preview1`, `env`),
+/// in order: what an import policy matches for modules.
+pub fn module_import_names(bytes: &[u8]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::ImportSection(reader)) => {
+                for import in reader.into_imports().flatten() {
+                    if !names.iter().any(|n| n == import.module) {
+                        names.push(import.module.to_owned());
+                    }
+                }
+            }
+            Ok(wasmparser::Payload::CodeSectionStart { .. }) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    names
+}
+
 fn world_id_name(resolve: &wit_parser::Resolve, world: &wit_parser::World) -> Option<String> {
     let package = &resolve.packages[world.package?];
     let name = &package.name;

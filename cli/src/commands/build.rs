@@ -154,7 +154,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<Outcome> {
         None => {
             check_name(&metadata.name).map_err(|r| {
                 anyhow::anyhow!(
-                    "cannot name the artifact after the file: {r}; pass `--tag NAME:VERSION`"
+                    "failed to name the artifact after the file: {r}; pass `--tag NAME:VERSION`"
                 )
             })?;
             let version = metadata.version.clone().unwrap_or_else(|| "latest".into());
@@ -179,9 +179,12 @@ pub(crate) fn run(args: BuildArgs) -> Result<Outcome> {
     for note in &built.notes {
         output::note(note);
     }
-    if !policy.is_empty() && built.kind == WasmKind::Component {
-        let section = wasmoci_spec::component_section(&built.wasm)?;
-        let refused = policy.check(section.imports.iter().map(String::as_str));
+    if !policy.is_empty() {
+        let imports = match built.kind {
+            WasmKind::Component => wasmoci_spec::component_section(&built.wasm)?.imports,
+            WasmKind::Module => wasmoci_spec::module_import_names(&built.wasm),
+        };
+        let refused = policy.check(imports.iter().map(String::as_str));
         if !refused.is_empty() {
             output::status(&format!(
                 "error: `{}` imports what the `[policy]` of `{PROJECT_FILE}` refuses; nothing was stored",
@@ -283,6 +286,11 @@ fn build_time() -> Result<Timestamp> {
             let seconds: i64 = text.trim().parse().with_context(|| {
                 format!("invalid `{SOURCE_DATE_EPOCH}` `{text}`: expected seconds since 1970-01-01")
             })?;
+            if !(0..=253_402_300_799).contains(&seconds) {
+                bail!(
+                    "invalid `{SOURCE_DATE_EPOCH}` `{text}`: expected a time between 1970 and 9999"
+                );
+            }
             Ok(Timestamp::from_unix_seconds(seconds)?)
         }
         Err(_) => Ok(Timestamp::from_datetime(time::OffsetDateTime::now_utc())),

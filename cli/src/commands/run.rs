@@ -33,8 +33,8 @@ pub(crate) struct RunCommon {
     /// Set an environment variable, or pass `KEY` through from this environment (repeatable)
     #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
-    /// Allow outbound sockets: to anything, or only to `IP[:PORT],…`
-    #[arg(long, value_name = "ADDRS", num_args = 0..=1, default_missing_value = "*")]
+    /// Allow outbound sockets: to anything, or with `=IP[:PORT],…` only to those
+    #[arg(long, value_name = "ADDRS", num_args = 0..=1, require_equals = true, default_missing_value = "*")]
     allow_net: Option<String>,
     /// Stop the guest after this long (per request for `serve`), e.g. `2s`, `500ms`
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -285,9 +285,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             output::status(backtrace);
         }
     }
-    Ok(ExitCode::from(
-        u8::try_from(exit.status() & 0xff).unwrap_or(1),
-    ))
+    // A status outside 0..=255 cannot be an exit code; never let it wrap to success.
+    Ok(ExitCode::from(u8::try_from(exit.status()).unwrap_or(1)))
 }
 
 fn list(names: &[String]) -> String {

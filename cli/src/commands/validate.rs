@@ -22,6 +22,8 @@ Checks:
     bytes declare them
   - `--world`: the component fits the world (like `wasm-tools component targets`)
   - import policy: `--deny-import`/`--allow-import` and `[policy]` in `wasmoci.toml`
+    (globs over `ns:pkg/iface@version` for components, over import module names such as
+    `wasi_snapshot_preview1` for core modules)
 
 Every problem is printed on stderr as `[code] path: message`; `--json` prints a report
 on stdout instead.
@@ -128,6 +130,17 @@ pub(crate) fn run(args: ValidateArgs) -> Result<Outcome> {
                     check_component(bytes, &wasm_path, &policy, world.as_ref(), &mut violations);
                 }
                 Ok(()) => {
+                    let names = wasmoci_spec::module_import_names(bytes);
+                    for refusal in policy.check(names.iter().map(String::as_str)) {
+                        violations.push(violation(
+                            "policy-import",
+                            &wasm_path,
+                            format!(
+                                "imports from `{}`, which {}",
+                                refusal.import, refusal.reason
+                            ),
+                        ));
+                    }
                     if world.is_some() {
                         violations.push(violation(
                             "world-mismatch",

@@ -1,0 +1,698 @@
+//! A small OCI distribution client for Wasm artifacts, on `ureq`: blobs stream from and
+//! to disk (never whole in memory) and are hashed once while they move; manifests are
+//! checked against their digest; Basic and Bearer (token service) auth; plain HTTP only
+//! for loopback registries or when asked.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+use wasmoci_spec::{Descriptor, Digest, HashingReader, ImageManifest, media_types};
+
+use crate::auth::{Credential, CredentialSource, Secret, credential_for};
+use crate::layout::{Layout, StoredArtifact};
+use crate::reference::Reference;
+
+/// Largest manifest we accept (the distribution spec's own limit is 4 MiB).
+const MAX_MANIFEST: u64 = 4 << 20;
+
+/// Accept header for manifests: OCI first; docker v2 and indexes so we can name them.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json;q=0.5, application/vnd.docker.distribution.manifest.v2+json;q=0.4, application/vnd.docker.distribution.manifest.list.v2+json;q=0.3";
+
+/// What can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The manifest or blob is not there.
+    #[error("`{reference}` not found: {what}")]
+    NotFound {
+        /// What we asked for.
+        reference: String,
+        /// Which part.
+        what: String,
+    },
+    /// Authenticated, but not allowed.
+    #[error("access to `{reference}` denied with {source_of}")]
+    Denied {
+        /// What we asked for.
+        reference: String,
+        /// Where the credentials came from.
+        source_of: CredentialSource,
+    },
+    /// The registry wants credentials we do not have or it does not accept.
+    #[error("unauthorized for `{reference}` with {source_of}: {detail}")]
+    Unauthorized {
+        /// What we asked for.
+        reference: String,
+        /// Where the credentials came from.
+        source_of: CredentialSource,
+        /// What the registry said.
+        detail: String,
+    },
+    /// 429.
+    #[error("`{registry}` is rate-limiting us{}", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+    RateLimited {
+        /// The registry.
+        registry: String,
+        /// `Retry-After`, in seconds.
+        retry_after: Option<u64>,
+    },
+    /// No connection.
+    #[error("failed to reach `{registry}`: {reason}")]
+    Unreachable {
+        /// The registry.
+        registry: String,
+        /// Why.
+        reason: String,
+    },
+    /// TLS failed.
+    #[error(
+        "failed to set up TLS with `{registry}`: {reason} (for a registry without TLS, pass `--plain-http`)"
+    )]
+    Tls {
+        /// The registry.
+        registry: String,
+        /// Why.
+        reason: String,
+    },
+    /// Anything else the registry answered.
+    #[error("failed to {action} `{reference}`: the registry answered {status}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    Status {
+        /// What we were doing.
+        action: &'static str,
+        /// On what.
+        reference: String,
+        /// HTTP status.
+        status: u16,
+        /// The OCI error message, when there is one.
+        detail: String,
+    },
+    /// Content that does not match its digest.
+    #[error("`{reference}`: content for `{expected}` hashes to `{actual}`; nothing was kept")]
+    DigestMismatch {
+        /// What we asked for.
+        reference: String,
+        /// The digest asked for.
+        expected: Digest,
+        /// What we received.
+        actual: Digest,
+    },
+    /// A manifest we cannot use.
+    #[error("`{reference}` is not a Wasm artifact we can read: {reason}")]
+    Unsupported {
+        /// What we asked for.
+        reference: String,
+        /// Why (the media types found).
+        reason: String,
+    },
+    /// The local side of a transfer.
+    #[error(transparent)]
+    Layout(#[from] crate::Error),
+    /// A file read during an upload.
+    #[error("failed to read `{}` to upload it", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How to talk to registries.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Plain HTTP for every registry (loopback registries use it anyway).
+    pub plain_http: bool,
+    /// Credentials from the command line (user name, password).
+    pub credential: Option<(String, Secret)>,
+}
+
+/// A registry client.
+pub struct Client {
+    agent: ureq::Agent,
+    options: ClientOptions,
+    /// `Authorization` header values by `registry|repository`.
+    authorizations: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// The manifest digest the registry stored.
+    pub digest: Option<Digest>,
+    /// Blobs uploaded, and their bytes.
+    pub uploaded: Vec<(Digest, u64)>,
+    /// Blobs the registry already had.
+    pub skipped: Vec<(Digest, u64)>,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct PullReport {
+    /// The manifest descriptor stored in the layout.
+    pub manifest: Descriptor,
+    /// Blobs downloaded, and their bytes.
+    pub downloaded: Vec<(Digest, u64)>,
+    /// Blobs the layout already had.
+    pub reused: Vec<(Digest, u64)>,
+}
+
+type Response = ureq::http::Response<ureq::Body>;
+
+impl Client {
+    /// A client.
+    pub fn new(options: ClientOptions) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .max_redirects(5)
+            .user_agent(concat!("wasmoci/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client {
+            agent: config.into(),
+            options,
+            authorizations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn base(&self, r: &Reference) -> String {
+        let scheme = if self.options.plain_http || r.is_loopback() {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}/v2/{}", r.registry, r.repository)
+    }
+
+    fn credential(&self, r: &Reference) -> (Credential, CredentialSource) {
+        credential_for(&r.registry, self.options.credential.clone())
+    }
+
+    /// Sends `attempt` with the cached authorization, and once more with a fresh one
+    /// after a 401 challenge.
+    fn send(
+        &self,
+        r: &Reference,
+        actions: &str,
+        attempt: &mut dyn FnMut(Option<&str>) -> Result<Response, ureq::Error>,
+    ) -> Result<Response, RegistryError> {
+        let key = format!("{}|{}|{actions}", r.registry, r.repository);
+        let cached = self
+            .authorizations
+            .lock()
+            .expect("not poisoned")
+            .get(&key)
+            .cloned();
+        let response = attempt(cached.as_deref()).map_err(|e| self.transport(r, e))?;
+        if response.status() != 401 {
+            return Ok(response);
+        }
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let (credential, source) = self.credential(r);
+        let header = self.authorize(r, actions, &challenge, &credential, &source)?;
+        let response = attempt(Some(&header)).map_err(|e| self.transport(r, e))?;
+        if response.status() == 401 {
+            return Err(RegistryError::Unauthorized {
+                reference: r.to_string(),
+                source_of: source,
+                detail: "the registry refused the credentials".into(),
+            });
+        }
+        self.authorizations
+            .lock()
+            .expect("not poisoned")
+            .insert(key, header);
+        Ok(response)
+    }
+
+    fn authorize(
+        &self,
+        r: &Reference,
+        actions: &str,
+        challenge: &str,
+        credential: &Credential,
+        source: &CredentialSource,
+    ) -> Result<String, RegistryError> {
+        let unauthorized = |detail: &str| RegistryError::Unauthorized {
+            reference: r.to_string(),
+            source_of: source.clone(),
+            detail: detail.to_owned(),
+        };
+        let basic = match credential {
+            Credential::Basic { username, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose()))
+            )),
+            _ => None,
+        };
+        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            return basic
+                .ok_or_else(|| unauthorized("the registry asks for a user name and password"));
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(unauthorized(&format!(
+                "unsupported challenge `{challenge}`"
+            )));
+        }
+        let params = parse_challenge(params);
+        let realm = params
+            .get("realm")
+            .ok_or_else(|| unauthorized("the Bearer challenge has no realm"))?;
+        let mut url = format!("{realm}?scope=repository:{}:{actions}", r.repository);
+        if let Some(service) = params.get("service") {
+            url.push_str(&format!("&service={service}"));
+        }
+        let mut request = self.agent.get(&url);
+        if let Some(basic) = &basic {
+            request = request.header("Authorization", basic);
+        }
+        if let Credential::IdentityToken(token) = credential {
+            url.push_str(&format!("&refresh_token={}", token.expose()));
+            request = self.agent.get(&url);
+        }
+        let mut response = request.call().map_err(|e| self.transport(r, e))?;
+        if !response.status().is_success() {
+            return Err(unauthorized(&format!(
+                "the token service at `{realm}` answered {}",
+                response.status().as_u16()
+            )));
+        }
+        let body: serde_json::Value = serde_json::from_reader(response.body_mut().as_reader())
+            .map_err(|e| {
+                unauthorized(&format!(
+                    "the token service answered something that is not JSON: {e}"
+                ))
+            })?;
+        let token = body["token"]
+            .as_str()
+            .or(body["access_token"].as_str())
+            .ok_or_else(|| unauthorized("the token service answered no token"))?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    fn transport(&self, r: &Reference, e: ureq::Error) -> RegistryError {
+        let reason = e.to_string();
+        if matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) {
+            RegistryError::Tls {
+                registry: r.registry.clone(),
+                reason,
+            }
+        } else {
+            RegistryError::Unreachable {
+                registry: r.registry.clone(),
+                reason,
+            }
+        }
+    }
+
+    fn status_error(
+        &self,
+        r: &Reference,
+        action: &'static str,
+        mut response: Response,
+    ) -> RegistryError {
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        let detail = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                let e = v["errors"].get(0)?.clone();
+                Some(format!(
+                    "{} ({})",
+                    e["message"].as_str().unwrap_or_default(),
+                    e["code"].as_str().unwrap_or_default()
+                ))
+            })
+            .unwrap_or_default();
+        match status {
+            404 => RegistryError::NotFound {
+                reference: r.to_string(),
+                what: if detail.is_empty() {
+                    action.to_owned()
+                } else {
+                    detail
+                },
+            },
+            403 => RegistryError::Denied {
+                reference: r.to_string(),
+                source_of: self.credential(r).1,
+            },
+            429 => RegistryError::RateLimited {
+                registry: r.registry.clone(),
+                retry_after,
+            },
+            _ => RegistryError::Status {
+                action,
+                reference: r.to_string(),
+                status,
+                detail,
+            },
+        }
+    }
+
+    /// Fetches a manifest: its bytes, checked against the named digest (or the
+    /// `Docker-Content-Digest` the registry sends), and its digest.
+    pub fn manifest(&self, r: &Reference) -> Result<(Vec<u8>, Digest, String), RegistryError> {
+        let url = format!("{}/manifests/{}", self.base(r), r.target());
+        let response = self.send(r, "pull", &mut |auth| {
+            let mut req = self.agent.get(&url).header("Accept", MANIFEST_ACCEPT);
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            req.call()
+        })?;
+        if !response.status().is_success() {
+            return Err(self.status_error(r, "read the manifest of", response));
+        }
+        let content_type = header(&response, "content-type").unwrap_or_default();
+        let announced =
+            header(&response, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
+        let mut response = response;
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANIFEST)
+            .read_to_vec()
+            .map_err(|e| self.transport(r, e))?;
+        let actual = Digest::of(&bytes);
+        if let Some(expected) = r.digest.or(announced)
+            && expected != actual
+        {
+            return Err(RegistryError::DigestMismatch {
+                reference: r.to_string(),
+                expected,
+                actual,
+            });
+        }
+        Ok((bytes, actual, content_type))
+    }
+
+    fn blob_exists(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        actions: &str,
+    ) -> Result<bool, RegistryError> {
+        let url = format!("{}/blobs/{digest}", self.base(r));
+        let response = self.send(r, actions, &mut |auth| {
+            let mut req = self.agent.head(&url);
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            req.call()
+        })?;
+        match response.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.status_error(r, "check blob", response)),
+        }
+    }
+
+    /// Pushes a stored artifact: each blob the registry lacks (streamed from the layout
+    /// and hashed on the way), then the manifest, tagged with `dest`'s tag.
+    pub fn push(
+        &self,
+        layout: &Layout,
+        stored: &StoredArtifact,
+        dest: &Reference,
+    ) -> Result<PushReport, RegistryError> {
+        let manifest = stored.manifest()?;
+        let mut report = PushReport::default();
+        let mut blobs = vec![manifest.config.clone()];
+        blobs.extend(manifest.layers.iter().cloned());
+        for blob in &blobs {
+            if self.blob_exists(dest, &blob.digest, "pull,push")? {
+                report.skipped.push((blob.digest, blob.size));
+                continue;
+            }
+            self.upload(layout, dest, blob)?;
+            report.uploaded.push((blob.digest, blob.size));
+        }
+        let target = dest
+            .tag
+            .clone()
+            .unwrap_or_else(|| stored.descriptor.digest.to_string());
+        let url = format!("{}/manifests/{target}", self.base(dest));
+        let media_type = manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media_types::OCI_MANIFEST.to_owned());
+        let response = self.send(dest, "pull,push", &mut |auth| {
+            let mut req = self.agent.put(&url).header("Content-Type", &media_type);
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            req.send(&stored.manifest_bytes[..])
+        })?;
+        if !response.status().is_success() {
+            return Err(self.status_error(dest, "push the manifest to", response));
+        }
+        let stored_digest = header(&response, "docker-content-digest").and_then(|d| d.parse().ok());
+        if let Some(d) = stored_digest
+            && d != stored.descriptor.digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                reference: dest.to_string(),
+                expected: stored.descriptor.digest,
+                actual: d,
+            });
+        }
+        report.digest = Some(stored.descriptor.digest);
+        Ok(report)
+    }
+
+    fn upload(
+        &self,
+        layout: &Layout,
+        dest: &Reference,
+        blob: &Descriptor,
+    ) -> Result<(), RegistryError> {
+        let start = format!("{}/blobs/uploads/", self.base(dest));
+        let response = self.send(dest, "pull,push", &mut |auth| {
+            let mut req = self.agent.post(&start).header("Content-Length", "0");
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            req.send_empty()
+        })?;
+        if response.status().as_u16() != 202 {
+            return Err(self.status_error(dest, "start an upload to", response));
+        }
+        let location = header(&response, "location").ok_or_else(|| RegistryError::Status {
+            action: "start an upload to",
+            reference: dest.to_string(),
+            status: 202,
+            detail: "no `Location` header".into(),
+        })?;
+        let mut url = if location.starts_with("http://") || location.starts_with("https://") {
+            location
+        } else {
+            let scheme_host = self.base(dest);
+            let origin = scheme_host
+                .split("/v2/")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            format!("{origin}{location}")
+        };
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={}", blob.digest));
+        let path = layout.blob_path(&blob.digest);
+        let mut hashed = None;
+        let response = self.send(dest, "pull,push", &mut |auth| {
+            let file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) => return Err(ureq::Error::Io(e)),
+            };
+            let mut reader = HashingReader::new(file);
+            let mut req = self
+                .agent
+                .put(&url)
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Length", &blob.size.to_string());
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            let result = req.send(ureq::SendBody::from_reader(&mut reader));
+            hashed = Some(reader.finish());
+            result
+        })?;
+        if let Some((actual, _)) = hashed
+            && actual != blob.digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                reference: dest.to_string(),
+                expected: blob.digest,
+                actual,
+            });
+        }
+        if response.status().as_u16() != 201 {
+            return Err(self.status_error(dest, "upload a blob to", response));
+        }
+        Ok(())
+    }
+
+    /// Pulls `src` into `layout`, tagged `tag`: the manifest (checked), then each blob the
+    /// layout lacks, streamed to a temporary file while hashed and kept only when its
+    /// digest and size match.
+    pub fn pull(
+        &self,
+        src: &Reference,
+        layout: &Layout,
+        tag: &str,
+    ) -> Result<PullReport, RegistryError> {
+        let (bytes, digest, content_type) = self.manifest(src)?;
+        let manifest =
+            ImageManifest::from_json(&bytes).map_err(|e| RegistryError::Unsupported {
+                reference: src.to_string(),
+                reason: format!("{e} (content type `{content_type}`)"),
+            })?;
+        let media_type = manifest.media_type.clone().unwrap_or(content_type);
+        if media_type != media_types::OCI_MANIFEST {
+            return Err(RegistryError::Unsupported {
+                reference: src.to_string(),
+                reason: format!("the manifest is `{media_type}`, not an OCI image manifest"),
+            });
+        }
+        if manifest.wasm_layers().count() == 0 {
+            let found: Vec<String> = manifest
+                .layers
+                .iter()
+                .map(|l| format!("`{}`", l.media_type))
+                .collect();
+            return Err(RegistryError::Unsupported {
+                reference: src.to_string(),
+                reason: format!(
+                    "no wasm layer (config `{}`, layers {})",
+                    manifest.config.media_type,
+                    if found.is_empty() {
+                        "none".into()
+                    } else {
+                        found.join(", ")
+                    }
+                ),
+            });
+        }
+        let mut report = PullReport {
+            manifest: Descriptor::for_bytes(media_types::OCI_MANIFEST, &bytes),
+            downloaded: Vec::new(),
+            reused: Vec::new(),
+        };
+        let mut blobs = vec![manifest.config.clone()];
+        blobs.extend(manifest.layers.iter().cloned());
+        for blob in &blobs {
+            if layout.blob_path(&blob.digest).is_file() {
+                report.reused.push((blob.digest, blob.size));
+                continue;
+            }
+            let url = format!("{}/blobs/{}", self.base(src), blob.digest);
+            let response = self.send(src, "pull", &mut |auth| {
+                let mut req = self.agent.get(&url);
+                if let Some(auth) = auth {
+                    req = req.header("Authorization", auth);
+                }
+                req.call()
+            })?;
+            if !response.status().is_success() {
+                return Err(self.status_error(src, "download a blob of", response));
+            }
+            let reader = response.into_body().into_reader().take(blob.size + 1);
+            match layout.put_blob_from(reader, Some(blob)) {
+                Ok(_) => report.downloaded.push((blob.digest, blob.size)),
+                Err(crate::Error::ContentMismatch {
+                    expected, actual, ..
+                }) => {
+                    return Err(RegistryError::DigestMismatch {
+                        reference: src.to_string(),
+                        expected,
+                        actual,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let stored = layout.store(&bytes, &[], Some(tag))?;
+        debug_assert_eq!(stored.digest, digest);
+        report.manifest = stored;
+        Ok(report)
+    }
+}
+
+fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `realm="…",service="…",scope="…"` into a map.
+fn parse_challenge(params: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = params.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let (value, remainder) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.split_once('"') {
+                Some((v, r)) => (v.to_owned(), r),
+                None => (quoted.to_owned(), ""),
+            }
+        } else {
+            match after.split_once(',') {
+                Some((v, r)) => (v.trim().to_owned(), r),
+                None => (after.trim().to_owned(), ""),
+            }
+        };
+        out.insert(key, value);
+        rest = remainder.trim_start_matches(',').trim();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let p = parse_challenge(
+            r#"realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull""#,
+        );
+        assert_eq!(p["realm"], "https://auth.example.com/token");
+        assert_eq!(p["service"], "registry.example.com");
+        assert_eq!(p["scope"], "repository:a/b:pull");
+    }
+}
