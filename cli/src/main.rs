@@ -31,6 +31,8 @@ enum Command {
     Run(commands::run::RunArgs),
     Serve(commands::run::ServeArgs),
     Compile(commands::run::CompileArgs),
+    Push(commands::transfer::PushArgs),
+    Pull(commands::transfer::PullArgs),
 }
 
 /// What a command found, as an exit status.
@@ -60,6 +62,8 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Serve(args) => commands::run::serve_command(args),
         Command::Compile(args) => commands::run::compile_command(args),
+        Command::Push(args) => commands::transfer::push(args).map(Outcome::code),
+        Command::Pull(args) => commands::transfer::pull(args).map(Outcome::code),
     };
     match result {
         Ok(code) => code,

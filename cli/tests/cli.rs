@@ -3,6 +3,7 @@
 //! - `cases`: every `testdata/cli/*.case` file: commands and their expected exit code,
 //!   stdout and stderr side by side. `WASMOCI_BLESS=1` rewrites them.
 //! - `build`: reproducibility, atomicity and interop with real tools (skopeo).
+//! - `registry`: push and pull against a real registry (docker-registry), with skopeo.
 //! - `serve`: `wasmoci serve` as a process, over real HTTP on loopback.
 //! - `workspace`: the dependency rules of ARCHITECTURE.md.
 
@@ -10,6 +11,7 @@
 
 mod build;
 mod cases;
+mod registry;
 mod serve;
 mod support;
 mod workspace;

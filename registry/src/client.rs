@@ -568,6 +568,7 @@ impl Client {
         tag: &str,
     ) -> Result<PullReport, RegistryError> {
         let (bytes, digest, content_type) = self.manifest(src)?;
+        layout.create()?;
         let manifest =
             ImageManifest::from_json(&bytes).map_err(|e| RegistryError::Unsupported {
                 reference: src.to_string(),

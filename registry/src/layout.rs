@@ -110,6 +110,15 @@ impl Layout {
         }
     }
 
+    /// Makes the directory a layout if it is not one yet (creating it, with `oci-layout`,
+    /// when it is missing or empty); refuses a non-empty directory that is not a layout.
+    pub fn create(&self) -> Result<()> {
+        fs::create_dir_all(&self.root).io("create", &self.root)?;
+        let _lock = self.lock()?;
+        self.init_if_empty()?;
+        Ok(())
+    }
+
     /// Reads `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
         self.check()?;

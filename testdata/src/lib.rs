@@ -14,6 +14,8 @@
 
 #![allow(clippy::print_stderr, reason = "a test helper reports what it builds")]
 
+pub mod registry;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod inspect;
 pub(crate) mod run;
+pub(crate) mod transfer;
 pub(crate) mod validate;
 
 use std::path::PathBuf;
@@ -75,9 +76,20 @@ pub(crate) fn load(reference: &ArtifactRef) -> Result<Loaded> {
                 bytes,
             });
         }
-        ArtifactRef::Registry(r) => bail!(
-            "registry references such as `{r}` are not supported yet: push and pull arrive with the registry client; use `oci:DIR:TAG` or the embedded store (`NAME:TAG`) for now"
-        ),
+        ArtifactRef::Registry(r) => {
+            // Pulled artifacts live in the store under their full reference.
+            let parsed: wasmoci_registry::Reference = r.parse()?;
+            let layout = store_layout()?;
+            let tag = transfer::store_tag(&parsed);
+            let reference = match parsed.digest {
+                Some(digest) => LayoutRef::Digest(digest),
+                None => LayoutRef::Tag(tag.clone()),
+            };
+            if !layout.root().join("oci-layout").exists() || layout.resolve(&reference).is_err() {
+                bail!("`{r}` is not in the store: run `wasmoci pull {r}` first");
+            }
+            (layout, reference, r.clone())
+        }
         ArtifactRef::Layout { dir, reference: r } => {
             (Layout::open(dir)?, r.clone(), reference.to_string())
         }
