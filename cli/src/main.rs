@@ -33,6 +33,11 @@ enum Command {
     Compile(commands::run::CompileArgs),
     Push(commands::transfer::PushArgs),
     Pull(commands::transfer::PullArgs),
+    Tag(commands::transfer::TagArgs),
+    Tags(commands::transfer::TagsArgs),
+    Manifest(commands::transfer::ManifestArgs),
+    Login(commands::transfer::LoginArgs),
+    Logout(commands::transfer::LogoutArgs),
 }
 
 /// What a command found, as an exit status.
@@ -64,6 +69,11 @@ fn main() -> ExitCode {
         Command::Compile(args) => commands::run::compile_command(args),
         Command::Push(args) => commands::transfer::push(args).map(Outcome::code),
         Command::Pull(args) => commands::transfer::pull(args).map(Outcome::code),
+        Command::Tag(args) => commands::transfer::tag(args).map(Outcome::code),
+        Command::Tags(args) => commands::transfer::tags(args).map(Outcome::code),
+        Command::Manifest(args) => commands::transfer::manifest(args).map(Outcome::code),
+        Command::Login(args) => commands::transfer::login(args).map(Outcome::code),
+        Command::Logout(args) => commands::transfer::logout(args).map(Outcome::code),
     };
     match result {
         Ok(code) => code,

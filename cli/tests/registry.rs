@@ -193,3 +193,114 @@ fn basic_auth_takes_credentials_from_stdin_or_the_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn tags_lists_every_page_and_tag_adds_tags() {
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    ok(wasmoci(&home)
+        .arg("build")
+        .arg(fixtures().join("hello.wasm"))
+        .args(["--tag", "hello:1.0.0"]));
+    let repo = format!("{}/many/hello", registry.addr);
+    let pushed = json(&ok(wasmoci(&home).args([
+        "push",
+        "hello:1.0.0",
+        &format!("{repo}:1.0.0"),
+        "--json",
+    ])));
+    // 260 more tags (bounded), more than two pages of 100.
+    let mut new_tags: Vec<String> = (0..257).map(|i| format!("build-{i:03}")).collect();
+    new_tags.extend(["0.9.0".into(), "v2.0.0".into(), "1.10.0".into()]);
+    ok(wasmoci(&home)
+        .arg("tag")
+        .arg(format!("{repo}:1.0.0"))
+        .args(&new_tags));
+    let all = json(&ok(wasmoci(&home).args(["tags", &repo, "--json"])));
+    assert_eq!(all.as_array().unwrap().len(), 261);
+    let semver = json(&ok(
+        wasmoci(&home).args(["tags", &repo, "--semver", "--json"])
+    ));
+    assert_eq!(
+        semver,
+        serde_json::json!(["0.9.0", "1.0.0", "1.10.0", "v2.0.0"])
+    );
+
+    // Every tag names the same manifest; `manifest --config` prints the config blob.
+    let manifest = ok(wasmoci(&home).args(["manifest", &format!("{repo}:build-256")]));
+    let digest = pushed["digest"].as_str().unwrap();
+    let local = |d: &str| {
+        std::fs::read(home.join("store/blobs/sha256").join(&d["sha256:".len()..])).unwrap()
+    };
+    assert_eq!(manifest.stdout.trim_ascii_end(), local(digest).as_slice());
+    let config = ok(wasmoci(&home).args(["manifest", &format!("{repo}:0.9.0"), "--config"]));
+    let parsed: serde_json::Value = serde_json::from_slice(&local(digest)).unwrap();
+    assert_eq!(
+        config.stdout.trim_ascii_end(),
+        local(parsed["config"]["digest"].as_str().unwrap()).as_slice()
+    );
+}
+
+#[test]
+fn login_saves_to_docker_config_and_logout_removes_it() {
+    let Some(registry) = TestRegistry::start(Some(("bob", "hunter2"))) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let docker = tmp.path().join("docker");
+    ok(wasmoci(&home)
+        .arg("build")
+        .arg(fixtures().join("hello.wasm"))
+        .args(["--tag", "hello:1.0.0"]));
+    let dest = format!("{}/team/hello:1.0.0", registry.addr);
+    let login = |password: &str| {
+        let mut child = wasmoci(&home)
+            .env("DOCKER_CONFIG", &docker)
+            .args(["login", &registry.addr, "-u", "bob", "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let bad = login("nope\n");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        !docker.join("config.json").exists(),
+        "a failed login saved credentials"
+    );
+    let good = login("hunter2\n");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(docker.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["auths"][&registry.addr]["auth"], "Ym9iOmh1bnRlcjI=");
+
+    // docker's config.json is where the push finds its credentials now.
+    ok(wasmoci(&home)
+        .env("DOCKER_CONFIG", &docker)
+        .args(["push", "hello:1.0.0", &dest]));
+    ok(wasmoci(&home)
+        .env("DOCKER_CONFIG", &docker)
+        .args(["logout", &registry.addr]));
+    let after = wasmoci(&home)
+        .env("DOCKER_CONFIG", &docker)
+        .args(["push", "hello:1.0.0", &dest])
+        .output()
+        .unwrap();
+    assert_eq!(after.status.code(), Some(2));
+}

@@ -144,3 +144,136 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }
+
+/// Writing docker's `config.json` for `login`/`logout`.
+pub mod docker_config {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use base64::Engine as _;
+
+    use super::Secret;
+
+    /// A `config.json` that cannot be read or written.
+    #[derive(Debug, thiserror::Error)]
+    pub enum ConfigError {
+        /// No home directory and no `DOCKER_CONFIG`.
+        #[error("failed to find docker's `config.json`: set `DOCKER_CONFIG`")]
+        NoHome,
+        /// Reading or writing failed.
+        #[error("failed to {action} `{}`", path.display())]
+        Io {
+            /// What we were doing.
+            action: &'static str,
+            /// The file.
+            path: PathBuf,
+            /// Why.
+            #[source]
+            source: std::io::Error,
+        },
+        /// Not JSON.
+        #[error("failed to parse `{}`: {reason}", path.display())]
+        Json {
+            /// The file.
+            path: PathBuf,
+            /// Why.
+            reason: String,
+        },
+    }
+
+    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+    pub fn path() -> Result<PathBuf, ConfigError> {
+        if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+            return Ok(PathBuf::from(dir).join("config.json"));
+        }
+        std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".docker").join("config.json"))
+            .ok_or(ConfigError::NoHome)
+    }
+
+    /// The `auths` key docker uses for a registry (Docker Hub's is its v1 URL).
+    pub fn key_for(registry: &str) -> String {
+        if registry == crate::reference::DOCKER_HUB || registry == "docker.io" {
+            "https://index.docker.io/v1/".into()
+        } else {
+            registry.into()
+        }
+    }
+
+    fn read(path: &Path) -> Result<serde_json::Value, ConfigError> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ConfigError::Json {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+            Err(source) => Err(ConfigError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    fn write(path: &Path, value: &serde_json::Value) -> Result<(), ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |action, source| ConfigError::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+        let mut temp =
+            tempfile::NamedTempFile::with_prefix_in(".tmp-", dir).map_err(|e| io("write", e))?;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io("write", e))?;
+        let mut text = serde_json::to_vec_pretty(value).expect("JSON serializes");
+        text.push(b'\n');
+        temp.write_all(&text).map_err(|e| io("write", e))?;
+        temp.persist(path).map_err(|e| io("write", e.error))?;
+        Ok(())
+    }
+
+    /// Saves a login the way `docker login` does without a credential store:
+    /// `auths.<registry>.auth = base64(user:password)`. Other entries are kept.
+    pub fn save(registry: &str, username: &str, password: &Secret) -> Result<PathBuf, ConfigError> {
+        let path = path()?;
+        let mut config = read(&path)?;
+        if !config.is_object() {
+            config = serde_json::json!({});
+        }
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{username}:{}", password.expose()));
+        let auths = config
+            .as_object_mut()
+            .expect("an object")
+            .entry("auths")
+            .or_insert_with(|| serde_json::json!({}));
+        if !auths.is_object() {
+            *auths = serde_json::json!({});
+        }
+        auths
+            .as_object_mut()
+            .expect("an object")
+            .insert(key_for(registry), serde_json::json!({ "auth": auth }));
+        write(&path, &config)?;
+        Ok(path)
+    }
+
+    /// Removes a saved login; `false` when there was none.
+    pub fn remove(registry: &str) -> Result<bool, ConfigError> {
+        let path = path()?;
+        let mut config = read(&path)?;
+        let removed = config
+            .get_mut("auths")
+            .and_then(|a| a.as_object_mut())
+            .and_then(|a| a.remove(&key_for(registry)))
+            .is_some();
+        if removed {
+            write(&path, &config)?;
+        }
+        Ok(removed)
+    }
+}

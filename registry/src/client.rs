@@ -261,6 +261,11 @@ impl Client {
             _ => None,
         };
         let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        if scheme.is_empty() {
+            return Err(unauthorized(
+                "the registry answered 401 without a challenge",
+            ));
+        }
         if scheme.eq_ignore_ascii_case("basic") {
             return basic
                 .ok_or_else(|| unauthorized("the registry asks for a user name and password"));
@@ -413,6 +418,130 @@ impl Client {
         Ok((bytes, actual, content_type))
     }
 
+    /// Every tag of `r`'s repository, following `Link` pagination to the end.
+    pub fn tags(&self, r: &Reference) -> Result<Vec<String>, RegistryError> {
+        let origin = self.origin(r);
+        // 100 per page: what most registries cap a page at anyway.
+        let mut url = format!("{}/tags/list?n=100", self.base(r));
+        let mut tags = Vec::new();
+        // Bounded: a registry that links back to itself forever is cut off.
+        for _ in 0..100_000 {
+            let mut response = self.send(r, "pull", &mut |auth| {
+                let mut req = self.agent.get(&url);
+                if let Some(auth) = auth {
+                    req = req.header("Authorization", auth);
+                }
+                req.call()
+            })?;
+            if !response.status().is_success() {
+                return Err(self.status_error(r, "list the tags of", response));
+            }
+            let next = header(&response, "link").and_then(|l| next_link(&l));
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_vec()
+                .map_err(|e| self.transport(r, e))?;
+            let body: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
+                    action: "list the tags of",
+                    reference: r.to_string(),
+                    status: 200,
+                    detail: format!("the answer is not JSON: {e}"),
+                })?;
+            tags.extend(
+                body["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(str::to_owned)),
+            );
+            match next {
+                Some(next) if next.starts_with("http") => url = next,
+                Some(next) => url = format!("{origin}{next}"),
+                None => return Ok(tags),
+            }
+        }
+        Ok(tags)
+    }
+
+    /// Stores manifest bytes under `r`'s tag (or digest); returns the digest.
+    pub fn put_manifest(
+        &self,
+        r: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
+        let url = format!("{}/manifests/{}", self.base(r), r.target());
+        let response = self.send(r, "pull,push", &mut |auth| {
+            let mut req = self.agent.put(&url).header("Content-Type", media_type);
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            req.send(bytes)
+        })?;
+        if !response.status().is_success() {
+            return Err(self.status_error(r, "push the manifest to", response));
+        }
+        Ok(Digest::of(bytes))
+    }
+
+    /// A small blob (a config), whole, checked against its digest.
+    pub fn blob(&self, r: &Reference, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
+        let url = format!("{}/blobs/{digest}", self.base(r));
+        let mut response = self.send(r, "pull", &mut |auth| {
+            let mut req = self.agent.get(&url);
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            req.call()
+        })?;
+        if !response.status().is_success() {
+            return Err(self.status_error(r, "read a blob of", response));
+        }
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANIFEST)
+            .read_to_vec()
+            .map_err(|e| self.transport(r, e))?;
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(RegistryError::DigestMismatch {
+                reference: r.to_string(),
+                expected: *digest,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Checks that the registry accepts our credentials (`GET /v2/`).
+    pub fn check_login(&self, r: &Reference) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/", self.origin(r));
+        let response = self.send(r, "pull", &mut |auth| {
+            let mut req = self.agent.get(&url);
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            req.call()
+        })?;
+        if !response.status().is_success() {
+            return Err(self.status_error(r, "log in to", response));
+        }
+        Ok(())
+    }
+
+    /// `scheme://host[:port]`.
+    fn origin(&self, r: &Reference) -> String {
+        self.base(r)
+            .split("/v2/")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     fn blob_exists(
         &self,
         r: &Reference,
@@ -513,13 +642,7 @@ impl Client {
         let mut url = if location.starts_with("http://") || location.starts_with("https://") {
             location
         } else {
-            let scheme_host = self.base(dest);
-            let origin = scheme_host
-                .split("/v2/")
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            format!("{origin}{location}")
+            format!("{}{location}", self.origin(dest))
         };
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={}", blob.digest));
@@ -653,6 +776,20 @@ fn header(response: &Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The target of `<…>; rel="next"` in a `Link` header.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
+}
+
 /// `realm="…",service="…",scope="…"` into a map.
 fn parse_challenge(params: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
@@ -686,6 +823,15 @@ fn parse_challenge(params: &str) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn follows_next_links() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=x&n=100>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=x&n=100")
+        );
+        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+    }
 
     #[test]
     fn parses_bearer_challenges() {

@@ -97,9 +97,7 @@ pub(crate) fn push(args: PushArgs) -> Result<Outcome> {
     let stored = layout
         .resolve(&layout_ref)
         .with_context(|| format!("failed to read `{}`", args.source))?;
-    if !dest.is_loopback() && args.registry.plain_http {
-        output::note(&format!("talking plain HTTP to `{}`", dest.registry));
-    }
+    plain_http_note(&dest, args.registry.plain_http);
     let client = args.registry.client()?;
     let report = client
         .push(&layout, &stored, &dest)
@@ -165,6 +163,13 @@ pub(crate) struct PullArgs {
     json: bool,
 }
 
+/// Says on stderr when a registry is reached without TLS.
+fn plain_http_note(r: &Reference, forced: bool) {
+    if forced || r.is_loopback() {
+        output::note(&format!("talking plain HTTP to `{}`", r.registry));
+    }
+}
+
 /// The tag a pulled artifact gets in a layout: its full reference.
 pub(crate) fn store_tag(reference: &Reference) -> String {
     reference.to_string()
@@ -172,6 +177,7 @@ pub(crate) fn store_tag(reference: &Reference) -> String {
 
 pub(crate) fn pull(args: PullArgs) -> Result<Outcome> {
     let source: Reference = args.reference.parse()?;
+    plain_http_note(&source, args.registry.plain_http);
     let layout = match &args.layout {
         Some(dir) => Layout::at(dir),
         None => super::store_layout()?,
@@ -220,5 +226,184 @@ pub(crate) fn pull(args: PullArgs) -> Result<Outcome> {
         ));
         output::data(&reference);
     }
+    Ok(Outcome::Ok)
+}
+
+/// Log in to a registry: check the credentials, then save them in docker's `config.json`
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  echo \"$TOKEN\" | wasmoci login ghcr.io -u me --password-stdin"
+)]
+pub(crate) struct LoginArgs {
+    /// The registry host, e.g. `ghcr.io` or `localhost:5000`
+    #[arg(value_name = "HOST")]
+    host: String,
+    /// User name
+    #[arg(short, long, value_name = "USER")]
+    username: String,
+    /// Read the password (or token) from stdin
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    /// Talk plain HTTP to the registry (loopback registries use it anyway)
+    #[arg(long)]
+    plain_http: bool,
+}
+
+pub(crate) fn login(args: LoginArgs) -> Result<Outcome> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("failed to read the password from stdin")?;
+    let password = Secret::new(password.trim_end_matches(['\n', '\r']));
+    let probe: Reference = format!("{}/library/x", args.host)
+        .parse()
+        .with_context(|| format!("invalid registry host `{}`", args.host))?;
+    let client = Client::new(ClientOptions {
+        plain_http: args.plain_http,
+        credential: Some((args.username.clone(), password.clone())),
+    });
+    client
+        .check_login(&probe)
+        .with_context(|| format!("failed to log in to `{}`", args.host))?;
+    let path =
+        wasmoci_registry::auth::docker_config::save(&probe.registry, &args.username, &password)?;
+    output::status(&format!(
+        "logged in to `{}`; credentials saved in `{}`",
+        args.host,
+        path.display()
+    ));
+    Ok(Outcome::Ok)
+}
+
+/// Log out of a registry: remove its credentials from docker's `config.json`
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogoutArgs {
+    /// The registry host
+    #[arg(value_name = "HOST")]
+    host: String,
+}
+
+pub(crate) fn logout(args: LogoutArgs) -> Result<Outcome> {
+    let probe: Reference = format!("{}/library/x", args.host)
+        .parse()
+        .with_context(|| format!("invalid registry host `{}`", args.host))?;
+    if wasmoci_registry::auth::docker_config::remove(&probe.registry)? {
+        output::status(&format!("logged out of `{}`", args.host));
+    } else {
+        output::status(&format!("no saved login for `{}`", args.host));
+    }
+    Ok(Outcome::Ok)
+}
+
+/// List every tag of a repository (all pages)
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  wasmoci tags ghcr.io/acme/hello\n  wasmoci tags localhost:5000/app --semver --json"
+)]
+pub(crate) struct TagsArgs {
+    /// `HOST/REPO`
+    #[arg(value_name = "REPO")]
+    repository: String,
+    /// Only semver tags, sorted by version
+    #[arg(long)]
+    semver: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Print a JSON array
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn tags(args: TagsArgs) -> Result<Outcome> {
+    let repo: Reference = args.repository.parse()?;
+    let mut tags = args
+        .registry
+        .client()?
+        .tags(&repo)
+        .with_context(|| format!("failed to list the tags of `{}`", args.repository))?;
+    if args.semver {
+        let mut versions: Vec<(semver::Version, String)> = tags
+            .into_iter()
+            .filter_map(|t| {
+                semver::Version::parse(t.strip_prefix('v').unwrap_or(&t))
+                    .ok()
+                    .map(|v| (v, t))
+            })
+            .collect();
+        versions.sort();
+        tags = versions.into_iter().map(|(_, t)| t).collect();
+    }
+    if args.json {
+        output::json(&json!(tags));
+    } else if !tags.is_empty() {
+        output::data(&tags.join("\n"));
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Print a manifest (or, with `--config`, its config) exactly as the registry stores it
+#[derive(Debug, clap::Args)]
+pub(crate) struct ManifestArgs {
+    /// `HOST/REPO[:TAG|@DIGEST]`
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// Print the config blob instead
+    #[arg(long)]
+    config: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub(crate) fn manifest(args: ManifestArgs) -> Result<Outcome> {
+    let r: Reference = args.reference.parse()?;
+    let client = args.registry.client()?;
+    let (bytes, _, _) = client
+        .manifest(&r)
+        .with_context(|| format!("failed to read `{}`", args.reference))?;
+    let bytes = if args.config {
+        let manifest = ImageManifest::from_json(&bytes)?;
+        client
+            .blob(&r, &manifest.config.digest)
+            .with_context(|| format!("failed to read the config of `{}`", args.reference))?
+    } else {
+        bytes
+    };
+    output::data(&String::from_utf8_lossy(&bytes));
+    Ok(Outcome::Ok)
+}
+
+/// Give a manifest in a registry more tags (no blob is copied)
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  wasmoci tag ghcr.io/acme/hello:1.2.3 1.2 1 latest")]
+pub(crate) struct TagArgs {
+    /// `HOST/REPO[:TAG|@DIGEST]`
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// The new tags
+    #[arg(value_name = "NEW_TAG", required = true)]
+    tags: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub(crate) fn tag(args: TagArgs) -> Result<Outcome> {
+    let r: Reference = args.reference.parse()?;
+    let client = args.registry.client()?;
+    let (bytes, digest, content_type) = client
+        .manifest(&r)
+        .with_context(|| format!("failed to read `{}`", args.reference))?;
+    let media_type = ImageManifest::from_json(&bytes)
+        .ok()
+        .and_then(|m| m.media_type)
+        .unwrap_or(content_type);
+    for tag in &args.tags {
+        let target = r.with_tag(tag);
+        // Validate the tag with the reference grammar before touching the registry.
+        let target: Reference = target.to_string().parse()?;
+        client
+            .put_manifest(&target, &bytes, &media_type)
+            .with_context(|| format!("failed to tag `{target}`"))?;
+    }
+    output::status(&format!("tagged `{digest}` as {} tag(s)", args.tags.len()));
     Ok(Outcome::Ok)
 }
