@@ -38,6 +38,7 @@ enum Command {
     Manifest(commands::transfer::ManifestArgs),
     Login(commands::transfer::LoginArgs),
     Logout(commands::transfer::LogoutArgs),
+    Publish(commands::publish::PublishArgs),
 }
 
 /// What a command found, as an exit status.
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         Command::Manifest(args) => commands::transfer::manifest(args).map(Outcome::code),
         Command::Login(args) => commands::transfer::login(args).map(Outcome::code),
         Command::Logout(args) => commands::transfer::logout(args).map(Outcome::code),
+        Command::Publish(args) => commands::publish::publish(args),
     };
     match result {
         Ok(code) => code,

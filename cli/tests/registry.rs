@@ -304,3 +304,73 @@ fn login_saves_to_docker_config_and_logout_removes_it() {
         .unwrap();
     assert_eq!(after.status.code(), Some(2));
 }
+
+#[test]
+fn publish_builds_validates_pushes_and_writes_a_receipt() {
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let example = wasmoci_testdata::root().join("example");
+    let dest = format!("{}/published/hello:0.1.0", registry.addr);
+    let receipt = tmp.path().join("receipt.json");
+    let out = ok(wasmoci(&home)
+        .arg("publish")
+        .arg(&example)
+        .arg(&dest)
+        .arg("--receipt")
+        .arg(&receipt));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();
+    assert_eq!(stdout.trim(), receipt["reference"].as_str().unwrap());
+    assert_eq!(receipt["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        receipt["annotations"]["org.opencontainers.image.version"],
+        "0.1.0"
+    );
+    assert!(receipt["timings_ms"]["total"].is_u64());
+    // What was published runs after a pull, and the store was not touched by publish.
+    assert!(!home.join("store").exists(), "publish wrote into the store");
+    ok(wasmoci(&home).args(["pull", &dest]));
+    let ran = ok(wasmoci(&home).args(["run", &dest]));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from wasip1\n");
+
+    // Exit codes by failure class: policy 1, build 3, registry refusal 4, unreachable 5.
+    let code = |args: &[&str]| {
+        wasmoci(&home)
+            .arg("publish")
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let example = example.to_str().unwrap();
+    assert_eq!(
+        code(&[example, &dest, "--deny-import", "wasi:filesystem/*"]),
+        Some(1)
+    );
+    let bad = fixtures().join("invalid-body.wasm");
+    assert_eq!(code(&[bad.to_str().unwrap(), &dest]), Some(3));
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert_eq!(code(&[example, &format!("{dead}/x/y:1")]), Some(5));
+    let Some(locked) = TestRegistry::start(Some(("u", "p"))) else {
+        return;
+    };
+    let refused = wasmoci(&home)
+        .env("DOCKER_CONFIG", tmp.path().join("none"))
+        .args(["publish", example, &format!("{}/x/y:1", locked.addr)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

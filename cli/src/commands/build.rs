@@ -67,7 +67,55 @@ pub(crate) struct BuildArgs {
     json: bool,
 }
 
+/// What a build made.
+pub(crate) struct Built {
+    /// `NAME:TAG@DIGEST` or `oci:DIR:TAG@DIGEST`.
+    pub(crate) reference: String,
+    /// The tag in the layout.
+    pub(crate) tag: String,
+    /// The layout it went into.
+    pub(crate) layout: Layout,
+    /// The `--json` object.
+    pub(crate) report: serde_json::Value,
+    /// The status line.
+    pub(crate) summary: String,
+}
+
+impl BuildArgs {
+    /// `wasmoci build PATH` with every option at its default, into `layout` (the store
+    /// when `None`).
+    pub(crate) fn for_path(path: PathBuf, layout: Option<PathBuf>) -> Self {
+        BuildArgs {
+            path,
+            tag: None,
+            layout,
+            output: None,
+            annotations: Vec::new(),
+            module: false,
+            wit: None,
+            world: None,
+            revision: None,
+            json: false,
+        }
+    }
+}
+
 pub(crate) fn run(args: BuildArgs) -> Result<Outcome> {
+    let Some(built) = build(&args)? else {
+        return Ok(Outcome::Problems);
+    };
+    if args.json {
+        output::json(&built.report);
+    } else {
+        output::status(&built.summary);
+        output::data(&built.reference);
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Builds and stores; `None` when the project's policy refuses the result (already
+/// reported on stderr).
+pub(crate) fn build(args: &BuildArgs) -> Result<Option<Built>> {
     let created = build_time()?;
     let extra_annotations = parse_annotations(&args.annotations)?;
 
@@ -193,7 +241,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<Outcome> {
             for r in refused {
                 output::status(&format!("  [policy-import] `{}`: {}", r.import, r.reason));
             }
-            return Ok(Outcome::Problems);
+            return Ok(None);
         }
     }
     let wasm = metadata.embed(&built.wasm, &wasm_path)?;
@@ -247,36 +295,38 @@ pub(crate) fn run(args: BuildArgs) -> Result<Outcome> {
             artifact.manifest_digest
         )
     };
-    if args.json {
-        let component = artifact.config.component.as_ref();
-        output::json(&json!({
-            "reference": reference,
-            "tag": tag,
-            "layout": layout.root(),
-            "digest": artifact.manifest_digest.to_string(),
-            "manifest_size": artifact.manifest_bytes.len(),
-            "config_digest": artifact.manifest.config.digest.to_string(),
-            "config_size": artifact.config_bytes.len(),
-            "layer_digest": layer.digest.to_string(),
-            "size": layer.size,
-            "kind": artifact.kind.as_str(),
-            "os": artifact.config.os.as_str(),
-            "conversion": built.conversion.describe(),
-            "target": component.and_then(|c| c.target.clone()),
-            "imports": component.map(|c| &c.imports),
-            "exports": component.map(|c| &c.exports),
-            "annotations": artifact.manifest.annotations,
-            "output": args.output,
-        }));
-    } else {
-        output::status(&format!(
-            "built `{tag}`: {} ({} bytes)",
-            built.conversion.describe(),
-            layer.size
-        ));
-        output::data(&reference);
-    }
-    Ok(Outcome::Ok)
+    let component = artifact.config.component.as_ref();
+    let report = json!({
+        "reference": reference,
+        "tag": tag,
+        "layout": layout.root(),
+        "digest": artifact.manifest_digest.to_string(),
+        "manifest_size": artifact.manifest_bytes.len(),
+        "config_digest": artifact.manifest.config.digest.to_string(),
+        "config_size": artifact.config_bytes.len(),
+        "layer_digest": layer.digest.to_string(),
+        "size": layer.size,
+        "kind": artifact.kind.as_str(),
+        "os": artifact.config.os.as_str(),
+        "conversion": built.conversion.describe(),
+        "target": component.and_then(|c| c.target.clone()),
+        "imports": component.map(|c| &c.imports),
+        "exports": component.map(|c| &c.exports),
+        "annotations": artifact.manifest.annotations,
+        "output": args.output,
+    });
+    let summary = format!(
+        "built `{tag}`: {} ({} bytes)",
+        built.conversion.describe(),
+        layer.size
+    );
+    Ok(Some(Built {
+        reference,
+        tag,
+        layout,
+        report,
+        summary,
+    }))
 }
 
 /// `SOURCE_DATE_EPOCH` when set, else now.

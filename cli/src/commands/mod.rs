@@ -2,6 +2,7 @@
 
 pub(crate) mod build;
 pub(crate) mod inspect;
+pub(crate) mod publish;
 pub(crate) mod run;
 pub(crate) mod transfer;
 pub(crate) mod validate;

@@ -28,7 +28,7 @@ pub(crate) struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn client(&self) -> Result<Client> {
+    pub(crate) fn client(&self) -> Result<Client> {
         let credential = match &self.username {
             Some(user) => {
                 let mut password = String::new();
@@ -50,21 +50,24 @@ impl RegistryArgs {
 }
 
 const PUSH_HELP: &str = "\
-Uploads the blobs the registry lacks (streamed, hashed on the way), then the manifest.
+Uploads the blobs the registry lacks (streamed, hashed on the way), then the manifest. A
+file or project directory is built first, exactly as `wasmoci build` would.
 Prints `DEST@sha256:…`. Credentials: `--username` + `--password-stdin`, then
 `WASMOCI_REGISTRY_USERNAME`/`WASMOCI_REGISTRY_PASSWORD`, then docker's `config.json`.
 
 Examples:
   wasmoci push hello:0.1.0 ghcr.io/acme/hello:0.1.0
-  wasmoci push oci:out:app:1.0.0 localhost:5000/app:1.0.0 --json";
+  wasmoci push oci:out:app:1.0.0 localhost:5000/app:1.0.0 --json
+  wasmoci push . ghcr.io/acme/app:1.0.0";
 
 /// Push a stored artifact to a registry
 #[derive(Debug, clap::Args)]
 #[command(after_help = PUSH_HELP)]
 pub(crate) struct PushArgs {
-    /// `NAME:TAG` in the store or `oci:DIR[:TAG|@DIGEST]`
+    /// `NAME:TAG` in the store, `oci:DIR[:TAG|@DIGEST]`, a `.wasm`/`.wat` file or a
+    /// project directory (files and projects are built on the fly, as `wasmoci build`)
     #[arg(value_name = "SOURCE")]
-    source: ArtifactRef,
+    source: String,
     /// `HOST/REPO[:TAG]`
     #[arg(value_name = "DEST")]
     dest: String,
@@ -82,21 +85,10 @@ pub(crate) fn push(args: PushArgs) -> Result<Outcome> {
     } else {
         dest
     };
-    let (layout, layout_ref) = match &args.source {
-        ArtifactRef::Layout { dir, reference } => (Layout::open(dir)?, reference.clone()),
-        ArtifactRef::Store(reference) => (super::store_layout()?, reference.clone()),
-        ArtifactRef::File(path) => bail!(
-            "`{}` is a file: build it into the store first (`wasmoci build {}`), then push `NAME:TAG`",
-            path.display(),
-            path.display()
-        ),
-        ArtifactRef::Registry(r) => bail!(
-            "`{r}` is in a registry: pushing from a registry (copy) is not supported yet; pull it first"
-        ),
+    let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
+    let Some((layout, stored)) = source_artifact(&args.source, scratch.path())? else {
+        return Ok(Outcome::Problems);
     };
-    let stored = layout
-        .resolve(&layout_ref)
-        .with_context(|| format!("failed to read `{}`", args.source))?;
     plain_http_note(&dest, args.registry.plain_http);
     let client = args.registry.client()?;
     let report = client
@@ -161,6 +153,38 @@ pub(crate) struct PullArgs {
     /// Print a JSON object
     #[arg(long)]
     json: bool,
+}
+
+/// The artifact to push: a stored one, or one built from a file or project into
+/// `scratch` (`None` when the project's policy refused it).
+fn source_artifact(
+    text: &str,
+    scratch: &std::path::Path,
+) -> Result<Option<(Layout, wasmoci_registry::StoredArtifact)>> {
+    let path = std::path::Path::new(text);
+    let buildable =
+        path.is_dir() || matches!(text.parse::<ArtifactRef>(), Ok(ArtifactRef::File(_)));
+    let (layout, reference) = if buildable {
+        let args = super::build::BuildArgs::for_path(path.to_owned(), Some(scratch.join("layout")));
+        let Some(built) = super::build::build(&args)? else {
+            return Ok(None);
+        };
+        output::status(&built.summary);
+        (built.layout, LayoutRef::Tag(built.tag))
+    } else {
+        match text.parse::<ArtifactRef>()? {
+            ArtifactRef::Layout { dir, reference } => (Layout::open(dir)?, reference),
+            ArtifactRef::Store(reference) => (super::store_layout()?, reference),
+            ArtifactRef::File(_) => unreachable!("files are built above"),
+            ArtifactRef::Registry(r) => bail!(
+                "`{r}` is in a registry: pushing from a registry is `wasmoci copy`, which is not supported yet; pull it first"
+            ),
+        }
+    };
+    let stored = layout
+        .resolve(&reference)
+        .with_context(|| format!("failed to read `{text}`"))?;
+    Ok(Some((layout, stored)))
 }
 
 /// Says on stderr when a registry is reached without TLS.
