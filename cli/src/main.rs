@@ -39,6 +39,7 @@ enum Command {
     Login(commands::transfer::LoginArgs),
     Logout(commands::transfer::LogoutArgs),
     Publish(commands::publish::PublishArgs),
+    Copy(commands::transfer::CopyArgs),
 }
 
 /// What a command found, as an exit status.
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
         Command::Login(args) => commands::transfer::login(args).map(Outcome::code),
         Command::Logout(args) => commands::transfer::logout(args).map(Outcome::code),
         Command::Publish(args) => commands::publish::publish(args),
+        Command::Copy(args) => commands::transfer::copy(args).map(Outcome::code),
     };
     match result {
         Ok(code) => code,

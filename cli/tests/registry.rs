@@ -374,3 +374,35 @@ fn publish_builds_validates_pushes_and_writes_a_receipt() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn copy_keeps_the_digest_between_registries_and_layouts() {
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let built = json(&ok(wasmoci(&home)
+        .arg("build")
+        .arg(fixtures().join("http-hello.wasm"))
+        .args(["--tag", "http:1.0.0", "--json"])));
+    let digest = built["digest"].as_str().unwrap();
+    let first = format!("{}/team-a/http:1.0.0", registry.addr);
+    let second = format!("{}/team-b/http:1.0.0", registry.addr);
+    let layout = format!("oci:{}:http:1.0.0", tmp.path().join("vendor").display());
+    // store → registry → another repository (mounted) → layout → the store of another home.
+    for (src, dst) in [
+        ("http:1.0.0", first.as_str()),
+        (first.as_str(), second.as_str()),
+        (second.as_str(), layout.as_str()),
+    ] {
+        let out = ok(wasmoci(&home).args(["copy", src, dst]));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{dst}@{digest}")
+        );
+    }
+    let out = ok(wasmoci(&tmp.path().join("other")).args(["copy", &layout, "copied:1.0.0"]));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(&format!("@{digest}\n")));
+    ok(wasmoci(&tmp.path().join("other")).args(["validate", "copied:1.0.0"]));
+}

@@ -153,6 +153,8 @@ pub struct PushReport {
     pub uploaded: Vec<(Digest, u64)>,
     /// Blobs the registry already had.
     pub skipped: Vec<(Digest, u64)>,
+    /// Blobs mounted from another repository of the registry.
+    pub mounted: Vec<(Digest, u64)>,
 }
 
 /// What a pull did.
@@ -571,6 +573,20 @@ impl Client {
         stored: &StoredArtifact,
         dest: &Reference,
     ) -> Result<PushReport, RegistryError> {
+        self.push_from(layout, stored, dest, None)
+    }
+
+    /// [`Client::push`], mounting blobs from `source` (another repository of the same
+    /// registry) instead of uploading them when the registry allows it.
+    pub fn push_from(
+        &self,
+        layout: &Layout,
+        stored: &StoredArtifact,
+        dest: &Reference,
+        source: Option<&Reference>,
+    ) -> Result<PushReport, RegistryError> {
+        let source =
+            source.filter(|s| s.registry == dest.registry && s.repository != dest.repository);
         let manifest = stored.manifest()?;
         let mut report = PushReport::default();
         let mut blobs = vec![manifest.config.clone()];
@@ -578,6 +594,12 @@ impl Client {
         for blob in &blobs {
             if self.blob_exists(dest, &blob.digest, "pull,push")? {
                 report.skipped.push((blob.digest, blob.size));
+                continue;
+            }
+            if let Some(source) = source
+                && self.mount(dest, source, &blob.digest)?
+            {
+                report.mounted.push((blob.digest, blob.size));
                 continue;
             }
             self.upload(layout, dest, blob)?;
@@ -614,6 +636,30 @@ impl Client {
         }
         report.digest = Some(stored.descriptor.digest);
         Ok(report)
+    }
+
+    /// Asks the registry to mount a blob from `source`; `false` when it would rather
+    /// have an upload.
+    fn mount(
+        &self,
+        dest: &Reference,
+        source: &Reference,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let url = format!(
+            "{}/blobs/uploads/?mount={digest}&from={}",
+            self.base(dest),
+            source.repository
+        );
+        let actions = format!("pull,push&scope=repository:{}:pull", source.repository);
+        let response = self.send(dest, &actions, &mut |auth| {
+            let mut req = self.agent.post(&url).header("Content-Length", "0");
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            req.send_empty()
+        })?;
+        Ok(response.status().as_u16() == 201)
     }
 
     fn upload(

@@ -431,3 +431,108 @@ pub(crate) fn tag(args: TagArgs) -> Result<Outcome> {
     output::status(&format!("tagged `{digest}` as {} tag(s)", args.tags.len()));
     Ok(Outcome::Ok)
 }
+
+/// One end of a copy.
+enum Endpoint {
+    Registry(Reference),
+    Local(Layout, LayoutRef),
+}
+
+fn endpoint(text: &str) -> Result<Endpoint> {
+    Ok(match text.parse::<ArtifactRef>()? {
+        ArtifactRef::Registry(r) => Endpoint::Registry(r.parse()?),
+        ArtifactRef::Layout { dir, reference } => Endpoint::Local(Layout::at(dir), reference),
+        ArtifactRef::Store(reference) => Endpoint::Local(super::store_layout()?, reference),
+        ArtifactRef::File(path) => bail!(
+            "`{}` is a file; `copy` moves artifacts between registries and layouts (use `push` to publish a file)",
+            path.display()
+        ),
+    })
+}
+
+const COPY_HELP: &str = "\
+Copies the manifest and its blobs as they are, so the digest stays the same. Between two
+repositories of one registry, blobs are mounted rather than uploaded.
+
+Examples:
+  wasmoci copy ghcr.io/acme/app:1.0.0 registry.internal:5000/mirror/app:1.0.0
+  wasmoci copy ghcr.io/acme/app:1.0.0 oci:vendor:app:1.0.0
+  wasmoci copy oci:vendor:app:1.0.0 localhost:5000/app:1.0.0";
+
+/// Copy an artifact between registries and layouts, keeping its digest
+#[derive(Debug, clap::Args)]
+#[command(after_help = COPY_HELP)]
+pub(crate) struct CopyArgs {
+    /// `HOST/REPO[:TAG|@DIGEST]`, `oci:DIR[:TAG|@DIGEST]` or `NAME:TAG` in the store
+    #[arg(value_name = "SRC")]
+    source: String,
+    /// `HOST/REPO[:TAG]`, `oci:DIR:TAG` or `NAME:TAG` in the store
+    #[arg(value_name = "DST")]
+    dest: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+fn dest_tag(reference: &LayoutRef, source: &str) -> Result<String> {
+    match reference {
+        LayoutRef::Tag(tag) => Ok(tag.clone()),
+        LayoutRef::Only => Ok(source.to_owned()),
+        LayoutRef::Digest(_) => bail!("a copy destination needs a tag, not a digest"),
+    }
+}
+
+pub(crate) fn copy(args: CopyArgs) -> Result<Outcome> {
+    let client = args.registry.client()?;
+    let digest = match (endpoint(&args.source)?, endpoint(&args.dest)?) {
+        (Endpoint::Registry(src), Endpoint::Registry(dst)) => {
+            let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
+            let layout = Layout::at(scratch.path());
+            let pulled = client
+                .pull(&src, &layout, "copy")
+                .with_context(|| format!("failed to read `{src}`"))?;
+            let stored = layout.resolve(&LayoutRef::Digest(pulled.manifest.digest))?;
+            client
+                .push_from(&layout, &stored, &dst, Some(&src))
+                .with_context(|| format!("failed to write `{dst}`"))?;
+            pulled.manifest.digest
+        }
+        (Endpoint::Registry(src), Endpoint::Local(layout, reference)) => {
+            let tag = dest_tag(&reference, &src.to_string())?;
+            client
+                .pull(&src, &layout, &tag)
+                .with_context(|| format!("failed to copy `{src}`"))?
+                .manifest
+                .digest
+        }
+        (Endpoint::Local(layout, reference), Endpoint::Registry(dst)) => {
+            let stored = layout
+                .resolve(&reference)
+                .with_context(|| format!("failed to read `{}`", args.source))?;
+            client
+                .push(&layout, &stored, &dst)
+                .with_context(|| format!("failed to write `{dst}`"))?;
+            stored.descriptor.digest
+        }
+        (Endpoint::Local(from, reference), Endpoint::Local(to, dst_ref)) => {
+            let stored = from
+                .resolve(&reference)
+                .with_context(|| format!("failed to read `{}`", args.source))?;
+            let manifest = stored.manifest()?;
+            let mut descriptors = vec![manifest.config.clone()];
+            descriptors.extend(manifest.layers.iter().cloned());
+            let contents = descriptors
+                .iter()
+                .map(|d| from.read_blob(&d.digest))
+                .collect::<Result<Vec<_>, _>>()?;
+            let blobs: Vec<_> = descriptors
+                .iter()
+                .zip(&contents)
+                .map(|(d, b)| (d, b.as_slice()))
+                .collect();
+            let tag = dest_tag(&dst_ref, &args.source)?;
+            to.store(&stored.manifest_bytes, &blobs, Some(&tag))?.digest
+        }
+    };
+    output::data(&format!("{}@{digest}", args.dest));
+    Ok(Outcome::Ok)
+}
