@@ -144,3 +144,26 @@ pub fn compatibility_key(engine: &Engine) -> String {
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!("{:016x}", hasher.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_does_not_change_what_compiled_code_is_compatible_with() {
+        let pooled = build_engine(&EngineSettings {
+            pooling: Some(true),
+            ..EngineSettings::default()
+        })
+        .unwrap();
+        let on_demand = build_engine(&EngineSettings {
+            pooling: Some(false),
+            ..EngineSettings::default()
+        })
+        .unwrap();
+        assert_eq!(
+            compatibility_key(pooled.engine()),
+            compatibility_key(on_demand.engine())
+        );
+    }
+}

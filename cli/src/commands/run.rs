@@ -149,9 +149,13 @@ fn wasm_of(reference: &ArtifactRef) -> Result<Wasm> {
     }
 }
 
-fn engine(common: &RunCommon) -> Result<WasmEngine> {
+/// The engine for one command (`pooling: false`: reserving a pool for one instance costs
+/// more than the instance) or for a server (the pool, when the host allows it). Both come
+/// from the same `build_engine`, and pooling does not change cache compatibility.
+fn engine(common: &RunCommon, serving: bool) -> Result<WasmEngine> {
     let settings = EngineSettings {
         fuel: common.fuel.is_some(),
+        pooling: if serving { None } else { Some(false) },
         ..EngineSettings::default()
     };
     Ok(build_engine(&settings)?)
@@ -249,7 +253,7 @@ fn tokio() -> Result<tokio::runtime::Runtime> {
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     let common = &args.common;
     let wasm = wasm_of(&common.artifact)?;
-    let engine = engine(common)?;
+    let engine = engine(common, false)?;
     let program = load_program(&engine, &wasm, common.no_cache)?;
     let entries = program.entry_points(engine.engine());
     if !entries.contains(&EntryPoint::Command) {
@@ -303,7 +307,7 @@ fn list(names: &[String]) -> String {
 pub(crate) fn serve_command(args: ServeArgs) -> Result<ExitCode> {
     let common = &args.common;
     let wasm = wasm_of(&common.artifact)?;
-    let engine = engine(common)?;
+    let engine = engine(common, true)?;
     let program = load_program(&engine, &wasm, common.no_cache)?;
     let Program::Component(component) = &program else {
         bail!(
@@ -357,7 +361,10 @@ async fn shutdown_signal() {
 
 pub(crate) fn compile_command(args: CompileArgs) -> Result<ExitCode> {
     let wasm = wasm_of(&args.artifact)?;
-    let engine = build_engine(&EngineSettings::default())?;
+    let engine = build_engine(&EngineSettings {
+        pooling: Some(false),
+        ..EngineSettings::default()
+    })?;
     let cache = cache()?;
     let (_, outcome) = cache.load(&engine, &wasm.name, &wasm.bytes, &wasm.digest)?;
     let what = match outcome {
