@@ -122,12 +122,42 @@ pub enum RegistryError {
 }
 
 /// How to talk to registries.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Plain HTTP for every registry (loopback registries use it anyway).
     pub plain_http: bool,
     /// Credentials from the command line (user name, password).
     pub credential: Option<(String, Secret)>,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
+    /// Trust these PEM certificates (instead of Mozilla's roots).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Give up on a connection that sends or receives nothing for this long.
+    pub stall_timeout: Duration,
+    /// Blobs larger than this are uploaded in chunks of this size (`PATCH`); smaller ones
+    /// in one `PUT`.
+    pub chunk_size: u64,
+    /// How often an idempotent request (`GET`, `HEAD`) is retried after a 5xx, a 429 or a
+    /// broken connection, with exponential backoff (`Retry-After` when the registry
+    /// sends one).
+    pub retries: u32,
+    /// The longest total wait between retries.
+    pub retry_budget: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            plain_http: false,
+            credential: None,
+            insecure: false,
+            ca_file: None,
+            stall_timeout: Duration::from_secs(60),
+            chunk_size: 64 << 20,
+            retries: 4,
+            retry_budget: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A registry client.
@@ -170,19 +200,85 @@ pub struct PullReport {
 
 type Response = ureq::http::Response<ureq::Body>;
 
+enum BlobOutcome {
+    Skipped,
+    Mounted,
+    Uploaded,
+}
+
 impl Client {
     /// A client.
-    pub fn new(options: ClientOptions) -> Self {
+    pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
+        let mut tls = ureq::tls::TlsConfig::builder().disable_verification(options.insecure);
+        if let Some(path) = &options.ca_file {
+            let pem = std::fs::read(path).map_err(|source| RegistryError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let certs = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            if certs.is_empty() {
+                return Err(RegistryError::Tls {
+                    registry: path.display().to_string(),
+                    reason: "the CA file holds no PEM certificate".into(),
+                });
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)));
+        }
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_per_read(Some(options.stall_timeout))
+            .timeout_per_write(Some(options.stall_timeout))
             .max_redirects(5)
+            .tls_config(tls.build())
             .user_agent(concat!("wasmoci/", env!("CARGO_PKG_VERSION")))
             .build();
-        Client {
+        Ok(Client {
             agent: config.into(),
             options,
             authorizations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Sends an idempotent request, retrying 5xx, 429 and broken connections with
+    /// backoff within the retry budget.
+    fn send_idempotent(
+        &self,
+        r: &Reference,
+        actions: &str,
+        attempt: &mut dyn FnMut(Option<&str>) -> Result<Response, ureq::Error>,
+    ) -> Result<Response, RegistryError> {
+        let mut waited = Duration::ZERO;
+        let mut delay = Duration::from_millis(200);
+        let mut tries = 0;
+        loop {
+            let result = self.send(r, actions, attempt);
+            let retry_after = match &result {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if status != 429 && !(500..600).contains(&status) {
+                        return result;
+                    }
+                    header(response, "retry-after")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs)
+                }
+                Err(RegistryError::Unreachable { .. }) => None,
+                Err(_) => return result,
+            };
+            let wait = retry_after.unwrap_or(delay);
+            if tries >= self.options.retries || waited + wait > self.options.retry_budget {
+                return result;
+            }
+            std::thread::sleep(wait);
+            waited += wait;
+            delay *= 2;
+            tries += 1;
         }
     }
 
@@ -387,7 +483,7 @@ impl Client {
     /// `Docker-Content-Digest` the registry sends), and its digest.
     pub fn manifest(&self, r: &Reference) -> Result<(Vec<u8>, Digest, String), RegistryError> {
         let url = format!("{}/manifests/{}", self.base(r), r.target());
-        let response = self.send(r, "pull", &mut |auth| {
+        let response = self.send_idempotent(r, "pull", &mut |auth| {
             let mut req = self.agent.get(&url).header("Accept", MANIFEST_ACCEPT);
             if let Some(auth) = auth {
                 req = req.header("Authorization", auth);
@@ -428,7 +524,7 @@ impl Client {
         let mut tags = Vec::new();
         // Bounded: a registry that links back to itself forever is cut off.
         for _ in 0..100_000 {
-            let mut response = self.send(r, "pull", &mut |auth| {
+            let mut response = self.send_idempotent(r, "pull", &mut |auth| {
                 let mut req = self.agent.get(&url);
                 if let Some(auth) = auth {
                     req = req.header("Authorization", auth);
@@ -492,7 +588,7 @@ impl Client {
     /// A small blob (a config), whole, checked against its digest.
     pub fn blob(&self, r: &Reference, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
         let url = format!("{}/blobs/{digest}", self.base(r));
-        let mut response = self.send(r, "pull", &mut |auth| {
+        let mut response = self.send_idempotent(r, "pull", &mut |auth| {
             let mut req = self.agent.get(&url);
             if let Some(auth) = auth {
                 req = req.header("Authorization", auth);
@@ -551,7 +647,7 @@ impl Client {
         actions: &str,
     ) -> Result<bool, RegistryError> {
         let url = format!("{}/blobs/{digest}", self.base(r));
-        let response = self.send(r, actions, &mut |auth| {
+        let response = self.send_idempotent(r, actions, &mut |auth| {
             let mut req = self.agent.head(&url);
             if let Some(auth) = auth {
                 req = req.header("Authorization", auth);
@@ -591,19 +687,31 @@ impl Client {
         let mut report = PushReport::default();
         let mut blobs = vec![manifest.config.clone()];
         blobs.extend(manifest.layers.iter().cloned());
-        for blob in &blobs {
-            if self.blob_exists(dest, &blob.digest, "pull,push")? {
-                report.skipped.push((blob.digest, blob.size));
-                continue;
+        // Config and layers go up at the same time; the manifest only after all of them.
+        let outcomes: Vec<Result<(BlobOutcome, &Descriptor), RegistryError>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = blobs
+                    .iter()
+                    .map(|blob| {
+                        scope.spawn(move || {
+                            self.push_blob(layout, dest, source, blob)
+                                .map(|o| (o, blob))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("an upload thread panicked"))
+                    .collect()
+            });
+        for outcome in outcomes {
+            let (outcome, blob) = outcome?;
+            let entry = (blob.digest, blob.size);
+            match outcome {
+                BlobOutcome::Skipped => report.skipped.push(entry),
+                BlobOutcome::Mounted => report.mounted.push(entry),
+                BlobOutcome::Uploaded => report.uploaded.push(entry),
             }
-            if let Some(source) = source
-                && self.mount(dest, source, &blob.digest)?
-            {
-                report.mounted.push((blob.digest, blob.size));
-                continue;
-            }
-            self.upload(layout, dest, blob)?;
-            report.uploaded.push((blob.digest, blob.size));
         }
         let target = dest
             .tag
@@ -636,6 +744,25 @@ impl Client {
         }
         report.digest = Some(stored.descriptor.digest);
         Ok(report)
+    }
+
+    fn push_blob(
+        &self,
+        layout: &Layout,
+        dest: &Reference,
+        source: Option<&Reference>,
+        blob: &Descriptor,
+    ) -> Result<BlobOutcome, RegistryError> {
+        if self.blob_exists(dest, &blob.digest, "pull,push")? {
+            return Ok(BlobOutcome::Skipped);
+        }
+        if let Some(source) = source
+            && self.mount(dest, source, &blob.digest)?
+        {
+            return Ok(BlobOutcome::Mounted);
+        }
+        self.upload(layout, dest, blob)?;
+        Ok(BlobOutcome::Uploaded)
     }
 
     /// Asks the registry to mount a blob from `source`; `false` when it would rather
@@ -690,9 +817,12 @@ impl Client {
         } else {
             format!("{}{location}", self.origin(dest))
         };
+        let path = layout.blob_path(&blob.digest);
+        if blob.size > self.options.chunk_size {
+            return self.upload_chunked(dest, blob, &path, url);
+        }
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={}", blob.digest));
-        let path = layout.blob_path(&blob.digest);
         let mut hashed = None;
         let response = self.send(dest, "pull,push", &mut |auth| {
             let file = match std::fs::File::open(&path) {
@@ -723,6 +853,62 @@ impl Client {
         }
         if response.status().as_u16() != 201 {
             return Err(self.status_error(dest, "upload a blob to", response));
+        }
+        Ok(())
+    }
+
+    /// A large blob: `PATCH` chunks of `chunk_size`, each streamed from the file at its
+    /// offset, then the closing `PUT` with the digest, which the registry checks.
+    fn upload_chunked(
+        &self,
+        dest: &Reference,
+        blob: &Descriptor,
+        path: &std::path::Path,
+        mut url: String,
+    ) -> Result<(), RegistryError> {
+        use std::io::{Seek, SeekFrom};
+        let mut offset = 0u64;
+        while offset < blob.size {
+            let len = self.options.chunk_size.min(blob.size - offset);
+            let response = self.send(dest, "pull,push", &mut |auth| {
+                let mut file = std::fs::File::open(path).map_err(ureq::Error::Io)?;
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(ureq::Error::Io)?;
+                let mut chunk = file.take(len);
+                let mut req = self
+                    .agent
+                    .patch(&url)
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", &len.to_string())
+                    .header("Content-Range", &format!("{offset}-{}", offset + len - 1));
+                if let Some(auth) = auth {
+                    req = req.header("Authorization", auth);
+                }
+                req.send(ureq::SendBody::from_reader(&mut chunk))
+            })?;
+            if response.status().as_u16() != 202 {
+                return Err(self.status_error(dest, "upload a chunk to", response));
+            }
+            if let Some(location) = header(&response, "location") {
+                url = if location.starts_with("http://") || location.starts_with("https://") {
+                    location
+                } else {
+                    format!("{}{location}", self.origin(dest))
+                };
+            }
+            offset += len;
+        }
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={}", blob.digest));
+        let response = self.send(dest, "pull,push", &mut |auth| {
+            let mut req = self.agent.put(&url).header("Content-Length", "0");
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            req.send_empty()
+        })?;
+        if response.status().as_u16() != 201 {
+            return Err(self.status_error(dest, "finish the upload to", response));
         }
         Ok(())
     }
@@ -782,7 +968,7 @@ impl Client {
                 continue;
             }
             let url = format!("{}/blobs/{}", self.base(src), blob.digest);
-            let response = self.send(src, "pull", &mut |auth| {
+            let response = self.send_idempotent(src, "pull", &mut |auth| {
                 let mut req = self.agent.get(&url);
                 if let Some(auth) = auth {
                     req = req.header("Authorization", auth);

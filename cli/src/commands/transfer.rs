@@ -25,6 +25,12 @@ pub(crate) struct RegistryArgs {
     /// Talk plain HTTP to the registry (loopback registries use it anyway)
     #[arg(long)]
     plain_http: bool,
+    /// Skip TLS certificate verification
+    #[arg(long)]
+    insecure: bool,
+    /// Trust the PEM certificates in FILE (a private CA)
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 impl RegistryArgs {
@@ -45,7 +51,10 @@ impl RegistryArgs {
         Ok(Client::new(ClientOptions {
             plain_http: self.plain_http,
             credential,
-        }))
+            insecure: self.insecure,
+            ca_file: self.ca_file.clone(),
+            ..ClientOptions::default()
+        })?)
     }
 }
 
@@ -285,7 +294,8 @@ pub(crate) fn login(args: LoginArgs) -> Result<Outcome> {
     let client = Client::new(ClientOptions {
         plain_http: args.plain_http,
         credential: Some((args.username.clone(), password.clone())),
-    });
+        ..ClientOptions::default()
+    })?;
     client
         .check_login(&probe)
         .with_context(|| format!("failed to log in to `{}`", args.host))?;

@@ -1,0 +1,317 @@
+//! The client against a fake registry for the faults a real one will not produce, and
+//! against the real one (docker-registry) for chunked uploads and concurrent pulls.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use wasmoci_registry::client::{Client, ClientOptions, RegistryError};
+use wasmoci_registry::{Layout, LayoutRef, Reference};
+use wasmoci_spec::{ArtifactInput, Timestamp, build_artifact};
+use wasmoci_testdata::fake::{FakeRegistry, FakeResponse};
+use wasmoci_testdata::registry::TestRegistry;
+
+struct Artifact {
+    manifest: Vec<u8>,
+    manifest_digest: String,
+    config: Vec<u8>,
+    config_digest: String,
+    layer: Vec<u8>,
+    layer_digest: String,
+}
+
+fn artifact() -> Artifact {
+    let layer = wat::parse_str(r#"(module (memory 1) (data (i32.const 0) "a layer with some bytes in it") (func (export "_start")))"#).unwrap();
+    let built = build_artifact(ArtifactInput::new(
+        &layer,
+        Timestamp::from_unix_seconds(0).unwrap(),
+    ))
+    .unwrap();
+    Artifact {
+        manifest_digest: built.manifest_digest.to_string(),
+        config_digest: built.manifest.config.digest.to_string(),
+        layer_digest: built.layer().digest.to_string(),
+        manifest: built.manifest_bytes,
+        config: built.config_bytes,
+        layer,
+    }
+}
+
+fn client(stall: Duration) -> Client {
+    Client::new(ClientOptions {
+        stall_timeout: stall,
+        retry_budget: Duration::from_secs(2),
+        ..ClientOptions::default()
+    })
+    .unwrap()
+}
+
+/// Every file under `dir` (none must be half-written, none must be a blob).
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Serves `a` faithfully except where `fault` says otherwise (by request path).
+fn fake(
+    a: Arc<Artifact>,
+    fault: impl Fn(&str, usize) -> Option<FakeResponse> + Send + Sync + 'static,
+) -> FakeRegistry {
+    let count = AtomicUsize::new(0);
+    FakeRegistry::start(move |req| {
+        let n = count.fetch_add(1, Ordering::Relaxed);
+        if let Some(response) = fault(&req.path, n) {
+            return response;
+        }
+        let path = req.path.as_str();
+        if path.contains("/manifests/") {
+            FakeResponse::new(200, a.manifest.clone())
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                .header("docker-content-digest", &a.manifest_digest)
+        } else if path.ends_with(&a.config_digest) {
+            FakeResponse::new(200, a.config.clone())
+        } else if path.ends_with(&a.layer_digest) {
+            FakeResponse::new(200, a.layer.clone())
+        } else {
+            FakeResponse::new(
+                404,
+                r#"{"errors":[{"code":"NAME_UNKNOWN","message":"no such thing"}]}"#,
+            )
+        }
+    })
+}
+
+fn pull(
+    addr: &str,
+    target: &str,
+    stall: Duration,
+) -> (tempfile::TempDir, Result<(), RegistryError>) {
+    let dir = tempfile::tempdir().unwrap();
+    let reference: Reference = format!("{addr}/fault/test{target}").parse().unwrap();
+    let result = client(stall)
+        .pull(&reference, &Layout::at(dir.path().join("layout")), "t")
+        .map(drop);
+    (dir, result)
+}
+
+/// Nothing half-written: no temporary file, every blob is whole (its content hashes to
+/// its name; whole blobs a failed pull verified stay, so a retry need not fetch them
+/// again, and concurrent pulls can share them), and no manifest is tagged.
+fn nothing_kept(dir: &Path) {
+    let layout_dir = dir.join("layout");
+    for file in files(&layout_dir) {
+        let name = Path::new(&file)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            !name.starts_with(".tmp"),
+            "a temporary file was left: {file}"
+        );
+        if let Some(hex) = file.strip_prefix("blobs/sha256/") {
+            let bytes = std::fs::read(layout_dir.join(&file)).unwrap();
+            assert_eq!(
+                wasmoci_spec::Digest::of(&bytes).hex(),
+                hex,
+                "a bad blob was kept"
+            );
+        }
+    }
+    if let Ok(layout) = Layout::open(&layout_dir) {
+        assert_eq!(
+            layout.tags().unwrap(),
+            Vec::<String>::new(),
+            "a failed pull tagged something"
+        );
+    }
+}
+
+#[test]
+fn a_manifest_that_does_not_match_its_digest_is_refused() {
+    let a = Arc::new(artifact());
+    let wrong = wasmoci_spec::Digest::of(b"something else").to_string();
+    let registry = fake(a.clone(), |_, _| None);
+    let (dir, result) = pull(&registry.addr, &format!("@{wrong}"), Duration::from_secs(5));
+    assert!(
+        matches!(result, Err(RegistryError::DigestMismatch { .. })),
+        "{result:?}"
+    );
+    nothing_kept(dir.path());
+    // By tag, a `Docker-Content-Digest` that lies is caught too.
+    let lying = fake(a, move |path, _| {
+        path.contains("/manifests/")
+            .then(|| FakeResponse::new(200, b"{}".to_vec()).header("docker-content-digest", &wrong))
+    });
+    let (dir, result) = pull(&lying.addr, ":1", Duration::from_secs(5));
+    assert!(
+        matches!(result, Err(RegistryError::DigestMismatch { .. })),
+        "{result:?}"
+    );
+    nothing_kept(dir.path());
+}
+
+#[test]
+fn a_blob_with_the_wrong_content_is_not_kept() {
+    let a = Arc::new(artifact());
+    let digest = a.layer_digest.clone();
+    let registry = fake(a, move |path, _| {
+        path.ends_with(&digest)
+            .then(|| FakeResponse::new(200, b"\0asm\x01\0\0\0 but not quite".to_vec()))
+    });
+    let (dir, result) = pull(&registry.addr, ":1", Duration::from_secs(5));
+    assert!(
+        matches!(result, Err(RegistryError::DigestMismatch { .. })),
+        "{result:?}"
+    );
+    nothing_kept(dir.path());
+}
+
+#[test]
+fn a_truncated_blob_is_not_kept() {
+    let a = Arc::new(artifact());
+    let (digest, layer) = (a.layer_digest.clone(), a.layer.clone());
+    let registry = fake(a, move |path, _| {
+        path.ends_with(&digest).then(|| FakeResponse {
+            truncate_to: Some(layer.len() / 2),
+            ..FakeResponse::new(200, layer.clone())
+        })
+    });
+    let (dir, result) = pull(&registry.addr, ":1", Duration::from_secs(5));
+    assert!(result.is_err(), "a truncated blob was accepted");
+    nothing_kept(dir.path());
+}
+
+#[test]
+fn a_missing_docker_content_digest_is_fine_by_tag() {
+    let a = Arc::new(artifact());
+    let manifest = a.manifest.clone();
+    let registry = fake(a.clone(), move |path, _| {
+        path.contains("/manifests/").then(|| {
+            FakeResponse::new(200, manifest.clone())
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        })
+    });
+    let (dir, result) = pull(&registry.addr, ":1", Duration::from_secs(5));
+    result.unwrap();
+    let layout = Layout::open(dir.path().join("layout")).unwrap();
+    let stored = layout.resolve(&LayoutRef::Tag("t".into())).unwrap();
+    assert_eq!(stored.descriptor.digest.to_string(), a.manifest_digest);
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_retried() {
+    let a = Arc::new(artifact());
+    // The first request gets a 429, the second a 500; then all is well.
+    let registry = fake(a, |_, n| match n {
+        0 => Some(FakeResponse::new(429, b"{}".to_vec()).header("retry-after", "0")),
+        1 => Some(FakeResponse::new(500, b"oops".to_vec())),
+        _ => None,
+    });
+    let (dir, result) = pull(&registry.addr, ":1", Duration::from_secs(5));
+    result.unwrap();
+    assert_eq!(files(&dir.path().join("layout")).len(), 5);
+}
+
+#[test]
+fn a_registry_that_keeps_refusing_is_reported_as_such() {
+    let a = Arc::new(artifact());
+    let registry = fake(a, |_, _| {
+        Some(FakeResponse::new(429, b"{}".to_vec()).header("retry-after", "1"))
+    });
+    let (dir, result) = pull(&registry.addr, ":1", Duration::from_secs(5));
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegistryError::RateLimited {
+                retry_after: Some(1),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("rate-limiting"), "{err}");
+    nothing_kept(dir.path());
+}
+
+#[test]
+fn a_stalled_registry_is_given_up_on() {
+    let a = Arc::new(artifact());
+    let digest = a.layer_digest.clone();
+    let registry = fake(a, move |path, _| {
+        path.ends_with(&digest).then(|| FakeResponse {
+            stall: Some(Duration::from_secs(5)),
+            ..FakeResponse::new(200, Vec::new())
+        })
+    });
+    let (dir, result) = pull(&registry.addr, ":1", Duration::from_millis(300));
+    assert!(result.is_err(), "a stalled blob was accepted");
+    nothing_kept(dir.path());
+}
+
+#[test]
+fn chunked_uploads_and_concurrent_pulls_on_a_real_registry() {
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let a = artifact();
+    let source = tempfile::tempdir().unwrap();
+    let layout = Layout::at(source.path());
+    let config =
+        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_CONFIG_V0, &a.config);
+    let layer =
+        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_LAYER, &a.layer);
+    layout
+        .store(
+            &a.manifest,
+            &[(&config, &a.config), (&layer, &a.layer)],
+            Some("a"),
+        )
+        .unwrap();
+    let stored = layout.resolve(&LayoutRef::Tag("a".into())).unwrap();
+    let dest: Reference = format!("{}/chunked/a:1", registry.addr).parse().unwrap();
+    let chunky = Client::new(ClientOptions {
+        chunk_size: 16,
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let report = chunky.push(&layout, &stored, &dest).unwrap();
+    assert_eq!(report.uploaded.len(), 2);
+
+    // Eight pulls of the same digest into one layout at once: one correct file each.
+    let target = tempfile::tempdir().unwrap();
+    let into = Layout::at(target.path());
+    into.create().unwrap();
+    let pinned = dest.with_digest(stored.descriptor.digest);
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let (into, pinned) = (&into, &pinned);
+            scope.spawn(move || {
+                client(Duration::from_secs(10))
+                    .pull(pinned, into, &format!("copy-{i}"))
+                    .unwrap();
+            });
+        }
+    });
+    let blobs = files(&target.path().join("blobs"));
+    assert_eq!(blobs.len(), 3, "{blobs:?}");
+    assert_eq!(into.read_blob(&layer.digest).unwrap(), a.layer);
+    assert_eq!(into.tags().unwrap().len(), 8);
+}
