@@ -406,3 +406,108 @@ fn copy_keeps_the_digest_between_registries_and_layouts() {
     assert!(String::from_utf8_lossy(&out.stdout).ends_with(&format!("@{digest}\n")));
     ok(wasmoci(&tmp.path().join("other")).args(["validate", "copied:1.0.0"]));
 }
+
+#[test]
+fn credential_helpers_and_per_host_variables_are_used() {
+    let Some(registry) = TestRegistry::start(Some(("carol", "from-helper"))) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    ok(wasmoci(&home)
+        .arg("build")
+        .arg(fixtures().join("hello.wasm"))
+        .args(["--tag", "hello:1.0.0"]));
+    let dest = format!("{}/helped/hello:1.0.0", registry.addr);
+
+    // A real `docker-credential-<name>` helper on PATH, named by `credHelpers`.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-wasmocitest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"carol\",\"Secret\":\"from-helper\"}' \"$server\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for config in [
+        serde_json::json!({ "credHelpers": { &registry.addr: "wasmocitest" } }),
+        serde_json::json!({ "credsStore": "wasmocitest" }),
+    ] {
+        let docker = tempfile::tempdir().unwrap();
+        std::fs::write(docker.path().join("config.json"), config.to_string()).unwrap();
+        ok(wasmoci(&home)
+            .env("PATH", &path)
+            .env("DOCKER_CONFIG", docker.path())
+            .args(["push", "hello:1.0.0", &dest]));
+    }
+
+    // `WASMOCI_REGISTRY_<HOST>_*` wins over the general variables.
+    let host: String = registry
+        .addr
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    ok(wasmoci(&home)
+        .env("DOCKER_CONFIG", tmp.path().join("none"))
+        .env(format!("WASMOCI_REGISTRY_{host}_USERNAME"), "carol")
+        .env(format!("WASMOCI_REGISTRY_{host}_PASSWORD"), "from-helper")
+        .env("WASMOCI_REGISTRY_USERNAME", "someone")
+        .env("WASMOCI_REGISTRY_PASSWORD", "else")
+        .args(["push", "hello:1.0.0", &dest]));
+}
+
+#[test]
+fn tls_registries_take_a_ca_file_or_insecure() {
+    let Some(registry) = TestRegistry::start_tls() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    ok(wasmoci(&home)
+        .arg("build")
+        .arg(fixtures().join("hello.wasm"))
+        .args(["--tag", "hello:1.0.0"]));
+    let dest = format!("{}/secure/hello:1.0.0", registry.addr);
+    let cert = registry.certificate.clone().unwrap();
+    ok(wasmoci(&home)
+        .args(["push", "hello:1.0.0", &dest, "--ca-file"])
+        .arg(&cert));
+    ok(wasmoci(&tmp.path().join("other")).args(["pull", &dest, "--insecure"]));
+
+    // Another CA: a TLS failure, said as such.
+    let other = tempfile::tempdir().unwrap();
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+        ])
+        .arg("-keyout")
+        .arg(other.path().join("k.pem"))
+        .arg("-out")
+        .arg(other.path().join("c.pem"))
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let out = wasmoci(&home)
+        .args(["push", "hello:1.0.0", &dest, "--ca-file"])
+        .arg(other.path().join("c.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TLS"), "{stderr}");
+}

@@ -1,7 +1,8 @@
 //! Credentials, the way docker users already have them.
 //!
 //! Looked up in order: what the caller passes (`--username`/`--password-stdin`),
-//! `WASMOCI_REGISTRY_USERNAME`/`WASMOCI_REGISTRY_PASSWORD`, docker's `config.json`
+//! `WASMOCI_REGISTRY_<HOST>_USERNAME`/`_PASSWORD` (the host upper-cased, other characters
+//! `_`), `WASMOCI_REGISTRY_USERNAME`/`WASMOCI_REGISTRY_PASSWORD`, docker's `config.json`
 //! (`$DOCKER_CONFIG` or `~/.docker`: `auths`, `identitytoken`, `credsStore`, `credHelpers`,
 //! running the real `docker-credential-<name>` helper), then anonymous.
 
@@ -86,6 +87,31 @@ pub fn credential_for(
         return (
             Credential::Basic { username, password },
             CredentialSource::Flags,
+        );
+    }
+    // The per-host form first: `WASMOCI_REGISTRY_<HOST>_USERNAME`, the host upper-cased
+    // with everything but letters and digits as `_` (`ghcr.io` → `GHCR_IO`).
+    let host: String = registry
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let per_host = (
+        std::env::var(format!("WASMOCI_REGISTRY_{host}_USERNAME")),
+        std::env::var(format!("WASMOCI_REGISTRY_{host}_PASSWORD")),
+    );
+    if let (Ok(username), Ok(password)) = per_host {
+        return (
+            Credential::Basic {
+                username,
+                password: Secret::new(password),
+            },
+            CredentialSource::Environment,
         );
     }
     if let (Ok(username), Ok(password)) = (std::env::var(USERNAME_ENV), std::env::var(PASSWORD_ENV))

@@ -283,7 +283,10 @@ impl Client {
     }
 
     fn base(&self, r: &Reference) -> String {
-        let scheme = if self.options.plain_http || r.is_loopback() {
+        // Loopback registries talk plain HTTP, unless TLS was asked for with a CA file or
+        // `--insecure`.
+        let tls_asked = self.options.insecure || self.options.ca_file.is_some();
+        let scheme = if self.options.plain_http || (r.is_loopback() && !tls_asked) {
             "http"
         } else {
             "https"
@@ -411,7 +414,11 @@ impl Client {
 
     fn transport(&self, r: &Reference, e: ureq::Error) -> RegistryError {
         let reason = e.to_string();
-        if matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) {
+        let lower = reason.to_ascii_lowercase();
+        let tls = ["certificate", "tls", "handshake"]
+            .iter()
+            .any(|word| lower.contains(word));
+        if tls || matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) {
             RegistryError::Tls {
                 registry: r.registry.clone(),
                 reason,

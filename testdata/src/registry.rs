@@ -16,6 +16,8 @@ pub struct TestRegistry {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// With TLS: the PEM certificate of the CA that signed its certificate.
+    pub certificate: Option<std::path::PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -47,6 +49,15 @@ impl TestRegistry {
     /// Starts a registry; with `basic_auth`, it requires that user and password.
     /// `None` when the registry is not installed (and this is not CI).
     pub fn start(basic_auth: Option<(&str, &str)>) -> Option<TestRegistry> {
+        Self::start_with(basic_auth, false)
+    }
+
+    /// Starts a registry serving HTTPS with a self-signed certificate for 127.0.0.1.
+    pub fn start_tls() -> Option<TestRegistry> {
+        Self::start_with(None, true)
+    }
+
+    fn start_with(basic_auth: Option<(&str, &str)>, tls: bool) -> Option<TestRegistry> {
         if !require(REGISTRY_BINARY) {
             return None;
         }
@@ -77,6 +88,84 @@ impl TestRegistry {
                     file.display()
                 ));
             }
+            let mut certificate = None;
+            if tls {
+                // A CA, and a certificate for 127.0.0.1 it signed: what the client trusts
+                // is the CA (`certificate`), as with a private registry.
+                let p = |name: &str| dir.path().join(name);
+                let openssl = |args: &[&str]| {
+                    let out = Command::new("openssl")
+                        .args(args)
+                        .current_dir(dir.path())
+                        .output()
+                        .expect("`openssl` is installed by .ci/install");
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                };
+                std::fs::write(
+                    p("leaf.ext"),
+                    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+                )
+                .unwrap();
+                openssl(&[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=wasmoci test CA",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                ]);
+                openssl(&[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    "key.pem",
+                    "-out",
+                    "leaf.csr",
+                ]);
+                openssl(&[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "leaf.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "1",
+                    "-extfile",
+                    "leaf.ext",
+                    "-out",
+                    "cert.pem",
+                ]);
+                // Under `http:`, right after its `addr`.
+                config = config.replacen(
+                    &format!("  addr: {addr}\n"),
+                    &format!(
+                        "  addr: {addr}\n  tls:\n    certificate: {}\n    key: {}\n",
+                        p("cert.pem").display(),
+                        p("key.pem").display()
+                    ),
+                    1,
+                );
+                certificate = Some(p("ca.pem"));
+            }
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config).unwrap();
             let mut child = Command::new(REGISTRY_BINARY)
@@ -94,6 +183,7 @@ impl TestRegistry {
                     return Some(TestRegistry {
                         child,
                         addr,
+                        certificate,
                         _dir: dir,
                     });
                 }

@@ -98,7 +98,7 @@ pub(crate) fn push(args: PushArgs) -> Result<Outcome> {
     let Some((layout, stored)) = source_artifact(&args.source, scratch.path())? else {
         return Ok(Outcome::Problems);
     };
-    plain_http_note(&dest, args.registry.plain_http);
+    plain_http_note(&dest, &args.registry);
     let client = args.registry.client()?;
     let report = client
         .push(&layout, &stored, &dest)
@@ -197,8 +197,9 @@ fn source_artifact(
 }
 
 /// Says on stderr when a registry is reached without TLS.
-fn plain_http_note(r: &Reference, forced: bool) {
-    if forced || r.is_loopback() {
+fn plain_http_note(r: &Reference, args: &RegistryArgs) {
+    let tls_asked = args.insecure || args.ca_file.is_some();
+    if args.plain_http || (r.is_loopback() && !tls_asked) {
         output::note(&format!("talking plain HTTP to `{}`", r.registry));
     }
 }
@@ -210,7 +211,7 @@ pub(crate) fn store_tag(reference: &Reference) -> String {
 
 pub(crate) fn pull(args: PullArgs) -> Result<Outcome> {
     let source: Reference = args.reference.parse()?;
-    plain_http_note(&source, args.registry.plain_http);
+    plain_http_note(&source, &args.registry);
     let layout = match &args.layout {
         Some(dir) => Layout::at(dir),
         None => super::store_layout()?,
