@@ -52,6 +52,9 @@ pub(crate) struct PublishArgs {
     allow_imports: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Print the receipt on stdout instead of the reference
+    #[arg(long)]
+    json: bool,
 }
 
 fn fail(code: u8, error: anyhow::Error) -> ExitCode {
@@ -158,7 +161,7 @@ pub(crate) fn publish(args: PublishArgs) -> Result<ExitCode> {
     let push_ms = pushing.elapsed().as_millis();
     let reference = format!("{dest}@{}", stored.descriptor.digest);
 
-    if let Some(path) = &args.receipt {
+    {
         let blobs = |list: &[(wasmoci_spec::Digest, u64)]| {
             list.iter()
                 .map(|(d, s)| json!({ "digest": d.to_string(), "size": s }))
@@ -179,6 +182,12 @@ pub(crate) fn publish(args: PublishArgs) -> Result<ExitCode> {
             "timings_ms": { "build": build_ms, "validate": validate_ms, "push": push_ms, "total": started.elapsed().as_millis() },
             "wasmoci": env!("CARGO_PKG_VERSION"),
         });
+        if args.json {
+            output::json(&receipt);
+        }
+        let Some(path) = &args.receipt else {
+            return Ok(finish(&dest, &report, &reference, args.json));
+        };
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
@@ -192,11 +201,22 @@ pub(crate) fn publish(args: PublishArgs) -> Result<ExitCode> {
         temp.persist(path)
             .with_context(|| format!("failed to write the receipt `{}`", path.display()))?;
     }
+    Ok(finish(&dest, &report, &reference, args.json))
+}
+
+fn finish(
+    dest: &Reference,
+    report: &wasmoci_registry::client::PushReport,
+    reference: &str,
+    json: bool,
+) -> ExitCode {
     output::status(&format!(
         "published `{dest}`: {} blob(s) uploaded, {} already there",
         report.uploaded.len(),
         report.skipped.len()
     ));
-    output::data(&reference);
-    Ok(ExitCode::SUCCESS)
+    if !json {
+        output::data(reference);
+    }
+    ExitCode::SUCCESS
 }

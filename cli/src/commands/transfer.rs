@@ -281,6 +281,9 @@ pub(crate) struct LoginArgs {
     /// Talk plain HTTP to the registry (loopback registries use it anyway)
     #[arg(long)]
     plain_http: bool,
+    /// Print a JSON object
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn login(args: LoginArgs) -> Result<Outcome> {
@@ -302,11 +305,15 @@ pub(crate) fn login(args: LoginArgs) -> Result<Outcome> {
         .with_context(|| format!("failed to log in to `{}`", args.host))?;
     let path =
         wasmoci_registry::auth::docker_config::save(&probe.registry, &args.username, &password)?;
-    output::status(&format!(
-        "logged in to `{}`; credentials saved in `{}`",
-        args.host,
-        path.display()
-    ));
+    if args.json {
+        output::json(&json!({ "host": args.host, "config": path }));
+    } else {
+        output::status(&format!(
+            "logged in to `{}`; credentials saved in `{}`",
+            args.host,
+            path.display()
+        ));
+    }
     Ok(Outcome::Ok)
 }
 
@@ -316,13 +323,19 @@ pub(crate) struct LogoutArgs {
     /// The registry host
     #[arg(value_name = "HOST")]
     host: String,
+    /// Print a JSON object
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn logout(args: LogoutArgs) -> Result<Outcome> {
     let probe: Reference = format!("{}/library/x", args.host)
         .parse()
         .with_context(|| format!("invalid registry host `{}`", args.host))?;
-    if wasmoci_registry::auth::docker_config::remove(&probe.registry)? {
+    let removed = wasmoci_registry::auth::docker_config::remove(&probe.registry)?;
+    if args.json {
+        output::json(&json!({ "host": args.host, "removed": removed }));
+    } else if removed {
         output::status(&format!("logged out of `{}`", args.host));
     } else {
         output::status(&format!("no saved login for `{}`", args.host));
@@ -419,6 +432,9 @@ pub(crate) struct TagArgs {
     tags: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Print a JSON object
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn tag(args: TagArgs) -> Result<Outcome> {
@@ -439,7 +455,11 @@ pub(crate) fn tag(args: TagArgs) -> Result<Outcome> {
             .put_manifest(&target, &bytes, &media_type)
             .with_context(|| format!("failed to tag `{target}`"))?;
     }
-    output::status(&format!("tagged `{digest}` as {} tag(s)", args.tags.len()));
+    if args.json {
+        output::json(&json!({ "digest": digest.to_string(), "tags": args.tags }));
+    } else {
+        output::status(&format!("tagged `{digest}` as {} tag(s)", args.tags.len()));
+    }
     Ok(Outcome::Ok)
 }
 
@@ -482,6 +502,9 @@ pub(crate) struct CopyArgs {
     dest: String,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Print a JSON object
+    #[arg(long)]
+    json: bool,
 }
 
 fn dest_tag(reference: &LayoutRef, source: &str) -> Result<String> {
@@ -544,6 +567,15 @@ pub(crate) fn copy(args: CopyArgs) -> Result<Outcome> {
             to.store(&stored.manifest_bytes, &blobs, Some(&tag))?.digest
         }
     };
-    output::data(&format!("{}@{digest}", args.dest));
+    let reference = format!("{}@{digest}", args.dest);
+    if args.json {
+        output::json(&json!({
+            "source": args.source,
+            "reference": reference,
+            "digest": digest.to_string(),
+        }));
+    } else {
+        output::data(&reference);
+    }
     Ok(Outcome::Ok)
 }
