@@ -511,3 +511,38 @@ fn tls_registries_take_a_ca_file_or_insecure() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TLS"), "{stderr}");
 }
+
+#[test]
+fn bearer_tokens_from_a_token_service() {
+    let Some(registry) = TestRegistry::start_token("dave", "t0ken") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    ok(wasmoci(&home)
+        .arg("build")
+        .arg(fixtures().join("hello.wasm"))
+        .args(["--tag", "hello:1.0.0"]));
+    let dest = format!("{}/tokens/hello:1.0.0", registry.addr);
+    let with_creds = |cmd: &mut Command| {
+        cmd.env("DOCKER_CONFIG", tmp.path().join("none"))
+            .env("WASMOCI_REGISTRY_USERNAME", "dave")
+            .env("WASMOCI_REGISTRY_PASSWORD", "t0ken");
+    };
+    let mut push = wasmoci(&home);
+    with_creds(&mut push);
+    let pushed = json(&ok(push.args(["push", "hello:1.0.0", &dest, "--json"])));
+    let mut pull = wasmoci(&tmp.path().join("other"));
+    with_creds(&mut pull);
+    let pulled = json(&ok(pull.args(["pull", &dest, "--json"])));
+    assert_eq!(pulled["digest"], pushed["digest"]);
+
+    let anonymous = wasmoci(&tmp.path().join("third"))
+        .env("DOCKER_CONFIG", tmp.path().join("none"))
+        .args(["pull", &dest])
+        .output()
+        .unwrap();
+    assert_eq!(anonymous.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&anonymous.stderr);
+    assert!(stderr.contains("token service"), "{stderr}");
+}

@@ -15,6 +15,18 @@ pub struct FakeRequest {
     pub method: String,
     /// The path with its query.
     pub path: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl FakeRequest {
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// What to answer.
@@ -111,9 +123,10 @@ fn serve(stream: TcpStream, handler: &Handler) {
         let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
             return;
         };
-        let request = FakeRequest {
+        let mut request = FakeRequest {
             method: method.to_owned(),
             path: path.to_owned(),
+            headers: Vec::new(),
         };
         let mut length = 0usize;
         loop {
@@ -125,10 +138,12 @@ fn serve(stream: TcpStream, handler: &Handler) {
             if header.is_empty() {
                 break;
             }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
+            if let Some((name, value)) = header.split_once(':') {
+                let name = name.trim().to_ascii_lowercase();
+                if name == "content-length" {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                request.headers.push((name, value.trim().to_owned()));
             }
         }
         let mut body = vec![0u8; length];

@@ -18,6 +18,8 @@ pub struct TestRegistry {
     pub addr: String,
     /// With TLS: the PEM certificate of the CA that signed its certificate.
     pub certificate: Option<std::path::PathBuf>,
+    /// With token auth: the token service.
+    pub token_service: Option<crate::fake::FakeRegistry>,
     _dir: tempfile::TempDir,
 }
 
@@ -49,15 +51,26 @@ impl TestRegistry {
     /// Starts a registry; with `basic_auth`, it requires that user and password.
     /// `None` when the registry is not installed (and this is not CI).
     pub fn start(basic_auth: Option<(&str, &str)>) -> Option<TestRegistry> {
-        Self::start_with(basic_auth, false)
+        Self::start_with(basic_auth, false, None)
+    }
+
+    /// Starts a registry with token auth: a token service (run by this harness) hands out
+    /// RS256 JWTs to `user`/`password`, for the scope asked, signed with a key whose
+    /// certificate the registry trusts.
+    pub fn start_token(user: &'static str, password: &'static str) -> Option<TestRegistry> {
+        Self::start_with(None, false, Some((user, password)))
     }
 
     /// Starts a registry serving HTTPS with a self-signed certificate for 127.0.0.1.
     pub fn start_tls() -> Option<TestRegistry> {
-        Self::start_with(None, true)
+        Self::start_with(None, true, None)
     }
 
-    fn start_with(basic_auth: Option<(&str, &str)>, tls: bool) -> Option<TestRegistry> {
+    fn start_with(
+        basic_auth: Option<(&str, &str)>,
+        tls: bool,
+        token_auth: Option<(&'static str, &'static str)>,
+    ) -> Option<TestRegistry> {
         if !require(REGISTRY_BINARY) {
             return None;
         }
@@ -89,6 +102,16 @@ impl TestRegistry {
                 ));
             }
             let mut certificate = None;
+            let mut token_service = None;
+            if let Some((user, password)) = token_auth {
+                let (service, bundle) = token::start(dir.path(), user, password);
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: http://{}/token\n    service: wasmoci-test\n    issuer: wasmoci-test-issuer\n    rootcertbundle: {}\n",
+                    service.addr,
+                    bundle.display()
+                ));
+                token_service = Some(service);
+            }
             if tls {
                 // A CA, and a certificate for 127.0.0.1 it signed: what the client trusts
                 // is the CA (`certificate`), as with a private registry.
@@ -184,6 +207,7 @@ impl TestRegistry {
                         child,
                         addr,
                         certificate,
+                        token_service,
                         _dir: dir,
                     });
                 }
@@ -209,4 +233,120 @@ fn answers(addr: &str) -> bool {
     }
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
+/// The token service of a token-auth registry.
+mod token {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use base64::Engine as _;
+
+    use crate::fake::{FakeRegistry, FakeResponse};
+
+    fn b64url(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Starts the token service; returns it and the certificate bundle the registry
+    /// trusts.
+    pub(super) fn start(
+        dir: &Path,
+        user: &'static str,
+        password: &'static str,
+    ) -> (FakeRegistry, PathBuf) {
+        let key = dir.join("token.key");
+        let cert = dir.join("token.pem");
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=wasmoci test token issuer",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("`openssl` is installed by .ci/install");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap()
+            .stdout;
+        let x5c = base64::engine::general_purpose::STANDARD.encode(der);
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        let service = FakeRegistry::start(move |req| {
+            if req.header("authorization") != Some(expected.as_str()) {
+                return FakeResponse::new(401, r#"{"details":"bad credentials"}"#);
+            }
+            // scope=repository:NAME:ACTIONS (one scope is enough for these tests)
+            let query = req.path.split_once('?').map_or("", |(_, q)| q);
+            let scope = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("scope="))
+                .unwrap_or_default()
+                .replace("%3A", ":")
+                .replace("%2C", ",")
+                .replace("%2F", "/");
+            let mut parts = scope.splitn(3, ':');
+            let (_, name, actions) = (
+                parts.next(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let header = serde_json::json!({ "typ": "JWT", "alg": "RS256", "x5c": [x5c] });
+            let claims = serde_json::json!({
+                "iss": "wasmoci-test-issuer",
+                "sub": user,
+                "aud": "wasmoci-test",
+                "exp": now + 300,
+                "nbf": now - 10,
+                "iat": now,
+                "jti": format!("{now}-{name}"),
+                "access": [{
+                    "type": "repository",
+                    "name": name,
+                    "actions": actions.split(',').filter(|a| !a.is_empty()).collect::<Vec<_>>(),
+                }],
+            });
+            let input = format!(
+                "{}.{}",
+                b64url(header.to_string().as_bytes()),
+                b64url(claims.to_string().as_bytes())
+            );
+            let mut sign = Command::new("openssl")
+                .args(["dgst", "-sha256", "-sign"])
+                .arg(&key)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut sign.stdin.take().unwrap(), input.as_bytes()).unwrap();
+            let signature = sign.wait_with_output().unwrap().stdout;
+            let token = format!("{input}.{}", b64url(&signature));
+            FakeResponse::new(200, serde_json::json!({ "token": token }).to_string())
+                .header("content-type", "application/json")
+        });
+        (service, cert)
+    }
 }
