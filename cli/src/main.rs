@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod output;
+mod progress;
 
 const EXIT_CODES: &str = "\
 Exit status:

@@ -160,12 +160,46 @@ impl Default for ClientOptions {
     }
 }
 
+/// Reports the bytes of each blob as they move; the CLI draws progress bars with it.
+pub trait Progress: Send + Sync {
+    /// A blob transfer starts.
+    fn start(&self, digest: &Digest, size: u64, what: &'static str);
+    /// `bytes` more of it moved.
+    fn advance(&self, digest: &Digest, bytes: u64);
+    /// It is done (or failed).
+    fn finish(&self, digest: &Digest);
+}
+
+struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &Digest, _: u64, _: &'static str) {}
+    fn advance(&self, _: &Digest, _: u64) {}
+    fn finish(&self, _: &Digest) {}
+}
+
+/// Counts what goes through a reader into a [`Progress`].
+struct Counted<'a, R> {
+    inner: R,
+    digest: Digest,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(&self.digest, n as u64);
+        Ok(n)
+    }
+}
+
 /// A registry client.
 pub struct Client {
     agent: ureq::Agent,
     options: ClientOptions,
     /// `Authorization` header values by `registry|repository`.
     authorizations: Mutex<HashMap<String, String>>,
+    progress: std::sync::Arc<dyn Progress>,
 }
 
 impl std::fmt::Debug for Client {
@@ -242,7 +276,14 @@ impl Client {
             agent: config.into(),
             options,
             authorizations: Mutex::new(HashMap::new()),
+            progress: std::sync::Arc::new(NoProgress),
         })
+    }
+
+    /// Reports blob transfers to `progress`.
+    pub fn with_progress(mut self, progress: std::sync::Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Sends an idempotent request, retrying 5xx, 429 and broken connections with
@@ -768,7 +809,10 @@ impl Client {
         {
             return Ok(BlobOutcome::Mounted);
         }
-        self.upload(layout, dest, blob)?;
+        self.progress.start(&blob.digest, blob.size, "push");
+        let result = self.upload(layout, dest, blob);
+        self.progress.finish(&blob.digest);
+        result?;
         Ok(BlobOutcome::Uploaded)
     }
 
@@ -836,7 +880,11 @@ impl Client {
                 Ok(file) => file,
                 Err(e) => return Err(ureq::Error::Io(e)),
             };
-            let mut reader = HashingReader::new(file);
+            let mut reader = HashingReader::new(Counted {
+                inner: file,
+                digest: blob.digest,
+                progress: &*self.progress,
+            });
             let mut req = self
                 .agent
                 .put(&url)
@@ -881,7 +929,11 @@ impl Client {
                 let mut file = std::fs::File::open(path).map_err(ureq::Error::Io)?;
                 file.seek(SeekFrom::Start(offset))
                     .map_err(ureq::Error::Io)?;
-                let mut chunk = file.take(len);
+                let mut chunk = Counted {
+                    inner: file.take(len),
+                    digest: blob.digest,
+                    progress: &*self.progress,
+                };
                 let mut req = self
                     .agent
                     .patch(&url)
@@ -985,8 +1037,15 @@ impl Client {
             if !response.status().is_success() {
                 return Err(self.status_error(src, "download a blob of", response));
             }
-            let reader = response.into_body().into_reader().take(blob.size + 1);
-            match layout.put_blob_from(reader, Some(blob)) {
+            let reader = Counted {
+                inner: response.into_body().into_reader().take(blob.size + 1),
+                digest: blob.digest,
+                progress: &*self.progress,
+            };
+            self.progress.start(&blob.digest, blob.size, "pull");
+            let stored = layout.put_blob_from(reader, Some(blob));
+            self.progress.finish(&blob.digest);
+            match stored {
                 Ok(_) => report.downloaded.push((blob.digest, blob.size)),
                 Err(crate::Error::ContentMismatch {
                     expected, actual, ..

@@ -31,6 +31,9 @@ pub(crate) struct RegistryArgs {
     /// Trust the PEM certificates in FILE (a private CA)
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
+    /// No progress bars (there are none when stderr is not a terminal either)
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 impl RegistryArgs {
@@ -48,13 +51,17 @@ impl RegistryArgs {
             }
             None => None,
         };
-        Ok(Client::new(ClientOptions {
+        let client = Client::new(ClientOptions {
             plain_http: self.plain_http,
             credential,
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
             ..ClientOptions::default()
-        })?)
+        })?;
+        Ok(match crate::progress::bars(self.quiet) {
+            Some(bars) => client.with_progress(bars),
+            None => client,
+        })
     }
 }
 
