@@ -146,7 +146,7 @@ pub fn adapted(name: &str) -> Vec<u8> {
 /// | `hello-embedded.wasm` | its core module with the component type embedded |
 /// | `http-hello.wasm` | `wasi:http/incoming-handler` component |
 /// | `plug.wasm`, `socket.wasm` | a pair to compose |
-/// | `invalid-body.wasm`, `bad-magic.wasm`, `truncated.wasm` | broken binaries |
+/// | `invalid-body.wasm`, `bad-magic.wasm`, `truncated.wasm`, `bad-syntax.wat` | broken inputs |
 /// | `exit3.wasm`, `trap.wasm`, `loop.wasm`, `membomb.wasm`, `cat.wasm`, `sleep.wasm` | wasip1 commands that exit 3, trap, never end, grow memory without end, print a granted file, sleep 10 s in a host call |
 /// | `exit3.component.wasm` | `exit3` adapted: exits through `wasi:cli/exit` |
 /// | `http-slow.wasm` | an HTTP handler that sleeps 300 ms before answering |
@@ -183,6 +183,10 @@ pub fn build_fixtures(dir: &Path) -> &Path {
             files.insert(format!("{name}.wasm"), core(name));
         }
         files.insert("bad-magic.wasm".into(), b"\0asx\x01\0\0\0".to_vec());
+        files.insert(
+            "bad-syntax.wat".into(),
+            b"(module\n  (func (export \"_start\")\n".to_vec(),
+        );
         for (name, bytes) in &files {
             write_atomically(&dir.join(name), bytes);
         }

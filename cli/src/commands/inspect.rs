@@ -105,6 +105,28 @@ pub(crate) fn run(args: InspectArgs) -> Result<Outcome> {
             report["layer_media_type"] = json!(layer.media_type);
             report["size"] = json!(layer.size);
             add_component(&mut report, config.component.as_ref());
+            // The config is what is shown; say so when the bytes disagree with it.
+            let (_, _, bytes) = parts.wasm_layer().expect("checked above");
+            let from_bytes = match kind {
+                WasmKind::Component => component_section(bytes).ok(),
+                WasmKind::Module => None,
+            };
+            let lists = |c: Option<&ComponentSection>| {
+                c.map(|c| {
+                    let mut i = c.imports.clone();
+                    let mut e = c.exports.clone();
+                    i.sort();
+                    e.sort();
+                    (i, e)
+                })
+            };
+            if kind.os() != config.os
+                || lists(from_bytes.as_ref()) != lists(config.component.as_ref())
+            {
+                output::note(&format!(
+                    "the config of `{display}` does not match its wasm layer; run `wasmoci validate` on it"
+                ));
+            }
             report["annotations"] = json!(manifest.annotations.clone().unwrap_or_default());
         }
     }

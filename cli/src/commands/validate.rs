@@ -86,7 +86,17 @@ pub(crate) fn run(args: ValidateArgs) -> Result<Outcome> {
     });
     let world = world.map(|w| w.load()).transpose()?;
 
-    let loaded = load(&args.artifact)?;
+    let loaded = match load(&args.artifact) {
+        Ok(loaded) => loaded,
+        // WAT that does not parse is an invalid artifact, not a failure to check one.
+        Err(e) => match e.downcast_ref::<wasmoci_cli::build::BuildError>() {
+            Some(wasmoci_cli::build::BuildError::Wat { path, reason }) => {
+                let v = violation("wat-invalid", &path.display().to_string(), reason.clone());
+                return Ok(report(&args, &path.display().to_string(), None, vec![v]));
+            }
+            _ => return Err(e),
+        },
+    };
     let mut violations: Vec<Violation> = Vec::new();
     let (display, wasm, wasm_path): (String, Option<&[u8]>, String) = match &loaded {
         Loaded::File { path, bytes } => (
@@ -153,6 +163,15 @@ pub(crate) fn run(args: ValidateArgs) -> Result<Outcome> {
         }
     }
 
+    Ok(report(&args, &display, kind, violations))
+}
+
+fn report(
+    args: &ValidateArgs,
+    display: &str,
+    kind: Option<WasmKind>,
+    violations: Vec<Violation>,
+) -> Outcome {
     if args.json {
         output::json(&json!({
             "reference": display,
@@ -176,11 +195,11 @@ pub(crate) fn run(args: ValidateArgs) -> Result<Outcome> {
             output::status(&format!("  {v}"));
         }
     }
-    Ok(if violations.is_empty() {
+    if violations.is_empty() {
         Outcome::Ok
     } else {
         Outcome::Problems
-    })
+    }
 }
 
 fn violation(code: &'static str, path: &str, message: String) -> Violation {

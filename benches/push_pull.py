@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""`wasmoci push`/`pull` vs `skopeo copy` (and oras-py), on a fresh local registry.
+
+Artifacts of 1 KiB, 10 MiB and 256 MiB (a core module whose data segment holds random
+bytes, stored with `wasmoci build --module` in an OCI layout) are pushed to and pulled from
+Debian's docker-registry on 127.0.0.1, by each tool, several runs each (a fresh repository
+or destination every run). Prints median wall time, client CPU and peak RSS per tool and the
+ratios, and checks that a re-push of identical content uploads 0 blob bytes. Goals (issue
+"Registry client"): >= 1.25x faster than the fastest peer at 256 MiB for push and pull;
+client peak RSS <= 64 MiB for a 256 MiB blob.
+
+    benches/push_pull.py [--runs N] [--sizes 1KiB,10MiB,256MiB] [--no-oras]
+
+oras-py is installed once into a virtualenv under `$WASMOCI_BENCH_CACHE` (default
+`~/.cache/wasmoci-bench`) when `--no-oras` is not given. Needs docker-registry and skopeo
+(`.ci/install`). Numbers are printed, not asserted.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("WASMOCI_BENCH_CACHE", Path.home() / ".cache" / "wasmoci-bench"))
+
+
+def leb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def module_with(payload: bytes) -> bytes:
+    pages = max(1, -(-len(payload) // 65536))
+    memory = b"\x01" + b"\x00" + leb(pages)
+    segment = b"\x00" + b"\x41\x00\x0b" + leb(len(payload)) + payload
+    data = b"\x01" + segment
+    section = lambda i, body: bytes([i]) + leb(len(body)) + body
+    return b"\0asm\x01\0\0\0" + section(5, memory) + section(11, data)
+
+
+def parse_size(text: str) -> int:
+    for unit, scale in (("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)):
+        if text.endswith(unit):
+            return int(text[: -len(unit)]) * scale
+    return int(text)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(argv, env=None):
+    """(wall seconds, CPU seconds, peak RSS MiB) of one run."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{argv[0]} failed: {proc.stderr.read().decode()}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def oras() -> Path | None:
+    venv = CACHE / "oras-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"installing oras-py into {venv}", file=sys.stderr)
+        try:
+            sh = lambda *a: subprocess.run([str(x) for x in a], check=True, stdout=subprocess.DEVNULL)
+            sh(sys.executable, "-m", "venv", venv)
+            sh(python, "-m", "pip", "install", "-q", "oras")
+        except subprocess.CalledProcessError:
+            return None
+    return python
+
+
+ORAS_PUSH = """
+import sys, oras.client
+c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)
+c.push(target=sys.argv[2], files=[sys.argv[3] + ":application/wasm"], disable_path_validation=True)
+"""
+ORAS_PULL = """
+import sys, oras.client
+c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)
+c.pull(target=sys.argv[2], outdir=sys.argv[3])
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="1KiB,10MiB,256MiB")
+    parser.add_argument("--no-oras", action="store_true")
+    args = parser.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "wasmoci-cli"], cwd=ROOT, check=True)
+    ours = ROOT / "target" / "release" / "wasmoci"
+    py = None if args.no_oras else oras()
+    with tempfile.TemporaryDirectory(prefix="wasmoci-bench-") as tmp:
+        tmp = Path(tmp)
+        port = free_port()
+        addr = f"127.0.0.1:{port}"
+        (tmp / "reg.yml").write_text(
+            f"version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {tmp / 'regdata'}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: {addr}}}\n")
+        registry = subprocess.Popen(["docker-registry", "serve", tmp / "reg.yml"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            env = dict(os.environ, WASMOCI_HOME=str(tmp / "home"))
+            print(f"{'size':>8} {'op':5} {'tool':9} {'wall s':>8} {'cpu s':>8} {'rss MiB':>8}")
+            for size_text in args.sizes.split(","):
+                size = parse_size(size_text)
+                wasm = tmp / f"payload-{size}.wasm"
+                wasm.write_bytes(module_with(os.urandom(size)))
+                layout = tmp / f"layout-{size}"
+                subprocess.run([ours, "build", wasm, "--module", "--tag", "big:1.0.0", "--layout", layout],
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                results = {}
+                for run in range(args.runs):
+                    repo = f"{addr}/bench{size}/r{run}"
+                    results.setdefault(("push", "wasmoci"), []).append(measure(
+                        [ours, "push", f"oci:{layout}:big:1.0.0", f"{repo}-w:1", "--quiet"], env))
+                    results.setdefault(("push", "skopeo"), []).append(measure(
+                        ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                         f"oci:{layout}:big:1.0.0", f"docker://{repo}-s:1"]))
+                    if py:
+                        results.setdefault(("push", "oras-py"), []).append(measure(
+                            [py, "-c", ORAS_PUSH, addr, f"{repo}-o:1", wasm]))
+                    home = tmp / f"pull-home-{size}-{run}"
+                    results.setdefault(("pull", "wasmoci"), []).append(measure(
+                        [ours, "pull", f"{repo}-w:1", "--quiet"], dict(env, WASMOCI_HOME=str(home))))
+                    results.setdefault(("pull", "skopeo"), []).append(measure(
+                        ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                         f"docker://{repo}-w:1", f"oci:{tmp / f'skopeo-{size}-{run}'}:x"]))
+                    if py:
+                        results.setdefault(("pull", "oras-py"), []).append(measure(
+                            [py, "-c", ORAS_PULL, addr, f"{repo}-o:1", tmp / f"oras-{size}-{run}"]))
+                    shutil.rmtree(home, ignore_errors=True)
+                for (op, tool), runs in results.items():
+                    wall = statistics.median(r[0] for r in runs)
+                    cpu = statistics.median(r[1] for r in runs)
+                    rss = max(r[2] for r in runs)
+                    print(f"{size_text:>8} {op:5} {tool:9} {wall:8.3f} {cpu:8.3f} {rss:8.1f}")
+                for op in ("push", "pull"):
+                    ours_wall = statistics.median(r[0] for r in results[(op, "wasmoci")])
+                    peers = {t: statistics.median(r[0] for r in v) for (o, t), v in results.items()
+                             if o == op and t != "wasmoci"}
+                    best = min(peers, key=peers.get)
+                    print(f"{size_text:>8} {op}: wasmoci is {peers[best] / ours_wall:.2f}x as fast as the fastest peer ({best})")
+                again = subprocess.run([ours, "push", f"oci:{layout}:big:1.0.0", f"{addr}/bench{size}/r0-w:1", "--json", "--quiet"],
+                                       check=True, capture_output=True, env=env).stdout
+                print(f"{size_text:>8} re-push of identical content uploaded {json.loads(again)['uploaded_bytes']} blob bytes")
+        finally:
+            registry.terminate()
+            registry.wait()
+
+
+if __name__ == "__main__":
+    main()
