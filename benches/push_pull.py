@@ -67,14 +67,15 @@ def free_port() -> int:
 
 
 def measure(argv, env=None):
-    """(wall seconds, CPU seconds, peak RSS MiB) of one run."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"{argv[0]} failed: {proc.stderr.read().decode()}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """(wall seconds, CPU seconds, peak RSS MiB) of one run, from GNU time (a child's
+    `ru_maxrss` seen from Python would include Python's own pages copied at fork)."""
+    with tempfile.NamedTemporaryFile("r") as stats:
+        done = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", stats.name, *map(str, argv)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        if done.returncode != 0:
+            raise SystemExit(f"{argv[0]} failed: {done.stderr.decode()}")
+        wall, user, system, rss_kib = stats.read().split()[-4:]
+    return float(wall), float(user) + float(system), int(rss_kib) / 1024
 
 
 def oras() -> Path | None:
@@ -134,22 +135,33 @@ def main():
             print(f"{'size':>8} {'op':5} {'tool':9} {'wall s':>8} {'cpu s':>8} {'rss MiB':>8}")
             for size_text in args.sizes.split(","):
                 size = parse_size(size_text)
-                wasm = tmp / f"payload-{size}.wasm"
-                wasm.write_bytes(module_with(os.urandom(size)))
-                layout = tmp / f"layout-{size}"
-                subprocess.run([ours, "build", wasm, "--module", "--tag", "big:1.0.0", "--layout", layout],
-                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+                def artifact(name):
+                    # Fresh random content for every tool and run: no tool may skip an
+                    # upload, or mount a blob another run already pushed (skopeo's blob
+                    # info cache would).
+                    wasm = tmp / f"{name}.wasm"
+                    wasm.write_bytes(module_with(os.urandom(size)))
+                    layout = tmp / f"{name}-layout"
+                    subprocess.run([ours, "build", wasm, "--module", "--tag", "big:1.0.0", "--layout", layout],
+                                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                    return wasm, layout
+
                 results = {}
+                layout = None
                 for run in range(args.runs):
                     repo = f"{addr}/bench{size}/r{run}"
+                    _, layout = artifact(f"w-{size}-{run}")
                     results.setdefault(("push", "wasmoci"), []).append(measure(
                         [ours, "push", f"oci:{layout}:big:1.0.0", f"{repo}-w:1", "--quiet"], env))
+                    _, skopeo_layout = artifact(f"s-{size}-{run}")
                     results.setdefault(("push", "skopeo"), []).append(measure(
                         ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                         f"oci:{layout}:big:1.0.0", f"docker://{repo}-s:1"]))
+                         f"oci:{skopeo_layout}:big:1.0.0", f"docker://{repo}-s:1"]))
                     if py:
+                        oras_wasm, _ = artifact(f"o-{size}-{run}")
                         results.setdefault(("push", "oras-py"), []).append(measure(
-                            [py, "-c", ORAS_PUSH, addr, f"{repo}-o:1", wasm]))
+                            [py, "-c", ORAS_PUSH, addr, f"{repo}-o:1", oras_wasm]))
                     home = tmp / f"pull-home-{size}-{run}"
                     results.setdefault(("pull", "wasmoci"), []).append(measure(
                         [ours, "pull", f"{repo}-w:1", "--quiet"], dict(env, WASMOCI_HOME=str(home))))
@@ -171,7 +183,7 @@ def main():
                              if o == op and t != "wasmoci"}
                     best = min(peers, key=peers.get)
                     print(f"{size_text:>8} {op}: wasmoci is {peers[best] / ours_wall:.2f}x as fast as the fastest peer ({best})")
-                again = subprocess.run([ours, "push", f"oci:{layout}:big:1.0.0", f"{addr}/bench{size}/r0-w:1", "--json", "--quiet"],
+                again = subprocess.run([ours, "push", f"oci:{layout}:big:1.0.0", f"{addr}/bench{size}/r{args.runs - 1}-w:1", "--json", "--quiet"],
                                        check=True, capture_output=True, env=env).stdout
                 print(f"{size_text:>8} re-push of identical content uploaded {json.loads(again)['uploaded_bytes']} blob bytes")
         finally:

@@ -135,7 +135,8 @@ pub struct ClientOptions {
     /// Give up on a connection that sends or receives nothing for this long.
     pub stall_timeout: Duration,
     /// Blobs larger than this are uploaded in chunks of this size (`PATCH`); smaller ones
-    /// in one `PUT`.
+    /// in one streamed `PUT` (512 MiB by default: measured on distribution 2.8, one
+    /// request is faster than several, and proxies rarely cap bodies below that).
     pub chunk_size: u64,
     /// How often an idempotent request (`GET`, `HEAD`) is retried after a 5xx, a 429 or a
     /// broken connection, with exponential backoff (`Retry-After` when the registry
@@ -153,7 +154,7 @@ impl Default for ClientOptions {
             insecure: false,
             ca_file: None,
             stall_timeout: Duration::from_secs(60),
-            chunk_size: 64 << 20,
+            chunk_size: 512 << 20,
             retries: 4,
             retry_budget: Duration::from_secs(30),
         }
