@@ -209,11 +209,15 @@ pub(crate) fn apply_output(builder: &mut WasiCtxBuilder, output: &Output, stderr
     }
 }
 
-pub(crate) fn component_linker(engine: &WasmEngine) -> Result<Linker<Host>> {
+/// WASI 0.2, plus `wasi:http` when `http` (an HTTP handler, or a command that imports it).
+pub(crate) fn component_linker(engine: &WasmEngine, http: bool) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-        .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
         .map_err(|e| Error::Engine(wasmtime_message(&e)))?;
+    if http {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(wasmtime_message(&e)))?;
+    }
     Ok(linker)
 }
 
@@ -259,7 +263,11 @@ async fn run_to_end(
     apply_stdio(&mut builder, stdio);
     match program {
         Program::Component(component) => {
-            let linker = component_linker(engine)?;
+            let imports_http = component
+                .component_type()
+                .imports(engine.engine())
+                .any(|(name, _)| name.starts_with("wasi:http/"));
+            let linker = component_linker(engine, imports_http)?;
             let host = Host {
                 wasi: builder.build(),
                 http: WasiHttpCtx::new(),

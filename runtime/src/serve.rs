@@ -95,7 +95,7 @@ impl std::fmt::Debug for HttpHandler {
 
 /// Checks that `component` is an HTTP handler and links it, before any socket is bound.
 pub fn prepare(engine: &WasmEngine, component: &Component, name: &str) -> Result<HttpHandler> {
-    let linker = component_linker(engine)?;
+    let linker = component_linker(engine, true)?;
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| Error::Instantiate {

@@ -250,6 +250,14 @@ fn tokio() -> Result<tokio::runtime::Runtime> {
         .context("failed to start the async runtime")
 }
 
+/// One command on the current thread: no worker threads to start for a single guest.
+fn tokio_single() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     let common = &args.common;
     let wasm = wasm_of(&common.artifact)?;
@@ -276,7 +284,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         stdout: Output::Inherit,
         stderr: Output::Inherit,
     };
-    let exit = tokio()?.block_on(run_command(
+    let exit = tokio_single()?.block_on(run_command(
         &engine, &program, &wasm.name, &sandbox, &limits, stdio,
     ))?;
     if let Some(description) = exit.describe() {
