@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod env;
+pub mod node;
 pub mod policy;
 pub mod project;
 pub mod reference;

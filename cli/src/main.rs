@@ -41,6 +41,8 @@ enum Command {
     Logout(commands::transfer::LogoutArgs),
     Publish(commands::publish::PublishArgs),
     Copy(commands::transfer::CopyArgs),
+    #[command(subcommand)]
+    Node(commands::node::NodeCommand),
 }
 
 /// What a command found, as an exit status.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => commands::transfer::logout(args).map(Outcome::code),
         Command::Publish(args) => commands::publish::publish(args),
         Command::Copy(args) => commands::transfer::copy(args).map(Outcome::code),
+        Command::Node(command) => commands::node::run(command).map(Outcome::code),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 
 pub(crate) mod build;
 pub(crate) mod inspect;
+pub(crate) mod node;
 pub(crate) mod publish;
 pub(crate) mod run;
 pub(crate) mod transfer;

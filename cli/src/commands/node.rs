@@ -1,0 +1,177 @@
+//! `wasmoci node install`: put the shim next to containerd and add the `wasmoci` runtime
+//! to containerd's config (what KWasm's node installer and runtime-class-manager do).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use wasmoci_cli::node::{SHIM_BINARY, patch_containerd_config};
+
+use crate::{Outcome, output};
+
+/// Node set-up commands
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum NodeCommand {
+    Install(InstallArgs),
+}
+
+const INSTALL_HELP: &str = "\
+Copies `containerd-shim-wasmoci-v1` into the shim directory and adds the `wasmoci` runtime
+to containerd's config (keeping `runc` defined, and every other setting and comment). The
+config is backed up before it changes; the diff goes to stdout. A second run changes
+nothing. Restart containerd afterwards.
+
+Examples:
+  sudo wasmoci node install --dry-run
+  sudo wasmoci node install --containerd-config /etc/containerd/config.toml --shim-dir /usr/local/bin";
+
+/// Install the shim and configure containerd on this node
+#[derive(Debug, clap::Args)]
+#[command(after_help = INSTALL_HELP)]
+pub(crate) struct InstallArgs {
+    /// containerd's config file
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/containerd/config.toml"
+    )]
+    containerd_config: PathBuf,
+    /// Where to put the shim [default: the directory of `containerd` on PATH]
+    #[arg(long, value_name = "DIR")]
+    shim_dir: Option<PathBuf>,
+    /// The shim binary to install [default: `containerd-shim-wasmoci-v1` next to `wasmoci`]
+    #[arg(long, value_name = "PATH")]
+    shim: Option<PathBuf>,
+    /// Show what would change, change nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub(crate) fn run(command: NodeCommand) -> Result<Outcome> {
+    match command {
+        NodeCommand::Install(args) => install(args),
+    }
+}
+
+fn install(args: InstallArgs) -> Result<Outcome> {
+    let shim = match &args.shim {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .context("failed to find the `wasmoci` executable")?
+            .with_file_name(SHIM_BINARY),
+    };
+    if !shim.is_file() {
+        bail!(
+            "failed to find the shim `{}`: build it next to `wasmoci`, or pass `--shim PATH`",
+            shim.display()
+        );
+    }
+    let shim_dir = match &args.shim_dir {
+        Some(dir) => dir.clone(),
+        None => containerd_dir().context(
+            "failed to find `containerd` on PATH to put the shim beside it; pass `--shim-dir DIR`",
+        )?,
+    };
+    let target = shim_dir.join(SHIM_BINARY);
+    let new_shim =
+        std::fs::read(&shim).with_context(|| format!("failed to read `{}`", shim.display()))?;
+    let shim_changed = std::fs::read(&target).ok().as_deref() != Some(new_shim.as_slice());
+
+    let config = &args.containerd_config;
+    let before = match std::fs::read_to_string(config) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", config.display())),
+    };
+    let patched = patch_containerd_config(&before)
+        .with_context(|| format!("failed to update `{}`", config.display()))?;
+    if patched.changed() {
+        let diff = similar::TextDiff::from_lines(&patched.before, &patched.after);
+        output::data(
+            &diff
+                .unified_diff()
+                .header(&config.display().to_string(), &config.display().to_string())
+                .to_string(),
+        );
+    }
+    let verb = if args.dry_run { "would " } else { "" };
+    if args.dry_run {
+        output::status(&summary(verb, &patched, shim_changed, config, &target));
+        return Ok(Outcome::Ok);
+    }
+    if shim_changed {
+        write_atomically(&target, &new_shim, 0o755)?;
+    }
+    if patched.changed() {
+        if !before.is_empty() {
+            let backup = config.with_file_name(format!(
+                "{}.wasmoci-backup",
+                config.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            write_atomically(&backup, before.as_bytes(), 0o600)?;
+            output::note(&format!("the previous config is in `{}`", backup.display()));
+        }
+        write_atomically(config, patched.after.as_bytes(), 0o644)?;
+    }
+    output::status(&summary(verb, &patched, shim_changed, config, &target));
+    if patched.changed() || shim_changed {
+        output::note("restart containerd for it to take effect (`systemctl restart containerd`)");
+    }
+    Ok(Outcome::Ok)
+}
+
+fn summary(
+    verb: &str,
+    patched: &wasmoci_cli::node::Patched,
+    shim_changed: bool,
+    config: &Path,
+    target: &Path,
+) -> String {
+    match (patched.changed(), shim_changed) {
+        (false, false) => format!(
+            "already installed: `{}` is current and `{}` has the `wasmoci` runtime",
+            target.display(),
+            config.display()
+        ),
+        (config_changed, shim_changed) => {
+            let mut parts = Vec::new();
+            if shim_changed {
+                parts.push(format!("{verb}install `{}`", target.display()));
+            }
+            if config_changed {
+                parts.push(format!(
+                    "{verb}add the `wasmoci` runtime to `{}` (config version {})",
+                    config.display(),
+                    patched.version
+                ));
+            }
+            parts.join("; ")
+        }
+    }
+}
+
+fn containerd_dir() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|dir| dir.join("containerd").is_file())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let mut temp = tempfile::NamedTempFile::with_prefix_in(".wasmoci-", &dir)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    temp.write_all(bytes)
+        .and_then(|()| {
+            temp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+        })
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(())
+}
