@@ -142,11 +142,20 @@ impl ResourceLimiter for Limiter {
 
 /// Sets a store's epoch deadline: yield to the executor every tick (so one guest never
 /// starves others) and stop with [`TimeLimitExceeded`] once `timeout` has passed.
-pub(crate) fn set_deadline<T: Send>(store: &mut wasmtime::Store<T>, timeout: Option<Duration>) {
+pub(crate) fn set_deadline<T: Send>(
+    store: &mut wasmtime::Store<T>,
+    timeout: Option<Duration>,
+    stop: Option<crate::run::StopHandle>,
+) {
     let started = Instant::now();
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| match timeout {
-        Some(limit) if started.elapsed() >= limit => Err(TimeLimitExceeded(limit).into()),
-        _ => Ok(UpdateDeadline::Yield(1)),
+    store.epoch_deadline_callback(move |_| {
+        if let Some(signal) = stop.as_ref().and_then(|s| s.stopped()) {
+            return Err(crate::run::Killed(signal).into());
+        }
+        match timeout {
+            Some(limit) if started.elapsed() >= limit => Err(TimeLimitExceeded(limit).into()),
+            _ => Ok(UpdateDeadline::Yield(1)),
+        }
     });
 }

@@ -56,6 +56,48 @@ pub struct Stdio {
     pub stderr: Output,
 }
 
+/// Stops a running guest from outside: a kill. Cheap to clone; every clone stops the same
+/// guest.
+#[derive(Debug, Clone)]
+pub struct StopHandle(std::sync::Arc<tokio::sync::watch::Sender<Option<i32>>>);
+
+impl Default for StopHandle {
+    fn default() -> Self {
+        StopHandle(std::sync::Arc::new(tokio::sync::watch::channel(None).0))
+    }
+}
+
+impl StopHandle {
+    /// Asks the guest to stop, as if by `signal` (it stops at once: a guest cannot catch
+    /// signals). The first signal wins.
+    pub fn stop(&self, signal: i32) {
+        self.0.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(signal);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// The signal it was stopped with, if any.
+    pub fn stopped(&self) -> Option<i32> {
+        *self.0.borrow()
+    }
+
+    async fn wait(&self) -> i32 {
+        let mut rx = self.0.subscribe();
+        let signal = rx.wait_for(Option::is_some).await;
+        signal.ok().and_then(|s| *s).unwrap_or(9)
+    }
+}
+
+/// A kill, as an error a store can return.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stopped by signal {0}")]
+pub(crate) struct Killed(pub(crate) i32);
+
 /// How a guest stopped. Each cause is distinct, with its own exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
@@ -74,6 +116,8 @@ pub enum Exit {
     MemoryLimit(MemoryLimitExceeded),
     /// It ran out of fuel.
     OutOfFuel,
+    /// It was stopped from outside by this signal.
+    Killed(i32),
 }
 
 impl Exit {
@@ -87,6 +131,7 @@ impl Exit {
             Exit::Timeout(_) => 124,
             Exit::MemoryLimit(_) => 137,
             Exit::OutOfFuel => 133,
+            Exit::Killed(signal) => 128 + signal,
         }
     }
 
@@ -100,6 +145,7 @@ impl Exit {
             )),
             Exit::MemoryLimit(e) => Some(format!("the guest was stopped: {e}")),
             Exit::OutOfFuel => Some("the guest was stopped: it ran out of fuel".into()),
+            Exit::Killed(signal) => Some(format!("the guest was stopped by signal {signal}")),
         }
     }
 }
@@ -114,6 +160,9 @@ pub(crate) fn classify(error: &wasmtime::Error) -> Option<Exit> {
     }
     if let Some(e) = error.downcast_ref::<TimeLimitExceeded>() {
         return Some(Exit::Timeout(e.0));
+    }
+    if let Some(e) = error.downcast_ref::<Killed>() {
+        return Some(Exit::Killed(e.0));
     }
     if let Some(trap) = error.downcast_ref::<Trap>() {
         if *trap == Trap::OutOfFuel {
@@ -241,13 +290,41 @@ pub async fn run_command(
     limits: &Limits,
     stdio: Stdio,
 ) -> Result<Exit> {
-    let run = run_to_end(engine, program, name, sandbox, limits, stdio);
-    match limits.timeout {
-        Some(limit) => match tokio::time::timeout(limit, run).await {
-            Ok(result) => result,
-            Err(_) => Ok(Exit::Timeout(limit)),
-        },
-        None => run.await,
+    run_command_until(
+        engine,
+        program,
+        name,
+        sandbox,
+        limits,
+        stdio,
+        &StopHandle::default(),
+    )
+    .await
+}
+
+/// [`run_command`], stopping the guest when `stop` is signalled.
+pub async fn run_command_until(
+    engine: &WasmEngine,
+    program: &Program,
+    name: &str,
+    sandbox: &Sandbox,
+    limits: &Limits,
+    stdio: Stdio,
+    stop: &StopHandle,
+) -> Result<Exit> {
+    let run = run_to_end(engine, program, name, sandbox, limits, stdio, stop);
+    let bounded = async {
+        match limits.timeout {
+            Some(limit) => match tokio::time::timeout(limit, run).await {
+                Ok(result) => result,
+                Err(_) => Ok(Exit::Timeout(limit)),
+            },
+            None => run.await,
+        }
+    };
+    tokio::select! {
+        result = bounded => result,
+        signal = stop.wait() => Ok(Exit::Killed(signal)),
     }
 }
 
@@ -258,6 +335,7 @@ async fn run_to_end(
     sandbox: &Sandbox,
     limits: &Limits,
     stdio: Stdio,
+    stop: &StopHandle,
 ) -> Result<Exit> {
     let mut builder = sandbox.wasi()?;
     apply_stdio(&mut builder, stdio);
@@ -277,7 +355,7 @@ async fn run_to_end(
             };
             let mut store = Store::new(engine.engine(), host);
             store.limiter(|h| &mut h.limiter);
-            configure(&mut store, limits)?;
+            configure(&mut store, limits, Some(stop.clone()))?;
             let command = match Command::instantiate_async(&mut store, component, &linker).await {
                 Ok(command) => command,
                 Err(e) => return classify(&e).ok_or_else(|| instantiate_error(name, &e)),
@@ -298,7 +376,7 @@ async fn run_to_end(
             };
             let mut store = Store::new(engine.engine(), host);
             store.limiter(|h| &mut h.limiter);
-            configure(&mut store, limits)?;
+            configure(&mut store, limits, Some(stop.clone()))?;
             let instance = match linker.instantiate_async(&mut store, module).await {
                 Ok(instance) => instance,
                 Err(e) => return classify(&e).ok_or_else(|| instantiate_error(name, &e)),
@@ -317,8 +395,12 @@ async fn run_to_end(
     }
 }
 
-pub(crate) fn configure<T: Send>(store: &mut Store<T>, limits: &Limits) -> Result<()> {
-    set_deadline(store, limits.timeout);
+pub(crate) fn configure<T: Send>(
+    store: &mut Store<T>,
+    limits: &Limits,
+    stop: Option<StopHandle>,
+) -> Result<()> {
+    set_deadline(store, limits.timeout, stop);
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel).map_err(|e| {
             Error::Engine(format!(

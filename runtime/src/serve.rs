@@ -248,7 +248,7 @@ async fn run_guest(
     };
     let mut store = Store::new(state.pre.engine(), host);
     store.limiter(|h| &mut h.limiter);
-    configure(&mut store, &options.limits).map_err(|e| (500, e.to_string()))?;
+    configure(&mut store, &options.limits, None).map_err(|e| (500, e.to_string()))?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let (incoming, outparam) = {
         let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());

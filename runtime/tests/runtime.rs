@@ -398,3 +398,30 @@ async fn the_time_limit_holds_while_the_guest_waits_in_a_host_call() {
     let ran = run("sleep.wasm", Sandbox::default(), limits).await;
     assert_eq!(ran.exit, Exit::Timeout(Duration::from_millis(100)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_is_stopped_from_outside() {
+    use wasmoci_runtime::run::{StopHandle, run_command_until};
+    let stop = StopHandle::default();
+    let killer = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        killer.stop(15);
+    });
+    // A loop in wasm code and a sleep in a host call: both stop.
+    for name in ["loop.wasm", "sleep.wasm"] {
+        let exit = run_command_until(
+            engine(),
+            &program(name),
+            name,
+            &Sandbox::default(),
+            &Limits::default(),
+            Stdio::default(),
+            &stop,
+        )
+        .await
+        .unwrap();
+        assert_eq!(exit, Exit::Killed(15), "{name}");
+        assert_eq!(exit.status(), 143);
+    }
+}
