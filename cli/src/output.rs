@@ -27,6 +27,16 @@ pub(crate) fn data(text: &str) {
     }
 }
 
+/// Writes bytes to stdout exactly as they are (a manifest, a config).
+pub(crate) fn raw(bytes: &[u8]) {
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush())
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
 /// Writes pretty JSON to stdout.
 pub(crate) fn json(value: &serde_json::Value) {
     data(&serde_json::to_string_pretty(value).expect("JSON values serialize"));

@@ -391,16 +391,15 @@ fn copy_keeps_the_digest_between_registries_and_layouts() {
     let second = format!("{}/team-b/http:1.0.0", registry.addr);
     let layout = format!("oci:{}:http:1.0.0", tmp.path().join("vendor").display());
     // store → registry → another repository (mounted) → layout → the store of another home.
-    for (src, dst) in [
-        ("http:1.0.0", first.as_str()),
-        (first.as_str(), second.as_str()),
-        (second.as_str(), layout.as_str()),
+    for (src, dst, mounted) in [
+        ("http:1.0.0", first.as_str(), 0),
+        // Two repositories of one registry: both blobs are mounted, not uploaded.
+        (first.as_str(), second.as_str(), 2),
+        (second.as_str(), layout.as_str(), 0),
     ] {
-        let out = ok(wasmoci(&home).args(["copy", src, dst]));
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            format!("{dst}@{digest}")
-        );
+        let out = json(&ok(wasmoci(&home).args(["copy", src, dst, "--json"])));
+        assert_eq!(out["reference"], format!("{dst}@{digest}"));
+        assert_eq!(out["mounted_blobs"], mounted, "{src} -> {dst}");
     }
     let out = ok(wasmoci(&tmp.path().join("other")).args(["copy", &layout, "copied:1.0.0"]));
     assert!(String::from_utf8_lossy(&out.stdout).ends_with(&format!("@{digest}\n")));

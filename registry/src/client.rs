@@ -194,6 +194,21 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
+/// Remembers the first read error of a download, so a broken or stalled transfer is
+/// reported as the network failure it is, not as a failure to write the file.
+struct ReadFailure<'a, R> {
+    inner: R,
+    error: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<R: Read> Read for ReadFailure<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            self.error.borrow_mut().get_or_insert_with(|| e.to_string());
+        })
+    }
+}
+
 /// A registry client.
 pub struct Client {
     agent: ureq::Agent,
@@ -426,15 +441,30 @@ impl Client {
         if let Some(service) = params.get("service") {
             url.push_str(&format!("&service={service}"));
         }
-        let mut request = self.agent.get(&url);
-        if let Some(basic) = &basic {
-            request = request.header("Authorization", basic);
-        }
-        if let Credential::IdentityToken(token) = credential {
-            url.push_str(&format!("&refresh_token={}", token.expose()));
-            request = self.agent.get(&url);
-        }
-        let mut response = request.call().map_err(|e| self.transport(r, e))?;
+        let mut response = if let Credential::IdentityToken(token) = credential {
+            // Docker's identity token is an OAuth2 refresh token: POST it in a form body
+            // (never in a URL, where servers and proxies log it).
+            let scope = format!("repository:{}:{actions}", r.repository);
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", "wasmoci"),
+                ("refresh_token", token.expose()),
+                ("scope", scope.as_str()),
+            ];
+            if let Some(service) = params.get("service") {
+                form.push(("service", service.as_str()));
+            }
+            self.agent
+                .post(realm.as_str())
+                .send_form(form)
+                .map_err(|e| self.transport(r, e))?
+        } else {
+            let mut request = self.agent.get(&url);
+            if let Some(basic) = &basic {
+                request = request.header("Authorization", basic);
+            }
+            request.call().map_err(|e| self.transport(r, e))?
+        };
         if !response.status().is_success() {
             return Err(unauthorized(&format!(
                 "the token service at `{realm}` answered {}",
@@ -571,11 +601,20 @@ impl Client {
         // 100 per page: what most registries cap a page at anyway.
         let mut url = format!("{}/tags/list?n=100", self.base(r));
         let mut tags = Vec::new();
-        // Bounded: a registry that links back to itself forever is cut off.
+        // Bounded: a registry that links back to a page it already gave is cut off.
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..100_000 {
+            if !seen.insert(url.clone()) {
+                return Err(RegistryError::Status {
+                    action: "list the tags of",
+                    reference: r.to_string(),
+                    status: 200,
+                    detail: format!("the pages loop back to `{url}`"),
+                });
+            }
             let mut response = self.send_idempotent(r, "pull", &mut |auth| {
                 let mut req = self.agent.get(&url);
-                if let Some(auth) = auth {
+                if let Some(auth) = self.auth_for(r, &url, auth) {
                     req = req.header("Authorization", auth);
                 }
                 req.call()
@@ -678,6 +717,16 @@ impl Client {
             return Err(self.status_error(r, "log in to", response));
         }
         Ok(())
+    }
+
+    /// The `Authorization` to send to `url`: none when the registry points us at another
+    /// host (an upload `Location` or a tag page `Link`), so credentials never leave it.
+    fn auth_for<'a>(&self, r: &Reference, url: &str, auth: Option<&'a str>) -> Option<&'a str> {
+        let origin = self.origin(r);
+        let same = url
+            .strip_prefix(&origin)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if same { auth } else { None }
     }
 
     /// `scheme://host[:port]`.
@@ -891,7 +940,7 @@ impl Client {
                 .put(&url)
                 .header("Content-Type", "application/octet-stream")
                 .header("Content-Length", &blob.size.to_string());
-            if let Some(auth) = auth {
+            if let Some(auth) = self.auth_for(dest, &url, auth) {
                 req = req.header("Authorization", auth);
             }
             let result = req.send(ureq::SendBody::from_reader(&mut reader));
@@ -941,7 +990,7 @@ impl Client {
                     .header("Content-Type", "application/octet-stream")
                     .header("Content-Length", &len.to_string())
                     .header("Content-Range", &format!("{offset}-{}", offset + len - 1));
-                if let Some(auth) = auth {
+                if let Some(auth) = self.auth_for(dest, &url, auth) {
                     req = req.header("Authorization", auth);
                 }
                 req.send(ureq::SendBody::from_reader(&mut chunk))
@@ -962,7 +1011,7 @@ impl Client {
         url.push_str(&format!("digest={}", blob.digest));
         let response = self.send(dest, "pull,push", &mut |auth| {
             let mut req = self.agent.put(&url).header("Content-Length", "0");
-            if let Some(auth) = auth {
+            if let Some(auth) = self.auth_for(dest, &url, auth) {
                 req = req.header("Authorization", auth);
             }
             req.send_empty()
@@ -980,7 +1029,7 @@ impl Client {
         &self,
         src: &Reference,
         layout: &Layout,
-        tag: &str,
+        tag: Option<&str>,
     ) -> Result<PullReport, RegistryError> {
         let (bytes, digest, content_type) = self.manifest(src)?;
         layout.create()?;
@@ -1038,14 +1087,26 @@ impl Client {
             if !response.status().is_success() {
                 return Err(self.status_error(src, "download a blob of", response));
             }
-            let reader = Counted {
-                inner: response.into_body().into_reader().take(blob.size + 1),
-                digest: blob.digest,
-                progress: &*self.progress,
+            let read_error = std::cell::RefCell::new(None);
+            let reader = ReadFailure {
+                inner: Counted {
+                    inner: response.into_body().into_reader().take(blob.size + 1),
+                    digest: blob.digest,
+                    progress: &*self.progress,
+                },
+                error: &read_error,
             };
             self.progress.start(&blob.digest, blob.size, "pull");
             let stored = layout.put_blob_from(reader, Some(blob));
             self.progress.finish(&blob.digest);
+            if stored.is_err()
+                && let Some(reason) = read_error.into_inner()
+            {
+                return Err(RegistryError::Unreachable {
+                    registry: src.registry.clone(),
+                    reason: format!("the download of blob `{}` broke off: {reason}", blob.digest),
+                });
+            }
             match stored {
                 Ok(_) => report.downloaded.push((blob.digest, blob.size)),
                 Err(crate::Error::ContentMismatch {
@@ -1060,7 +1121,7 @@ impl Client {
                 Err(e) => return Err(e.into()),
             }
         }
-        let stored = layout.store(&bytes, &[], Some(tag))?;
+        let stored = layout.store(&bytes, &[], tag)?;
         debug_assert_eq!(stored.digest, digest);
         report.manifest = stored;
         Ok(report)

@@ -415,8 +415,8 @@ fn check_tag(tag: &str) -> Result<()> {
             reason,
         })
     };
-    if tag.is_empty() || tag.len() > 128 {
-        return invalid("must be 1 to 128 characters");
+    if tag.is_empty() || tag.len() > 512 {
+        return invalid("must be 1 to 512 characters");
     }
     let separator = |c: char| "-._:@/+".contains(c);
     if !tag

@@ -86,6 +86,11 @@ impl StopHandle {
         *self.0.borrow()
     }
 
+    /// Waits until it is stopped; returns the signal.
+    pub async fn wait_public(self) -> i32 {
+        self.wait().await
+    }
+
     async fn wait(&self) -> i32 {
         let mut rx = self.0.subscribe();
         let signal = rx.wait_for(Option::is_some).await;

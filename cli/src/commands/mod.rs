@@ -85,7 +85,7 @@ pub(crate) fn load(reference: &ArtifactRef) -> Result<Loaded> {
             let tag = transfer::store_tag(&parsed);
             let reference = match parsed.digest {
                 Some(digest) => LayoutRef::Digest(digest),
-                None => LayoutRef::Tag(tag.clone()),
+                None => LayoutRef::Tag(tag.unwrap_or_default()),
             };
             if !layout.root().join("oci-layout").exists() || layout.resolve(&reference).is_err() {
                 bail!("`{r}` is not in the store: run `wasmoci pull {r}` first");

@@ -75,6 +75,7 @@ pub(crate) fn publish(args: PublishArgs) -> Result<ExitCode> {
     } else {
         dest
     };
+    super::transfer::plain_http_note(&dest, &args.registry);
     let policy = ImportPolicy::new(&args.deny_imports, &args.allow_imports)?;
     let client = args.registry.client()?;
 
@@ -197,6 +198,11 @@ pub(crate) fn publish(args: PublishArgs) -> Result<ExitCode> {
         let mut text = serde_json::to_vec_pretty(&receipt).expect("JSON serializes");
         text.push(b'\n');
         temp.write_all(&text)
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                temp.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o644))
+            })
             .with_context(|| format!("failed to write the receipt `{}`", path.display()))?;
         temp.persist(path)
             .with_context(|| format!("failed to write the receipt `{}`", path.display()))?;

@@ -1,6 +1,6 @@
 //! `wasmoci push` and `wasmoci pull`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -96,7 +96,12 @@ pub(crate) struct PushArgs {
 
 pub(crate) fn push(args: PushArgs) -> Result<Outcome> {
     let dest: Reference = args.dest.parse()?;
-    let dest = if dest.tag.is_none() && dest.digest.is_none() {
+    if dest.digest.is_some() {
+        bail!(
+            "invalid push destination `{dest}`: name a tag (`HOST/REPO:TAG`); a digest names content already in the registry"
+        );
+    }
+    let dest = if dest.tag.is_none() {
         dest.with_tag("latest")
     } else {
         dest
@@ -128,6 +133,7 @@ pub(crate) fn push(args: PushArgs) -> Result<Outcome> {
             "manifest_size": stored.manifest_bytes.len(),
             "uploaded": blobs(&report.uploaded),
             "skipped": blobs(&report.skipped),
+            "mounted": blobs(&report.mounted),
             "uploaded_bytes": bytes,
         }));
     } else {
@@ -203,17 +209,54 @@ fn source_artifact(
     Ok(Some((layout, stored)))
 }
 
+/// Streams a blob of `layout` to `path` (readable by all), checking its digest on the way;
+/// nothing is left at `path` unless it matches.
+fn write_blob_to(
+    layout: &Layout,
+    digest: &wasmoci_spec::Digest,
+    path: &std::path::Path,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = || format!("failed to write `{}`", path.display());
+    let source = std::fs::File::open(layout.blob_path(digest))
+        .with_context(|| format!("failed to read blob `{digest}`"))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut temp = tempfile::NamedTempFile::with_prefix_in(".wasmoci-", &dir).with_context(fail)?;
+    let mut reader = wasmoci_spec::HashingReader::new(source);
+    std::io::copy(&mut reader, temp.as_file_mut()).with_context(fail)?;
+    let (actual, _) = reader.finish();
+    if actual != *digest {
+        bail!(
+            "blob `{digest}` in `{}` is corrupt: it hashes to `{actual}`",
+            layout.root().display()
+        );
+    }
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .with_context(fail)?;
+    temp.persist(path).with_context(fail)?;
+    Ok(())
+}
+
 /// Says on stderr when a registry is reached without TLS.
-fn plain_http_note(r: &Reference, args: &RegistryArgs) {
+pub(crate) fn plain_http_note(r: &Reference, args: &RegistryArgs) {
     let tls_asked = args.insecure || args.ca_file.is_some();
     if args.plain_http || (r.is_loopback() && !tls_asked) {
         output::note(&format!("talking plain HTTP to `{}`", r.registry));
     }
 }
 
-/// The tag a pulled artifact gets in a layout: its full reference.
-pub(crate) fn store_tag(reference: &Reference) -> String {
-    reference.to_string()
+/// The tag a pulled artifact gets in a layout: its full reference, without a digest
+/// (one pulled by digest alone is found by its digest, untagged).
+pub(crate) fn store_tag(reference: &Reference) -> Option<String> {
+    if reference.digest.is_some() && reference.tag.is_none() {
+        return None;
+    }
+    let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
+    Some(reference.with_tag(&tag).to_string())
 }
 
 pub(crate) fn pull(args: PullArgs) -> Result<Outcome> {
@@ -226,7 +269,7 @@ pub(crate) fn pull(args: PullArgs) -> Result<Outcome> {
     let client = args.registry.client()?;
     let tag = store_tag(&source);
     let report = client
-        .pull(&source, &layout, &tag)
+        .pull(&source, &layout, tag.as_deref())
         .with_context(|| format!("failed to pull `{source}`"))?;
     if let Some(path) = &args.output {
         let stored = layout.resolve(&LayoutRef::Digest(report.manifest.digest))?;
@@ -235,19 +278,17 @@ pub(crate) fn pull(args: PullArgs) -> Result<Outcome> {
             .wasm_layers()
             .next()
             .context("the artifact has no wasm layer")?;
-        let bytes = layout.read_blob(&layer.digest)?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let mut temp = tempfile::NamedTempFile::with_prefix_in(".wasmoci-", &dir)
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
-        temp.write_all(&bytes)
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
-        temp.persist(path)
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
+        write_blob_to(&layout, &layer.digest, path)?;
     }
-    let reference = format!("{tag}@{}", report.manifest.digest);
+    let name = tag.unwrap_or_else(|| {
+        Reference {
+            tag: None,
+            digest: None,
+            ..source.clone()
+        }
+        .to_string()
+    });
+    let reference = format!("{name}@{}", report.manifest.digest);
     let bytes: u64 = report.downloaded.iter().map(|(_, s)| s).sum();
     if args.json {
         output::json(&json!({
@@ -371,6 +412,7 @@ pub(crate) struct TagsArgs {
 
 pub(crate) fn tags(args: TagsArgs) -> Result<Outcome> {
     let repo: Reference = args.repository.parse()?;
+    plain_http_note(&repo, &args.registry);
     let mut tags = args
         .registry
         .client()?
@@ -411,6 +453,7 @@ pub(crate) struct ManifestArgs {
 
 pub(crate) fn manifest(args: ManifestArgs) -> Result<Outcome> {
     let r: Reference = args.reference.parse()?;
+    plain_http_note(&r, &args.registry);
     let client = args.registry.client()?;
     let (bytes, _, _) = client
         .manifest(&r)
@@ -423,7 +466,7 @@ pub(crate) fn manifest(args: ManifestArgs) -> Result<Outcome> {
     } else {
         bytes
     };
-    output::data(&String::from_utf8_lossy(&bytes));
+    output::raw(&bytes);
     Ok(Outcome::Ok)
 }
 
@@ -446,6 +489,7 @@ pub(crate) struct TagArgs {
 
 pub(crate) fn tag(args: TagArgs) -> Result<Outcome> {
     let r: Reference = args.reference.parse()?;
+    plain_http_note(&r, &args.registry);
     let client = args.registry.client()?;
     let (bytes, digest, content_type) = client
         .manifest(&r)
@@ -524,23 +568,25 @@ fn dest_tag(reference: &LayoutRef, source: &str) -> Result<String> {
 
 pub(crate) fn copy(args: CopyArgs) -> Result<Outcome> {
     let client = args.registry.client()?;
+    let mut mounted = 0;
     let digest = match (endpoint(&args.source)?, endpoint(&args.dest)?) {
         (Endpoint::Registry(src), Endpoint::Registry(dst)) => {
             let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
             let layout = Layout::at(scratch.path());
             let pulled = client
-                .pull(&src, &layout, "copy")
+                .pull(&src, &layout, None)
                 .with_context(|| format!("failed to read `{src}`"))?;
             let stored = layout.resolve(&LayoutRef::Digest(pulled.manifest.digest))?;
-            client
+            let pushed = client
                 .push_from(&layout, &stored, &dst, Some(&src))
                 .with_context(|| format!("failed to write `{dst}`"))?;
+            mounted = pushed.mounted.len();
             pulled.manifest.digest
         }
         (Endpoint::Registry(src), Endpoint::Local(layout, reference)) => {
             let tag = dest_tag(&reference, &src.to_string())?;
             client
-                .pull(&src, &layout, &tag)
+                .pull(&src, &layout, Some(&tag))
                 .with_context(|| format!("failed to copy `{src}`"))?
                 .manifest
                 .digest
@@ -580,6 +626,7 @@ pub(crate) fn copy(args: CopyArgs) -> Result<Outcome> {
             "source": args.source,
             "reference": reference,
             "digest": digest.to_string(),
+            "mounted_blobs": mounted,
         }));
     } else {
         output::data(&reference);
