@@ -23,5 +23,6 @@ pub mod program;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
+pub mod shim;
 
 pub use error::{Error, Result};

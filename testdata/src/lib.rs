@@ -14,6 +14,7 @@
 
 #![allow(clippy::print_stderr, reason = "a test helper reports what it builds")]
 
+pub mod containerd;
 pub mod fake;
 pub mod registry;
 

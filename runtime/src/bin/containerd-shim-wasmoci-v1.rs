@@ -1,0 +1,6 @@
+//! `containerd-shim-wasmoci-v1`: containerd runs it for the `io.containerd.wasmoci.v1`
+//! runtime (the `wasmoci` RuntimeClass).
+
+fn main() {
+    wasmoci_runtime::shim::main();
+}

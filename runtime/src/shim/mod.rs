@@ -1,0 +1,602 @@
+//! `containerd-shim-wasmoci-v1`: the task service containerd talks to (task API v2 over
+//! ttrpc, from the `containerd-shim` 0.11 crate, which containerd 1.6, 1.7 and 2.x speak),
+//! thin over the engine of this crate.
+//!
+//! This first version runs commands (`wasi:cli/run` components and wasip1 modules) whose
+//! wasm is a file in the container's root filesystem, named by `process.args[0]`
+//! (`path[#func]`): the image-compat format. The pod sandbox (the pause container) is held
+//! without running anything. Guest stdout/stderr go to the fifos of the create request;
+//! the exit status goes to `Wait`; `Kill` stops the guest.
+
+pub mod spec;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+use containerd_shim as shim;
+use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim::protos::protobuf::MessageDyn;
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::topics;
+use containerd_shim::protos::ttrpc;
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, TtrpcContext, TtrpcResult, api};
+use wasmoci_spec::{Digest, WasmKind};
+
+use crate::cache::CompileCache;
+use crate::engine::{EngineSettings, WasmEngine, build_engine};
+use crate::limits::Limits;
+use crate::program::{EntryPoint, Program};
+use crate::run::{Exit, Input, Output, Stdio, StopHandle, run_command_until};
+use crate::sandbox::{DirGrant, Sandbox};
+use spec::Spec;
+
+/// The runtime type containerd knows this shim by.
+pub const RUNTIME_TYPE: &str = "io.containerd.wasmoci.v1";
+
+fn invalid(message: impl Into<String>) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(
+        ttrpc::Code::INVALID_ARGUMENT,
+        message.into(),
+    ))
+}
+
+fn not_found(id: &str) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(
+        ttrpc::Code::NOT_FOUND,
+        format!("no task `{id}` in this shim"),
+    ))
+}
+
+fn now() -> Timestamp {
+    shim::util::timestamp().unwrap_or_default()
+}
+
+/// The engine every task of this shim process uses (and the node-wide compile cache).
+fn engine() -> Result<&'static (WasmEngine, CompileCache), String> {
+    static ENGINE: OnceLock<Result<(WasmEngine, CompileCache), String>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let engine = build_engine(&EngineSettings {
+                pooling: Some(false),
+                ..EngineSettings::default()
+            })
+            .map_err(|e| e.to_string())?;
+            let dir = std::env::var_os("WASMOCI_HOME")
+                .map(|h| PathBuf::from(h).join("cache").join("compiled"))
+                .unwrap_or_else(|| PathBuf::from("/var/lib/wasmoci/cache/compiled"));
+            Ok((engine, CompileCache::new(dir)))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+#[derive(Debug, Clone)]
+enum Status {
+    Created,
+    Running,
+    Stopped { code: u32, at: Timestamp },
+}
+
+/// What a task runs.
+enum Work {
+    /// The pod sandbox: nothing runs; it lives until it is killed.
+    Hold,
+    /// A command.
+    Command {
+        name: String,
+        program: Program,
+        sandbox: Sandbox,
+        limits: Limits,
+    },
+}
+
+struct Task {
+    bundle: String,
+    stdin: String,
+    stdout: String,
+    stderr: String,
+    work: Mutex<Option<Work>>,
+    status: Mutex<Status>,
+    changed: Condvar,
+    stop: StopHandle,
+}
+
+impl Task {
+    fn finish(&self, code: u32) -> Timestamp {
+        let at = now();
+        *self.status.lock().expect("not poisoned") = Status::Stopped {
+            code,
+            at: at.clone(),
+        };
+        self.changed.notify_all();
+        at
+    }
+
+    fn wait(&self) -> (u32, Timestamp) {
+        let mut status = self.status.lock().expect("not poisoned");
+        loop {
+            if let Status::Stopped { code, at } = &*status {
+                return (*code, at.clone());
+            }
+            status = self.changed.wait(status).expect("not poisoned");
+        }
+    }
+}
+
+/// The shim: its tasks (one pod's containers) and how to tell containerd about them.
+#[derive(Clone)]
+pub struct Service {
+    tasks: Arc<Mutex<HashMap<String, Arc<Task>>>>,
+    exit: Arc<ExitSignal>,
+    namespace: String,
+    publisher: Option<Arc<RemotePublisher>>,
+}
+
+impl Service {
+    fn task(&self, id: &str) -> TtrpcResult<Arc<Task>> {
+        self.tasks
+            .lock()
+            .expect("not poisoned")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| not_found(id))
+    }
+
+    fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
+        if let Some(publisher) = &self.publisher
+            && let Err(e) =
+                publisher.publish(shim::Context::default(), topic, &self.namespace, event)
+        {
+            log::warn!("failed to publish `{topic}`: {e}");
+        }
+    }
+}
+
+impl shim::Shim for Service {
+    type T = Service;
+
+    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        Service {
+            tasks: Arc::new(Mutex::new(HashMap::new())),
+            exit: Arc::new(ExitSignal::default()),
+            namespace: args.namespace.clone(),
+            publisher: None,
+        }
+    }
+
+    fn start_shim(&mut self, opts: shim::StartOpts) -> Result<String, shim::Error> {
+        // One shim per pod: containers of a CRI sandbox share it.
+        let grouping = Spec::load(Path::new("."))
+            .ok()
+            .and_then(|s| s.annotations.get("io.kubernetes.cri.sandbox-id").cloned())
+            .unwrap_or_else(|| opts.id.clone());
+        let (_child, address) = shim::spawn(opts, &grouping, Vec::new())?;
+        Ok(address)
+    }
+
+    fn delete_shim(&mut self) -> Result<DeleteResponse, shim::Error> {
+        let mut response = DeleteResponse::new();
+        response.exit_status = 137;
+        response.exited_at = Some(now()).into();
+        Ok(response)
+    }
+
+    fn wait(&mut self) {
+        self.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        Service {
+            publisher: Some(Arc::new(publisher)),
+            ..self.clone()
+        }
+    }
+}
+
+/// Reads the wasm a container names and prepares what it runs.
+fn prepare(spec: &Spec, bundle: &Path) -> Result<Work, String> {
+    if spec.is_sandbox() {
+        return Ok(Work::Hold);
+    }
+    let arg0 = spec
+        .process
+        .args
+        .first()
+        .ok_or("the container has no `process.args`: set `command:` in the pod spec")?;
+    let path = arg0.split('#').next().unwrap_or_default();
+    let rootfs = spec.rootfs(bundle);
+    let file = rootfs.join(path.trim_start_matches('/'));
+    let wasm = std::fs::read(&file).map_err(|e| {
+        format!(
+            "failed to read the component `{path}` from the container's root filesystem `{}`: {e}",
+            rootfs.display()
+        )
+    })?;
+    if WasmKind::detect(&wasm).is_none() {
+        return Err(format!(
+            "`{path}` is not WebAssembly; wasmoci runs Wasm components and modules, not native containers (use another RuntimeClass for those)"
+        ));
+    }
+    let (engine, cache) = engine()?;
+    let (program, _) = cache
+        .load(engine, path, &wasm, &Digest::of(&wasm))
+        .map_err(|e| e.to_string())?;
+    if !program
+        .entry_points(engine.engine())
+        .contains(&EntryPoint::Command)
+    {
+        return Err(format!(
+            "`{path}` exports neither `wasi:cli/run` nor `_start`; this shim runs commands for now"
+        ));
+    }
+    let env = spec
+        .process
+        .env
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    // Mounts in the spec become directories the guest may use; nothing else is visible.
+    let dirs = spec
+        .mounts
+        .iter()
+        .filter(|m| m.kind.as_deref() == Some("bind"))
+        .filter_map(|m| {
+            let source = m.source.clone()?;
+            source.is_dir().then(|| DirGrant {
+                host: source,
+                guest: m.destination.clone(),
+                read_only: m.options.iter().any(|o| o == "ro"),
+            })
+        })
+        .collect();
+    let timeout = spec
+        .annotations
+        .get("wasmoci.dev/timeout")
+        .and_then(|t| parse_duration(t));
+    Ok(Work::Command {
+        name: path.to_owned(),
+        program,
+        sandbox: Sandbox {
+            args: spec.process.args.clone(),
+            env,
+            dirs,
+            ..Sandbox::default()
+        },
+        limits: Limits {
+            memory: spec.memory_limit(),
+            timeout,
+            ..Limits::default()
+        },
+    })
+}
+
+/// `500ms`, `2s`, `1m`.
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        return None;
+    };
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|n| std::time::Duration::try_from_secs_f64(n * scale).ok())
+}
+
+/// Opens the stdin fifo without waiting for its writer (a blocking open would wait until
+/// containerd writes, which it may never do), then makes reads block again.
+fn open_input(path: &str) -> Input {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.is_empty() {
+        return Input::Null;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlag::O_NONBLOCK.bits())
+        .open(path);
+    match file {
+        Ok(file) => {
+            if let Err(e) = fcntl(&file, FcntlArg::F_SETFL(OFlag::empty())) {
+                log::warn!("failed to make `{path}` blocking: {e}");
+            }
+            Input::File(file)
+        }
+        Err(e) => {
+            log::warn!("failed to open `{path}`: {e}");
+            Input::Null
+        }
+    }
+}
+
+fn open_output(path: &str) -> Output {
+    if path.is_empty() {
+        return Output::Null;
+    }
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(file) => Output::File(Arc::new(file)),
+        Err(e) => {
+            log::warn!("failed to open `{path}`: {e}");
+            Output::Null
+        }
+    }
+}
+
+impl shim::Task for Service {
+    fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> TtrpcResult<api::CreateTaskResponse> {
+        let bundle = PathBuf::from(&req.bundle);
+        if !req.rootfs.is_empty() {
+            let rootfs = bundle.join("rootfs");
+            for mount in &req.rootfs {
+                shim::mount::mount_rootfs(
+                    Some(mount.type_.as_str()),
+                    Some(mount.source.as_str()),
+                    &mount.options,
+                    &rootfs,
+                )
+                .map_err(|e| invalid(format!("failed to mount the root filesystem: {e}")))?;
+            }
+        }
+        let spec = Spec::load(&bundle).map_err(invalid)?;
+        let work = prepare(&spec, &bundle).map_err(invalid)?;
+        let task = Arc::new(Task {
+            bundle: req.bundle.clone(),
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            work: Mutex::new(Some(work)),
+            status: Mutex::new(Status::Created),
+            changed: Condvar::new(),
+            stop: StopHandle::default(),
+        });
+        self.tasks
+            .lock()
+            .expect("not poisoned")
+            .insert(req.id.clone(), task);
+        let pid = std::process::id();
+        let mut event = TaskCreate::new();
+        event.container_id = req.id.clone();
+        event.bundle = req.bundle.clone();
+        event.pid = pid;
+        self.publish(topics::TASK_CREATE_EVENT_TOPIC, Box::new(event));
+        let mut response = api::CreateTaskResponse::new();
+        response.pid = pid;
+        Ok(response)
+    }
+
+    fn start(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> TtrpcResult<api::StartResponse> {
+        let task = self.task(&req.id)?;
+        let work = task
+            .work
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or_else(|| invalid(format!("task `{}` was already started", req.id)))?;
+        *task.status.lock().expect("not poisoned") = Status::Running;
+        let pid = std::process::id();
+        let service = self.clone();
+        let id = req.id.clone();
+        let runner = task.clone();
+        std::thread::Builder::new()
+            .name(format!("task-{id}"))
+            .spawn(move || {
+                let code = match work {
+                    Work::Hold => {
+                        // The sandbox holds until it is killed.
+                        let signal = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map(|rt| rt.block_on(runner.stop.clone().wait_public()))
+                            .unwrap_or(9);
+                        128 + signal as u32
+                    }
+                    Work::Command {
+                        name,
+                        program,
+                        sandbox,
+                        limits,
+                    } => {
+                        let stdio = Stdio {
+                            stdin: open_input(&runner.stdin),
+                            stdout: open_output(&runner.stdout),
+                            stderr: open_output(&runner.stderr),
+                        };
+                        let exit = match engine() {
+                            Ok((engine, _)) => tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .map_err(|e| e.to_string())
+                                .and_then(|rt| {
+                                    rt.block_on(run_command_until(
+                                        engine,
+                                        &program,
+                                        &name,
+                                        &sandbox,
+                                        &limits,
+                                        stdio,
+                                        &runner.stop,
+                                    ))
+                                    .map_err(|e| e.to_string())
+                                }),
+                            Err(e) => Err(e),
+                        };
+                        match exit {
+                            Ok(exit) => {
+                                if let Some(why) = exit.describe() {
+                                    log::warn!("task `{id}`: {why}");
+                                    if let Exit::Trap {
+                                        backtrace: Some(bt),
+                                        ..
+                                    } = &exit
+                                    {
+                                        log::warn!("{bt}");
+                                    }
+                                }
+                                exit.status() as u32
+                            }
+                            Err(e) => {
+                                log::error!("task `{id}`: {e}");
+                                1
+                            }
+                        }
+                    }
+                };
+                let at = runner.finish(code);
+                let mut event = TaskExit::new();
+                event.container_id = id.clone();
+                event.id = id;
+                event.pid = pid;
+                event.exit_status = code;
+                event.exited_at = Some(at).into();
+                service.publish(topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
+            })
+            .map_err(|e| invalid(format!("failed to start a thread: {e}")))?;
+        let mut event = TaskStart::new();
+        event.container_id = req.id.clone();
+        event.pid = pid;
+        self.publish(topics::TASK_START_EVENT_TOPIC, Box::new(event));
+        let mut response = api::StartResponse::new();
+        response.pid = pid;
+        Ok(response)
+    }
+
+    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+        let task = self.task(&req.id)?;
+        let (code, at) = task.wait();
+        let mut response = api::WaitResponse::new();
+        response.exit_status = code;
+        response.exited_at = Some(at).into();
+        Ok(response)
+    }
+
+    fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        let task = self.task(&req.id)?;
+        let signal = i32::try_from(req.signal).unwrap_or(9);
+        let never_started = matches!(*task.status.lock().expect("not poisoned"), Status::Created);
+        task.stop.stop(signal);
+        if never_started {
+            task.finish(128 + signal as u32);
+        }
+        Ok(api::Empty::new())
+    }
+
+    fn delete(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> TtrpcResult<api::DeleteResponse> {
+        let task = self.task(&req.id)?;
+        let (code, at) = match &*task.status.lock().expect("not poisoned") {
+            Status::Stopped { code, at } => (*code, at.clone()),
+            _ => {
+                return Err(invalid(format!(
+                    "task `{}` is still running: kill it first",
+                    req.id
+                )));
+            }
+        };
+        self.tasks.lock().expect("not poisoned").remove(&req.id);
+        let rootfs = Path::new(&task.bundle).join("rootfs");
+        let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
+        let pid = std::process::id();
+        let mut event = TaskDelete::new();
+        event.container_id = req.id.clone();
+        event.id = req.id.clone();
+        event.pid = pid;
+        event.exit_status = code;
+        event.exited_at = Some(at.clone()).into();
+        self.publish(topics::TASK_DELETE_EVENT_TOPIC, Box::new(event));
+        let mut response = api::DeleteResponse::new();
+        response.pid = pid;
+        response.exit_status = code;
+        response.exited_at = Some(at).into();
+        Ok(response)
+    }
+
+    fn state(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> TtrpcResult<api::StateResponse> {
+        let task = self.task(&req.id)?;
+        let mut response = api::StateResponse::new();
+        response.id = req.id.clone();
+        response.bundle = task.bundle.clone();
+        response.pid = std::process::id();
+        response.stdin = task.stdin.clone();
+        response.stdout = task.stdout.clone();
+        response.stderr = task.stderr.clone();
+        use containerd_shim::protos::types::task::Status as S;
+        match &*task.status.lock().expect("not poisoned") {
+            Status::Created => response.status = S::CREATED.into(),
+            Status::Running => response.status = S::RUNNING.into(),
+            Status::Stopped { code, at } => {
+                response.status = S::STOPPED.into();
+                response.exit_status = *code;
+                response.exited_at = Some(at.clone()).into();
+            }
+        }
+        Ok(response)
+    }
+
+    fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+        self.task(&req.id)?;
+        let mut info = containerd_shim::protos::types::task::ProcessInfo::new();
+        info.pid = std::process::id();
+        let mut response = api::PidsResponse::new();
+        response.processes = vec![info];
+        Ok(response)
+    }
+
+    fn stats(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
+        self.task(&req.id)?;
+        Ok(api::StatsResponse::new())
+    }
+
+    fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> TtrpcResult<api::ConnectResponse> {
+        let mut response = api::ConnectResponse::new();
+        response.shim_pid = std::process::id();
+        response.task_pid = std::process::id();
+        response.version = env!("CARGO_PKG_VERSION").into();
+        let _ = req;
+        Ok(response)
+    }
+
+    fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
+        // containerd sends Shutdown while other tasks of the pod may remain: stay for them.
+        if self.tasks.lock().expect("not poisoned").is_empty() {
+            self.exit.signal();
+        }
+        Ok(api::Empty::new())
+    }
+}
+
+/// Runs the shim (the binary's `main`).
+pub fn main() {
+    shim::run::<Service>(RUNTIME_TYPE, None);
+}
