@@ -8,7 +8,9 @@ pub(crate) mod run;
 pub(crate) mod transfer;
 pub(crate) mod validate;
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use wasmoci_cli::{build::read_wasm, env, reference::ArtifactRef};
@@ -151,4 +153,26 @@ pub(crate) fn load(reference: &ArtifactRef) -> Result<Loaded> {
         config_bytes,
         layers,
     })))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, sets `mode`, and renames it over
+/// `path`: readers see the old file or the new one, never a part.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let mut temp = tempfile::NamedTempFile::with_prefix_in(".wasmoci-", &dir)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    temp.write_all(bytes)
+        .and_then(|()| {
+            temp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+        })
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(())
 }

@@ -1,8 +1,6 @@
 //! `wasmoci node install`: put the shim next to containerd and add the `wasmoci` runtime
 //! to containerd's config (what KWasm's node installer and runtime-class-manager do).
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -101,7 +99,7 @@ fn install(args: InstallArgs) -> Result<Outcome> {
         return Ok(Outcome::Ok);
     }
     if shim_changed {
-        write_atomically(&target, &new_shim, 0o755)?;
+        super::write_atomically(&target, &new_shim, 0o755)?;
     }
     if patched.changed() {
         if !before.is_empty() {
@@ -109,10 +107,10 @@ fn install(args: InstallArgs) -> Result<Outcome> {
                 "{}.wasmoci-backup",
                 config.file_name().unwrap_or_default().to_string_lossy()
             ));
-            write_atomically(&backup, before.as_bytes(), 0o600)?;
+            super::write_atomically(&backup, before.as_bytes(), 0o600)?;
             output::note(&format!("the previous config is in `{}`", backup.display()));
         }
-        write_atomically(config, patched.after.as_bytes(), 0o644)?;
+        super::write_atomically(config, patched.after.as_bytes(), 0o644)?;
     }
     output::status(&summary(verb, &patched, shim_changed, config, &target));
     if patched.changed() || shim_changed {
@@ -154,24 +152,4 @@ fn summary(
 fn containerd_dir() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).find(|dir| dir.join("containerd").is_file())
-}
-
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let mut temp = tempfile::NamedTempFile::with_prefix_in(".wasmoci-", &dir)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    temp.write_all(bytes)
-        .and_then(|()| {
-            temp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))
-        })
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    temp.persist(path)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    Ok(())
 }

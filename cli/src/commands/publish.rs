@@ -1,6 +1,5 @@
 //! `wasmoci publish`: build → validate (+ policy) → push, the CI one-liner.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -189,23 +188,9 @@ pub(crate) fn publish(args: PublishArgs) -> Result<ExitCode> {
         let Some(path) = &args.receipt else {
             return Ok(finish(&dest, &report, &reference, args.json));
         };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let mut temp = tempfile::NamedTempFile::with_prefix_in(".wasmoci-", &dir)
-            .with_context(|| format!("failed to write the receipt `{}`", path.display()))?;
         let mut text = serde_json::to_vec_pretty(&receipt).expect("JSON serializes");
         text.push(b'\n');
-        temp.write_all(&text)
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt;
-                temp.as_file()
-                    .set_permissions(std::fs::Permissions::from_mode(0o644))
-            })
-            .with_context(|| format!("failed to write the receipt `{}`", path.display()))?;
-        temp.persist(path)
-            .with_context(|| format!("failed to write the receipt `{}`", path.display()))?;
+        super::write_atomically(path, &text, 0o644).context("failed to write the receipt")?;
     }
     Ok(finish(&dest, &report, &reference, args.json))
 }
