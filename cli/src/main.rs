@@ -41,6 +41,7 @@ enum Command {
     Logout(commands::transfer::LogoutArgs),
     Publish(commands::publish::PublishArgs),
     Copy(commands::transfer::CopyArgs),
+    Convert(commands::transfer::ConvertArgs),
     #[command(subcommand)]
     Node(commands::node::NodeCommand),
 }
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => commands::transfer::logout(args).map(Outcome::code),
         Command::Publish(args) => commands::publish::publish(args),
         Command::Copy(args) => commands::transfer::copy(args).map(Outcome::code),
+        Command::Convert(args) => commands::transfer::convert(args).map(Outcome::code),
         Command::Node(command) => commands::node::run(command).map(Outcome::code),
     };
     match result {

@@ -27,6 +27,11 @@ pub enum Error {
     /// A malformed digest.
     #[error(transparent)]
     Digest(#[from] DigestError),
+    /// An image-compat path that is not an absolute `.wasm` path without `..`.
+    #[error(
+        "invalid path `{0}` for the wasm in the image: use an absolute path ending in `.wasm`, such as `/app.wasm`"
+    )]
+    ImagePath(String),
     /// A timestamp out of range.
     #[error("timestamp `{0}` is out of range")]
     Timestamp(i64),

@@ -14,6 +14,11 @@ pub const WASM_CONFIG_V0: &str = "application/vnd.wasm.config.v0+json";
 /// The one layer of a Wasm artifact: a core module or a component.
 pub const WASM_LAYER: &str = "application/wasm";
 
+/// The config of an ordinary container image (the image-compat format's config).
+pub const OCI_IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// An uncompressed tar layer (the image-compat format's one layer).
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
 /// runwasi's `oci-tar-builder` layer type (read only).
 pub const RUNWASI_COMPONENT_LAYER: &str =
     "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";

@@ -87,6 +87,14 @@ pub(crate) struct PushArgs {
     /// `HOST/REPO[:TAG]`
     #[arg(value_name = "DEST")]
     dest: String,
+    /// Push the image-compat format instead: the wasm as a file in an ordinary container
+    /// image, for containerd before 1.6.25/1.7.7 (as `wasmoci convert`)
+    #[arg(long)]
+    as_image: bool,
+    /// With `--as-image`: where the wasm goes in the image [default: `/` + the layer's
+    /// title, or `/app.wasm`]
+    #[arg(long, value_name = "PATH", requires = "as_image")]
+    path: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
     /// Print a JSON object with every digest and size
@@ -109,6 +117,20 @@ pub(crate) fn push(args: PushArgs) -> Result<Outcome> {
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
     let Some((layout, stored)) = source_artifact(&args.source, scratch.path())? else {
         return Ok(Outcome::Problems);
+    };
+    let (layout, stored) = if args.as_image {
+        let converted = Layout::at(scratch.path().join("image"));
+        let stored = convert_into(
+            &layout,
+            &stored,
+            &args.source,
+            args.path.as_deref(),
+            &converted,
+            "image",
+        )?;
+        (converted, stored)
+    } else {
+        (layout, stored)
     };
     plain_http_note(&dest, &args.registry);
     let client = args.registry.client()?;
@@ -530,6 +552,149 @@ fn endpoint(text: &str) -> Result<Endpoint> {
             path.display()
         ),
     })
+}
+
+/// Builds the image-compat form of `stored` (from `layout`) into `into` under `tag`.
+fn convert_into(
+    layout: &Layout,
+    stored: &wasmoci_registry::StoredArtifact,
+    source: &str,
+    path: Option<&str>,
+    into: &Layout,
+    tag: &str,
+) -> Result<wasmoci_registry::StoredArtifact> {
+    use wasmoci_spec::{ImageInput, Timestamp, WasmConfig, annotations, build_image, media_types};
+    let manifest = stored.manifest()?;
+    if manifest.config.media_type != media_types::WASM_CONFIG_V0 {
+        bail!(
+            "`{source}` is not a Wasm artifact (its config is `{}`); nothing to convert",
+            manifest.config.media_type
+        );
+    }
+    let (_, layer) = manifest
+        .wasm_layers()
+        .next()
+        .with_context(|| format!("`{source}` has no wasm layer"))?;
+    let config = WasmConfig::from_json(&layout.read_blob(&manifest.config.digest)?)
+        .with_context(|| format!("failed to read the config of `{source}`"))?;
+    let wasm = layout.read_blob(&layer.digest)?;
+    let path = match path {
+        Some(path) => path.to_owned(),
+        None => match layer.annotation(annotations::TITLE) {
+            Some(title) if title.ends_with(".wasm") && !title.contains('/') => format!("/{title}"),
+            _ => "/app.wasm".to_owned(),
+        },
+    };
+    let mut kept = manifest.annotations.clone().unwrap_or_default();
+    kept.remove(annotations::REF_NAME);
+    let image = build_image(ImageInput {
+        wasm: &wasm,
+        created: config
+            .created
+            .unwrap_or_else(|| Timestamp::from_unix_seconds(0).expect("in range")),
+        author: config.author.clone(),
+        path,
+        annotations: kept,
+    })
+    .with_context(|| format!("failed to convert `{source}`"))?;
+    let blobs = [
+        (&image.manifest.config, image.config_bytes.as_slice()),
+        (&image.manifest.layers[0], image.layer.as_slice()),
+    ];
+    into.store(&image.manifest_bytes, &blobs, Some(tag))?;
+    Ok(into.resolve(&LayoutRef::Digest(image.manifest_digest))?)
+}
+
+const CONVERT_HELP: &str = "\
+Puts the wasm of an artifact into an ordinary container image: one uncompressed tar layer
+holding the `.wasm`, an OCI image config with `architecture: wasm`, `os: wasip1|wasip2`
+and an `Entrypoint` naming the file. containerd before 1.6.25/1.7.7 cannot pull Wasm
+artifacts but pulls this; the wasmoci shim runs it from the container's root filesystem,
+and pods need no `command:`. The result keeps the artifact's `created` time, so the same
+artifact always converts to the same digest. Prints `DEST@DIGEST`.
+
+Examples:
+  wasmoci convert hello:0.1.0 hello:0.1.0-image
+  wasmoci convert hello:0.1.0 localhost:5000/hello:0.1.0-image
+  wasmoci convert oci:out:app:1.0.0 oci:out:app:1.0.0-image --path /bin/app.wasm";
+
+/// Convert an artifact to the image-compat format (wasm in a container image)
+#[derive(Debug, clap::Args)]
+#[command(after_help = CONVERT_HELP)]
+pub(crate) struct ConvertArgs {
+    /// `NAME:TAG` in the store, `oci:DIR[:TAG|@DIGEST]`, a `.wasm`/`.wat` file or a project
+    #[arg(value_name = "SOURCE")]
+    source: String,
+    /// `NAME:TAG` in the store, `oci:DIR:TAG` or `HOST/REPO[:TAG]` (pushed)
+    #[arg(value_name = "DEST")]
+    dest: String,
+    /// Where the wasm goes in the image [default: `/` + the layer's title, or `/app.wasm`]
+    #[arg(long, value_name = "PATH")]
+    path: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Print a JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn convert(args: ConvertArgs) -> Result<Outcome> {
+    let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
+    let Some((layout, stored)) = source_artifact(&args.source, scratch.path())? else {
+        return Ok(Outcome::Problems);
+    };
+    let (digest, reference) = match endpoint(&args.dest)? {
+        Endpoint::Local(into, reference) => {
+            let tag = dest_tag(&reference, &args.dest)?;
+            let converted = convert_into(
+                &layout,
+                &stored,
+                &args.source,
+                args.path.as_deref(),
+                &into,
+                &tag,
+            )?;
+            let digest = converted.descriptor.digest;
+            (digest, format!("{}@{digest}", args.dest))
+        }
+        Endpoint::Registry(dest) => {
+            let dest = if dest.tag.is_none() && dest.digest.is_none() {
+                dest.with_tag("latest")
+            } else {
+                dest
+            };
+            if dest.digest.is_some() {
+                bail!("invalid destination `{dest}`: name a tag, not a digest");
+            }
+            let into = Layout::at(scratch.path().join("image"));
+            let converted = convert_into(
+                &layout,
+                &stored,
+                &args.source,
+                args.path.as_deref(),
+                &into,
+                "image",
+            )?;
+            plain_http_note(&dest, &args.registry);
+            let report = args
+                .registry
+                .client()?
+                .push(&into, &converted, &dest)
+                .with_context(|| format!("failed to push `{}` to `{dest}`", args.source))?;
+            let digest = report.digest.unwrap_or(converted.descriptor.digest);
+            (digest, format!("{dest}@{digest}"))
+        }
+    };
+    if args.json {
+        output::json(&json!({
+            "source": args.source,
+            "reference": reference,
+            "digest": digest.to_string(),
+        }));
+    } else {
+        output::data(&reference);
+    }
+    Ok(Outcome::Ok)
 }
 
 const COPY_HELP: &str = "\
