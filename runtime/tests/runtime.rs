@@ -532,3 +532,352 @@ mod shim {
         );
     }
 }
+
+/// Through CRI, as kubelet drives it, on a real containerd: Debian trixie's 1.7.24 (which
+/// pulls Wasm artifacts) and bookworm's 1.6.20 (which pulls only the image-compat format).
+mod cri {
+    use super::*;
+    use std::collections::{BTreeMap, HashMap};
+    use wasmoci_registry::client::{Client, ClientOptions};
+    use wasmoci_registry::{Layout, LayoutRef, Reference};
+    use wasmoci_spec::{ArtifactInput, ImageInput, Timestamp, build_artifact, build_image};
+    use wasmoci_testdata::cri::{
+        CONTAINERD_1_6, ContainerSpec, Cri, CriContainerd, CriSetup, Pod, PodSpec, containerd_1_7,
+        log_messages,
+    };
+    use wasmoci_testdata::registry::TestRegistry;
+
+    fn created() -> Timestamp {
+        Timestamp::from_unix_seconds(1_700_000_000).unwrap()
+    }
+
+    /// Pushes `manifest` with `blobs` to `registry` as `repo:tag`; the pullable reference.
+    fn push(
+        registry: &TestRegistry,
+        repo: &str,
+        manifest: &[u8],
+        blobs: &[(&wasmoci_spec::Descriptor, &[u8])],
+    ) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        let stored = layout.store(manifest, blobs, Some("1")).unwrap();
+        let stored = layout.resolve(&LayoutRef::Digest(stored.digest)).unwrap();
+        let reference = format!("{}/{repo}:1", registry.addr);
+        Client::new(ClientOptions::default())
+            .unwrap()
+            .push(&layout, &stored, &reference.parse::<Reference>().unwrap())
+            .unwrap();
+        reference
+    }
+
+    /// A CNCF Wasm artifact of `wasm`.
+    fn push_artifact(registry: &TestRegistry, repo: &str, wasm: &[u8]) -> String {
+        let artifact = build_artifact(ArtifactInput::new(wasm, created())).unwrap();
+        push(
+            registry,
+            repo,
+            &artifact.manifest_bytes,
+            &[
+                (&artifact.manifest.config, &artifact.config_bytes),
+                (artifact.layer(), wasm),
+            ],
+        )
+    }
+
+    /// The image-compat format: `wasm` at `path` in a tar layer.
+    fn push_image(registry: &TestRegistry, repo: &str, wasm: &[u8], path: &str) -> String {
+        let image = build_image(ImageInput {
+            wasm,
+            created: created(),
+            author: None,
+            path: path.to_owned(),
+            annotations: BTreeMap::new(),
+        })
+        .unwrap();
+        push(
+            registry,
+            repo,
+            &image.manifest_bytes,
+            &[
+                (&image.manifest.config, &image.config_bytes),
+                (&image.manifest.layers[0], &image.layer),
+            ],
+        )
+    }
+
+    /// A registry, a containerd with CRI using it, and a CRI client.
+    struct Node {
+        registry: TestRegistry,
+        containerd: CriContainerd,
+        cri: Cri,
+        home: tempfile::TempDir,
+        rt: tokio::runtime::Runtime,
+        pods: usize,
+    }
+
+    impl Node {
+        fn start(containerd: PathBuf) -> Option<Node> {
+            let registry = TestRegistry::start(None)?;
+            // The pause image: the shim holds the sandbox and never runs it.
+            let sandbox_image = push_image(
+                &registry,
+                "wasmoci-test/pause",
+                &std::fs::read(fixtures().join("loop.wasm")).unwrap(),
+                "/pause.wasm",
+            );
+            let home = tempfile::tempdir().unwrap();
+            let containerd = CriContainerd::start(&CriSetup {
+                containerd,
+                shim: PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-wasmoci-v1")),
+                registry: registry.addr.clone(),
+                sandbox_image,
+                wasmoci_home: home.path().to_owned(),
+            })?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let cri = rt.block_on(Cri::connect(&containerd.address)).unwrap();
+            Some(Node {
+                registry,
+                containerd,
+                cri,
+                home,
+                rt,
+                pods: 0,
+            })
+        }
+
+        fn pull(&mut self, image: &str) -> Result<String, containerd_client::tonic::Status> {
+            let mut cri = self.cri.clone();
+            self.rt.block_on(cri.pull(image))
+        }
+
+        fn new_pod(&mut self, annotations: &[(&str, &str)], host_network: bool) -> Pod {
+            self.pods += 1;
+            let name = format!("pod-{}", self.pods);
+            let spec = PodSpec {
+                log_directory: self.containerd.dir().join("logs").join(&name),
+                name,
+                annotations: annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<HashMap<_, _>>(),
+                host_network,
+            };
+            let mut cri = self.cri.clone();
+            self.rt
+                .block_on(cri.run_pod(&spec))
+                .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", self.containerd.log()))
+        }
+
+        /// Runs one container to its end in a new pod, then removes the pod: its exit and
+        /// its log.
+        fn run(
+            &mut self,
+            annotations: &[(&str, &str)],
+            container: ContainerSpec,
+        ) -> (wasmoci_testdata::cri::Exited, String) {
+            let pod = self.new_pod(annotations, true);
+            let mut cri = self.cri.clone();
+            let log = Path::new(&pod.config.log_directory).join(format!("{}.log", container.name));
+            let exited = self.rt.block_on(async {
+                let id = cri
+                    .create(&pod, &container)
+                    .await
+                    .unwrap_or_else(|e| panic!("CreateContainer: {e}"));
+                cri.start(&id)
+                    .await
+                    .unwrap_or_else(|e| panic!("StartContainer: {e}"));
+                let exited = cri.wait_exited(&id, Duration::from_secs(60)).await;
+                cri.remove(&id).await.unwrap();
+                cri.remove_pod(&pod).await.unwrap();
+                exited
+            });
+            (exited, log_messages(&log))
+        }
+    }
+
+    impl Node {
+        /// Creates and starts a container that must fail to start: CRI's message.
+        fn start_error(
+            &mut self,
+            annotations: &[(&str, &str)],
+            container: ContainerSpec,
+        ) -> String {
+            let pod = self.new_pod(annotations, true);
+            let mut cri = self.cri.clone();
+            self.rt.block_on(async {
+                let id = cri.create(&pod, &container).await.unwrap();
+                let error = cri.start(&id).await.expect_err("StartContainer succeeded");
+                cri.remove_pod(&pod).await.unwrap();
+                error.message().to_owned()
+            })
+        }
+    }
+
+    fn container(name: &str, image: &str, command: &[&str]) -> ContainerSpec {
+        ContainerSpec {
+            name: name.into(),
+            image: image.into(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            ..ContainerSpec::default()
+        }
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(fixtures().join(name)).unwrap()
+    }
+
+    fn compiled_entries(home: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+        let mut entries: Vec<_> = std::fs::read_dir(home.join("cache/compiled"))
+            .map(|d| {
+                d.map(|e| {
+                    let e = e.unwrap();
+                    (e.path(), e.metadata().unwrap().modified().unwrap())
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        entries.sort();
+        entries
+    }
+
+    #[test]
+    fn artifacts_run_through_cri_on_containerd_1_7() {
+        if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
+            return;
+        }
+        let Some(mut node) = Node::start(containerd_1_7()) else {
+            return;
+        };
+        let hello = push_artifact(&node.registry, "hello", &fixture("hello.wasm"));
+        let exit3 = push_artifact(&node.registry, "exit3", &fixture("exit3.wasm"));
+        let membomb = push_artifact(&node.registry, "membomb", &fixture("membomb.wasm"));
+        let cat = push_artifact(&node.registry, "cat", &fixture("cat.wasm"));
+        let compat = push_image(
+            &node.registry,
+            "hello-image",
+            &fixture("hello.wasm"),
+            "/app/hello.wasm",
+        );
+        for image in [&hello, &exit3, &membomb, &cat, &compat] {
+            node.pull(image)
+                .unwrap_or_else(|e| panic!("PullImage `{image}`: {e}"));
+        }
+
+        // A CNCF artifact: the wasm comes from containerd's content store; `command:` only
+        // names it.
+        let (exited, log) = node.run(&[], container("hello", &hello, &["hello.wasm"]));
+        assert_eq!(exited.exit_code, 0, "{exited:?} {log}");
+        assert_eq!(log, "hello from wasi:cli/run\n");
+        let cache = compiled_entries(node.home.path());
+        assert!(
+            !cache.is_empty(),
+            "the first start compiled into the node's cache"
+        );
+
+        // The second start of the same digest, in another pod, loads what the first
+        // compiled.
+        let (exited, log) = node.run(&[], container("hello", &hello, &["hello.wasm"]));
+        assert_eq!(
+            (exited.exit_code, log.as_str()),
+            (0, "hello from wasi:cli/run\n")
+        );
+        assert_eq!(
+            compiled_entries(node.home.path()),
+            cache,
+            "the second start compiled"
+        );
+
+        // The exit code reaches ContainerStatus.
+        let (exited, _) = node.run(&[], container("exit3", &exit3, &["exit3.wasm"]));
+        assert_eq!(exited.exit_code, 3, "{exited:?}");
+
+        // The pod's memory limit stops a memory bomb; the log says why, CRI says OOMKilled.
+        let mut bomb = container("bomb", &membomb, &["membomb.wasm"]);
+        bomb.memory_limit = 32 << 20;
+        let (exited, log) = node.run(&[], bomb);
+        assert_eq!(exited.exit_code, 137, "{exited:?} {log}");
+        assert_eq!(exited.reason, "OOMKilled", "{exited:?}");
+        assert!(log.contains("wasmoci: the guest was stopped"), "{log}");
+        assert!(log.contains("memory"), "{log}");
+
+        // Only what the pod mounts is visible: a hostPath volume is, the host is not.
+        let volume = tempfile::tempdir().unwrap();
+        std::fs::write(volume.path().join("hello.txt"), "from a volume\n").unwrap();
+        let mut mounted = container("cat", &cat, &["cat.wasm"]);
+        mounted.mounts = vec![("/data".into(), volume.path().display().to_string(), true)];
+        let (exited, log) = node.run(&[], mounted);
+        assert_eq!(
+            (exited.exit_code, log.as_str()),
+            (0, "from a volume\n"),
+            "{exited:?}"
+        );
+        let (exited, log) = node.run(&[], container("cat", &cat, &["cat.wasm"]));
+        assert_eq!(exited.exit_code, 2, "read a file it was not given: {log}");
+
+        // The image-compat format: the wasm is a file in the root filesystem; the image's
+        // Entrypoint names it, so no `command:`.
+        let (exited, log) = node.run(&[], container("compat", &compat, &[]));
+        assert_eq!(
+            (exited.exit_code, log.as_str()),
+            (0, "hello from wasi:cli/run\n"),
+            "{exited:?}"
+        );
+
+        // A direct pull, pinned by digest, for nodes whose containerd cannot pull artifacts:
+        // the pod's image is any image containerd can pull (here the image-compat one).
+        let artifact =
+            build_artifact(ArtifactInput::new(&fixture("exit3.wasm"), created())).unwrap();
+        let pinned = format!("{exit3}@{}", artifact.manifest_digest);
+        let (exited, log) = node.run(
+            &[("wasmoci.dev/image", pinned.as_str())],
+            container("direct", &compat, &["exit3.wasm"]),
+        );
+        assert_eq!(exited.exit_code, 3, "{exited:?} {log}");
+        // Errors reach CRI as messages a person can act on.
+        let unpinned = node.start_error(
+            &[("wasmoci.dev/image", exit3.as_str())],
+            container("direct", &compat, &["exit3.wasm"]),
+        );
+        assert!(unpinned.contains("must pin a digest"), "{unpinned}");
+        let native = node.start_error(&[], container("native", &compat, &["/app"]));
+        assert!(
+            native.contains("failed to read the component `/app`"),
+            "{native}"
+        );
+    }
+
+    #[test]
+    fn image_compat_runs_through_cri_on_containerd_1_6() {
+        let Some(mut node) = Node::start(PathBuf::from(CONTAINERD_1_6)) else {
+            return;
+        };
+        let compat = push_image(
+            &node.registry,
+            "hello-image",
+            &fixture("hello.wasm"),
+            "/hello.wasm",
+        );
+        node.pull(&compat)
+            .unwrap_or_else(|e| panic!("PullImage `{compat}`: {e}"));
+        let (exited, log) = node.run(&[], container("compat", &compat, &[]));
+        assert_eq!(
+            (exited.exit_code, log.as_str()),
+            (0, "hello from wasi:cli/run\n"),
+            "{exited:?}"
+        );
+        // What 1.6.20 cannot pull, as the research found: say so rather than pass by luck.
+        let artifact = push_artifact(&node.registry, "hello", &fixture("hello.wasm"));
+        let refused = node
+            .pull(&artifact)
+            .expect_err("1.6.20 pulled a Wasm artifact");
+        assert!(
+            refused
+                .message()
+                .contains("mismatched image rootfs and manifest layers"),
+            "{refused}"
+        );
+    }
+}

@@ -8,6 +8,7 @@
 //! without running anything. Guest stdout/stderr go to the fifos of the create request;
 //! the exit status goes to `Wait`; `Kill` stops the guest.
 
+mod content;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use containerd_shim as shim;
-use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskOOM, TaskStart};
 use containerd_shim::protos::protobuf::MessageDyn;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::topics;
@@ -131,6 +132,8 @@ pub struct Service {
     tasks: Arc<Mutex<HashMap<String, Arc<Task>>>>,
     exit: Arc<ExitSignal>,
     namespace: String,
+    /// containerd's gRPC socket (`-address`): its content store.
+    address: String,
     publisher: Option<Arc<RemotePublisher>>,
 }
 
@@ -162,6 +165,7 @@ impl shim::Shim for Service {
             tasks: Arc::new(Mutex::new(HashMap::new())),
             exit: Arc::new(ExitSignal::default()),
             namespace: args.namespace.clone(),
+            address: args.address.clone(),
             publisher: None,
         }
     }
@@ -195,17 +199,44 @@ impl shim::Shim for Service {
     }
 }
 
-/// Reads the wasm a container names and prepares what it runs.
-fn prepare(spec: &Spec, bundle: &Path) -> Result<Work, String> {
-    if spec.is_sandbox() {
-        return Ok(Work::Hold);
-    }
+/// The wasm a container runs: from a direct pull when the pod annotation
+/// `wasmoci.dev/image` names `REF@sha256:…`; else from containerd's content store when the
+/// image is a Wasm artifact; else the file `process.args[0]` (`path[#func]`) in its root
+/// filesystem (the image-compat format).
+fn load_wasm(
+    service: &Service,
+    id: &str,
+    spec: &Spec,
+    bundle: &Path,
+) -> Result<(String, Vec<u8>, Digest), String> {
     let arg0 = spec
         .process
         .args
         .first()
         .ok_or("the container has no `process.args`: set `command:` in the pod spec")?;
     let path = arg0.split('#').next().unwrap_or_default();
+    let name = Path::new(path)
+        .file_name()
+        .map_or_else(|| id.to_owned(), |n| n.to_string_lossy().into_owned());
+    if let Some(reference) = spec.annotations.get("wasmoci.dev/image") {
+        let loaded = content::pull_direct(reference)?;
+        return Ok((name, loaded.wasm, loaded.digest));
+    }
+    if !service.address.is_empty() {
+        match content::load_from_containerd(&service.address, &service.namespace, id) {
+            Ok(Some(loaded)) => {
+                log::info!(
+                    "task `{id}`: wasm `{}` from image `{}` in containerd's content store",
+                    loaded.digest,
+                    loaded.image
+                );
+                return Ok((name, loaded.wasm, loaded.digest));
+            }
+            Ok(None) => {}
+            // As runwasi: an image we cannot read there may still carry the wasm as a file.
+            Err(e) => log::warn!("task `{id}`: {e}; looking in the root filesystem instead"),
+        }
+    }
     let rootfs = spec.rootfs(bundle);
     let file = rootfs.join(path.trim_start_matches('/'));
     let wasm = std::fs::read(&file).map_err(|e| {
@@ -219,9 +250,20 @@ fn prepare(spec: &Spec, bundle: &Path) -> Result<Work, String> {
             "`{path}` is not WebAssembly; wasmoci runs Wasm components and modules, not native containers (use another RuntimeClass for those)"
         ));
     }
+    let digest = Digest::of(&wasm);
+    Ok((name, wasm, digest))
+}
+
+/// Reads the wasm a container names and prepares what it runs.
+fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Work, String> {
+    if spec.is_sandbox() {
+        return Ok(Work::Hold);
+    }
+    let (path, wasm, digest) = load_wasm(service, id, spec, bundle)?;
+    let path = path.as_str();
     let (engine, cache) = engine()?;
     let (program, _) = cache
-        .load(engine, path, &wasm, &Digest::of(&wasm))
+        .load(engine, path, &wasm, &digest)
         .map_err(|e| e.to_string())?;
     if !program
         .entry_points(engine.engine())
@@ -243,6 +285,13 @@ fn prepare(spec: &Spec, bundle: &Path) -> Result<Work, String> {
         .mounts
         .iter()
         .filter(|m| m.kind.as_deref() == Some("bind"))
+        // What CRI adds for every container (`/dev/shm`, `/dev/termination-log`) is not
+        // the pod's volumes.
+        .filter(|m| {
+            !["/dev", "/proc", "/sys"]
+                .iter()
+                .any(|d| m.destination == *d || m.destination.starts_with(&format!("{d}/")))
+        })
         .filter_map(|m| {
             let source = m.source.clone()?;
             source.is_dir().then(|| DirGrant {
@@ -318,6 +367,14 @@ fn open_input(path: &str) -> Input {
     }
 }
 
+/// Writes one line to a task's output, best effort (the reader may be gone).
+fn write_line(output: &Output, line: &str) {
+    use std::io::Write;
+    if let Output::File(file) = output {
+        let _ = writeln!(&**file, "{line}");
+    }
+}
+
 fn open_output(path: &str) -> Output {
     if path.is_empty() {
         return Output::Null;
@@ -351,7 +408,7 @@ impl shim::Task for Service {
             }
         }
         let spec = Spec::load(&bundle).map_err(invalid)?;
-        let work = prepare(&spec, &bundle).map_err(invalid)?;
+        let work = prepare(self, &req.id, &spec, &bundle).map_err(invalid)?;
         let task = Arc::new(Task {
             bundle: req.bundle.clone(),
             stdin: req.stdin.clone(),
@@ -413,10 +470,11 @@ impl shim::Task for Service {
                         sandbox,
                         limits,
                     } => {
+                        let stderr = open_output(&runner.stderr);
                         let stdio = Stdio {
                             stdin: open_input(&runner.stdin),
                             stdout: open_output(&runner.stdout),
-                            stderr: open_output(&runner.stderr),
+                            stderr: stderr.clone(),
                         };
                         let exit = match engine() {
                             Ok((engine, _)) => tokio::runtime::Builder::new_current_thread()
@@ -441,6 +499,14 @@ impl shim::Task for Service {
                             Ok(exit) => {
                                 if let Some(why) = exit.describe() {
                                     log::warn!("task `{id}`: {why}");
+                                    // Where `kubectl logs` shows it.
+                                    write_line(&stderr, &format!("wasmoci: {why}"));
+                                    if matches!(exit, Exit::MemoryLimit(_)) {
+                                        let mut event = TaskOOM::new();
+                                        event.container_id = id.clone();
+                                        service
+                                            .publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
+                                    }
                                     if let Exit::Trap {
                                         backtrace: Some(bt),
                                         ..
@@ -453,6 +519,7 @@ impl shim::Task for Service {
                             }
                             Err(e) => {
                                 log::error!("task `{id}`: {e}");
+                                write_line(&stderr, &format!("wasmoci: {e}"));
                                 1
                             }
                         }

@@ -1,0 +1,505 @@
+//! containerd with its CRI plugin, driven the way kubelet drives it.
+//!
+//! [`CriContainerd`] starts a private containerd (own root, state, sockets and CNI config
+//! under a temporary directory) with the CRI plugin on, the `native` snapshotter, the
+//! `wasmoci` runtime pointing at the shim under test (and `runc`, which containerd needs
+//! once any runtime is defined), `wasmoci.dev/*` annotations passed through to the shim,
+//! `restrict_oom_score_adj` (these machines lack CAP_SYS_RESOURCE), a sandbox image the
+//! test pushed to its own registry, a mirror entry for plain-HTTP pulls from that
+//! registry, and a loopback-only CNI network. [`Cri`] is a CRI client over its socket.
+//!
+//! Two containerds: Debian trixie's 1.7.24 (which can pull Wasm artifacts), unpacked by
+//! `.ci/containerd-1.7` under `target/tools/`, and the system's (Debian bookworm's
+//! 1.6.20, which can pull only the image-compat format). Needs root.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::Channel;
+
+/// Where `.ci/containerd-1.7` unpacks Debian trixie's containerd 1.7.24.
+pub fn containerd_1_7() -> PathBuf {
+    std::env::var_os("WASMOCI_CONTAINERD_1_7").map_or_else(
+        || {
+            crate::root()
+                .parent()
+                .expect("testdata/ is in the workspace")
+                .join("target/tools/containerd-1.7/usr/bin/containerd")
+        },
+        PathBuf::from,
+    )
+}
+
+/// Debian bookworm's containerd 1.6.20 (the `containerd` package).
+pub const CONTAINERD_1_6: &str = "/usr/bin/containerd";
+
+/// Where Debian's `containernetworking-plugins` puts the CNI plugins.
+pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
+
+/// What a [`CriContainerd`] needs from the test.
+#[derive(Debug, Clone)]
+pub struct CriSetup {
+    /// The containerd binary.
+    pub containerd: PathBuf,
+    /// The shim under test.
+    pub shim: PathBuf,
+    /// `127.0.0.1:PORT` of the test registry (pulled over plain HTTP).
+    pub registry: String,
+    /// The pause image, already in that registry.
+    pub sandbox_image: String,
+    /// `WASMOCI_HOME` for the shim (its compile cache and store).
+    pub wasmoci_home: PathBuf,
+}
+
+/// A running containerd with CRI, stopped (with every pod it still has) on drop.
+#[derive(Debug)]
+pub struct CriContainerd {
+    child: Option<Child>,
+    /// The gRPC socket (containerd's API and CRI).
+    pub address: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for CriContainerd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl CriContainerd {
+    /// Starts containerd; `None` when it or the CNI plugins are missing (and this is not
+    /// CI, where that fails).
+    pub fn start(setup: &CriSetup) -> Option<CriContainerd> {
+        let containerd = setup.containerd.to_str().expect("a UTF-8 path");
+        if !crate::registry::require(containerd)
+            || !crate::registry::require(&format!("{CNI_BIN_DIR}/loopback"))
+        {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = |name: &str| dir.path().join(name);
+        let address = p("containerd.sock");
+        std::fs::create_dir_all(p("cni")).unwrap();
+        std::fs::write(
+            p("cni/10-loopback.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"wasmoci-test","plugins":[{"type":"loopback"}]}"#,
+        )
+        .unwrap();
+        let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
+        let config = format!(
+            r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "{address}"
+[ttrpc]
+  address = "{address}.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{opt}"
+[{cri}]
+  sandbox_image = "{sandbox_image}"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+[{cri}.containerd]
+  snapshotter = "native"
+  default_runtime_name = "runc"
+[{cri}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[{cri}.containerd.runtimes.wasmoci]
+  runtime_type = "io.containerd.wasmoci.v1"
+  runtime_path = "{shim}"
+  pod_annotations = ["wasmoci.dev/*"]
+  container_annotations = ["wasmoci.dev/*"]
+[{cri}.cni]
+  bin_dir = "{cni_bin}"
+  conf_dir = "{cni_conf}"
+[{cri}.registry.mirrors."{registry}"]
+  endpoint = ["http://{registry}"]
+"#,
+            root = p("root").display(),
+            state = p("state").display(),
+            address = address.display(),
+            opt = p("opt").display(),
+            sandbox_image = setup.sandbox_image,
+            shim = setup.shim.display(),
+            cni_bin = CNI_BIN_DIR,
+            cni_conf = p("cni").display(),
+            registry = setup.registry,
+        );
+        std::fs::write(p("config.toml"), config).unwrap();
+        let log = std::fs::File::create(p("containerd.log")).unwrap();
+        let child = Command::new(&setup.containerd)
+            .arg("--config")
+            .arg(p("config.toml"))
+            // 1.6.20 ignores `runtime_path` and looks the shim up on its PATH.
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    setup.shim.parent().expect("a file").display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("WASMOCI_HOME", &setup.wasmoci_home)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("failed to start containerd");
+        let mut started = CriContainerd {
+            child: Some(child),
+            address,
+            dir,
+        };
+        for _ in 0..200 {
+            if started.address.exists() {
+                let ready = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async {
+                        let Ok(mut cri) = Cri::connect(&started.address).await else {
+                            return false;
+                        };
+                        cri.runtime
+                            .status(cri::StatusRequest::default())
+                            .await
+                            .is_ok_and(|s| {
+                                s.into_inner().status.is_some_and(|s| {
+                                    s.conditions
+                                        .iter()
+                                        .all(|c| c.status || c.r#type != "RuntimeReady")
+                                })
+                            })
+                    });
+                if ready {
+                    return Some(started);
+                }
+            }
+            if let Some(Ok(Some(status))) = started.child.as_mut().map(Child::try_wait) {
+                panic!("containerd exited ({status}) at start:\n{}", started.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("containerd's CRI did not become ready:\n{}", started.log());
+    }
+
+    /// containerd's own log (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// A scratch directory of this containerd (pod logs go under it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A CRI client: the calls kubelet makes.
+#[derive(Debug, Clone)]
+pub struct Cri {
+    /// `runtime.v1.RuntimeService`.
+    pub runtime: RuntimeServiceClient<Channel>,
+    /// `runtime.v1.ImageService`.
+    pub images: ImageServiceClient<Channel>,
+}
+
+/// A pod as the tests describe it.
+#[derive(Debug, Clone, Default)]
+pub struct PodSpec {
+    /// `metadata.name` (also the uid, made unique by the caller).
+    pub name: String,
+    /// Pod annotations.
+    pub annotations: HashMap<String, String>,
+    /// `hostNetwork: true`.
+    pub host_network: bool,
+    /// Where CRI writes the containers' logs.
+    pub log_directory: PathBuf,
+}
+
+/// A container as the tests describe it.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    /// `name`.
+    pub name: String,
+    /// `image`.
+    pub image: String,
+    /// `command`.
+    pub command: Vec<String>,
+    /// `args`.
+    pub args: Vec<String>,
+    /// `resources.limits.memory` in bytes (0: none).
+    pub memory_limit: i64,
+    /// `resources.limits.cpu` as CFS quota and period in microseconds (0: none).
+    pub cpu_quota: i64,
+    /// (container path, host path, read-only) of hostPath volumes.
+    pub mounts: Vec<(String, String, bool)>,
+    /// `env`.
+    pub env: Vec<(String, String)>,
+}
+
+/// A started pod: its id and the config CRI wants again with every container.
+#[derive(Debug, Clone)]
+pub struct Pod {
+    /// The sandbox id.
+    pub id: String,
+    /// Its config.
+    pub config: cri::PodSandboxConfig,
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exited {
+    /// Its exit code.
+    pub exit_code: i32,
+    /// CRI's reason (`Completed`, `Error`, `OOMKilled`).
+    pub reason: String,
+    /// CRI's message.
+    pub message: String,
+}
+
+impl Cri {
+    /// Connects to containerd's socket.
+    pub async fn connect(address: &Path) -> Result<Cri, tonic::transport::Error> {
+        let channel = containerd_client::connect(address).await?;
+        Ok(Cri {
+            runtime: RuntimeServiceClient::new(channel.clone()),
+            images: ImageServiceClient::new(channel),
+        })
+    }
+
+    /// `PullImage`: the image's id.
+    pub async fn pull(&mut self, image: &str) -> Result<String, tonic::Status> {
+        let response = self
+            .images
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: image.to_owned(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?;
+        Ok(response.into_inner().image_ref)
+    }
+
+    /// `RunPodSandbox` with `runtime_handler = "wasmoci"`.
+    pub async fn run_pod(&mut self, spec: &PodSpec) -> Result<Pod, tonic::Status> {
+        std::fs::create_dir_all(&spec.log_directory).unwrap();
+        let network = if spec.host_network {
+            cri::NamespaceMode::Node
+        } else {
+            cri::NamespaceMode::Pod
+        };
+        let config = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: spec.name.clone(),
+                uid: format!("uid-{}", spec.name),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            hostname: spec.name.clone(),
+            log_directory: spec.log_directory.display().to_string(),
+            annotations: spec.annotations.clone(),
+            linux: Some(cri::LinuxPodSandboxConfig {
+                security_context: Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: Some(cri::NamespaceOption {
+                        network: network as i32,
+                        pid: cri::NamespaceMode::Pod as i32,
+                        ipc: cri::NamespaceMode::Pod as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let response = self
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: "wasmoci".into(),
+            })
+            .await?;
+        Ok(Pod {
+            id: response.into_inner().pod_sandbox_id,
+            config,
+        })
+    }
+
+    /// `CreateContainer`: the container's id.
+    pub async fn create(
+        &mut self,
+        pod: &Pod,
+        spec: &ContainerSpec,
+    ) -> Result<String, tonic::Status> {
+        let resources = cri::LinuxContainerResources {
+            memory_limit_in_bytes: spec.memory_limit,
+            cpu_quota: spec.cpu_quota,
+            cpu_period: if spec.cpu_quota > 0 { 100_000 } else { 0 },
+            ..Default::default()
+        };
+        let config = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata {
+                name: spec.name.clone(),
+                attempt: 0,
+            }),
+            image: Some(cri::ImageSpec {
+                image: spec.image.clone(),
+                ..Default::default()
+            }),
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            envs: spec
+                .env
+                .iter()
+                .map(|(key, value)| cri::KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            mounts: spec
+                .mounts
+                .iter()
+                .map(|(container, host, readonly)| cri::Mount {
+                    container_path: container.clone(),
+                    host_path: host.clone(),
+                    readonly: *readonly,
+                    ..Default::default()
+                })
+                .collect(),
+            log_path: format!("{}.log", spec.name),
+            linux: Some(cri::LinuxContainerConfig {
+                resources: Some(resources),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let response = self
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.id.clone(),
+                config: Some(config),
+                sandbox_config: Some(pod.config.clone()),
+            })
+            .await?;
+        Ok(response.into_inner().container_id)
+    }
+
+    /// `StartContainer`.
+    pub async fn start(&mut self, id: &str) -> Result<(), tonic::Status> {
+        self.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.to_owned(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// `ContainerStatus`.
+    pub async fn status(&mut self, id: &str) -> Result<cri::ContainerStatus, tonic::Status> {
+        let response = self
+            .runtime
+            .container_status(cri::ContainerStatusRequest {
+                container_id: id.to_owned(),
+                verbose: false,
+            })
+            .await?;
+        Ok(response.into_inner().status.unwrap_or_default())
+    }
+
+    /// Polls `ContainerStatus` until the container exits (at most `limit`).
+    pub async fn wait_exited(&mut self, id: &str, limit: Duration) -> Exited {
+        let start = std::time::Instant::now();
+        loop {
+            let status = self.status(id).await.expect("ContainerStatus");
+            if status.state == cri::ContainerState::ContainerExited as i32 {
+                return Exited {
+                    exit_code: status.exit_code,
+                    reason: status.reason,
+                    message: status.message,
+                };
+            }
+            assert!(
+                start.elapsed() < limit,
+                "container `{id}` still runs after {limit:?}: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `StopContainer` then `RemoveContainer`.
+    pub async fn remove(&mut self, id: &str) -> Result<(), tonic::Status> {
+        self.runtime
+            .stop_container(cri::StopContainerRequest {
+                container_id: id.to_owned(),
+                timeout: 5,
+            })
+            .await?;
+        self.runtime
+            .remove_container(cri::RemoveContainerRequest {
+                container_id: id.to_owned(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// `StopPodSandbox` then `RemovePodSandbox` (which removes its containers too).
+    pub async fn remove_pod(&mut self, pod: &Pod) -> Result<(), tonic::Status> {
+        self.runtime
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: pod.id.clone(),
+            })
+            .await?;
+        self.runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.id.clone(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// `PodSandboxStatus`: the pod's network namespace path is in its `info`
+    /// (verbose), its IP in `network`.
+    pub async fn pod_status(
+        &mut self,
+        pod: &Pod,
+    ) -> Result<cri::PodSandboxStatusResponse, tonic::Status> {
+        Ok(self
+            .runtime
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: pod.id.clone(),
+                verbose: true,
+            })
+            .await?
+            .into_inner())
+    }
+}
+
+/// The messages of a CRI container log file (`TIME STREAM TAG MESSAGE` lines), joined by
+/// newlines where a line ended (`F`).
+pub fn log_messages(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (_, _, tag, message) = (parts.next(), parts.next(), parts.next(), parts.next());
+        out.push_str(message.unwrap_or_default());
+        if tag == Some("F") {
+            out.push('\n');
+        }
+    }
+    out
+}
