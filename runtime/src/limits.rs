@@ -18,6 +18,10 @@ pub struct Limits {
     pub timeout: Option<Duration>,
     /// Fuel units (needs an engine built with `fuel`).
     pub fuel: Option<u64>,
+    /// A share of one core (a pod's `limits.cpu`: `0.5` is 500m). Below 1, the guest's
+    /// wasm runs in a duty cycle: after each epoch tick of running it sleeps long enough
+    /// to keep this share. A guest runs on one thread, so 1 or more changes nothing.
+    pub cpu: Option<f64>,
 }
 
 /// Memory shared by several instances.
@@ -145,17 +149,33 @@ impl ResourceLimiter for Limiter {
 pub(crate) fn set_deadline<T: Send>(
     store: &mut wasmtime::Store<T>,
     timeout: Option<Duration>,
+    cpu: Option<f64>,
     stop: Option<crate::run::StopHandle>,
 ) {
     let started = Instant::now();
+    let mut resumed = started;
+    let throttle = cpu.filter(|share| *share > 0.0 && *share < 1.0);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         if let Some(signal) = stop.as_ref().and_then(|s| s.stopped()) {
             return Err(crate::run::Killed(signal).into());
         }
-        match timeout {
-            Some(limit) if started.elapsed() >= limit => Err(TimeLimitExceeded(limit).into()),
-            _ => Ok(UpdateDeadline::Yield(1)),
+        if let Some(limit) = timeout
+            && started.elapsed() >= limit
+        {
+            return Err(TimeLimitExceeded(limit).into());
         }
+        let Some(share) = throttle else {
+            return Ok(UpdateDeadline::Yield(1));
+        };
+        // The guest ran (at most) since it last resumed; time spent waiting in host calls
+        // counts too, so it is capped at two ticks rather than charged in full.
+        let ran = resumed.elapsed().min(2 * crate::engine::EPOCH_TICK);
+        let pause = ran.mul_f64((1.0 - share) / share);
+        resumed = Instant::now() + pause;
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::time::sleep(pause)),
+        ))
     });
 }

@@ -405,7 +405,7 @@ pub(crate) fn configure<T: Send>(
     limits: &Limits,
     stop: Option<StopHandle>,
 ) -> Result<()> {
-    set_deadline(store, limits.timeout, stop);
+    set_deadline(store, limits.timeout, limits.cpu, stop);
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel).map_err(|e| {
             Error::Engine(format!(

@@ -880,4 +880,94 @@ mod cri {
             "{refused}"
         );
     }
+
+    /// `GET /` on `127.0.0.1:port` from inside the network namespace at `netns`.
+    fn get_inside(netns: &Path, port: u16) -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        let netns = netns.to_owned();
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&netns)?;
+            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+            stream.write_all(b"GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        })
+        .join()
+        .unwrap()
+    }
+
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).unwrap().ino()
+    }
+
+    #[test]
+    fn http_component_serves_inside_the_pod_network_namespace() {
+        if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
+            return;
+        }
+        let Some(mut node) = Node::start(containerd_1_7()) else {
+            return;
+        };
+        let http = push_artifact(&node.registry, "http-hello", &fixture("http-hello.wasm"));
+        node.pull(&http).unwrap();
+        let pod = node.new_pod(&[("wasmoci.dev/timeout", "5s")], false);
+        let mut cri = node.cri.clone();
+        let log = Path::new(&pod.config.log_directory).join("http.log");
+        let (id, status) = node.rt.block_on(async {
+            let id = cri
+                .create(&pod, &container("http", &http, &["http-hello.wasm"]))
+                .await
+                .unwrap();
+            cri.start(&id).await.unwrap();
+            (id, cri.pod_status(&pod).await.unwrap())
+        });
+        let info: serde_json::Value = serde_json::from_str(&status.info["info"]).unwrap();
+        let holder = info["pid"].as_u64().expect("the sandbox has a pid");
+        let pod_netns = info["runtimeSpec"]["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .and_then(|n| n["path"].as_str())
+            .map(PathBuf::from)
+            .expect("a pod network namespace");
+        // The shim's holder process lives in the pod's network namespace, so the paths CRI
+        // gives the pod's containers (`/proc/<pid>/ns/net`) name it.
+        let holder_netns = PathBuf::from(format!("/proc/{holder}/ns/net"));
+        assert_eq!(inode(&holder_netns), inode(&pod_netns));
+        assert_ne!(inode(&holder_netns), inode(Path::new("/proc/self/ns/net")));
+
+        let response = get_inside(&pod_netns, 8080).expect("the component answers in the pod");
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert!(response.contains("hello from wasi:http\n"), "{response}");
+
+        // StopContainer: SIGTERM drains the server, which then exits 0.
+        let exited = node.rt.block_on(async {
+            cri.runtime
+                .stop_container(k8s_cri::v1::StopContainerRequest {
+                    container_id: id.clone(),
+                    timeout: 10,
+                })
+                .await
+                .unwrap();
+            cri.wait_exited(&id, Duration::from_secs(30)).await
+        });
+        assert_eq!(exited.exit_code, 0, "{exited:?} {}", log_messages(&log));
+        node.rt.block_on(cri.remove_pod(&pod)).unwrap();
+        // The holder goes with the pod (bounded wait).
+        let proc_dir = PathBuf::from(format!("/proc/{holder}"));
+        for _ in 0..100 {
+            if !proc_dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!proc_dir.exists(), "the holder outlived its pod");
+    }
 }

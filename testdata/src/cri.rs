@@ -6,7 +6,7 @@
 //! once any runtime is defined), `wasmoci.dev/*` annotations passed through to the shim,
 //! `restrict_oom_score_adj` (these machines lack CAP_SYS_RESOURCE), a sandbox image the
 //! test pushed to its own registry, a mirror entry for plain-HTTP pulls from that
-//! registry, and a loopback-only CNI network. [`Cri`] is a CRI client over its socket.
+//! registry, and a CNI network of its own (`ptp`, a private subnet). [`Cri`] is a CRI client over its socket.
 //!
 //! Two containerds: Debian trixie's 1.7.24 (which can pull Wasm artifacts), unpacked by
 //! `.ci/containerd-1.7` under `target/tools/`, and the system's (Debian bookworm's
@@ -80,7 +80,7 @@ impl CriContainerd {
     pub fn start(setup: &CriSetup) -> Option<CriContainerd> {
         let containerd = setup.containerd.to_str().expect("a UTF-8 path");
         if !crate::registry::require(containerd)
-            || !crate::registry::require(&format!("{CNI_BIN_DIR}/loopback"))
+            || !crate::registry::require(&format!("{CNI_BIN_DIR}/ptp"))
         {
             return None;
         }
@@ -88,9 +88,24 @@ impl CriContainerd {
         let p = |name: &str| dir.path().join(name);
         let address = p("containerd.sock");
         std::fs::create_dir_all(p("cni")).unwrap();
+        // CRI brings up each pod's `lo` itself and wants an `eth0` with an address from
+        // the network (`loopback` alone reports only `lo`: "failed to find network info
+        // for sandbox"). `ptp` gives each pod a veth pair and a host route on a private
+        // /24 of its own per containerd, which nothing leaves the machine through; the
+        // tests only talk to 127.0.0.1 inside the pod.
+        static INSTANCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let instance = INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let subnet = format!(
+            "10.{}.{}.0/24",
+            200 + (std::process::id() % 50),
+            instance % 250
+        );
         std::fs::write(
-            p("cni/10-loopback.conflist"),
-            r#"{"cniVersion":"1.0.0","name":"wasmoci-test","plugins":[{"type":"loopback"}]}"#,
+            p("cni/10-wasmoci-test.conflist"),
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"wasmoci-test","plugins":[{{"type":"ptp","ipMasq":false,"ipam":{{"type":"host-local","ranges":[[{{"subnet":"{subnet}"}}]],"dataDir":"{ipam}"}}}}]}}"#,
+                ipam = p("ipam").display()
+            ),
         )
         .unwrap();
         let cri = r#"plugins."io.containerd.grpc.v1.cri""#;

@@ -240,6 +240,7 @@ fn limits(common: &RunCommon, total: Option<u64>) -> Limits {
         total_memory: total.map(MemoryBudget::new),
         timeout: common.timeout,
         fuel: common.fuel,
+        cpu: None,
     }
 }
 

@@ -9,6 +9,7 @@
 //! the exit status goes to `Wait`; `Kill` stops the guest.
 
 mod content;
+mod netns;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -30,7 +31,8 @@ use crate::engine::{EngineSettings, WasmEngine, build_engine};
 use crate::limits::Limits;
 use crate::program::{EntryPoint, Program};
 use crate::run::{Exit, Input, Output, Stdio, StopHandle, run_command_until};
-use crate::sandbox::{DirGrant, Sandbox};
+use crate::sandbox::{DirGrant, NetworkGrant, Sandbox};
+use crate::serve::{HttpHandler, ServeOptions};
 use spec::Spec;
 
 /// The runtime type containerd knows this shim by.
@@ -82,8 +84,17 @@ enum Status {
 
 /// What a task runs.
 enum Work {
-    /// The pod sandbox: nothing runs; it lives until it is killed.
+    /// The pod sandbox: nothing runs; it lives until it is killed (its holder process
+    /// keeps the pod's network namespace).
     Hold,
+    /// A `wasi:http/incoming-handler` component, served on a listener in the pod's
+    /// network namespace.
+    Http {
+        name: String,
+        handler: HttpHandler,
+        options: ServeOptions,
+        listener: std::net::TcpListener,
+    },
     /// A command.
     Command {
         name: String,
@@ -94,6 +105,11 @@ enum Work {
 }
 
 struct Task {
+    /// The pid containerd sees: the holder's for the sandbox, the shim's otherwise.
+    pid: u32,
+    holder: Mutex<Option<netns::Holder>>,
+    /// A second, hard stop (SIGKILL after SIGTERM) ends an HTTP drain.
+    hard_stop: Arc<tokio::sync::Notify>,
     bundle: String,
     stdin: String,
     stdout: String,
@@ -265,14 +281,7 @@ fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Wo
     let (program, _) = cache
         .load(engine, path, &wasm, &digest)
         .map_err(|e| e.to_string())?;
-    if !program
-        .entry_points(engine.engine())
-        .contains(&EntryPoint::Command)
-    {
-        return Err(format!(
-            "`{path}` exports neither `wasi:cli/run` nor `_start`; this shim runs commands for now"
-        ));
-    }
+    let entry_points = program.entry_points(engine.engine());
     let env = spec
         .process
         .env
@@ -301,24 +310,77 @@ fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Wo
             })
         })
         .collect();
-    let timeout = spec
+    let timeout = match spec.annotations.get("wasmoci.dev/timeout") {
+        Some(text) => Some(parse_duration(text).ok_or_else(|| {
+            format!("invalid `wasmoci.dev/timeout` `{text}`: expected a duration such as `500ms`, `5s` or `1m`")
+        })?),
+        None => None,
+    };
+    let network = match spec
         .annotations
-        .get("wasmoci.dev/timeout")
-        .and_then(|t| parse_duration(t));
-    Ok(Work::Command {
+        .get("wasmoci.dev/allow-net")
+        .map(String::as_str)
+    {
+        None | Some("false") => NetworkGrant::None,
+        Some("true") => NetworkGrant::All,
+        Some(other) => {
+            return Err(format!(
+                "invalid `wasmoci.dev/allow-net` `{other}`: expected `true` or `false`"
+            ));
+        }
+    };
+    let sandbox = Sandbox {
+        args: spec.process.args.clone(),
+        env,
+        dirs,
+        network,
+        ..Sandbox::default()
+    };
+    let limits = Limits {
+        memory: spec.memory_limit(),
+        timeout,
+        cpu: spec.cpu_share(),
+        ..Limits::default()
+    };
+    if entry_points.contains(&EntryPoint::Command) {
+        return Ok(Work::Command {
+            name: path.to_owned(),
+            program,
+            sandbox,
+            limits,
+        });
+    }
+    let Program::Component(component) = &program else {
+        return Err(format!("`{path}` exports no `_start`: nothing to run"));
+    };
+    if !entry_points.contains(&EntryPoint::Http) {
+        return Err(format!(
+            "`{path}` exports neither `wasi:cli/run` nor `wasi:http/incoming-handler`: nothing to run"
+        ));
+    }
+    let handler = crate::serve::prepare(engine, component, path).map_err(|e| e.to_string())?;
+    let listen = spec
+        .annotations
+        .get("wasmoci.dev/listen")
+        .map_or("0.0.0.0:8080", String::as_str);
+    let addr: std::net::SocketAddr = listen.parse().map_err(|e| {
+        format!("invalid `wasmoci.dev/listen` `{listen}`: expected `ADDRESS:PORT` ({e})")
+    })?;
+    let listener = netns::bind_in(spec.network_namespace(), addr)?;
+    // The pod's memory limit covers all requests in flight together, and each one.
+    let limits = Limits {
+        total_memory: limits.memory.map(crate::limits::MemoryBudget::new),
+        ..limits
+    };
+    Ok(Work::Http {
         name: path.to_owned(),
-        program,
-        sandbox: Sandbox {
-            args: spec.process.args.clone(),
-            env,
-            dirs,
-            ..Sandbox::default()
+        handler,
+        options: ServeOptions {
+            sandbox,
+            limits,
+            ..ServeOptions::default()
         },
-        limits: Limits {
-            memory: spec.memory_limit(),
-            timeout,
-            ..Limits::default()
-        },
+        listener,
     })
 }
 
@@ -409,7 +471,18 @@ impl shim::Task for Service {
         }
         let spec = Spec::load(&bundle).map_err(invalid)?;
         let work = prepare(self, &req.id, &spec, &bundle).map_err(invalid)?;
+        let holder = if matches!(work, Work::Hold) {
+            Some(netns::Holder::spawn(spec.network_namespace()).map_err(invalid)?)
+        } else {
+            None
+        };
+        let pid = holder
+            .as_ref()
+            .map_or_else(std::process::id, netns::Holder::pid);
         let task = Arc::new(Task {
+            pid,
+            holder: Mutex::new(holder),
+            hard_stop: Arc::new(tokio::sync::Notify::new()),
             bundle: req.bundle.clone(),
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -423,7 +496,6 @@ impl shim::Task for Service {
             .lock()
             .expect("not poisoned")
             .insert(req.id.clone(), task);
-        let pid = std::process::id();
         let mut event = TaskCreate::new();
         event.container_id = req.id.clone();
         event.bundle = req.bundle.clone();
@@ -447,7 +519,7 @@ impl shim::Task for Service {
             .take()
             .ok_or_else(|| invalid(format!("task `{}` was already started", req.id)))?;
         *task.status.lock().expect("not poisoned") = Status::Running;
-        let pid = std::process::id();
+        let pid = task.pid;
         let service = self.clone();
         let id = req.id.clone();
         let runner = task.clone();
@@ -462,7 +534,26 @@ impl shim::Task for Service {
                             .build()
                             .map(|rt| rt.block_on(runner.stop.clone().wait_public()))
                             .unwrap_or(9);
+                        runner.holder.lock().expect("not poisoned").take();
                         128 + signal as u32
+                    }
+                    Work::Http {
+                        name,
+                        handler,
+                        mut options,
+                        listener,
+                    } => {
+                        options.stdout = open_output(&runner.stdout);
+                        options.stderr = open_output(&runner.stderr);
+                        let stderr = options.stderr.clone();
+                        match serve_until(&name, handler, options, listener, &runner) {
+                            Ok(code) => code,
+                            Err(e) => {
+                                log::error!("task `{id}`: {e}");
+                                write_line(&stderr, &format!("wasmoci: {e}"));
+                                1
+                            }
+                        }
                     }
                     Work::Command {
                         name,
@@ -558,7 +649,11 @@ impl shim::Task for Service {
         let signal = i32::try_from(req.signal).unwrap_or(9);
         let never_started = matches!(*task.status.lock().expect("not poisoned"), Status::Created);
         task.stop.stop(signal);
+        if signal == 9 {
+            task.hard_stop.notify_one();
+        }
         if never_started {
+            task.holder.lock().expect("not poisoned").take();
             task.finish(128 + signal as u32);
         }
         Ok(api::Empty::new())
@@ -582,7 +677,8 @@ impl shim::Task for Service {
         self.tasks.lock().expect("not poisoned").remove(&req.id);
         let rootfs = Path::new(&task.bundle).join("rootfs");
         let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
-        let pid = std::process::id();
+        task.holder.lock().expect("not poisoned").take();
+        let pid = task.pid;
         let mut event = TaskDelete::new();
         event.container_id = req.id.clone();
         event.id = req.id.clone();
@@ -606,7 +702,7 @@ impl shim::Task for Service {
         let mut response = api::StateResponse::new();
         response.id = req.id.clone();
         response.bundle = task.bundle.clone();
-        response.pid = std::process::id();
+        response.pid = task.pid;
         response.stdin = task.stdin.clone();
         response.stdout = task.stdout.clone();
         response.stderr = task.stderr.clone();
@@ -624,9 +720,9 @@ impl shim::Task for Service {
     }
 
     fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
-        self.task(&req.id)?;
+        let task = self.task(&req.id)?;
         let mut info = containerd_shim::protos::types::task::ProcessInfo::new();
-        info.pid = std::process::id();
+        info.pid = task.pid;
         let mut response = api::PidsResponse::new();
         response.processes = vec![info];
         Ok(response)
@@ -663,7 +759,50 @@ impl shim::Task for Service {
     }
 }
 
-/// Runs the shim (the binary's `main`).
+/// Serves until the task is stopped: SIGTERM stops accepting and lets requests in flight
+/// finish (exit 0), SIGKILL (also after SIGTERM) stops at once (137).
+fn serve_until(
+    name: &str,
+    handler: HttpHandler,
+    options: ServeOptions,
+    listener: std::net::TcpListener,
+    task: &Task,
+) -> Result<u32, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("failed to start an async runtime: {e}"))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| format!("failed to set up the listener: {e}"))?;
+        let stop = task.stop.clone();
+        let hard = task.hard_stop.clone();
+        tokio::select! {
+            report = crate::serve::serve(handler, name, listener, options, async move {
+                stop.wait_public().await;
+            }) => {
+                let report = report.map_err(|e| e.to_string())?;
+                log::info!(
+                    "`{name}`: served {} request(s), {} failed",
+                    report.requests,
+                    report.failures
+                );
+                Ok(match task.stop.stopped() {
+                    Some(15) | None => 0,
+                    Some(signal) => 128 + signal as u32,
+                })
+            }
+            () = hard.notified() => Ok(137),
+        }
+    })
+}
+
+/// Runs the shim (the binary's `main`), or the pod's holder process.
 pub fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(netns::HOLD_ARG) {
+        std::process::exit(netns::hold(args.get(2).map(String::as_str)));
+    }
     shim::run::<Service>(RUNTIME_TYPE, None);
 }

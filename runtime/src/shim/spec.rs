@@ -68,6 +68,20 @@ pub struct Linux {
     /// Resource limits.
     #[serde(default)]
     pub resources: Option<Resources>,
+    /// The namespaces to join or create.
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+}
+
+/// `linux.namespaces[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Namespace {
+    /// `network`, `pid`, `ipc`, `uts`, `mount`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The namespace to join; none means a new one.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
 }
 
 /// `linux.resources`.
@@ -76,6 +90,20 @@ pub struct Resources {
     /// Memory.
     #[serde(default)]
     pub memory: Option<Memory>,
+    /// CPU.
+    #[serde(default)]
+    pub cpu: Option<Cpu>,
+}
+
+/// `linux.resources.cpu`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Cpu {
+    /// CFS quota in microseconds per period.
+    #[serde(default)]
+    pub quota: Option<i64>,
+    /// CFS period in microseconds.
+    #[serde(default)]
+    pub period: Option<u64>,
 }
 
 /// `linux.resources.memory`.
@@ -110,6 +138,25 @@ impl Spec {
         self.annotations
             .get("io.kubernetes.cri.container-type")
             .is_some_and(|t| t == "sandbox")
+    }
+
+    /// The network namespace to join, if the spec names one (a pod's, not the host's).
+    pub fn network_namespace(&self) -> Option<&Path> {
+        self.linux
+            .as_ref()?
+            .namespaces
+            .iter()
+            .find(|n| n.kind == "network")?
+            .path
+            .as_deref()
+    }
+
+    /// The CPU limit as a share of one core (`quota / period`), if one is set.
+    pub fn cpu_share(&self) -> Option<f64> {
+        let cpu = self.linux.as_ref()?.resources.as_ref()?.cpu.as_ref()?;
+        let quota = cpu.quota.filter(|q| *q > 0)?;
+        let period = cpu.period.filter(|p| *p > 0).unwrap_or(100_000);
+        Some(quota as f64 / period as f64)
     }
 
     /// The memory limit in bytes, if one is set.
