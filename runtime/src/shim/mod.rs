@@ -150,6 +150,10 @@ pub struct Service {
     namespace: String,
     /// containerd's gRPC socket (`-address`): its content store.
     address: String,
+    /// This shim's own socket (`-socket`, empty for `start` and `delete`).
+    socket: String,
+    /// `-bundle` (for `delete`).
+    bundle: String,
     publisher: Option<Arc<RemotePublisher>>,
 }
 
@@ -182,6 +186,8 @@ impl shim::Shim for Service {
             exit: Arc::new(ExitSignal::default()),
             namespace: args.namespace.clone(),
             address: args.address.clone(),
+            socket: args.socket.clone(),
+            bundle: args.bundle.clone(),
             publisher: None,
         }
     }
@@ -197,6 +203,21 @@ impl shim::Shim for Service {
     }
 
     fn delete_shim(&mut self) -> Result<DeleteResponse, shim::Error> {
+        // containerd lost the shim: undo what it would have undone.
+        let bundle = if self.bundle.is_empty() {
+            PathBuf::from(".")
+        } else {
+            PathBuf::from(&self.bundle)
+        };
+        let rootfs = bundle.join("rootfs");
+        let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
+        let grouping = Spec::load(&bundle)
+            .ok()
+            .and_then(|s| s.annotations.get("io.kubernetes.cri.sandbox-id").cloned());
+        if let Some(grouping) = grouping {
+            let socket = shim::socket_address(&self.address, &self.namespace, &grouping);
+            remove_socket_if_dead(&socket);
+        }
         let mut response = DeleteResponse::new();
         response.exit_status = 137;
         response.exited_at = Some(now()).into();
@@ -205,6 +226,11 @@ impl shim::Shim for Service {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // The crate removes the socket named in the bundle's `address` file, which is gone
+        // by now when the sandbox's bundle was deleted first.
+        if !self.socket.is_empty() {
+            let _ = std::fs::remove_file(self.socket.trim_start_matches("unix://"));
+        }
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
@@ -382,6 +408,14 @@ fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Wo
         },
         listener,
     })
+}
+
+/// Removes a shim socket nobody serves any more (a live shim of the pod keeps its own).
+fn remove_socket_if_dead(socket: &str) {
+    let path = socket.trim_start_matches("unix://");
+    if Path::new(path).exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// `500ms`, `2s`, `1m`.
