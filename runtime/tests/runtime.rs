@@ -118,6 +118,46 @@ async fn an_infinite_loop_is_stopped_by_the_deadline() {
     assert_eq!(ran.exit.status(), 124);
 }
 
+/// A CPU limit below one core: the guest's wasm runs in a duty cycle. This asserts only
+/// the upper bound (a busy machine can only lower the CPU the guest gets).
+#[test]
+fn a_cpu_limit_throttles_a_busy_guest() {
+    use nix::time::{ClockId, clock_gettime};
+    let thread_cpu = || {
+        let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+        Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let wall = Duration::from_secs(1);
+    let limits = Limits {
+        timeout: Some(wall),
+        cpu: Some(0.1),
+        ..Limits::default()
+    };
+    // Compiled first, so that only the guest's run is measured.
+    let looping = program("loop.wasm");
+    let before = thread_cpu();
+    let exit = runtime
+        .block_on(run_command(
+            engine(),
+            &looping,
+            "loop.wasm",
+            &Sandbox::default(),
+            &limits,
+            Stdio::default(),
+        ))
+        .unwrap();
+    let used = thread_cpu() - before;
+    assert_eq!(exit, Exit::Timeout(wall));
+    assert!(
+        used < Duration::from_millis(450),
+        "a guest limited to 0.1 core used {used:?} of CPU in {wall:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_memory_bomb_is_stopped_by_the_limit() {
     let limits = Limits {
