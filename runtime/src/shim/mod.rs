@@ -360,7 +360,6 @@ fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Wo
         env,
         dirs,
         network,
-        ..Sandbox::default()
     };
     let limits = Limits {
         memory: spec.memory_limit(),
