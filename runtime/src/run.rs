@@ -386,11 +386,14 @@ async fn run_to_end(
                 Ok(instance) => instance,
                 Err(e) => return classify(&e).ok_or_else(|| instantiate_error(name, &e)),
             };
+            let entry = sandbox.entry.as_deref().unwrap_or("_start");
             let start = instance
-                .get_typed_func::<(), ()>(&mut store, "_start")
+                .get_typed_func::<(), ()>(&mut store, entry)
                 .map_err(|_| Error::NoEntryPoint {
                     name: name.to_owned(),
-                    reason: "the module exports no `_start` function".into(),
+                    reason: format!(
+                        "the module exports no function `{entry}` taking and returning nothing"
+                    ),
                 })?;
             match start.call_async(&mut store, ()).await {
                 Ok(()) => Ok(Exit::Code(0)),

@@ -68,6 +68,9 @@ pub struct Sandbox {
     pub dirs: Vec<DirGrant>,
     /// Outbound network.
     pub network: NetworkGrant,
+    /// The function a core module is started with instead of `_start` (the `#func` of
+    /// runwasi's `path#func`); components run `wasi:cli/run` and ignore it.
+    pub entry: Option<String>,
 }
 
 impl Sandbox {

@@ -645,6 +645,37 @@ mod cri {
         )
     }
 
+    /// An ordinary (native) image: `bytes` at `path` in a tar layer.
+    fn push_native(registry: &TestRegistry, repo: &str, path: &str, bytes: &[u8]) -> String {
+        use wasmoci_spec::{Descriptor, media_types};
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o755);
+        header.set_size(bytes.len() as u64);
+        builder.append_data(&mut header, path, bytes).unwrap();
+        let layer = builder.into_inner().unwrap();
+        let layer_descriptor = Descriptor::for_bytes(media_types::OCI_LAYER_TAR, &layer);
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [layer_descriptor.digest.to_string()]},
+        }))
+        .unwrap();
+        let config_descriptor = Descriptor::for_bytes(media_types::OCI_IMAGE_CONFIG, &config);
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_types::OCI_MANIFEST,
+            "config": config_descriptor,
+            "layers": [layer_descriptor],
+        }))
+        .unwrap();
+        push(
+            registry,
+            repo,
+            &manifest,
+            &[(&config_descriptor, &config), (&layer_descriptor, &layer)],
+        )
+    }
+
     /// A registry, a containerd with CRI using it, and a CRI client.
     struct Node {
         registry: TestRegistry,
@@ -672,6 +703,7 @@ mod cri {
                 registry: registry.addr.clone(),
                 sandbox_image,
                 wasmoci_home: home.path().to_owned(),
+                other_runtimes: Vec::new(),
             })?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -704,6 +736,7 @@ mod cri {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect::<HashMap<_, _>>(),
                 host_network,
+                handler: String::new(),
             };
             let mut cri = self.cri.clone();
             self.rt
@@ -866,6 +899,19 @@ mod cri {
             "{exited:?}"
         );
 
+        // `path#func`: a core module started at another export than `_start`, as runwasi.
+        let entry = wat::parse_str(
+            r#"(module
+                 (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                 (memory (export "memory") 1)
+                 (func (export "entry") (call $exit (i32.const 7))))"#,
+        )
+        .unwrap();
+        let entry = push_artifact(&node.registry, "entry", &entry);
+        node.pull(&entry).unwrap();
+        let (exited, log) = node.run(&[], container("entry", &entry, &["app.wasm#entry"]));
+        assert_eq!(exited.exit_code, 7, "{exited:?} {log}");
+
         // A direct pull, pinned by digest, for nodes whose containerd cannot pull artifacts:
         // the pod's image is any image containerd can pull (here the image-compat one).
         let artifact =
@@ -882,10 +928,22 @@ mod cri {
             container("direct", &compat, &["exit3.wasm"]),
         );
         assert!(unpinned.contains("must pin a digest"), "{unpinned}");
-        let native = node.start_error(&[], container("native", &compat, &["/app"]));
+        let native = push_native(
+            &node.registry,
+            "native",
+            "bin/server",
+            b"\x7fELF\x02\x01\x01",
+        );
+        node.pull(&native).unwrap();
+        let refused = node.start_error(&[], container("native", &native, &["/bin/server"]));
         assert!(
-            native.contains("failed to read the component `/app`"),
-            "{native}"
+            refused.contains("`/bin/server` is not WebAssembly; wasmoci runs Wasm components and modules, not native containers"),
+            "{refused}"
+        );
+        let missing = node.start_error(&[], container("missing", &compat, &["/nope.wasm"]));
+        assert!(
+            missing.contains("failed to read the component `/nope.wasm`"),
+            "{missing}"
         );
     }
 
@@ -902,6 +960,18 @@ mod cri {
         );
         node.pull(&compat)
             .unwrap_or_else(|e| panic!("PullImage `{compat}`: {e}"));
+        // skopeo reads what `build_image` made as an ordinary image.
+        if wasmoci_testdata::registry::require("/usr/bin/skopeo") {
+            let out = std::process::Command::new("skopeo")
+                .args(["inspect", "--config", "--tls-verify=false"])
+                .arg(format!("docker://{compat}"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(config["architecture"], "wasm");
+            assert_eq!(config["config"]["Entrypoint"][0], "/hello.wasm");
+        }
         let (exited, log) = node.run(&[], container("compat", &compat, &[]));
         assert_eq!(
             (exited.exit_code, log.as_str()),

@@ -54,6 +54,8 @@ pub struct CriSetup {
     pub sandbox_image: String,
     /// `WASMOCI_HOME` for the shim (its compile cache and store).
     pub wasmoci_home: PathBuf,
+    /// More runtimes: (handler, runtime type, shim path), e.g. a peer's shim to compare.
+    pub other_runtimes: Vec<(String, String, PathBuf)>,
 }
 
 /// A running containerd with CRI, stopped (with every pod it still has) on drop.
@@ -151,6 +153,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             cni_conf = p("cni").display(),
             registry = setup.registry,
         );
+        let mut config = config;
+        for (handler, runtime_type, path) in &setup.other_runtimes {
+            config.push_str(&format!(
+                "[{cri}.containerd.runtimes.{handler}]\n  runtime_type = \"{runtime_type}\"\n  runtime_path = \"{}\"\n",
+                path.display()
+            ));
+        }
         std::fs::write(p("config.toml"), config).unwrap();
         let log = std::fs::File::create(p("containerd.log")).unwrap();
         let child = Command::new(&setup.containerd)
@@ -246,6 +255,8 @@ pub struct PodSpec {
     pub host_network: bool,
     /// Where CRI writes the containers' logs.
     pub log_directory: PathBuf,
+    /// The RuntimeClass handler (`wasmoci` when empty).
+    pub handler: String,
 }
 
 /// A container as the tests describe it.
@@ -350,7 +361,11 @@ impl Cri {
             .runtime
             .run_pod_sandbox(cri::RunPodSandboxRequest {
                 config: Some(config.clone()),
-                runtime_handler: "wasmoci".into(),
+                runtime_handler: if spec.handler.is_empty() {
+                    "wasmoci".into()
+                } else {
+                    spec.handler.clone()
+                },
             })
             .await?;
         Ok(Pod {

@@ -221,6 +221,7 @@ fn sandbox(common: &RunCommon, argv0: String, args: Vec<String>) -> Result<Sandb
         env: env_vars,
         dirs: common.dirs.clone(),
         network,
+        entry: None,
     })
 }
 

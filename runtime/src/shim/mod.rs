@@ -360,6 +360,7 @@ fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Wo
         env,
         dirs,
         network,
+        entry: None,
     };
     let limits = Limits {
         memory: spec.memory_limit(),
@@ -367,6 +368,25 @@ fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Wo
         cpu: spec.cpu_share(),
         ..Limits::default()
     };
+    // `path#func`: a core module's function to call instead of `_start`.
+    let func = spec
+        .process
+        .args
+        .first()
+        .and_then(|a| a.split_once('#'))
+        .map(|(_, f)| f.to_owned())
+        .filter(|f| !f.is_empty() && f != "_start");
+    if let (Some(func), Program::Module(_)) = (func, &program) {
+        return Ok(Work::Command {
+            name: path.to_owned(),
+            program,
+            sandbox: Sandbox {
+                entry: Some(func),
+                ..sandbox
+            },
+            limits,
+        });
+    }
     if entry_points.contains(&EntryPoint::Command) {
         return Ok(Work::Command {
             name: path.to_owned(),

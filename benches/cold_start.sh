@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Cold start through CRI on containerd 1.7.24: wasmoci's shim, and runwasi's
+# containerd-shim-wasmtime-v1 side by side when a local copy of runwasi's source is given.
+# Prints first-start and warm-start medians (N >= 20), idle shim RSS per pod, and ratios.
+# Goals: warm start <= 0.8x runwasi; idle shim RSS <= 15 MiB per pod.
+#
+#   benches/cold_start.sh [--iterations N] [--runwasi DIR]
+#
+# DIR is a checkout of github.com/containerd/runwasi (never committed here). It is built in
+# release mode in place (its rust-toolchain.toml pins another toolchain: this script moves
+# it aside; its workspace lists containerd-shim-wamr, whose git dependency is unreachable
+# offline: this script leaves that crate out of the workspace). Building it needs
+# libseccomp-dev and pkg-config (apt). Needs root (containerd), and what .ci/install
+# installs. Numbers are printed, not asserted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+iterations=20
+runwasi=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --iterations) iterations="$2"; shift 2 ;;
+    --runwasi) runwasi="$2"; shift 2 ;;
+    *) echo "usage: $0 [--iterations N] [--runwasi DIR]" >&2; exit 2 ;;
+  esac
+done
+
+.ci/containerd-1.7
+cargo build -q --release -p wasmoci-runtime --bin containerd-shim-wasmoci-v1 --example cri_cold_start
+peer=()
+if [ -n "$runwasi" ]; then
+  (
+    cd "$runwasi"
+    [ -f rust-toolchain.toml ] && mv rust-toolchain.toml rust-toolchain.toml.aside
+    sed -i '/crates\/containerd-shim-wamr/d' Cargo.toml
+    cargo build -q --release -p containerd-shim-wasmtime
+  )
+  peer=(--peer "runwasi=io.containerd.wasmtime.v1=$(cd "$runwasi" && pwd)/target/release/containerd-shim-wasmtime-v1")
+fi
+target/release/examples/cri_cold_start --iterations "$iterations" "${peer[@]}"

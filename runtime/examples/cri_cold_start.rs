@@ -1,0 +1,368 @@
+//! Cold start through CRI, as kubelet sees it: CreateContainer + StartContainer until
+//! ContainerStatus says exited, for the hello `wasi:cli/run` component (a CNCF artifact),
+//! on Debian trixie's containerd 1.7.24 with our shim and, when given, a peer's shim in
+//! the same containerd (`--peer HANDLER=RUNTIME_TYPE=PATH`, e.g. runwasi's
+//! `containerd-shim-wasmtime-v1`). Run by `benches/cold_start.sh`; needs root.
+//!
+//! - first start: a digest no start has compiled yet (each sample gets its own, by a custom
+//!   section), so the shim compiles;
+//! - warm start: the same digest again (the compile cache hits);
+//! - idle RSS: the shim processes of one pod (and their children) while its one container
+//!   sleeps in a host call.
+//!
+//! The pod sandbox is made before the clock starts; the pause image is a real static
+//! binary (a peer may run it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use wasmoci_registry::client::{Client, ClientOptions};
+use wasmoci_registry::{Layout, LayoutRef, Reference};
+use wasmoci_spec::{ArtifactInput, Descriptor, Timestamp, build_artifact, media_types};
+use wasmoci_testdata::cri::{ContainerSpec, Cri, CriContainerd, CriSetup, PodSpec, containerd_1_7};
+use wasmoci_testdata::registry::TestRegistry;
+
+fn push(
+    registry: &TestRegistry,
+    repo: &str,
+    manifest: &[u8],
+    blobs: &[(&Descriptor, &[u8])],
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::at(dir.path());
+    let stored = layout.store(manifest, blobs, Some("1")).unwrap();
+    let stored = layout.resolve(&LayoutRef::Digest(stored.digest)).unwrap();
+    let reference = format!("{}/{repo}:1", registry.addr);
+    Client::new(ClientOptions::default())
+        .unwrap()
+        .push(&layout, &stored, &reference.parse::<Reference>().unwrap())
+        .unwrap();
+    reference
+}
+
+fn push_artifact(registry: &TestRegistry, repo: &str, wasm: &[u8]) -> String {
+    let created = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+    let artifact = build_artifact(ArtifactInput::new(wasm, created)).unwrap();
+    push(
+        registry,
+        repo,
+        &artifact.manifest_bytes,
+        &[
+            (&artifact.manifest.config, &artifact.config_bytes),
+            (artifact.layer(), wasm),
+        ],
+    )
+}
+
+/// A static `pause` (what a runc-style shim may run for the sandbox), in a tar layer.
+fn push_pause(registry: &TestRegistry, scratch: &Path) -> String {
+    let source = scratch.join("pause.c");
+    std::fs::write(
+        &source,
+        "#include <unistd.h>\n#include <signal.h>\nstatic void bye(int s){(void)s;_exit(0);}\nint main(void){signal(SIGTERM,bye);signal(SIGINT,bye);for(;;)pause();}\n",
+    )
+    .unwrap();
+    let binary = scratch.join("pause");
+    let status = Command::new("cc")
+        .args(["-static", "-Os", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .expect("cc (build-essential) builds the pause binary");
+    assert!(status.success(), "failed to build a static pause binary");
+    let bytes = std::fs::read(&binary).unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_mode(0o755);
+    header.set_size(bytes.len() as u64);
+    builder
+        .append_data(&mut header, "pause", bytes.as_slice())
+        .unwrap();
+    let layer = builder.into_inner().unwrap();
+    let layer_descriptor = Descriptor::for_bytes(media_types::OCI_LAYER_TAR, &layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Entrypoint": ["/pause"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_descriptor.digest.to_string()]},
+    }))
+    .unwrap();
+    let config_descriptor = Descriptor::for_bytes(media_types::OCI_IMAGE_CONFIG, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_MANIFEST,
+        "config": config_descriptor,
+        "layers": [layer_descriptor],
+    }))
+    .unwrap();
+    push(
+        registry,
+        "bench/pause",
+        &manifest,
+        &[(&config_descriptor, &config), (&layer_descriptor, &layer)],
+    )
+}
+
+/// `wasm` with a custom section naming `tag`: same behaviour, another digest.
+fn variant(wasm: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"wasmoci-bench";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = wasm.to_vec();
+    out.push(0);
+    assert!(payload.len() < 128, "one LEB128 byte");
+    out.push(payload.len() as u8);
+    out.extend_from_slice(&payload);
+    out
+}
+
+struct Bench {
+    cri: Cri,
+    rt: tokio::runtime::Runtime,
+    dir: PathBuf,
+    pods: usize,
+}
+
+impl Bench {
+    /// One start: (time from CreateContainer to exited, exit code).
+    fn start(&mut self, handler: &str, image: &str, command: &str) -> (Duration, i32) {
+        self.pods += 1;
+        let spec = PodSpec {
+            name: format!("bench-{}", self.pods),
+            log_directory: self.dir.join(format!("logs/{}", self.pods)),
+            host_network: true,
+            handler: handler.to_owned(),
+            ..PodSpec::default()
+        };
+        let mut cri = self.cri.clone();
+        self.rt.block_on(async {
+            let pod = cri.run_pod(&spec).await.expect("RunPodSandbox");
+            let container = ContainerSpec {
+                name: "hello".into(),
+                image: image.into(),
+                command: vec![command.into()],
+                ..ContainerSpec::default()
+            };
+            let started = Instant::now();
+            let id = cri.create(&pod, &container).await.expect("CreateContainer");
+            cri.start(&id).await.expect("StartContainer");
+            let exit_code = loop {
+                let status = cri.status(&id).await.expect("ContainerStatus");
+                if status.state == k8s_cri::v1::ContainerState::ContainerExited as i32 {
+                    break status.exit_code;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            };
+            let took = started.elapsed();
+            cri.remove_pod(&pod).await.expect("RemovePodSandbox");
+            (took, exit_code)
+        })
+    }
+
+    /// RSS (KiB) of the shim processes serving one pod, and their children, while its
+    /// container sleeps.
+    fn idle_rss(&mut self, handler: &str, image: &str, shim_name: &str, address: &str) -> u64 {
+        self.pods += 1;
+        let spec = PodSpec {
+            name: format!("idle-{}", self.pods),
+            log_directory: self.dir.join(format!("logs/{}", self.pods)),
+            host_network: true,
+            handler: handler.to_owned(),
+            ..PodSpec::default()
+        };
+        let mut cri = self.cri.clone();
+        self.rt.block_on(async {
+            let pod = cri.run_pod(&spec).await.expect("RunPodSandbox");
+            let container = ContainerSpec {
+                name: "sleep".into(),
+                image: image.into(),
+                command: vec!["sleep.wasm".into()],
+                ..ContainerSpec::default()
+            };
+            let id = cri.create(&pod, &container).await.expect("CreateContainer");
+            cri.start(&id).await.expect("StartContainer");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let rss = shim_tree_rss(shim_name, address);
+            cri.remove_pod(&pod).await.expect("RemovePodSandbox");
+            rss
+        })
+    }
+}
+
+fn proc_field(pid: &str, file: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_owned())
+}
+
+fn shim_tree_rss(shim_name: &str, address: &str) -> u64 {
+    let pids: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let cmdline = |pid: &str| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default()
+    };
+    let mut tree: Vec<String> = pids
+        .iter()
+        .filter(|p| {
+            let c = cmdline(p);
+            c.contains(shim_name) && c.contains(address)
+        })
+        .cloned()
+        .collect();
+    // Children (bounded: a process tree is finite; a pass adds only new pids).
+    for _ in 0..8 {
+        let more: Vec<String> = pids
+            .iter()
+            .filter(|p| !tree.contains(p))
+            .filter(|p| proc_field(p, "status", "PPid:").is_some_and(|pp| tree.contains(&pp)))
+            .cloned()
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        tree.extend(more);
+    }
+    tree.iter()
+        .filter_map(|p| proc_field(p, "status", "VmRSS:"))
+        .filter_map(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
+        .sum()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let mut iterations = 20;
+    let mut peer: Option<(String, String, PathBuf)> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--iterations" => {
+                iterations = args.next().and_then(|n| n.parse().ok()).expect("a number")
+            }
+            "--peer" => {
+                let spec = args.next().expect("HANDLER=RUNTIME_TYPE=PATH");
+                let mut parts = spec.splitn(3, '=');
+                peer = Some((
+                    parts.next().unwrap().to_owned(),
+                    parts.next().expect("RUNTIME_TYPE").to_owned(),
+                    PathBuf::from(parts.next().expect("PATH")),
+                ));
+            }
+            other => panic!("unknown argument `{other}`"),
+        }
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let fixtures = wasmoci_testdata::build_fixtures(&scratch.path().join("fixtures")).to_owned();
+    let hello = std::fs::read(fixtures.join("hello.wasm")).unwrap();
+    let sleep = std::fs::read(fixtures.join("sleep.wasm")).unwrap();
+    let registry = TestRegistry::start(None).expect("docker-registry");
+    let sandbox_image = push_pause(&registry, scratch.path());
+    let home = scratch.path().join("wasmoci-home");
+    let shim = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("containerd-shim-wasmoci-v1");
+    assert!(shim.exists(), "build the shim first: `{}`", shim.display());
+    let containerd = CriContainerd::start(&CriSetup {
+        containerd: containerd_1_7(),
+        shim,
+        registry: registry.addr.clone(),
+        sandbox_image,
+        wasmoci_home: home,
+        other_runtimes: peer.iter().cloned().collect(),
+    })
+    .expect("containerd 1.7 (run .ci/containerd-1.7)");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cri = rt.block_on(Cri::connect(&containerd.address)).unwrap();
+    let mut bench = Bench {
+        cri,
+        rt,
+        dir: scratch.path().to_owned(),
+        pods: 0,
+    };
+    let pull = |bench: &mut Bench, image: &str| {
+        let mut cri = bench.cri.clone();
+        bench
+            .rt
+            .block_on(cri.pull(image))
+            .unwrap_or_else(|e| panic!("PullImage `{image}`: {e}"));
+    };
+    let address = containerd.address.display().to_string();
+    let mut runtimes = vec![(
+        "wasmoci".to_owned(),
+        "containerd-shim-wasmoci-v1".to_owned(),
+    )];
+    if let Some((handler, _, path)) = &peer {
+        runtimes.push((
+            handler.clone(),
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+        ));
+    }
+    let sleeper = push_artifact(&registry, "bench/sleep", &sleep);
+    pull(&mut bench, &sleeper);
+    println!(
+        "cold start through CRI (CreateContainer + StartContainer → exited), hello component, {iterations} samples, medians"
+    );
+    let mut results = Vec::new();
+    for (handler, shim_name) in &runtimes {
+        let warm_image = push_artifact(
+            &registry,
+            &format!("bench/{handler}/hello"),
+            &variant(&hello, &format!("{handler}-warm")),
+        );
+        pull(&mut bench, &warm_image);
+        let mut first = Vec::new();
+        for i in 0..iterations {
+            let image = push_artifact(
+                &registry,
+                &format!("bench/{handler}/first-{i}"),
+                &variant(&hello, &format!("{handler}-{i}")),
+            );
+            pull(&mut bench, &image);
+            let (took, code) = bench.start(handler, &image, "hello.wasm");
+            assert_eq!(code, 0, "{handler}: hello exited {code}");
+            first.push(took);
+        }
+        let _ = bench.start(handler, &warm_image, "hello.wasm");
+        let mut warm = Vec::new();
+        for _ in 0..iterations {
+            let (took, code) = bench.start(handler, &warm_image, "hello.wasm");
+            assert_eq!(code, 0, "{handler}: hello exited {code}");
+            warm.push(took);
+        }
+        let rss = bench.idle_rss(handler, &sleeper, shim_name, &address);
+        let (first, warm) = (median(first), median(warm));
+        println!(
+            "{handler:>10}: first start {:>8.1} ms   warm start {:>8.1} ms   idle RSS per pod {:>7.1} MiB",
+            first.as_secs_f64() * 1e3,
+            warm.as_secs_f64() * 1e3,
+            rss as f64 / 1024.0
+        );
+        results.push((handler.clone(), first, warm, rss));
+    }
+    if let [(_, f0, w0, r0), (peer, f1, w1, r1)] = results.as_slice() {
+        println!(
+            "wasmoci / {peer}: first start {:.2}x   warm start {:.2}x (goal <= 0.8x)   idle RSS {:.2}x",
+            f0.as_secs_f64() / f1.as_secs_f64(),
+            w0.as_secs_f64() / w1.as_secs_f64(),
+            *r0 as f64 / *r1 as f64
+        );
+    }
+    println!("goal: idle shim RSS <= 15 MiB per pod");
+}
