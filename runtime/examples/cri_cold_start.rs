@@ -13,6 +13,8 @@
 //! The pod sandbox is made before the clock starts; the pause image is a real static
 //! binary (a peer may run it).
 
+#![allow(clippy::print_stdout, reason = "a benchmark prints its results")]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
