@@ -945,6 +945,11 @@ mod cri {
             missing.contains("failed to read the component `/nope.wasm`"),
             "{missing}"
         );
+        // Tasks that could not be created left no root filesystem mounted.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let dir = node.containerd.dir().display().to_string();
+        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&dir)).collect();
+        assert!(left.is_empty(), "mounts left behind: {left:#?}");
     }
 
     #[test]

@@ -522,10 +522,17 @@ impl shim::Task for Service {
                 .map_err(|e| invalid(format!("failed to mount the root filesystem: {e}")))?;
             }
         }
-        let spec = Spec::load(&bundle).map_err(invalid)?;
-        let work = prepare(self, &req.id, &spec, &bundle).map_err(invalid)?;
+        // A task that cannot be created leaves no mount behind (containerd has no task to
+        // delete then).
+        let unmount = |message: String| {
+            let rootfs = bundle.join("rootfs");
+            let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
+            invalid(message)
+        };
+        let spec = Spec::load(&bundle).map_err(unmount)?;
+        let work = prepare(self, &req.id, &spec, &bundle).map_err(unmount)?;
         let holder = if matches!(work, Work::Hold) {
-            Some(netns::Holder::spawn(spec.network_namespace()).map_err(invalid)?)
+            Some(netns::Holder::spawn(spec.network_namespace()).map_err(unmount)?)
         } else {
             None
         };
