@@ -945,7 +945,8 @@ mod cri {
             missing.contains("failed to read the component `/nope.wasm`"),
             "{missing}"
         );
-        // Tasks that could not be created left no root filesystem mounted.
+        // Tasks that could not be created left no root filesystem mounted (containerd
+        // unmounts too when Create fails; the shim does not count on it).
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let dir = node.containerd.dir().display().to_string();
         let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&dir)).collect();
@@ -1031,7 +1032,13 @@ mod cri {
         };
         let http = push_artifact(&node.registry, "http-hello", &fixture("http-hello.wasm"));
         node.pull(&http).unwrap();
-        let pod = node.new_pod(&[("wasmoci.dev/timeout", "5s")], false);
+        let pod = node.new_pod(
+            &[
+                ("wasmoci.dev/timeout", "5s"),
+                ("wasmoci.dev/allow-net", "true"),
+            ],
+            false,
+        );
         let mut cri = node.cri.clone();
         let log = Path::new(&pod.config.log_directory).join("http.log");
         let (id, status) = node.rt.block_on(async {
@@ -1061,6 +1068,44 @@ mod cri {
         let response = get_inside(&pod_netns, 8080).expect("the component answers in the pod");
         assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
         assert!(response.contains("hello from wasi:http\n"), "{response}");
+
+        // Stats decode (one task whose stats CRI cannot read fails the node's list).
+        node.rt.block_on(async {
+            cri.runtime
+                .list_container_stats(k8s_cri::v1::ListContainerStatsRequest::default())
+                .await
+                .expect("ListContainerStats");
+            cri.runtime
+                .container_stats(k8s_cri::v1::ContainerStatsRequest {
+                    container_id: id.clone(),
+                })
+                .await
+                .expect("ContainerStats");
+        });
+
+        // Granted sockets are the pod's: a guest with `allow-net` in a pod reaches the
+        // pod's loopback, not the node's; in a host-network pod it reaches the node's.
+        let host_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = host_listener.local_addr().unwrap().port().to_string();
+        let connect = push_artifact(&node.registry, "connect", &fixture("connect.wasm"));
+        node.pull(&connect).unwrap();
+        let connector = ContainerSpec {
+            args: vec![port.clone()],
+            ..container("connect", &connect, &["connect.wasm"])
+        };
+        let in_pod = node.rt.block_on(async {
+            let id = cri.create(&pod, &connector).await.unwrap();
+            cri.start(&id).await.unwrap();
+            cri.wait_exited(&id, Duration::from_secs(60)).await
+        });
+        assert_eq!(
+            in_pod.exit_code, 1,
+            "a pod's guest reached the node's loopback"
+        );
+        let (on_host, connect_log) =
+            node.run(&[("wasmoci.dev/allow-net", "true")], connector.clone());
+        assert_eq!(on_host.exit_code, 0, "{on_host:?} {connect_log}");
+        drop(host_listener);
 
         // StopContainer: SIGTERM drains the server, which then exits 0.
         let exited = node.rt.block_on(async {

@@ -45,6 +45,10 @@ fn invalid(message: impl Into<String>) -> ttrpc::Error {
     ))
 }
 
+fn precondition(message: String) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(ttrpc::Code::FAILED_PRECONDITION, message))
+}
+
 fn not_found(id: &str) -> ttrpc::Error {
     ttrpc::Error::RpcStatus(ttrpc::get_status(
         ttrpc::Code::NOT_FOUND,
@@ -107,37 +111,46 @@ enum Work {
 struct Task {
     /// The pid containerd sees: the holder's for the sandbox, the shim's otherwise.
     pid: u32,
+    /// `linux.resources.memory.limit` (0: none), for Stats.
+    memory_limit: u64,
     holder: Mutex<Option<netns::Holder>>,
     /// A second, hard stop (SIGKILL after SIGTERM) ends an HTTP drain.
     hard_stop: Arc<tokio::sync::Notify>,
+    /// The pod's network namespace, which the guest's threads join (so its sockets, when
+    /// granted, are the pod's, not the node's).
+    netns: Option<PathBuf>,
     bundle: String,
     stdin: String,
     stdout: String,
     stderr: String,
-    work: Mutex<Option<Work>>,
-    status: Mutex<Status>,
+    /// Status and the work not yet started, under one lock: Start and Kill race.
+    state: Mutex<TaskState>,
     changed: Condvar,
     stop: StopHandle,
 }
 
+struct TaskState {
+    status: Status,
+    work: Option<Work>,
+}
+
 impl Task {
-    fn finish(&self, code: u32) -> Timestamp {
-        let at = now();
-        *self.status.lock().expect("not poisoned") = Status::Stopped {
-            code,
-            at: at.clone(),
-        };
+    fn status(&self) -> Status {
+        self.state.lock().expect("not poisoned").status.clone()
+    }
+
+    fn finish(&self, code: u32, at: Timestamp) {
+        self.state.lock().expect("not poisoned").status = Status::Stopped { code, at };
         self.changed.notify_all();
-        at
     }
 
     fn wait(&self) -> (u32, Timestamp) {
-        let mut status = self.status.lock().expect("not poisoned");
+        let mut state = self.state.lock().expect("not poisoned");
         loop {
-            if let Status::Stopped { code, at } = &*status {
+            if let Status::Stopped { code, at } = &state.status {
                 return (*code, at.clone());
             }
-            status = self.changed.wait(status).expect("not poisoned");
+            state = self.changed.wait(state).expect("not poisoned");
         }
     }
 }
@@ -174,6 +187,22 @@ impl Service {
         {
             log::warn!("failed to publish `{topic}`: {e}");
         }
+    }
+}
+
+impl Service {
+    /// A task ended: TaskExit first, then Wait returns (containerd deletes on Wait, and
+    /// TaskDelete must follow TaskExit).
+    fn exited(&self, id: &str, task: &Task, code: u32) {
+        let at = now();
+        let mut event = TaskExit::new();
+        event.container_id = id.to_owned();
+        event.id = id.to_owned();
+        event.pid = task.pid;
+        event.exit_status = code;
+        event.exited_at = Some(at.clone()).into();
+        self.publish(topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
+        task.finish(code, at);
     }
 }
 
@@ -280,8 +309,7 @@ fn load_wasm(
         }
     }
     let rootfs = spec.rootfs(bundle);
-    let file = rootfs.join(path.trim_start_matches('/'));
-    let wasm = std::fs::read(&file).map_err(|e| {
+    let wasm = read_in_root(&rootfs, path).map_err(|e| {
         format!(
             "failed to read the component `{path}` from the container's root filesystem `{}`: {e}",
             rootfs.display()
@@ -294,6 +322,37 @@ fn load_wasm(
     }
     let digest = Digest::of(&wasm);
     Ok((name, wasm, digest))
+}
+
+/// The largest wasm file read from a root filesystem.
+const MAX_WASM_FILE: u64 = 1 << 30;
+
+/// Reads `path` inside `root` as the container would see it: `..` and symlinks, absolute
+/// ones included, resolve inside `root` (`openat2` with `RESOLVE_IN_ROOT`), and only a
+/// regular file of at most [`MAX_WASM_FILE`] bytes is read (never a fifo or a device).
+fn read_in_root(root: &Path, path: &str) -> std::io::Result<Vec<u8>> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+    use std::io::Read;
+    let dir = std::fs::File::open(root)?;
+    let relative = path.trim_start_matches('/');
+    let relative = if relative.is_empty() { "." } else { relative };
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let file = std::fs::File::from(openat2(&dir, relative, how)?);
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if metadata.len() > MAX_WASM_FILE {
+        return Err(std::io::Error::other(format!(
+            "{} bytes is more than the {MAX_WASM_FILE} a component may have",
+            metadata.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_WASM_FILE).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Reads the wasm a container names and prepares what it runs.
@@ -541,14 +600,22 @@ impl shim::Task for Service {
             .map_or_else(std::process::id, netns::Holder::pid);
         let task = Arc::new(Task {
             pid,
+            memory_limit: spec.memory_limit().unwrap_or(0),
             holder: Mutex::new(holder),
             hard_stop: Arc::new(tokio::sync::Notify::new()),
+            netns: if spec.is_sandbox() {
+                None
+            } else {
+                spec.network_namespace().map(Path::to_owned)
+            },
             bundle: req.bundle.clone(),
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
             stderr: req.stderr.clone(),
-            work: Mutex::new(Some(work)),
-            status: Mutex::new(Status::Created),
+            state: Mutex::new(TaskState {
+                status: Status::Created,
+                work: Some(work),
+            }),
             changed: Condvar::new(),
             stop: StopHandle::default(),
         });
@@ -572,124 +639,52 @@ impl shim::Task for Service {
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
         let task = self.task(&req.id)?;
-        let work = task
-            .work
-            .lock()
-            .expect("not poisoned")
-            .take()
-            .ok_or_else(|| invalid(format!("task `{}` was already started", req.id)))?;
-        *task.status.lock().expect("not poisoned") = Status::Running;
+        let work = {
+            let mut state = task.state.lock().expect("not poisoned");
+            let work = state.work.take();
+            match (&state.status, work) {
+                (Status::Created, Some(work)) => {
+                    state.status = Status::Running;
+                    work
+                }
+                (Status::Stopped { .. }, _) => {
+                    return Err(precondition(format!(
+                        "task `{}` was stopped before it started",
+                        req.id
+                    )));
+                }
+                _ => {
+                    return Err(precondition(format!(
+                        "task `{}` was already started",
+                        req.id
+                    )));
+                }
+            }
+        };
         let pid = task.pid;
-        let service = self.clone();
-        let id = req.id.clone();
-        let runner = task.clone();
-        std::thread::Builder::new()
-            .name(format!("task-{id}"))
-            .spawn(move || {
-                let code = match work {
-                    Work::Hold => {
-                        // The sandbox holds until it is killed.
-                        let signal = tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .map(|rt| rt.block_on(runner.stop.clone().wait_public()))
-                            .unwrap_or(9);
-                        runner.holder.lock().expect("not poisoned").take();
-                        128 + signal as u32
-                    }
-                    Work::Http {
-                        name,
-                        handler,
-                        mut options,
-                        listener,
-                    } => {
-                        options.stdout = open_output(&runner.stdout);
-                        options.stderr = open_output(&runner.stderr);
-                        let stderr = options.stderr.clone();
-                        match serve_until(&name, handler, options, listener, &runner) {
-                            Ok(code) => code,
-                            Err(e) => {
-                                log::error!("task `{id}`: {e}");
-                                write_line(&stderr, &format!("wasmoci: {e}"));
-                                1
-                            }
-                        }
-                    }
-                    Work::Command {
-                        name,
-                        program,
-                        sandbox,
-                        limits,
-                    } => {
-                        let stderr = open_output(&runner.stderr);
-                        let stdio = Stdio {
-                            stdin: open_input(&runner.stdin),
-                            stdout: open_output(&runner.stdout),
-                            stderr: stderr.clone(),
-                        };
-                        let exit = match engine() {
-                            Ok((engine, _)) => tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()
-                                .map_err(|e| e.to_string())
-                                .and_then(|rt| {
-                                    rt.block_on(run_command_until(
-                                        engine,
-                                        &program,
-                                        &name,
-                                        &sandbox,
-                                        &limits,
-                                        stdio,
-                                        &runner.stop,
-                                    ))
-                                    .map_err(|e| e.to_string())
-                                }),
-                            Err(e) => Err(e),
-                        };
-                        match exit {
-                            Ok(exit) => {
-                                if let Some(why) = exit.describe() {
-                                    log::warn!("task `{id}`: {why}");
-                                    // Where `kubectl logs` shows it.
-                                    write_line(&stderr, &format!("wasmoci: {why}"));
-                                    if matches!(exit, Exit::MemoryLimit(_)) {
-                                        let mut event = TaskOOM::new();
-                                        event.container_id = id.clone();
-                                        service
-                                            .publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
-                                    }
-                                    if let Exit::Trap {
-                                        backtrace: Some(bt),
-                                        ..
-                                    } = &exit
-                                    {
-                                        log::warn!("{bt}");
-                                    }
-                                }
-                                exit.status() as u32
-                            }
-                            Err(e) => {
-                                log::error!("task `{id}`: {e}");
-                                write_line(&stderr, &format!("wasmoci: {e}"));
-                                1
-                            }
-                        }
-                    }
-                };
-                let at = runner.finish(code);
-                let mut event = TaskExit::new();
-                event.container_id = id.clone();
-                event.id = id;
-                event.pid = pid;
-                event.exit_status = code;
-                event.exited_at = Some(at).into();
-                service.publish(topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
-            })
-            .map_err(|e| invalid(format!("failed to start a thread: {e}")))?;
+        // TaskStart goes out before anything can exit.
         let mut event = TaskStart::new();
         event.container_id = req.id.clone();
         event.pid = pid;
         self.publish(topics::TASK_START_EVENT_TOPIC, Box::new(event));
+        let service = self.clone();
+        let id = req.id.clone();
+        let runner = task.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("task-{id}"))
+            .spawn(move || {
+                let worker =
+                    std::panic::AssertUnwindSafe(|| run_work(&service, &id, &runner, work));
+                let code = std::panic::catch_unwind(worker).unwrap_or_else(|_| {
+                    log::error!("task `{id}`: the shim failed (a panic); reported as exit 139");
+                    139
+                });
+                service.exited(&id, &runner, code);
+            });
+        if let Err(e) = spawned {
+            log::error!("task `{}`: failed to start a thread: {e}", req.id);
+            self.exited(&req.id, &task, 1);
+        }
         let mut response = api::StartResponse::new();
         response.pid = pid;
         Ok(response)
@@ -707,14 +702,18 @@ impl shim::Task for Service {
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
         let task = self.task(&req.id)?;
         let signal = i32::try_from(req.signal).unwrap_or(9);
-        let never_started = matches!(*task.status.lock().expect("not poisoned"), Status::Created);
         task.stop.stop(signal);
         if signal == 9 {
             task.hard_stop.notify_one();
         }
+        // Killed before it started: it never will.
+        let never_started = {
+            let mut state = task.state.lock().expect("not poisoned");
+            matches!(state.status, Status::Created) && state.work.take().is_some()
+        };
         if never_started {
             task.holder.lock().expect("not poisoned").take();
-            task.finish(128 + signal as u32);
+            self.exited(&req.id, &task, 128 + signal as u32);
         }
         Ok(api::Empty::new())
     }
@@ -725,10 +724,10 @@ impl shim::Task for Service {
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
         let task = self.task(&req.id)?;
-        let (code, at) = match &*task.status.lock().expect("not poisoned") {
-            Status::Stopped { code, at } => (*code, at.clone()),
+        let (code, at) = match task.status() {
+            Status::Stopped { code, at } => (code, at),
             _ => {
-                return Err(invalid(format!(
+                return Err(precondition(format!(
                     "task `{}` is still running: kill it first",
                     req.id
                 )));
@@ -767,13 +766,13 @@ impl shim::Task for Service {
         response.stdout = task.stdout.clone();
         response.stderr = task.stderr.clone();
         use containerd_shim::protos::types::task::Status as S;
-        match &*task.status.lock().expect("not poisoned") {
+        match task.status() {
             Status::Created => response.status = S::CREATED.into(),
             Status::Running => response.status = S::RUNNING.into(),
             Status::Stopped { code, at } => {
                 response.status = S::STOPPED.into();
-                response.exit_status = *code;
-                response.exited_at = Some(at.clone()).into();
+                response.exit_status = code;
+                response.exited_at = Some(at).into();
             }
         }
         Ok(response)
@@ -793,8 +792,24 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
-        self.task(&req.id)?;
-        Ok(api::StatsResponse::new())
+        // A valid cgroup v2 `Metrics`, as runc's shim sends: CRI decodes every task's
+        // stats, and one it cannot decode fails `ListContainerStats` for the whole node.
+        // Only the memory limit is filled in: the guest's usage is not measured yet.
+        use containerd_shim::protos::cgroups_v2::metrics::{MemoryStat, Metrics};
+        use containerd_shim::protos::protobuf::Message;
+        let task = self.task(&req.id)?;
+        let mut memory = MemoryStat::new();
+        memory.usage_limit = task.memory_limit;
+        let mut metrics = Metrics::new();
+        metrics.memory = Some(memory).into();
+        let mut any = containerd_shim::protos::protobuf::well_known_types::any::Any::new();
+        any.type_url = "io.containerd.cgroups.v2.Metrics".into();
+        any.value = metrics
+            .write_to_bytes()
+            .map_err(|e| invalid(format!("failed to encode the stats of `{}`: {e}", req.id)))?;
+        let mut response = api::StatsResponse::new();
+        response.stats = Some(any).into();
+        Ok(response)
     }
 
     fn connect(
@@ -816,6 +831,112 @@ impl shim::Task for Service {
             self.exit.signal();
         }
         Ok(api::Empty::new())
+    }
+}
+
+/// Runs a task's work on its own thread to the end: the exit status.
+fn run_work(service: &Service, id: &str, runner: &Task, work: Work) -> u32 {
+    let stderr_of = |work: &Work| match work {
+        Work::Hold => Output::Null,
+        _ => open_output(&runner.stderr),
+    };
+    let stderr = stderr_of(&work);
+    // The guest's threads (this one, and every one its runtime starts from here) live in
+    // the pod's network namespace.
+    if !matches!(work, Work::Hold)
+        && let Some(netns) = &runner.netns
+        && let Err(e) = netns::join(netns)
+    {
+        log::error!("task `{id}`: {e}");
+        write_line(&stderr, &format!("wasmoci: {e}"));
+        return 1;
+    }
+    match work {
+        Work::Hold => {
+            // The sandbox holds until it is killed.
+            let signal = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(runner.stop.clone().wait_public()))
+                .unwrap_or(9);
+            runner.holder.lock().expect("not poisoned").take();
+            128 + signal as u32
+        }
+        Work::Http {
+            name,
+            handler,
+            mut options,
+            listener,
+        } => {
+            options.stdout = open_output(&runner.stdout);
+            options.stderr = stderr.clone();
+            match serve_until(&name, handler, options, listener, runner) {
+                Ok(code) => code,
+                Err(e) => {
+                    log::error!("task `{id}`: {e}");
+                    write_line(&stderr, &format!("wasmoci: {e}"));
+                    1
+                }
+            }
+        }
+        Work::Command {
+            name,
+            program,
+            sandbox,
+            limits,
+        } => {
+            let stdio = Stdio {
+                stdin: open_input(&runner.stdin),
+                stdout: open_output(&runner.stdout),
+                stderr: stderr.clone(),
+            };
+            let exit = match engine() {
+                Ok((engine, _)) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())
+                    .and_then(|rt| {
+                        rt.block_on(run_command_until(
+                            engine,
+                            &program,
+                            &name,
+                            &sandbox,
+                            &limits,
+                            stdio,
+                            &runner.stop,
+                        ))
+                        .map_err(|e| e.to_string())
+                    }),
+                Err(e) => Err(e),
+            };
+            match exit {
+                Ok(exit) => {
+                    if let Some(why) = exit.describe() {
+                        log::warn!("task `{id}`: {why}");
+                        // Where `kubectl logs` shows it.
+                        write_line(&stderr, &format!("wasmoci: {why}"));
+                        if matches!(exit, Exit::MemoryLimit(_)) {
+                            let mut event = TaskOOM::new();
+                            event.container_id = id.to_owned();
+                            service.publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
+                        }
+                        if let Exit::Trap {
+                            backtrace: Some(bt),
+                            ..
+                        } = &exit
+                        {
+                            log::warn!("{bt}");
+                        }
+                    }
+                    exit.status() as u32
+                }
+                Err(e) => {
+                    log::error!("task `{id}`: {e}");
+                    write_line(&stderr, &format!("wasmoci: {e}"));
+                    1
+                }
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use nix::sched::{CloneFlags, setns};
 /// The argument that makes the shim binary a holder instead of a shim.
 pub(crate) const HOLD_ARG: &str = "--wasmoci-hold-netns";
 
-fn join(netns: &Path) -> Result<(), String> {
+pub(crate) fn join(netns: &Path) -> Result<(), String> {
     let file = std::fs::File::open(netns).map_err(|e| {
         format!(
             "failed to open the network namespace `{}`: {e}",
@@ -28,13 +28,22 @@ fn join(netns: &Path) -> Result<(), String> {
     })
 }
 
-/// What the holder process runs: join the namespace (if any), then wait until the shim
-/// closes our stdin (it stops us, or it died) and exit.
+/// What the holder process runs: join the namespace (if any), say so with one byte on
+/// stdout, then wait until the shim closes our stdin (it stops us, or it died) and exit.
 pub(crate) fn hold(netns: Option<&str>) -> i32 {
+    use std::io::Write;
     if let Some(path) = netns.filter(|p| !p.is_empty())
         && let Err(e) = join(Path::new(path))
     {
         log::error!("{e}");
+        return 1;
+    }
+    let mut stdout = std::io::stdout();
+    if stdout
+        .write_all(b"1")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
         return 1;
     }
     let mut rest = Vec::new();
@@ -59,11 +68,25 @@ impl Holder {
             .arg(HOLD_ARG)
             .arg(netns.map(PathBuf::from).unwrap_or_default())
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("failed to start the pod's holder process: {e}"))?;
         let stdin = child.stdin.take().expect("piped");
+        // It writes one byte once it is in the namespace, or exits (EOF) if it cannot.
+        let mut ready = [0u8; 1];
+        let joined = child
+            .stdout
+            .take()
+            .expect("piped")
+            .read_exact(&mut ready)
+            .is_ok();
+        if !joined {
+            return Err(format!(
+                "the pod's holder process could not join the network namespace `{}`",
+                netns.map_or_else(String::new, |p| p.display().to_string())
+            ));
+        }
         Ok(Holder {
             child,
             _stdin: stdin,
