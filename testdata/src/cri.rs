@@ -58,7 +58,8 @@ pub struct CriSetup {
     pub other_runtimes: Vec<(String, String, PathBuf)>,
 }
 
-/// A running containerd with CRI, stopped (with every pod it still has) on drop.
+/// A running containerd with CRI; on drop, the pods it still has are removed, then it is
+/// stopped.
 #[derive(Debug)]
 pub struct CriContainerd {
     child: Option<Child>,
@@ -69,6 +70,45 @@ pub struct CriContainerd {
 
 impl Drop for CriContainerd {
     fn drop(&mut self) {
+        // Pods a failed test left: stop and remove them through CRI, so their shims,
+        // holders, mounts and sockets go too (bounded: one pass, a short deadline).
+        let address = self.address.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(20), async {
+                    let mut cri = Cri::connect(&address).await.ok()?;
+                    let pods = cri
+                        .runtime
+                        .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .items;
+                    for pod in pods {
+                        let id = pod.id;
+                        let _ = cri
+                            .runtime
+                            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                                pod_sandbox_id: id.clone(),
+                            })
+                            .await;
+                        let _ = cri
+                            .runtime
+                            .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id })
+                            .await;
+                    }
+                    Some(())
+                })
+                .await
+                .ok()
+                .flatten()
+            })
+        })
+        .join();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
