@@ -1059,7 +1059,7 @@ mod cri {
             .and_then(|n| n["path"].as_str())
             .map(PathBuf::from)
             .expect("a pod network namespace");
-        // The shim's holder process lives in the pod's network namespace, so the paths CRI
+        // The shim's holder thread lives in the pod's network namespace, so the paths CRI
         // gives the pod's containers (`/proc/<pid>/ns/net`) name it.
         let holder_netns = PathBuf::from(format!("/proc/{holder}/ns/net"));
         assert_eq!(inode(&holder_netns), inode(&pod_netns));

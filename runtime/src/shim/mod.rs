@@ -88,7 +88,7 @@ enum Status {
 
 /// What a task runs.
 enum Work {
-    /// The pod sandbox: nothing runs; it lives until it is killed (its holder process
+    /// The pod sandbox: nothing runs; it lives until it is killed (its holder thread
     /// keeps the pod's network namespace).
     Hold,
     /// A `wasi:http/incoming-handler` component, served on a listener in the pod's
@@ -109,7 +109,7 @@ enum Work {
 }
 
 struct Task {
-    /// The pid containerd sees: the holder's for the sandbox, the shim's otherwise.
+    /// The pid containerd sees: the holder thread's for the sandbox, the shim's otherwise.
     pid: u32,
     /// `linux.resources.memory.limit` (0: none), for Stats.
     memory_limit: u64,
@@ -228,7 +228,19 @@ impl shim::Shim for Service {
             .and_then(|s| s.annotations.get("io.kubernetes.cri.sandbox-id").cloned())
             .unwrap_or_else(|| opts.id.clone());
         let (_child, address) = shim::spawn(opts, &grouping, Vec::new())?;
-        Ok(address)
+        // Answer containerd and exit here, without returning to `containerd-shim` 0.11: it
+        // drops its signal handlers' socket on the way out, and when the server it spawned
+        // exits at once (a pod's second container finds the pod's shim already serving),
+        // the SIGCHLD arriving during that drop makes the handler write to the closed
+        // socket, raise SIGPIPE, and do it again, forever at 100% CPU (seen here under
+        // CRI). `process::exit` keeps the handlers and their socket intact.
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = write!(stdout, "{address}").and_then(|()| stdout.flush()) {
+            log::error!("failed to write the shim address: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0)
     }
 
     fn delete_shim(&mut self) -> Result<DeleteResponse, shim::Error> {
@@ -979,11 +991,7 @@ fn serve_until(
     })
 }
 
-/// Runs the shim (the binary's `main`), or the pod's holder process.
+/// Runs the shim (the binary's `main`).
 pub fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some(netns::HOLD_ARG) {
-        std::process::exit(netns::hold(args.get(2).map(String::as_str)));
-    }
     shim::run::<Service>(RUNTIME_TYPE, None);
 }

@@ -1,18 +1,19 @@
-//! The pod's network namespace: a small holder process that lives in it for the pod's
-//! lifetime (its `/proc/<pid>/ns/*` are what CRI gives the pod's other containers), and
-//! listeners bound inside it.
+//! The pod's network namespace: a holder thread that lives in it for the pod's lifetime
+//! (its `/proc/<tid>/ns/*` are what CRI gives the pod's other containers), and listeners
+//! bound inside it.
+//!
+//! The holder is a thread of the shim, not a process: network namespaces are per thread,
+//! `/proc/<tid>/ns/net` names a thread's, and a parked thread costs a small stack where a
+//! process would cost megabytes.
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::Path;
+use std::sync::mpsc;
 
 use nix::sched::{CloneFlags, setns};
 
-/// The argument that makes the shim binary a holder instead of a shim.
-pub(crate) const HOLD_ARG: &str = "--wasmoci-hold-netns";
-
+/// Moves the calling thread into the network namespace at `netns`.
 pub(crate) fn join(netns: &Path) -> Result<(), String> {
     let file = std::fs::File::open(netns).map_err(|e| {
         format!(
@@ -28,74 +29,42 @@ pub(crate) fn join(netns: &Path) -> Result<(), String> {
     })
 }
 
-/// What the holder process runs: join the namespace (if any), say so with one byte on
-/// stdout, then wait until the shim closes our stdin (it stops us, or it died) and exit.
-pub(crate) fn hold(netns: Option<&str>) -> i32 {
-    use std::io::Write;
-    if let Some(path) = netns.filter(|p| !p.is_empty())
-        && let Err(e) = join(Path::new(path))
-    {
-        log::error!("{e}");
-        return 1;
-    }
-    let mut stdout = std::io::stdout();
-    if stdout
-        .write_all(b"1")
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
-        return 1;
-    }
-    let mut rest = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut rest);
-    0
-}
-
-/// A holder process; it exits when this is dropped (its stdin closes). The shim, as its
-/// subreaper, reaps it; sending it a signal could hit a reused pid.
+/// A thread parked in the pod's network namespace; it ends when this is dropped.
 #[derive(Debug)]
 pub(crate) struct Holder {
-    child: Child,
-    _stdin: ChildStdin,
+    tid: u32,
+    _stop: mpsc::Sender<()>,
 }
 
 impl Holder {
-    /// Starts a holder in `netns` (the host's when `None`).
+    /// Starts a holder in `netns` (the host's when `None`), once it is inside.
     pub(crate) fn spawn(netns: Option<&Path>) -> Result<Holder, String> {
-        let exe = std::env::current_exe()
-            .map_err(|e| format!("failed to find the shim executable: {e}"))?;
-        let mut child = Command::new(exe)
-            .arg(HOLD_ARG)
-            .arg(netns.map(PathBuf::from).unwrap_or_default())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("failed to start the pod's holder process: {e}"))?;
-        let stdin = child.stdin.take().expect("piped");
-        // It writes one byte once it is in the namespace, or exits (EOF) if it cannot.
-        let mut ready = [0u8; 1];
-        let joined = child
-            .stdout
-            .take()
-            .expect("piped")
-            .read_exact(&mut ready)
-            .is_ok();
-        if !joined {
-            return Err(format!(
-                "the pod's holder process could not join the network namespace `{}`",
-                netns.map_or_else(String::new, |p| p.display().to_string())
-            ));
-        }
-        Ok(Holder {
-            child,
-            _stdin: stdin,
-        })
+        let (ready, joined) = mpsc::channel();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let netns = netns.map(Path::to_owned);
+        std::thread::Builder::new()
+            .name("pod-netns".into())
+            .stack_size(64 << 10)
+            .spawn(move || {
+                let result = netns.as_deref().map_or(Ok(()), join);
+                let tid = u32::try_from(nix::unistd::gettid().as_raw()).unwrap_or_default();
+                let inside = result.is_ok();
+                let _ = ready.send(result.map(|()| tid));
+                if inside {
+                    // Until the sender is dropped.
+                    let _ = stopped.recv();
+                }
+            })
+            .map_err(|e| format!("failed to start the pod's holder thread: {e}"))?;
+        let tid = joined
+            .recv()
+            .map_err(|_| "the pod's holder thread ended at start".to_owned())??;
+        Ok(Holder { tid, _stop: stop })
     }
 
-    /// Its process id.
+    /// Its thread id: `/proc/<tid>/ns/net` is the pod's network namespace.
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+        self.tid
     }
 }
 
