@@ -1083,6 +1083,35 @@ mod cri {
                 .expect("ContainerStats");
         });
 
+        // Stats report the guest's memory: a sleeping module's linear memory.
+        let sleep = push_artifact(&node.registry, "sleep", &fixture("sleep.wasm"));
+        node.pull(&sleep).unwrap();
+        let usage = node.rt.block_on(async {
+            let id = cri
+                .create(&pod, &container("sleep", &sleep, &["sleep.wasm"]))
+                .await
+                .unwrap();
+            cri.start(&id).await.unwrap();
+            let stats = cri
+                .runtime
+                .container_stats(k8s_cri::v1::ContainerStatsRequest {
+                    container_id: id.clone(),
+                })
+                .await
+                .expect("ContainerStats")
+                .into_inner();
+            cri.remove(&id).await.unwrap();
+            stats
+                .stats
+                .and_then(|s| s.memory)
+                .and_then(|m| m.usage_bytes)
+                .map_or(0, |u| u.value)
+        });
+        assert!(
+            usage >= 64 << 10,
+            "memory usage {usage} is not the guest's memory"
+        );
+
         // Granted sockets are the pod's: a guest with `allow-net` in a pod reaches the
         // pod's loopback, not the node's; in a host-network pod it reaches the node's.
         let host_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -32,7 +32,7 @@ use wasmoci_spec::{Digest, WasmKind};
 
 use crate::cache::CompileCache;
 use crate::engine::{EngineSettings, WasmEngine, build_engine};
-use crate::limits::Limits;
+use crate::limits::{Limits, MemoryBudget};
 use crate::program::{EntryPoint, Program};
 use crate::run::{Exit, Input, Output, Stdio, StopHandle, run_command_until};
 use crate::sandbox::{DirGrant, NetworkGrant, Sandbox};
@@ -117,6 +117,8 @@ struct Task {
     pid: u32,
     /// `linux.resources.memory.limit` (0: none), for Stats.
     memory_limit: u64,
+    /// The linear memory all the task's instances hold now, for Stats.
+    memory: Arc<MemoryBudget>,
     holder: Mutex<Option<netns::Holder>>,
     /// A second, hard stop (SIGKILL after SIGTERM) ends an HTTP drain.
     hard_stop: Arc<tokio::sync::Notify>,
@@ -372,7 +374,13 @@ fn read_in_root(root: &Path, path: &str) -> std::io::Result<Vec<u8>> {
 }
 
 /// Reads the wasm a container names and prepares what it runs.
-fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Work, String> {
+fn prepare(
+    service: &Service,
+    id: &str,
+    spec: &Spec,
+    bundle: &Path,
+    memory: &Arc<MemoryBudget>,
+) -> Result<Work, String> {
     if spec.is_sandbox() {
         return Ok(Work::Hold);
     }
@@ -437,8 +445,12 @@ fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Wo
         network,
         entry: None,
     };
+    // The container's memory limit bounds each instance and, through the budget, all of
+    // them together (an HTTP server's requests in flight); the budget is also what Stats
+    // reports as the container's memory usage.
     let limits = Limits {
         memory: spec.memory_limit(),
+        total_memory: Some(memory.clone()),
         timeout,
         cpu: spec.cpu_share(),
         ..Limits::default()
@@ -487,11 +499,6 @@ fn prepare(service: &Service, id: &str, spec: &Spec, bundle: &Path) -> Result<Wo
         format!("invalid `wasmoci.dev/listen` `{listen}`: expected `ADDRESS:PORT` ({e})")
     })?;
     let listener = netns::bind_in(spec.network_namespace(), addr)?;
-    // The pod's memory limit covers all requests in flight together, and each one.
-    let limits = Limits {
-        total_memory: limits.memory.map(crate::limits::MemoryBudget::new),
-        ..limits
-    };
     Ok(Work::Http {
         name: path.to_owned(),
         handler,
@@ -605,7 +612,8 @@ impl shim::Task for Service {
             invalid(message)
         };
         let spec = Spec::load(&bundle).map_err(unmount)?;
-        let work = prepare(self, &req.id, &spec, &bundle).map_err(unmount)?;
+        let memory = MemoryBudget::new(spec.memory_limit().unwrap_or(u64::MAX));
+        let work = prepare(self, &req.id, &spec, &bundle, &memory).map_err(unmount)?;
         let holder = if matches!(work, Work::Hold) {
             Some(netns::Holder::spawn(spec.network_namespace()).map_err(unmount)?)
         } else {
@@ -617,6 +625,7 @@ impl shim::Task for Service {
         let task = Arc::new(Task {
             pid,
             memory_limit: spec.memory_limit().unwrap_or(0),
+            memory,
             holder: Mutex::new(holder),
             hard_stop: Arc::new(tokio::sync::Notify::new()),
             netns: if spec.is_sandbox() {
@@ -810,12 +819,14 @@ impl shim::Task for Service {
     ) -> TtrpcResult<api::StatsResponse> {
         // A valid cgroup v2 `Metrics`, as runc's shim sends: CRI decodes every task's
         // stats, and one it cannot decode fails `ListContainerStats` for the whole node.
-        // Only the memory limit is filled in: the guest's usage is not measured yet.
+        // Memory usage is the guests' linear memory (what the limit bounds).
         use containerd_shim::protos::cgroups_v2::metrics::{MemoryStat, Metrics};
         use containerd_shim::protos::protobuf::Message;
         let task = self.task(&req.id)?;
         let mut memory = MemoryStat::new();
         memory.usage_limit = task.memory_limit;
+        memory.usage = task.memory.used();
+        memory.anon = memory.usage;
         let mut metrics = Metrics::new();
         metrics.memory = Some(memory).into();
         let mut any = containerd_shim::protos::protobuf::well_known_types::any::Any::new();
