@@ -1111,6 +1111,32 @@ mod cri {
             usage >= 64 << 10,
             "memory usage {usage} is not the guest's memory"
         );
+        // …and the CPU time of a busy one.
+        let busy = push_artifact(&node.registry, "loop", &fixture("loop.wasm"));
+        node.pull(&busy).unwrap();
+        let cpu = node.rt.block_on(async {
+            let id = cri
+                .create(&pod, &container("busy", &busy, &["loop.wasm"]))
+                .await
+                .unwrap();
+            cri.start(&id).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let stats = cri
+                .runtime
+                .container_stats(k8s_cri::v1::ContainerStatsRequest {
+                    container_id: id.clone(),
+                })
+                .await
+                .expect("ContainerStats")
+                .into_inner();
+            cri.remove(&id).await.unwrap();
+            stats
+                .stats
+                .and_then(|s| s.cpu)
+                .and_then(|c| c.usage_core_nano_seconds)
+                .map_or(0, |u| u.value)
+        });
+        assert!(cpu > 0, "a busy guest shows no CPU time");
 
         // Granted sockets are the pod's: a guest with `allow-net` in a pod reaches the
         // pod's loopback, not the node's; in a host-network pod it reaches the node's.

@@ -119,6 +119,10 @@ struct Task {
     memory_limit: u64,
     /// The linear memory all the task's instances hold now, for Stats.
     memory: Arc<MemoryBudget>,
+    /// The threads that run its guests, and the most CPU time (ns) seen on them, for
+    /// Stats (a counter must not go down when a thread ends).
+    threads: Arc<Mutex<Vec<u32>>>,
+    cpu_seen: std::sync::atomic::AtomicU64,
     holder: Mutex<Option<netns::Holder>>,
     /// A second, hard stop (SIGKILL after SIGTERM) ends an HTTP drain.
     hard_stop: Arc<tokio::sync::Notify>,
@@ -626,6 +630,8 @@ impl shim::Task for Service {
             pid,
             memory_limit: spec.memory_limit().unwrap_or(0),
             memory,
+            threads: Arc::default(),
+            cpu_seen: std::sync::atomic::AtomicU64::new(0),
             holder: Mutex::new(holder),
             hard_stop: Arc::new(tokio::sync::Notify::new()),
             netns: if spec.is_sandbox() {
@@ -819,16 +825,20 @@ impl shim::Task for Service {
     ) -> TtrpcResult<api::StatsResponse> {
         // A valid cgroup v2 `Metrics`, as runc's shim sends: CRI decodes every task's
         // stats, and one it cannot decode fails `ListContainerStats` for the whole node.
-        // Memory usage is the guests' linear memory (what the limit bounds).
-        use containerd_shim::protos::cgroups_v2::metrics::{MemoryStat, Metrics};
+        // Memory usage is the guests' linear memory (what the limit bounds); CPU usage the
+        // time of the threads that run them.
+        use containerd_shim::protos::cgroups_v2::metrics::{CPUStat, MemoryStat, Metrics};
         use containerd_shim::protos::protobuf::Message;
         let task = self.task(&req.id)?;
         let mut memory = MemoryStat::new();
         memory.usage_limit = task.memory_limit;
         memory.usage = task.memory.used();
         memory.anon = memory.usage;
+        let mut cpu = CPUStat::new();
+        cpu.usage_usec = task.cpu_usage_usec();
         let mut metrics = Metrics::new();
         metrics.memory = Some(memory).into();
+        metrics.cpu = Some(cpu).into();
         let mut any = containerd_shim::protos::protobuf::well_known_types::any::Any::new();
         any.type_url = "io.containerd.cgroups.v2.Metrics".into();
         any.value = metrics
@@ -863,6 +873,11 @@ impl shim::Task for Service {
 
 /// Runs a task's work on its own thread to the end: the exit status.
 fn run_work(service: &Service, id: &str, runner: &Task, work: Work) -> u32 {
+    runner
+        .threads
+        .lock()
+        .expect("not poisoned")
+        .push(current_tid());
     let stderr_of = |work: &Work| match work {
         Work::Hold => Output::Null,
         _ => open_output(&runner.stderr),
@@ -967,6 +982,29 @@ fn run_work(service: &Service, id: &str, runner: &Task, work: Work) -> u32 {
     }
 }
 
+fn current_tid() -> u32 {
+    u32::try_from(nix::unistd::gettid().as_raw()).unwrap_or_default()
+}
+
+impl Task {
+    /// CPU time (µs) its guests' threads have run, as far as it can still be read.
+    fn cpu_usage_usec(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let now: u64 = self
+            .threads
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter_map(|tid| {
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()
+            })
+            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        let seen = self.cpu_seen.fetch_max(now, Ordering::Relaxed).max(now);
+        seen / 1000
+    }
+}
+
 /// Serves until the task is stopped: SIGTERM stops accepting and lets requests in flight
 /// finish (exit 0), SIGKILL (also after SIGTERM) stops at once (137).
 fn serve_until(
@@ -976,8 +1014,10 @@ fn serve_until(
     listener: std::net::TcpListener,
     task: &Task,
 ) -> Result<u32, String> {
+    let threads = task.threads.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_start(move || threads.lock().expect("not poisoned").push(current_tid()))
         .enable_all()
         .build()
         .map_err(|e| format!("failed to start an async runtime: {e}"))?;
