@@ -224,7 +224,20 @@ pub(crate) fn apply_stdio(builder: &mut WasiCtxBuilder, stdio: Stdio) {
             builder.inherit_stdin();
         }
         Input::File(file) => {
-            builder.stdin(wasmtime_wasi::cli::InputFile::new(file));
+            use std::os::unix::fs::FileTypeExt;
+            let fifo = file.metadata().is_ok_and(|m| m.file_type().is_fifo());
+            if fifo {
+                // Read through tokio, so that a guest waiting for input can still be
+                // stopped (a blocking `read(2)` on a worker thread cannot be cancelled).
+                match tokio::net::unix::pipe::Receiver::from_file(file) {
+                    Ok(pipe) => {
+                        builder.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(pipe));
+                    }
+                    Err(e) => log::warn!("failed to read stdin as a pipe: {e}"),
+                }
+            } else {
+                builder.stdin(wasmtime_wasi::cli::InputFile::new(file));
+            }
         }
         Input::Bytes(bytes) => {
             builder.stdin(MemoryInputPipe::new(bytes));

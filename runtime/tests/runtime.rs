@@ -1138,6 +1138,55 @@ mod cri {
         });
         assert!(cpu > 0, "a busy guest shows no CPU time");
 
+        // A guest waiting for input (`stdin: true`, nothing written) still stops.
+        let reader = wat::parse_str(
+            r#"(module
+                 (import "wasi_snapshot_preview1" "fd_read"
+                   (func $read (param i32 i32 i32 i32) (result i32)))
+                 (memory (export "memory") 1)
+                 (func (export "_start")
+                   (i32.store (i32.const 0) (i32.const 16))
+                   (i32.store (i32.const 4) (i32.const 64))
+                   (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        )
+        .unwrap();
+        let reader = push_artifact(&node.registry, "reader", &reader);
+        node.pull(&reader).unwrap();
+        let stopped = node.rt.block_on(async {
+            let id = cri
+                .create(
+                    &pod,
+                    &ContainerSpec {
+                        stdin: true,
+                        ..container("reader", &reader, &["reader.wasm"])
+                    },
+                )
+                .await
+                .unwrap();
+            cri.start(&id).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(
+                cri.status(&id).await.unwrap().state,
+                k8s_cri::v1::ContainerState::ContainerRunning as i32,
+                "the reader did not wait for input"
+            );
+            // Bounded: without a cancellable read, the shim cannot stop it and
+            // StopContainer never returns.
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                cri.runtime
+                    .stop_container(k8s_cri::v1::StopContainerRequest {
+                        container_id: id.clone(),
+                        timeout: 2,
+                    }),
+            )
+            .await
+            .expect("StopContainer did not return: the guest waiting for input was not stopped")
+            .unwrap();
+            cri.wait_exited(&id, Duration::from_secs(20)).await
+        });
+        assert_eq!(stopped.exit_code, 143, "{stopped:?}");
+
         // Granted sockets are the pod's: a guest with `allow-net` in a pod reaches the
         // pod's loopback, not the node's; in a host-network pod it reaches the node's.
         let host_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

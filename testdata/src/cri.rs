@@ -318,6 +318,8 @@ pub struct ContainerSpec {
     pub mounts: Vec<(String, String, bool)>,
     /// `env`.
     pub env: Vec<(String, String)>,
+    /// `stdin: true`.
+    pub stdin: bool,
 }
 
 /// A started pod: its id and the config CRI wants again with every container.
@@ -456,6 +458,7 @@ impl Cri {
                 })
                 .collect(),
             log_path: format!("{}.log", spec.name),
+            stdin: spec.stdin,
             linux: Some(cri::LinuxContainerConfig {
                 resources: Some(resources),
                 ..Default::default()
