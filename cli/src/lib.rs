@@ -8,4 +8,5 @@ pub mod node;
 pub mod policy;
 pub mod project;
 pub mod reference;
-pub mod units;
+/// Durations and sizes as people write them (shared with the shim's annotations).
+pub use wasmoci_runtime::units;

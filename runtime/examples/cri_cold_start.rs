@@ -19,43 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use wasmoci_registry::client::{Client, ClientOptions};
-use wasmoci_registry::{Layout, LayoutRef, Reference};
-use wasmoci_spec::{ArtifactInput, Descriptor, Timestamp, build_artifact, media_types};
+#[path = "../tests/support/images.rs"]
+mod images;
+
+use images::{push_artifact, push_native};
 use wasmoci_testdata::cri::{ContainerSpec, Cri, CriContainerd, CriSetup, PodSpec, containerd_1_7};
 use wasmoci_testdata::registry::TestRegistry;
-
-fn push(
-    registry: &TestRegistry,
-    repo: &str,
-    manifest: &[u8],
-    blobs: &[(&Descriptor, &[u8])],
-) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = Layout::at(dir.path());
-    let stored = layout.store(manifest, blobs, Some("1")).unwrap();
-    let stored = layout.resolve(&LayoutRef::Digest(stored.digest)).unwrap();
-    let reference = format!("{}/{repo}:1", registry.addr);
-    Client::new(ClientOptions::default())
-        .unwrap()
-        .push(&layout, &stored, &reference.parse::<Reference>().unwrap())
-        .unwrap();
-    reference
-}
-
-fn push_artifact(registry: &TestRegistry, repo: &str, wasm: &[u8]) -> String {
-    let created = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
-    let artifact = build_artifact(ArtifactInput::new(wasm, created)).unwrap();
-    push(
-        registry,
-        repo,
-        &artifact.manifest_bytes,
-        &[
-            (&artifact.manifest.config, &artifact.config_bytes),
-            (artifact.layer(), wasm),
-        ],
-    )
-}
 
 /// A static `pause` (what a runc-style shim may run for the sandbox), in a tar layer.
 fn push_pause(registry: &TestRegistry, scratch: &Path) -> String {
@@ -74,35 +43,7 @@ fn push_pause(registry: &TestRegistry, scratch: &Path) -> String {
         .expect("cc (build-essential) builds the pause binary");
     assert!(status.success(), "failed to build a static pause binary");
     let bytes = std::fs::read(&binary).unwrap();
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_ustar();
-    header.set_mode(0o755);
-    header.set_size(bytes.len() as u64);
-    builder
-        .append_data(&mut header, "pause", bytes.as_slice())
-        .unwrap();
-    let layer = builder.into_inner().unwrap();
-    let layer_descriptor = Descriptor::for_bytes(media_types::OCI_LAYER_TAR, &layer);
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Entrypoint": ["/pause"]},
-        "rootfs": {"type": "layers", "diff_ids": [layer_descriptor.digest.to_string()]},
-    }))
-    .unwrap();
-    let config_descriptor = Descriptor::for_bytes(media_types::OCI_IMAGE_CONFIG, &config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media_types::OCI_MANIFEST,
-        "config": config_descriptor,
-        "layers": [layer_descriptor],
-    }))
-    .unwrap();
-    push(
-        registry,
-        "bench/pause",
-        &manifest,
-        &[(&config_descriptor, &config), (&layer_descriptor, &layer)],
-    )
+    push_native(registry, "bench/pause", "pause", &bytes, Some("/pause"))
 }
 
 /// `wasm` with a custom section naming `tag`: same behaviour, another digest.
@@ -126,26 +67,36 @@ struct Bench {
     pods: usize,
 }
 
+/// One container running `image` with `command`.
+fn container(name: &str, image: &str, command: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        image: image.into(),
+        command: vec![command.into()],
+        ..ContainerSpec::default()
+    }
+}
+
 impl Bench {
-    /// One start: (time from CreateContainer to exited, exit code).
-    fn start(&mut self, handler: &str, image: &str, command: &str) -> (Duration, i32) {
+    /// A new host-network pod on `handler`.
+    fn pod_spec(&mut self, handler: &str) -> PodSpec {
         self.pods += 1;
-        let spec = PodSpec {
+        PodSpec {
             name: format!("bench-{}", self.pods),
             log_directory: self.dir.join(format!("logs/{}", self.pods)),
             host_network: true,
             handler: handler.to_owned(),
             ..PodSpec::default()
-        };
+        }
+    }
+
+    /// One start: (time from CreateContainer to exited, exit code).
+    fn start(&mut self, handler: &str, image: &str, command: &str) -> (Duration, i32) {
+        let spec = self.pod_spec(handler);
         let mut cri = self.cri.clone();
         self.rt.block_on(async {
             let pod = cri.run_pod(&spec).await.expect("RunPodSandbox");
-            let container = ContainerSpec {
-                name: "hello".into(),
-                image: image.into(),
-                command: vec![command.into()],
-                ..ContainerSpec::default()
-            };
+            let container = container("hello", image, command);
             let started = Instant::now();
             let id = cri.create(&pod, &container).await.expect("CreateContainer");
             cri.start(&id).await.expect("StartContainer");
@@ -169,23 +120,11 @@ impl Bench {
     /// RSS (KiB) of the shim processes serving one pod, and their children, while its
     /// container sleeps.
     fn idle_rss(&mut self, handler: &str, image: &str, shim_name: &str, address: &str) -> u64 {
-        self.pods += 1;
-        let spec = PodSpec {
-            name: format!("idle-{}", self.pods),
-            log_directory: self.dir.join(format!("logs/{}", self.pods)),
-            host_network: true,
-            handler: handler.to_owned(),
-            ..PodSpec::default()
-        };
+        let spec = self.pod_spec(handler);
         let mut cri = self.cri.clone();
         self.rt.block_on(async {
             let pod = cri.run_pod(&spec).await.expect("RunPodSandbox");
-            let container = ContainerSpec {
-                name: "sleep".into(),
-                image: image.into(),
-                command: vec!["sleep.wasm".into()],
-                ..ContainerSpec::default()
-            };
+            let container = container("sleep", image, "sleep.wasm");
             let id = cri.create(&pod, &container).await.expect("CreateContainer");
             cri.start(&id).await.expect("StartContainer");
             tokio::time::sleep(Duration::from_secs(2)).await;

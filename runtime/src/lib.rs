@@ -24,5 +24,6 @@ pub mod run;
 pub mod sandbox;
 pub mod serve;
 pub mod shim;
+pub mod units;
 
 pub use error::{Error, Result};

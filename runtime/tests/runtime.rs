@@ -573,108 +573,22 @@ mod shim {
     }
 }
 
+mod support {
+    pub(crate) mod images;
+}
+
 /// Through CRI, as kubelet drives it, on a real containerd: Debian trixie's 1.7.24 (which
 /// pulls Wasm artifacts) and bookworm's 1.6.20 (which pulls only the image-compat format).
 mod cri {
     use super::*;
-    use std::collections::{BTreeMap, HashMap};
-    use wasmoci_registry::client::{Client, ClientOptions};
-    use wasmoci_registry::{Layout, LayoutRef, Reference};
-    use wasmoci_spec::{ArtifactInput, ImageInput, Timestamp, build_artifact, build_image};
+    use std::collections::HashMap;
+    use support::images::{created, push_artifact, push_image, push_native};
+    use wasmoci_spec::{ArtifactInput, build_artifact};
     use wasmoci_testdata::cri::{
         CONTAINERD_1_6, ContainerSpec, Cri, CriContainerd, CriSetup, Pod, PodSpec, containerd_1_7,
         log_messages,
     };
     use wasmoci_testdata::registry::TestRegistry;
-
-    fn created() -> Timestamp {
-        Timestamp::from_unix_seconds(1_700_000_000).unwrap()
-    }
-
-    /// Pushes `manifest` with `blobs` to `registry` as `repo:tag`; the pullable reference.
-    fn push(
-        registry: &TestRegistry,
-        repo: &str,
-        manifest: &[u8],
-        blobs: &[(&wasmoci_spec::Descriptor, &[u8])],
-    ) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::at(dir.path());
-        let stored = layout.store(manifest, blobs, Some("1")).unwrap();
-        let stored = layout.resolve(&LayoutRef::Digest(stored.digest)).unwrap();
-        let reference = format!("{}/{repo}:1", registry.addr);
-        Client::new(ClientOptions::default())
-            .unwrap()
-            .push(&layout, &stored, &reference.parse::<Reference>().unwrap())
-            .unwrap();
-        reference
-    }
-
-    /// A CNCF Wasm artifact of `wasm`.
-    fn push_artifact(registry: &TestRegistry, repo: &str, wasm: &[u8]) -> String {
-        let artifact = build_artifact(ArtifactInput::new(wasm, created())).unwrap();
-        push(
-            registry,
-            repo,
-            &artifact.manifest_bytes,
-            &[
-                (&artifact.manifest.config, &artifact.config_bytes),
-                (artifact.layer(), wasm),
-            ],
-        )
-    }
-
-    /// The image-compat format: `wasm` at `path` in a tar layer.
-    fn push_image(registry: &TestRegistry, repo: &str, wasm: &[u8], path: &str) -> String {
-        let image = build_image(ImageInput {
-            wasm,
-            created: created(),
-            author: None,
-            path: path.to_owned(),
-            annotations: BTreeMap::new(),
-        })
-        .unwrap();
-        push(
-            registry,
-            repo,
-            &image.manifest_bytes,
-            &[
-                (&image.manifest.config, &image.config_bytes),
-                (&image.manifest.layers[0], &image.layer),
-            ],
-        )
-    }
-
-    /// An ordinary (native) image: `bytes` at `path` in a tar layer.
-    fn push_native(registry: &TestRegistry, repo: &str, path: &str, bytes: &[u8]) -> String {
-        use wasmoci_spec::{Descriptor, media_types};
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_ustar();
-        header.set_mode(0o755);
-        header.set_size(bytes.len() as u64);
-        builder.append_data(&mut header, path, bytes).unwrap();
-        let layer = builder.into_inner().unwrap();
-        let layer_descriptor = Descriptor::for_bytes(media_types::OCI_LAYER_TAR, &layer);
-        let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": "amd64", "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [layer_descriptor.digest.to_string()]},
-        }))
-        .unwrap();
-        let config_descriptor = Descriptor::for_bytes(media_types::OCI_IMAGE_CONFIG, &config);
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": media_types::OCI_MANIFEST,
-            "config": config_descriptor,
-            "layers": [layer_descriptor],
-        }))
-        .unwrap();
-        push(
-            registry,
-            repo,
-            &manifest,
-            &[(&config_descriptor, &config), (&layer_descriptor, &layer)],
-        )
-    }
 
     /// A registry, a containerd with CRI using it, and a CRI client.
     struct Node {
@@ -933,6 +847,7 @@ mod cri {
             "native",
             "bin/server",
             b"\x7fELF\x02\x01\x01",
+            None,
         );
         node.pull(&native).unwrap();
         let refused = node.start_error(&[], container("native", &native, &["/bin/server"]));
@@ -1017,6 +932,22 @@ mod cri {
         .unwrap()
     }
 
+    /// Starts `container` in `pod`, lets it run for `settle`, reads its `ContainerStats`,
+    /// and removes it.
+    async fn stats_while_running(
+        cri: &mut Cri,
+        pod: &Pod,
+        container: &ContainerSpec,
+        settle: Duration,
+    ) -> k8s_cri::v1::ContainerStats {
+        let id = cri.create(pod, container).await.unwrap();
+        cri.start(&id).await.unwrap();
+        tokio::time::sleep(settle).await;
+        let stats = cri.stats(&id).await.expect("ContainerStats");
+        cri.remove(&id).await.unwrap();
+        stats
+    }
+
     fn inode(path: &Path) -> u64 {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path).unwrap().ino()
@@ -1075,38 +1006,23 @@ mod cri {
                 .list_container_stats(k8s_cri::v1::ListContainerStatsRequest::default())
                 .await
                 .expect("ListContainerStats");
-            cri.runtime
-                .container_stats(k8s_cri::v1::ContainerStatsRequest {
-                    container_id: id.clone(),
-                })
-                .await
-                .expect("ContainerStats");
+            cri.stats(&id).await.expect("ContainerStats");
         });
 
         // Stats report the guest's memory: a sleeping module's linear memory.
         let sleep = push_artifact(&node.registry, "sleep", &fixture("sleep.wasm"));
         node.pull(&sleep).unwrap();
-        let usage = node.rt.block_on(async {
-            let id = cri
-                .create(&pod, &container("sleep", &sleep, &["sleep.wasm"]))
-                .await
-                .unwrap();
-            cri.start(&id).await.unwrap();
-            let stats = cri
-                .runtime
-                .container_stats(k8s_cri::v1::ContainerStatsRequest {
-                    container_id: id.clone(),
-                })
-                .await
-                .expect("ContainerStats")
-                .into_inner();
-            cri.remove(&id).await.unwrap();
-            stats
-                .stats
-                .and_then(|s| s.memory)
-                .and_then(|m| m.usage_bytes)
-                .map_or(0, |u| u.value)
-        });
+        let usage = node
+            .rt
+            .block_on(stats_while_running(
+                &mut cri,
+                &pod,
+                &container("sleep", &sleep, &["sleep.wasm"]),
+                Duration::ZERO,
+            ))
+            .memory
+            .and_then(|m| m.usage_bytes)
+            .map_or(0, |u| u.value);
         assert!(
             usage >= 64 << 10,
             "memory usage {usage} is not the guest's memory"
@@ -1114,28 +1030,17 @@ mod cri {
         // …and the CPU time of a busy one.
         let busy = push_artifact(&node.registry, "loop", &fixture("loop.wasm"));
         node.pull(&busy).unwrap();
-        let cpu = node.rt.block_on(async {
-            let id = cri
-                .create(&pod, &container("busy", &busy, &["loop.wasm"]))
-                .await
-                .unwrap();
-            cri.start(&id).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let stats = cri
-                .runtime
-                .container_stats(k8s_cri::v1::ContainerStatsRequest {
-                    container_id: id.clone(),
-                })
-                .await
-                .expect("ContainerStats")
-                .into_inner();
-            cri.remove(&id).await.unwrap();
-            stats
-                .stats
-                .and_then(|s| s.cpu)
-                .and_then(|c| c.usage_core_nano_seconds)
-                .map_or(0, |u| u.value)
-        });
+        let cpu = node
+            .rt
+            .block_on(stats_while_running(
+                &mut cri,
+                &pod,
+                &container("busy", &busy, &["loop.wasm"]),
+                Duration::from_millis(300),
+            ))
+            .cpu
+            .and_then(|c| c.usage_core_nano_seconds)
+            .map_or(0, |u| u.value);
         assert!(cpu > 0, "a busy guest shows no CPU time");
 
         // A guest waiting for input (`stdin: true`, nothing written) still stops.

@@ -1,6 +1,5 @@
 use std::collections::BTreeMap;
 
-use crate::manifest::annotations;
 use crate::{
     Descriptor, Digest, Error, ImageManifest, Timestamp, WASM_ARCHITECTURE, WasmConfig, WasmKind,
     component_section, media_types,
@@ -90,19 +89,12 @@ pub fn build_artifact(input: ArtifactInput<'_>) -> Result<Artifact, Error> {
         component,
     };
     let config_bytes = config.to_json();
-    let mut annotations = input.annotations;
-    annotations
-        .entry(annotations::CREATED.to_owned())
-        .or_insert_with(|| input.created.to_string());
-    let manifest = ImageManifest {
-        schema_version: 2,
-        media_type: Some(media_types::OCI_MANIFEST.to_owned()),
-        artifact_type: None,
-        config: Descriptor::for_bytes(media_types::WASM_CONFIG_V0, &config_bytes),
-        layers: vec![layer],
-        subject: None,
-        annotations: Some(annotations),
-    };
+    let manifest = ImageManifest::single_layer(
+        Descriptor::for_bytes(media_types::WASM_CONFIG_V0, &config_bytes),
+        layer,
+        input.annotations,
+        input.created,
+    );
     let manifest_bytes = manifest.to_json();
     Ok(Artifact {
         kind,

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::manifest::annotations;
 use crate::{
     Descriptor, Digest, Error, ImageManifest, Timestamp, WASM_ARCHITECTURE, WasmKind, media_types,
 };
@@ -100,19 +99,12 @@ pub fn build_image(input: ImageInput<'_>) -> Result<Image, Error> {
         config["author"] = author.into();
     }
     let config_bytes = serde_json::to_vec(&config).expect("a config always serializes");
-    let mut annotations = input.annotations;
-    annotations
-        .entry(annotations::CREATED.to_owned())
-        .or_insert_with(|| input.created.to_string());
-    let manifest = ImageManifest {
-        schema_version: 2,
-        media_type: Some(media_types::OCI_MANIFEST.to_owned()),
-        artifact_type: None,
-        config: Descriptor::for_bytes(media_types::OCI_IMAGE_CONFIG, &config_bytes),
-        layers: vec![layer_descriptor],
-        subject: None,
-        annotations: Some(annotations),
-    };
+    let manifest = ImageManifest::single_layer(
+        Descriptor::for_bytes(media_types::OCI_IMAGE_CONFIG, &config_bytes),
+        layer_descriptor,
+        input.annotations,
+        input.created,
+    );
     let manifest_bytes = manifest.to_json();
     Ok(Image {
         layer,

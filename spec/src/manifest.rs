@@ -92,6 +92,29 @@ pub struct ImageManifest {
 }
 
 impl ImageManifest {
+    /// A manifest of one config and one layer, as we write them: `mediaType` set, the
+    /// `org.opencontainers.image.created` annotation set to `created` unless `annotations`
+    /// has it.
+    pub(crate) fn single_layer(
+        config: Descriptor,
+        layer: Descriptor,
+        mut annotations: BTreeMap<String, String>,
+        created: crate::Timestamp,
+    ) -> Self {
+        annotations
+            .entry(annotations::CREATED.to_owned())
+            .or_insert_with(|| created.to_string());
+        ImageManifest {
+            schema_version: 2,
+            media_type: Some(media_types::OCI_MANIFEST.to_owned()),
+            artifact_type: None,
+            config,
+            layers: vec![layer],
+            subject: None,
+            annotations: Some(annotations),
+        }
+    }
+
     /// Parses manifest bytes.
     pub fn from_json(bytes: &[u8]) -> crate::Result<Self> {
         serde_json::from_slice(bytes).map_err(|e| Error::Json {

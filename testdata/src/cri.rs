@@ -498,6 +498,17 @@ impl Cri {
         Ok(response.into_inner().status.unwrap_or_default())
     }
 
+    /// `ContainerStats`.
+    pub async fn stats(&mut self, id: &str) -> Result<cri::ContainerStats, tonic::Status> {
+        let response = self
+            .runtime
+            .container_stats(cri::ContainerStatsRequest {
+                container_id: id.to_owned(),
+            })
+            .await?;
+        Ok(response.into_inner().stats.unwrap_or_default())
+    }
+
     /// Polls `ContainerStatus` until the container exits (at most `limit`).
     pub async fn wait_exited(&mut self, id: &str, limit: Duration) -> Exited {
         let start = std::time::Instant::now();

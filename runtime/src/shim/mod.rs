@@ -424,9 +424,10 @@ fn prepare(
         })
         .collect();
     let timeout = match spec.annotations.get("wasmoci.dev/timeout") {
-        Some(text) => Some(parse_duration(text).ok_or_else(|| {
-            format!("invalid `wasmoci.dev/timeout` `{text}`: expected a duration such as `500ms`, `5s` or `1m`")
-        })?),
+        Some(text) => Some(
+            crate::units::parse_duration(text)
+                .map_err(|e| format!("invalid `wasmoci.dev/timeout`: {e}"))?,
+        ),
         None => None,
     };
     let network = match spec
@@ -521,25 +522,6 @@ fn remove_socket_if_dead(socket: &str) {
     if Path::new(path).exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
         let _ = std::fs::remove_file(path);
     }
-}
-
-/// `500ms`, `2s`, `1m`.
-fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        return None;
-    };
-    number
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(|n| std::time::Duration::try_from_secs_f64(n * scale).ok())
 }
 
 /// Opens the stdin fifo without waiting for its writer (a blocking open would wait until
@@ -878,11 +860,10 @@ fn run_work(service: &Service, id: &str, runner: &Task, work: Work) -> u32 {
         .lock()
         .expect("not poisoned")
         .push(current_tid());
-    let stderr_of = |work: &Work| match work {
+    let stderr = match work {
         Work::Hold => Output::Null,
         _ => open_output(&runner.stderr),
     };
-    let stderr = stderr_of(&work);
     // The guest's threads (this one, and every one its runtime starts from here) live in
     // the pod's network namespace.
     if !matches!(work, Work::Hold)
