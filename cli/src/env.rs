@@ -1,29 +1,23 @@
-//! Every environment variable wasmoci reads, in one place.
+//! Every environment variable wasmoci reads, in one place. Where wasmoci keeps its files
+//! (`$WASMOCI_HOME`) is [`wasmoci_fs::Home`].
 
-use std::path::PathBuf;
+use anyhow::{Context, Result};
+use wasmoci_fs::Home;
 
-/// Root of wasmoci's own files; the embedded store is `$WASMOCI_HOME/store`.
-/// Default: the platform data directory (`~/.local/share/wasmoci` on Linux).
-pub const WASMOCI_HOME: &str = "WASMOCI_HOME";
+pub use wasmoci_fs::WASMOCI_HOME;
 
 /// Seconds since the epoch to use as the build time, for reproducible builds
 /// (<https://reproducible-builds.org/specs/source-date-epoch/>).
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
-/// wasmoci's home directory: `$WASMOCI_HOME`, else `<data dir>/wasmoci`.
-pub fn home() -> Option<PathBuf> {
-    match std::env::var_os(WASMOCI_HOME) {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => dirs::data_dir().map(|d| d.join("wasmoci")),
-    }
+/// The command line's home, or an error saying how to set one.
+pub fn home() -> Result<Home> {
+    Home::user().with_context(|| {
+        format!("failed to find a home directory for wasmoci's files: set `{WASMOCI_HOME}`")
+    })
 }
 
-/// The embedded store: an OCI image layout at `<home>/store`.
-pub fn store_dir() -> Option<PathBuf> {
-    home().map(|h| h.join("store"))
-}
-
-/// Compiled artifacts: `<home>/cache/compiled`.
-pub fn compile_cache_dir() -> Option<PathBuf> {
-    home().map(|h| h.join("cache").join("compiled"))
+/// `SOURCE_DATE_EPOCH`, when set.
+pub fn source_date_epoch() -> Option<String> {
+    std::env::var(SOURCE_DATE_EPOCH).ok()
 }

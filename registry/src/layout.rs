@@ -2,7 +2,6 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
 use wasmoci_spec::annotations::REF_NAME;
 use wasmoci_spec::{Descriptor, Digest, DigestWriter, ImageIndex, ImageManifest, media_types};
 
@@ -376,26 +375,17 @@ impl Layout {
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let dir = path.parent().unwrap_or(&self.root);
-        let mut temp =
-            NamedTempFile::with_prefix_in(".tmp-", dir).io("create a temporary file in", dir)?;
-        temp.write_all(bytes).io("write", temp.path().to_owned())?;
-        publish_mode(temp.as_file()).io("set permissions on", temp.path().to_owned())?;
-        temp.as_file()
-            .sync_all()
-            .io("sync", temp.path().to_owned())?;
-        temp.persist(path)
-            .map_err(|e| e.error)
-            .io("replace", path)?;
-        Ok(())
+        wasmoci_fs::write_atomic(path, bytes, PUBLISHED_MODE).io("write", path)
     }
 }
 
 /// Layout files are readable by everyone (containerd, skopeo or a CI user may read them);
 /// temporary files start out private.
+const PUBLISHED_MODE: u32 = 0o644;
+
 fn publish_mode(file: &File) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o644))
+    file.set_permissions(fs::Permissions::from_mode(PUBLISHED_MODE))
 }
 
 fn tags_of(index: &ImageIndex) -> Vec<String> {

@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
+use wasmoci_fs::AtomicFile;
 use wasmoci_spec::{Digest, WasmKind};
 use wasmtime::Module;
 use wasmtime::component::Component;
@@ -173,26 +174,25 @@ fn write_entry(path: &Path, bytes: &[u8]) -> Result<()> {
         path: dir.to_owned(),
         source,
     };
-    fs::create_dir_all(dir).map_err(|e| io("create", e))?;
     let hex: String = Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let mut entry = tempfile::NamedTempFile::with_prefix_in(".tmp-", dir)
-        .map_err(|e| io("create a temporary file in", e))?;
-    entry.write_all(bytes).map_err(|e| io("write", e))?;
-    let mut sidecar = tempfile::NamedTempFile::with_prefix_in(".tmp-", dir)
-        .map_err(|e| io("create a temporary file in", e))?;
-    sidecar
-        .write_all(hex.as_bytes())
-        .map_err(|e| io("write", e))?;
+    let stage = |path: &Path, bytes: &[u8]| {
+        let mut file = AtomicFile::create(path)?;
+        file.write_all(bytes)?;
+        Ok(file)
+    };
+    let entry = stage(path, bytes).map_err(|e| io("write a cache entry in", e))?;
+    let sidecar =
+        stage(&sidecar_path(path), hex.as_bytes()).map_err(|e| io("write a cache entry in", e))?;
     // The entry first: a reader that sees the new entry with the old sidecar finds a
     // mismatch and recompiles; it never runs unchecked bytes.
     entry
-        .persist(path)
-        .map_err(|e| io("write a cache entry in", e.error))?;
+        .commit(0o644)
+        .map_err(|e| io("write a cache entry in", e))?;
     sidecar
-        .persist(sidecar_path(path))
-        .map_err(|e| io("write a cache entry in", e.error))?;
+        .commit(0o644)
+        .map_err(|e| io("write a cache entry in", e))?;
     Ok(())
 }

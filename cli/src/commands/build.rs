@@ -281,8 +281,8 @@ pub(crate) fn build(args: &BuildArgs) -> Result<Option<Built>> {
             Some(&tag),
         )
         .with_context(|| format!("failed to store `{tag}` in `{}`", layout.root().display()))?;
-    if let (Some(temp), Some(path)) = (staged_output, &args.output) {
-        temp.persist(path)
+    if let (Some(file), Some(path)) = (staged_output, &args.output) {
+        file.commit(0o644)
             .with_context(|| format!("failed to write `{}`", path.display()))?;
     }
 
@@ -331,8 +331,8 @@ pub(crate) fn build(args: &BuildArgs) -> Result<Option<Built>> {
 
 /// `SOURCE_DATE_EPOCH` when set, else now.
 fn build_time() -> Result<Timestamp> {
-    match std::env::var(SOURCE_DATE_EPOCH) {
-        Ok(text) => {
+    match wasmoci_cli::env::source_date_epoch() {
+        Some(text) => {
             let seconds: i64 = text.trim().parse().with_context(|| {
                 format!("invalid `{SOURCE_DATE_EPOCH}` `{text}`: expected seconds since 1970-01-01")
             })?;
@@ -343,7 +343,7 @@ fn build_time() -> Result<Timestamp> {
             }
             Ok(Timestamp::from_unix_seconds(seconds)?)
         }
-        Err(_) => Ok(Timestamp::from_datetime(time::OffsetDateTime::now_utc())),
+        None => Ok(Timestamp::from_datetime(time::OffsetDateTime::now_utc())),
     }
 }
 
@@ -375,20 +375,11 @@ fn run_build_command(command: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::NamedTempFile::with_prefix_in(".wasmoci-", dir)
+fn stage(path: &Path, bytes: &[u8]) -> Result<wasmoci_fs::AtomicFile> {
+    let mut file = wasmoci_fs::AtomicFile::create(path)
+        .and_then(|mut f| f.write_all(bytes).map(|()| f))
         .with_context(|| format!("failed to write `{}`", path.display()))?;
-    temp.write_all(bytes)
+    file.flush()
         .with_context(|| format!("failed to write `{}`", path.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        temp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
-    }
-    Ok(temp)
+    Ok(file)
 }

@@ -61,13 +61,7 @@ impl StoredParts {
 }
 
 pub(crate) fn store_layout() -> Result<Layout> {
-    let dir = env::store_dir().with_context(|| {
-        format!(
-            "failed to find a home directory for the store: set `{}`",
-            env::WASMOCI_HOME
-        )
-    })?;
-    Ok(Layout::at(dir))
+    Ok(Layout::at(env::home()?.store()))
 }
 
 /// Reads the artifact `reference` names.
@@ -155,24 +149,8 @@ pub(crate) fn load(reference: &ArtifactRef) -> Result<Loaded> {
     })))
 }
 
-/// Writes `bytes` to a temporary file beside `path`, sets `mode`, and renames it over
-/// `path`: readers see the old file or the new one, never a part.
+/// [`wasmoci_fs::write_atomic`], with the path in the error.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let mut temp = tempfile::NamedTempFile::with_prefix_in(".wasmoci-", &dir)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    temp.write_all(bytes)
-        .and_then(|()| {
-            temp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))
-        })
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    temp.persist(path)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    Ok(())
+    wasmoci_fs::write_atomic(path, bytes, mode)
+        .with_context(|| format!("failed to write `{}`", path.display()))
 }

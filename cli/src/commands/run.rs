@@ -162,13 +162,7 @@ fn engine(common: &RunCommon, serving: bool) -> Result<WasmEngine> {
 }
 
 fn cache() -> Result<CompileCache> {
-    let dir = env::compile_cache_dir().with_context(|| {
-        format!(
-            "failed to find a home directory for the compile cache: set `{}`",
-            env::WASMOCI_HOME
-        )
-    })?;
-    Ok(CompileCache::new(dir))
+    Ok(CompileCache::new(env::home()?.compile_cache()))
 }
 
 fn load_program(engine: &WasmEngine, wasm: &Wasm, no_cache: bool) -> Result<Program> {

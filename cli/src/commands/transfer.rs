@@ -238,17 +238,12 @@ fn write_blob_to(
     digest: &wasmoci_spec::Digest,
     path: &std::path::Path,
 ) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let fail = || format!("failed to write `{}`", path.display());
     let source = std::fs::File::open(layout.blob_path(digest))
         .with_context(|| format!("failed to read blob `{digest}`"))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let mut temp = tempfile::NamedTempFile::with_prefix_in(".wasmoci-", &dir).with_context(fail)?;
+    let mut file = wasmoci_fs::AtomicFile::create(path).with_context(fail)?;
     let mut reader = wasmoci_spec::HashingReader::new(source);
-    std::io::copy(&mut reader, temp.as_file_mut()).with_context(fail)?;
+    std::io::copy(&mut reader, &mut file).with_context(fail)?;
     let (actual, _) = reader.finish();
     if actual != *digest {
         bail!(
@@ -256,10 +251,7 @@ fn write_blob_to(
             layout.root().display()
         );
     }
-    temp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .with_context(fail)?;
-    temp.persist(path).with_context(fail)?;
+    file.commit(0o644).with_context(fail)?;
     Ok(())
 }
 

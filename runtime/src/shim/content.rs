@@ -195,13 +195,6 @@ pub(crate) fn load_from_containerd(
     )
 }
 
-/// Where direct pulls are kept on the node: `$WASMOCI_HOME/store`, else
-/// `/var/lib/wasmoci/store`.
-fn node_store() -> PathBuf {
-    std::env::var_os("WASMOCI_HOME")
-        .map(|h| PathBuf::from(h).join("store"))
-        .unwrap_or_else(|| PathBuf::from("/var/lib/wasmoci/store"))
-}
 
 /// Pulls `reference` (which must pin a digest) into the node's store, unless it is there
 /// already, and returns its wasm layer.
@@ -216,7 +209,7 @@ pub(crate) fn pull_direct(reference: &str) -> Result<Loaded, String> {
             "`wasmoci.dev/image` `{reference}` must pin a digest (`REF@sha256:…`), so the node runs exactly what was reviewed"
         ));
     };
-    let layout = Layout::at(node_store());
+    let layout = Layout::at(wasmoci_fs::Home::node().store());
     let stored = match layout.resolve(&LayoutRef::Digest(digest)) {
         Ok(stored) => stored,
         Err(_) => {

@@ -28,6 +28,7 @@ use containerd_shim::protos::topics;
 use containerd_shim::protos::ttrpc;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, TtrpcContext, TtrpcResult, api};
+use wasmoci_fs::Home;
 use wasmoci_spec::{Digest, WasmKind};
 
 use crate::cache::CompileCache;
@@ -74,10 +75,7 @@ fn engine() -> Result<&'static (WasmEngine, CompileCache), String> {
                 ..EngineSettings::default()
             })
             .map_err(|e| e.to_string())?;
-            let dir = std::env::var_os("WASMOCI_HOME")
-                .map(|h| PathBuf::from(h).join("cache").join("compiled"))
-                .unwrap_or_else(|| PathBuf::from("/var/lib/wasmoci/cache/compiled"));
-            Ok((engine, CompileCache::new(dir)))
+            Ok((engine, CompileCache::new(Home::node().compile_cache())))
         })
         .as_ref()
         .map_err(Clone::clone)
