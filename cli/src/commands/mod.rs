@@ -8,8 +8,6 @@ pub(crate) mod run;
 pub(crate) mod transfer;
 pub(crate) mod validate;
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};

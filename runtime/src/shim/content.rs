@@ -2,7 +2,6 @@
 //! store (what containerd pulled), or a pull of our own when a pod annotation names a
 //! digest.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use containerd_client::services::v1::containers_client::ContainersClient;
@@ -194,7 +193,6 @@ pub(crate) fn load_from_containerd(
         "reading the image from containerd",
     )
 }
-
 
 /// Pulls `reference` (which must pin a digest) into the node's store, unless it is there
 /// already, and returns its wasm layer.
