@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
 done
 
 .ci/containerd-1.7
-cargo build -q --release -p wasmoci-runtime --bin containerd-shim-wasmoci-v1 --example cri_cold_start
+cargo build -q --release -p containerd-shim-wasmoci --bin containerd-shim-wasmoci-v1 --example cri_cold_start
 peer=()
 if [ -n "$runwasi" ]; then
   (

@@ -16,6 +16,7 @@
 //!   time; each stop is reported as its own [`run::Exit`] variant.
 
 pub mod cache;
+pub mod containerd;
 pub mod engine;
 mod error;
 pub mod limits;
@@ -23,7 +24,6 @@ pub mod program;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
-pub mod shim;
 pub mod units;
 
 pub use error::{Error, Result};

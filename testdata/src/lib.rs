@@ -14,8 +14,6 @@
 
 #![allow(clippy::print_stderr, reason = "a test helper reports what it builds")]
 
-pub mod containerd;
-pub mod cri;
 pub mod fake;
 pub mod registry;
 

@@ -19,11 +19,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/support/cri.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the tests; the benchmark uses part of it"
+)]
+mod cri;
 #[path = "../tests/support/images.rs"]
 mod images;
 
+use cri::{ContainerSpec, Cri, CriContainerd, CriSetup, PodSpec, containerd_1_7};
 use images::{push_artifact, push_native};
-use wasmoci_testdata::cri::{ContainerSpec, Cri, CriContainerd, CriSetup, PodSpec, containerd_1_7};
 use wasmoci_testdata::registry::TestRegistry;
 
 /// A static `pause` (what a runc-style shim may run for the sandbox), in a tar layer.

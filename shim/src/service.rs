@@ -1,20 +1,4 @@
-//! `containerd-shim-wasmoci-v1`: the task service containerd talks to (task API v2 over
-//! ttrpc, from the `containerd-shim` 0.11 crate, which containerd 1.6, 1.7 and 2.x speak),
-//! thin over the engine of this crate. One shim process per pod.
-//!
-//! - The pod sandbox (the pause container) runs nothing: a holder thread keeps the pod's
-//!   network namespace, and its thread id is the sandbox's pid ([`netns`]).
-//! - A container's wasm comes from a direct pull (`wasmoci.dev/image`), containerd's
-//!   content store, or the file `process.args[0]` (`path[#func]`) in its root filesystem
-//!   ([`content`]). Commands (`wasi:cli/run`, `_start`, `#func`) run to their exit status;
-//!   `wasi:http/incoming-handler` components serve inside the pod's network namespace.
-//! - Guest stdout/stderr go to the fifos of the create request (and why a guest was
-//!   stopped, as a last line on stderr); the exit status goes to `Wait`; `Kill` stops the
-//!   guest (SIGTERM drains an HTTP server).
-
-mod content;
-mod netns;
-pub mod spec;
+//! The task service containerd talks to.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,17 +15,17 @@ use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, TtrpcContext, T
 use wasmoci_fs::Home;
 use wasmoci_spec::{Digest, WasmKind};
 
-use crate::cache::CompileCache;
-use crate::engine::{EngineSettings, WasmEngine, build_engine};
-use crate::limits::{Limits, MemoryBudget};
-use crate::program::{EntryPoint, Program};
-use crate::run::{Exit, Input, Output, Stdio, StopHandle, run_command_until};
-use crate::sandbox::{DirGrant, NetworkGrant, Sandbox};
-use crate::serve::{HttpHandler, ServeOptions};
-use spec::Spec;
+use wasmoci_runtime::cache::CompileCache;
+use wasmoci_runtime::containerd::RUNTIME_TYPE;
+use wasmoci_runtime::engine::{EngineSettings, WasmEngine, build_engine};
+use wasmoci_runtime::limits::{Limits, MemoryBudget};
+use wasmoci_runtime::program::{EntryPoint, Program};
+use wasmoci_runtime::run::{Exit, Input, Output, Stdio, StopHandle, run_command_until};
+use wasmoci_runtime::sandbox::{DirGrant, NetworkGrant, Sandbox};
+use wasmoci_runtime::serve::{HttpHandler, ServeOptions};
 
-/// The runtime type containerd knows this shim by.
-pub const RUNTIME_TYPE: &str = "io.containerd.wasmoci.v1";
+use crate::bundle::Spec;
+use crate::{content, netns};
 
 fn invalid(message: impl Into<String>) -> ttrpc::Error {
     ttrpc::Error::RpcStatus(ttrpc::get_status(
@@ -165,7 +149,7 @@ impl Task {
 
 /// The shim: its tasks (one pod's containers) and how to tell containerd about them.
 #[derive(Clone)]
-pub struct Service {
+pub(crate) struct Service {
     tasks: Arc<Mutex<HashMap<String, Arc<Task>>>>,
     exit: Arc<ExitSignal>,
     namespace: String,
@@ -423,7 +407,7 @@ fn prepare(
         .collect();
     let timeout = match spec.annotations.get("wasmoci.dev/timeout") {
         Some(text) => Some(
-            crate::units::parse_duration(text)
+            wasmoci_runtime::units::parse_duration(text)
                 .map_err(|e| format!("invalid `wasmoci.dev/timeout`: {e}"))?,
         ),
         None => None,
@@ -493,7 +477,8 @@ fn prepare(
             "`{path}` exports neither `wasi:cli/run` nor `wasi:http/incoming-handler`: nothing to run"
         ));
     }
-    let handler = crate::serve::prepare(engine, component, path).map_err(|e| e.to_string())?;
+    let handler =
+        wasmoci_runtime::serve::prepare(engine, component, path).map_err(|e| e.to_string())?;
     let listen = spec
         .annotations
         .get("wasmoci.dev/listen")
@@ -1006,7 +991,7 @@ fn serve_until(
         let stop = task.stop.clone();
         let hard = task.hard_stop.clone();
         tokio::select! {
-            report = crate::serve::serve(handler, name, listener, options, async move {
+            report = wasmoci_runtime::serve::serve(handler, name, listener, options, async move {
                 stop.wait_public().await;
             }) => {
                 let report = report.map_err(|e| e.to_string())?;

@@ -23,10 +23,10 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::Channel;
 
 /// Where `.ci/containerd-1.7` unpacks Debian trixie's containerd 1.7.24.
-pub fn containerd_1_7() -> PathBuf {
+pub(crate) fn containerd_1_7() -> PathBuf {
     std::env::var_os("WASMOCI_CONTAINERD_1_7").map_or_else(
         || {
-            crate::root()
+            wasmoci_testdata::root()
                 .parent()
                 .expect("testdata/ is in the workspace")
                 .join("target/tools/containerd-1.7/usr/bin/containerd")
@@ -36,35 +36,35 @@ pub fn containerd_1_7() -> PathBuf {
 }
 
 /// Debian bookworm's containerd 1.6.20 (the `containerd` package).
-pub const CONTAINERD_1_6: &str = "/usr/bin/containerd";
+pub(crate) const CONTAINERD_1_6: &str = "/usr/bin/containerd";
 
 /// Where Debian's `containernetworking-plugins` puts the CNI plugins.
-pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
+pub(crate) const CNI_BIN_DIR: &str = "/usr/lib/cni";
 
 /// What a [`CriContainerd`] needs from the test.
 #[derive(Debug, Clone)]
-pub struct CriSetup {
+pub(crate) struct CriSetup {
     /// The containerd binary.
-    pub containerd: PathBuf,
+    pub(crate) containerd: PathBuf,
     /// The shim under test.
-    pub shim: PathBuf,
+    pub(crate) shim: PathBuf,
     /// `127.0.0.1:PORT` of the test registry (pulled over plain HTTP).
-    pub registry: String,
+    pub(crate) registry: String,
     /// The pause image, already in that registry.
-    pub sandbox_image: String,
+    pub(crate) sandbox_image: String,
     /// `WASMOCI_HOME` for the shim (its compile cache and store).
-    pub wasmoci_home: PathBuf,
+    pub(crate) wasmoci_home: PathBuf,
     /// More runtimes: (handler, runtime type, shim path), e.g. a peer's shim to compare.
-    pub other_runtimes: Vec<(String, String, PathBuf)>,
+    pub(crate) other_runtimes: Vec<(String, String, PathBuf)>,
 }
 
 /// A running containerd with CRI; on drop, the pods it still has are removed, then it is
 /// stopped.
 #[derive(Debug)]
-pub struct CriContainerd {
+pub(crate) struct CriContainerd {
     child: Option<Child>,
     /// The gRPC socket (containerd's API and CRI).
-    pub address: PathBuf,
+    pub(crate) address: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -119,10 +119,10 @@ impl Drop for CriContainerd {
 impl CriContainerd {
     /// Starts containerd; `None` when it or the CNI plugins are missing (and this is not
     /// CI, where that fails).
-    pub fn start(setup: &CriSetup) -> Option<CriContainerd> {
+    pub(crate) fn start(setup: &CriSetup) -> Option<CriContainerd> {
         let containerd = setup.containerd.to_str().expect("a UTF-8 path");
-        if !crate::registry::require(containerd)
-            || !crate::registry::require(&format!("{CNI_BIN_DIR}/ptp"))
+        if !wasmoci_testdata::registry::require(containerd)
+            || !wasmoci_testdata::registry::require(&format!("{CNI_BIN_DIR}/ptp"))
         {
             return None;
         }
@@ -260,91 +260,91 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     }
 
     /// containerd's process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
 
     /// containerd's own log (for failure messages).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
     }
 
     /// A scratch directory of this containerd (pod logs go under it).
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 }
 
 /// A CRI client: the calls kubelet makes.
 #[derive(Debug, Clone)]
-pub struct Cri {
+pub(crate) struct Cri {
     /// `runtime.v1.RuntimeService`.
-    pub runtime: RuntimeServiceClient<Channel>,
+    pub(crate) runtime: RuntimeServiceClient<Channel>,
     /// `runtime.v1.ImageService`.
-    pub images: ImageServiceClient<Channel>,
+    pub(crate) images: ImageServiceClient<Channel>,
 }
 
 /// A pod as the tests describe it.
 #[derive(Debug, Clone, Default)]
-pub struct PodSpec {
+pub(crate) struct PodSpec {
     /// `metadata.name` (also the uid, made unique by the caller).
-    pub name: String,
+    pub(crate) name: String,
     /// Pod annotations.
-    pub annotations: HashMap<String, String>,
+    pub(crate) annotations: HashMap<String, String>,
     /// `hostNetwork: true`.
-    pub host_network: bool,
+    pub(crate) host_network: bool,
     /// Where CRI writes the containers' logs.
-    pub log_directory: PathBuf,
+    pub(crate) log_directory: PathBuf,
     /// The RuntimeClass handler (`wasmoci` when empty).
-    pub handler: String,
+    pub(crate) handler: String,
 }
 
 /// A container as the tests describe it.
 #[derive(Debug, Clone, Default)]
-pub struct ContainerSpec {
+pub(crate) struct ContainerSpec {
     /// `name`.
-    pub name: String,
+    pub(crate) name: String,
     /// `image`.
-    pub image: String,
+    pub(crate) image: String,
     /// `command`.
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
     /// `args`.
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// `resources.limits.memory` in bytes (0: none).
-    pub memory_limit: i64,
+    pub(crate) memory_limit: i64,
     /// `resources.limits.cpu` as CFS quota and period in microseconds (0: none).
-    pub cpu_quota: i64,
+    pub(crate) cpu_quota: i64,
     /// (container path, host path, read-only) of hostPath volumes.
-    pub mounts: Vec<(String, String, bool)>,
+    pub(crate) mounts: Vec<(String, String, bool)>,
     /// `env`.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// `stdin: true`.
-    pub stdin: bool,
+    pub(crate) stdin: bool,
 }
 
 /// A started pod: its id and the config CRI wants again with every container.
 #[derive(Debug, Clone)]
-pub struct Pod {
+pub(crate) struct Pod {
     /// The sandbox id.
-    pub id: String,
+    pub(crate) id: String,
     /// Its config.
-    pub config: cri::PodSandboxConfig,
+    pub(crate) config: cri::PodSandboxConfig,
 }
 
 /// How a container ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exited {
+pub(crate) struct Exited {
     /// Its exit code.
-    pub exit_code: i32,
+    pub(crate) exit_code: i32,
     /// CRI's reason (`Completed`, `Error`, `OOMKilled`).
-    pub reason: String,
+    pub(crate) reason: String,
     /// CRI's message.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl Cri {
     /// Connects to containerd's socket.
-    pub async fn connect(address: &Path) -> Result<Cri, tonic::transport::Error> {
+    pub(crate) async fn connect(address: &Path) -> Result<Cri, tonic::transport::Error> {
         let channel = containerd_client::connect(address).await?;
         Ok(Cri {
             runtime: RuntimeServiceClient::new(channel.clone()),
@@ -353,7 +353,7 @@ impl Cri {
     }
 
     /// `PullImage`: the image's id.
-    pub async fn pull(&mut self, image: &str) -> Result<String, tonic::Status> {
+    pub(crate) async fn pull(&mut self, image: &str) -> Result<String, tonic::Status> {
         let response = self
             .images
             .pull_image(cri::PullImageRequest {
@@ -368,7 +368,7 @@ impl Cri {
     }
 
     /// `RunPodSandbox` with `runtime_handler = "wasmoci"`.
-    pub async fn run_pod(&mut self, spec: &PodSpec) -> Result<Pod, tonic::Status> {
+    pub(crate) async fn run_pod(&mut self, spec: &PodSpec) -> Result<Pod, tonic::Status> {
         std::fs::create_dir_all(&spec.log_directory).unwrap();
         let network = if spec.host_network {
             cri::NamespaceMode::Node
@@ -417,7 +417,7 @@ impl Cri {
     }
 
     /// `CreateContainer`: the container's id.
-    pub async fn create(
+    pub(crate) async fn create(
         &mut self,
         pod: &Pod,
         spec: &ContainerSpec,
@@ -477,7 +477,7 @@ impl Cri {
     }
 
     /// `StartContainer`.
-    pub async fn start(&mut self, id: &str) -> Result<(), tonic::Status> {
+    pub(crate) async fn start(&mut self, id: &str) -> Result<(), tonic::Status> {
         self.runtime
             .start_container(cri::StartContainerRequest {
                 container_id: id.to_owned(),
@@ -487,7 +487,7 @@ impl Cri {
     }
 
     /// `ContainerStatus`.
-    pub async fn status(&mut self, id: &str) -> Result<cri::ContainerStatus, tonic::Status> {
+    pub(crate) async fn status(&mut self, id: &str) -> Result<cri::ContainerStatus, tonic::Status> {
         let response = self
             .runtime
             .container_status(cri::ContainerStatusRequest {
@@ -499,7 +499,7 @@ impl Cri {
     }
 
     /// `ContainerStats`.
-    pub async fn stats(&mut self, id: &str) -> Result<cri::ContainerStats, tonic::Status> {
+    pub(crate) async fn stats(&mut self, id: &str) -> Result<cri::ContainerStats, tonic::Status> {
         let response = self
             .runtime
             .container_stats(cri::ContainerStatsRequest {
@@ -510,7 +510,7 @@ impl Cri {
     }
 
     /// Polls `ContainerStatus` until the container exits (at most `limit`).
-    pub async fn wait_exited(&mut self, id: &str, limit: Duration) -> Exited {
+    pub(crate) async fn wait_exited(&mut self, id: &str, limit: Duration) -> Exited {
         let start = std::time::Instant::now();
         loop {
             let status = self.status(id).await.expect("ContainerStatus");
@@ -530,7 +530,7 @@ impl Cri {
     }
 
     /// `StopContainer` then `RemoveContainer`.
-    pub async fn remove(&mut self, id: &str) -> Result<(), tonic::Status> {
+    pub(crate) async fn remove(&mut self, id: &str) -> Result<(), tonic::Status> {
         self.runtime
             .stop_container(cri::StopContainerRequest {
                 container_id: id.to_owned(),
@@ -546,7 +546,7 @@ impl Cri {
     }
 
     /// `StopPodSandbox` then `RemovePodSandbox` (which removes its containers too).
-    pub async fn remove_pod(&mut self, pod: &Pod) -> Result<(), tonic::Status> {
+    pub(crate) async fn remove_pod(&mut self, pod: &Pod) -> Result<(), tonic::Status> {
         self.runtime
             .stop_pod_sandbox(cri::StopPodSandboxRequest {
                 pod_sandbox_id: pod.id.clone(),
@@ -562,7 +562,7 @@ impl Cri {
 
     /// `PodSandboxStatus`: the pod's network namespace path is in its `info`
     /// (verbose), its IP in `network`.
-    pub async fn pod_status(
+    pub(crate) async fn pod_status(
         &mut self,
         pod: &Pod,
     ) -> Result<cri::PodSandboxStatusResponse, tonic::Status> {
@@ -579,7 +579,7 @@ impl Cri {
 
 /// The messages of a CRI container log file (`TIME STREAM TAG MESSAGE` lines), joined by
 /// newlines where a line ended (`F`).
-pub fn log_messages(path: &Path) -> String {
+pub(crate) fn log_messages(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut out = String::new();
     for line in text.lines() {

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 /// A running containerd, stopped on drop.
 #[derive(Debug)]
-pub struct TestContainerd {
+pub(crate) struct TestContainerd {
     child: Child,
     /// The gRPC socket.
-    pub address: PathBuf,
+    pub(crate) address: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -25,9 +25,9 @@ impl Drop for TestContainerd {
 impl TestContainerd {
     /// Starts containerd with `shim_dir` first on its PATH; `None` when containerd is not
     /// installed (and this is not CI).
-    pub fn start(shim_dir: &Path) -> Option<TestContainerd> {
-        if !crate::registry::require("/usr/bin/containerd")
-            || !crate::registry::require("/usr/bin/ctr")
+    pub(crate) fn start(shim_dir: &Path) -> Option<TestContainerd> {
+        if !wasmoci_testdata::registry::require("/usr/bin/containerd")
+            || !wasmoci_testdata::registry::require("/usr/bin/ctr")
         {
             return None;
         }
@@ -73,7 +73,7 @@ impl TestContainerd {
     }
 
     /// Runs `ctr` against this containerd.
-    pub fn ctr(&self, args: &[&str]) -> Output {
+    pub(crate) fn ctr(&self, args: &[&str]) -> Output {
         Command::new("/usr/bin/ctr")
             .arg("--address")
             .arg(&self.address)
@@ -84,7 +84,7 @@ impl TestContainerd {
     }
 
     /// A scratch directory of this containerd (for root filesystems).
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 }

@@ -2,5 +2,5 @@
 //! runtime (the `wasmoci` RuntimeClass).
 
 fn main() {
-    wasmoci_runtime::shim::main();
+    containerd_shim_wasmoci::main();
 }

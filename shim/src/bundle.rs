@@ -7,116 +7,113 @@ use serde::Deserialize;
 
 /// `config.json`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Spec {
+pub(crate) struct Spec {
     /// The process to run.
     #[serde(default)]
-    pub process: Process,
+    pub(crate) process: Process,
     /// The root filesystem.
     #[serde(default)]
-    pub root: Option<Root>,
+    pub(crate) root: Option<Root>,
     /// Mounts.
     #[serde(default)]
-    pub mounts: Vec<Mount>,
+    pub(crate) mounts: Vec<Mount>,
     /// Annotations (CRI puts `io.kubernetes.cri.*` and `wasmoci.dev/*` here).
     #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
     /// Linux settings.
     #[serde(default)]
-    pub linux: Option<Linux>,
+    pub(crate) linux: Option<Linux>,
 }
 
 /// `process`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Process {
+pub(crate) struct Process {
     /// `argv`; `args[0]` names the wasm (`path[#func]`).
     #[serde(default)]
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// `KEY=VALUE` entries.
     #[serde(default)]
-    pub env: Vec<String>,
+    pub(crate) env: Vec<String>,
 }
 
 /// `root`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Root {
+pub(crate) struct Root {
     /// The root filesystem, relative to the bundle unless absolute.
-    pub path: PathBuf,
-    /// Read-only.
-    #[serde(default)]
-    pub readonly: bool,
+    pub(crate) path: PathBuf,
 }
 
 /// A mount.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Mount {
+pub(crate) struct Mount {
     /// Where the guest sees it.
-    pub destination: String,
+    pub(crate) destination: String,
     /// `bind`, `proc`, `tmpfs`, …
     #[serde(default, rename = "type")]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// The host path (for binds).
     #[serde(default)]
-    pub source: Option<PathBuf>,
+    pub(crate) source: Option<PathBuf>,
     /// `ro`, `rbind`, …
     #[serde(default)]
-    pub options: Vec<String>,
+    pub(crate) options: Vec<String>,
 }
 
 /// `linux`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Linux {
+pub(crate) struct Linux {
     /// Resource limits.
     #[serde(default)]
-    pub resources: Option<Resources>,
+    pub(crate) resources: Option<Resources>,
     /// The namespaces to join or create.
     #[serde(default)]
-    pub namespaces: Vec<Namespace>,
+    pub(crate) namespaces: Vec<Namespace>,
 }
 
 /// `linux.namespaces[]`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Namespace {
+pub(crate) struct Namespace {
     /// `network`, `pid`, `ipc`, `uts`, `mount`, …
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// The namespace to join; none means a new one.
     #[serde(default)]
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
 }
 
 /// `linux.resources`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Resources {
+pub(crate) struct Resources {
     /// Memory.
     #[serde(default)]
-    pub memory: Option<Memory>,
+    pub(crate) memory: Option<Memory>,
     /// CPU.
     #[serde(default)]
-    pub cpu: Option<Cpu>,
+    pub(crate) cpu: Option<Cpu>,
 }
 
 /// `linux.resources.cpu`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Cpu {
+pub(crate) struct Cpu {
     /// CFS quota in microseconds per period.
     #[serde(default)]
-    pub quota: Option<i64>,
+    pub(crate) quota: Option<i64>,
     /// CFS period in microseconds.
     #[serde(default)]
-    pub period: Option<u64>,
+    pub(crate) period: Option<u64>,
 }
 
 /// `linux.resources.memory`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Memory {
+pub(crate) struct Memory {
     /// Bytes.
     #[serde(default)]
-    pub limit: Option<i64>,
+    pub(crate) limit: Option<i64>,
 }
 
 impl Spec {
     /// Reads `bundle/config.json`.
-    pub fn load(bundle: &Path) -> Result<Spec, String> {
+    pub(crate) fn load(bundle: &Path) -> Result<Spec, String> {
         let path = bundle.join("config.json");
         let bytes = std::fs::read(&path)
             .map_err(|e| format!("failed to read `{}`: {e}", path.display()))?;
@@ -125,7 +122,7 @@ impl Spec {
     }
 
     /// The root filesystem directory.
-    pub fn rootfs(&self, bundle: &Path) -> PathBuf {
+    pub(crate) fn rootfs(&self, bundle: &Path) -> PathBuf {
         match &self.root {
             Some(root) if root.path.is_absolute() => root.path.clone(),
             Some(root) => bundle.join(&root.path),
@@ -134,14 +131,14 @@ impl Spec {
     }
 
     /// Whether this is the pod sandbox (the pause container) under CRI.
-    pub fn is_sandbox(&self) -> bool {
+    pub(crate) fn is_sandbox(&self) -> bool {
         self.annotations
             .get("io.kubernetes.cri.container-type")
             .is_some_and(|t| t == "sandbox")
     }
 
     /// The network namespace to join, if the spec names one (a pod's, not the host's).
-    pub fn network_namespace(&self) -> Option<&Path> {
+    pub(crate) fn network_namespace(&self) -> Option<&Path> {
         self.linux
             .as_ref()?
             .namespaces
@@ -152,7 +149,7 @@ impl Spec {
     }
 
     /// The CPU limit as a share of one core (`quota / period`), if one is set.
-    pub fn cpu_share(&self) -> Option<f64> {
+    pub(crate) fn cpu_share(&self) -> Option<f64> {
         let cpu = self.linux.as_ref()?.resources.as_ref()?.cpu.as_ref()?;
         let quota = cpu.quota.filter(|q| *q > 0)?;
         let period = cpu.period.filter(|p| *p > 0).unwrap_or(100_000);
@@ -160,7 +157,7 @@ impl Spec {
     }
 
     /// The memory limit in bytes, if one is set.
-    pub fn memory_limit(&self) -> Option<u64> {
+    pub(crate) fn memory_limit(&self) -> Option<u64> {
         let limit = self
             .linux
             .as_ref()?

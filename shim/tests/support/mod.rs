@@ -1,0 +1,5 @@
+//! Harnesses: a private containerd driven with `ctr`, one with CRI, and images to push.
+
+pub(crate) mod containerd;
+pub(crate) mod cri;
+pub(crate) mod images;
