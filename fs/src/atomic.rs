@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 /// Writes `bytes` to `path` with permissions `mode`: a temporary file in the same
-/// directory, fsync, rename. Creates the parent directory. Readers see the old file or the
+/// directory (which must exist), fsync, rename. Readers see the old file or the
 /// new one, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut file = AtomicFile::create(path)?;
@@ -25,13 +25,12 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Starts a write of `path`, creating its parent directory if needed.
+    /// Starts a write of `path`; its directory must exist.
     pub fn create(path: &Path) -> io::Result<Self> {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        fs::create_dir_all(dir)?;
         let temp = NamedTempFile::with_prefix_in(".wasmoci-", dir)?;
         Ok(Self {
             temp,
@@ -76,7 +75,8 @@ mod tests {
     #[test]
     fn replaces_whole_and_sets_the_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/file");
+        let path = dir.path().join("file");
+        assert!(write_atomic(&dir.path().join("missing/file"), b"x", 0o600).is_err());
         write_atomic(&path, b"one", 0o600).unwrap();
         write_atomic(&path, b"two", 0o644).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");

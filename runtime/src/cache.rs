@@ -174,6 +174,7 @@ fn write_entry(path: &Path, bytes: &[u8]) -> Result<()> {
         path: dir.to_owned(),
         source,
     };
+    fs::create_dir_all(dir).map_err(|e| io("create", e))?;
     let hex: String = Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -32,6 +32,16 @@ pub enum Error {
         /// What it exports instead.
         reason: String,
     },
+    /// The program is not what the caller asked to run.
+    #[error("`{name}` is {what}: {advice}")]
+    Mismatch {
+        /// The artifact.
+        name: String,
+        /// What it is.
+        what: String,
+        /// What to do instead.
+        advice: String,
+    },
     /// A directory grant that cannot be opened.
     #[error("failed to open `{}` for the guest: {reason}", path.display())]
     Preopen {

@@ -84,3 +84,90 @@ impl Program {
         out
     }
 }
+
+/// What a caller asks a program to be run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Whatever it is (the shim): a command if it is one, else an HTTP handler.
+    Any,
+    /// A command (`wasmoci run`).
+    Command,
+    /// An HTTP handler (`wasmoci serve`).
+    Http,
+}
+
+/// What a program runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Run to completion: `wasi:cli/run`, `_start`, or the core module function `entry`.
+    Command {
+        /// `path#func`: a core module's function to call instead of `_start`.
+        entry: Option<String>,
+    },
+    /// Serve `wasi:http/incoming-handler`, an instance per request.
+    Http,
+}
+
+impl Program {
+    /// The one decision of what this program runs as, for `wasmoci run`, `wasmoci serve`
+    /// and the shim alike. `entry` (`path#func`) names a core module's function to call
+    /// instead of `_start`; components ignore it. A component that is both a command and
+    /// an HTTP handler runs as a command unless `want` is [`Want::Http`].
+    pub fn target(
+        &self,
+        engine: &wasmtime::Engine,
+        name: &str,
+        entry: Option<&str>,
+        want: Want,
+    ) -> crate::Result<Target> {
+        let entry = entry.filter(|f| !f.is_empty() && *f != "_start");
+        if let (Program::Module(_), Some(func), Want::Any | Want::Command) = (self, entry, want) {
+            return Ok(Target::Command {
+                entry: Some(func.to_owned()),
+            });
+        }
+        let entries = self.entry_points(engine);
+        let mismatch = |what: &str, advice: &str| crate::Error::Mismatch {
+            name: name.to_owned(),
+            what: what.to_owned(),
+            advice: advice.to_owned(),
+        };
+        match want {
+            Want::Http if matches!(self, Program::Module(_)) => Err(mismatch(
+                "a core module",
+                "only components can serve `wasi:http`",
+            )),
+            // `serve::prepare` says what the component lacks.
+            Want::Http => Ok(Target::Http),
+            _ if entries.contains(&EntryPoint::Command) => Ok(Target::Command { entry: None }),
+            Want::Command if entries.contains(&EntryPoint::Http) => Err(mismatch(
+                "an HTTP handler (`wasi:http/incoming-handler`)",
+                "use `wasmoci serve`",
+            )),
+            Want::Command => Err(self.nothing_to_run(engine, name, "`wasi:cli/run` nor `_start`")),
+            Want::Any if entries.contains(&EntryPoint::Http) => Ok(Target::Http),
+            Want::Any => Err(self.nothing_to_run(
+                engine,
+                name,
+                "`wasi:cli/run`, `wasi:http/incoming-handler` nor `_start`",
+            )),
+        }
+    }
+
+    fn nothing_to_run(&self, engine: &wasmtime::Engine, name: &str, wanted: &str) -> crate::Error {
+        let exports = self.exports(engine);
+        let exports = if exports.is_empty() {
+            "nothing".to_owned()
+        } else {
+            exports
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        crate::Error::NoEntryPoint {
+            name: name.to_owned(),
+            reason: format!("it exports neither {wanted} (it exports {exports})"),
+        }
+    }
+}

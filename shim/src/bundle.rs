@@ -1,13 +1,13 @@
-//! The parts of an OCI runtime spec (`config.json` in the bundle) the shim reads.
+//! The parts of an OCI bundle's runtime spec (`config.json`) the shim reads.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// `config.json`.
+/// `config.json` of an OCI bundle.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct Spec {
+pub struct Bundle {
     /// The process to run.
     #[serde(default)]
     pub(crate) process: Process,
@@ -111,14 +111,31 @@ pub(crate) struct Memory {
     pub(crate) limit: Option<i64>,
 }
 
-impl Spec {
+/// A `config.json` that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} `{}`: {reason}", path.display())]
+pub struct BundleError {
+    action: &'static str,
+    path: PathBuf,
+    reason: String,
+}
+
+impl Bundle {
     /// Reads `bundle/config.json`.
-    pub(crate) fn load(bundle: &Path) -> Result<Spec, String> {
+    pub fn load(bundle: &Path) -> Result<Bundle, BundleError> {
         let path = bundle.join("config.json");
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("failed to read `{}`: {e}", path.display()))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("failed to parse `{}`: {e}", path.display()))
+        let error = |action, reason: String| BundleError {
+            action,
+            path: path.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(&path).map_err(|e| error("read", e.to_string()))?;
+        Self::from_json(&bytes).map_err(|e| error("parse", e.to_string()))
+    }
+
+    /// Parses a `config.json`.
+    pub fn from_json(bytes: &[u8]) -> serde_json::Result<Bundle> {
+        serde_json::from_slice(bytes)
     }
 
     /// The root filesystem directory.

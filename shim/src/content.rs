@@ -2,6 +2,7 @@
 //! store (what containerd pulled), or a pull of our own when a pod annotation names a
 //! digest.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use containerd_client::services::v1::containers_client::ContainersClient;
@@ -10,7 +11,12 @@ use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::{GetContainerRequest, GetImageRequest, ReadContentRequest};
 use containerd_client::tonic::Request;
 use containerd_client::with_namespace;
-use wasmoci_spec::{Digest, ImageIndex, ImageManifest, WASM_ARCHITECTURE, media_types};
+use wasmoci_fs::Home;
+use wasmoci_registry::client::{Client, ClientOptions};
+use wasmoci_registry::{Layout, LayoutRef, Reference};
+use wasmoci_spec::{Digest, ImageIndex, ImageManifest, WASM_ARCHITECTURE, WasmKind, media_types};
+
+use crate::plan::Source;
 
 /// The wasm of a container, with where it came from (for messages) and its digest.
 pub(crate) struct Loaded {
@@ -183,7 +189,7 @@ fn block_on<T>(
 
 /// The wasm of container `container_id` from containerd's content store, as runwasi reads
 /// it; `None` when its image is not a Wasm artifact.
-pub(crate) fn load_from_containerd(
+fn load_from_containerd(
     address: &str,
     namespace: &str,
     container_id: &str,
@@ -194,53 +200,172 @@ pub(crate) fn load_from_containerd(
     )
 }
 
-/// Pulls `reference` (which must pin a digest) into the node's store, unless it is there
-/// already, and returns its wasm layer.
-pub(crate) fn pull_direct(reference: &str) -> Result<Loaded, String> {
-    use wasmoci_registry::client::{Client, ClientOptions};
-    use wasmoci_registry::{Layout, LayoutRef, Reference};
-    let parsed: Reference = reference
-        .parse()
-        .map_err(|e| format!("invalid `wasmoci.dev/image` `{reference}`: {e}"))?;
-    let Some(digest) = parsed.digest else {
-        return Err(format!(
-            "`wasmoci.dev/image` `{reference}` must pin a digest (`REF@sha256:…`), so the node runs exactly what was reviewed"
-        ));
+/// A container's wasm that cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ContentError {
+    /// Our own pull failed.
+    #[error("failed to pull `{reference}`: {error}")]
+    Pull {
+        reference: String,
+        error: Box<wasmoci_registry::client::RegistryError>,
+    },
+    /// The node's store could not be read.
+    #[error("failed to read `{reference}` from the node's store: {error}")]
+    Store {
+        reference: String,
+        error: Box<wasmoci_registry::Error>,
+    },
+    /// The artifact does not have exactly one wasm layer.
+    #[error("`{reference}` has {count} wasm layers; wasmoci runs artifacts with exactly one")]
+    Layers {
+        reference: String,
+        count: usize,
+    },
+    /// The wasm in the node's store does not match its digest.
+    #[error("the wasm of `{reference}` in the node's store is corrupt: {error}")]
+    Corrupt {
+        reference: String,
+        error: wasmoci_spec::DigestError,
+    },
+    /// The file in the root filesystem cannot be read.
+    #[error(
+        "failed to read the component `{path}` from the container's root filesystem `{}`: {error}",
+        rootfs.display()
+    )]
+    Rootfs {
+        path: String,
+        rootfs: PathBuf,
+        error: std::io::Error,
+    },
+    /// The file is not a module or component.
+    #[error(
+        "`{path}` is not WebAssembly; wasmoci runs Wasm components and modules, not native containers (use another RuntimeClass for those)"
+    )]
+    NotWasm { path: String },
+}
+
+/// Where to reach containerd's content store: its gRPC socket and namespace.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Containerd<'a> {
+    pub(crate) address: &'a str,
+    pub(crate) namespace: &'a str,
+}
+
+/// The wasm of container `id` from `source` (see [`Source`]); containerd's content store
+/// is asked only when `containerd` is known.
+pub(crate) fn load(
+    source: &Source,
+    containerd: Option<Containerd<'_>>,
+    id: &str,
+) -> Result<Loaded, ContentError> {
+    let (path, rootfs) = match source {
+        Source::Pull(reference) => return pull_direct(reference),
+        Source::Image { path, rootfs } => (path, rootfs),
     };
-    let layout = Layout::at(wasmoci_fs::Home::node().store());
+    if let Some(containerd) = containerd {
+        match load_from_containerd(containerd.address, containerd.namespace, id) {
+            Ok(Some(loaded)) => {
+                log::info!(
+                    "task `{id}`: wasm `{}` from image `{}` in containerd's content store",
+                    loaded.digest,
+                    loaded.image
+                );
+                return Ok(loaded);
+            }
+            Ok(None) => {}
+            // As runwasi: an image we cannot read there may still carry the wasm as a file.
+            Err(e) => log::warn!("task `{id}`: {e}; looking in the root filesystem instead"),
+        }
+    }
+    let wasm = read_in_root(rootfs, path).map_err(|error| ContentError::Rootfs {
+        path: path.clone(),
+        rootfs: rootfs.clone(),
+        error,
+    })?;
+    if WasmKind::detect(&wasm).is_none() {
+        return Err(ContentError::NotWasm { path: path.clone() });
+    }
+    Ok(Loaded {
+        digest: Digest::of(&wasm),
+        wasm,
+        image: path.clone(),
+    })
+}
+
+/// Pulls `reference` (which pins a digest) into the node's store, unless it is there
+/// already, and returns its wasm layer.
+fn pull_direct(reference: &Reference) -> Result<Loaded, ContentError> {
+    let digest = reference
+        .digest
+        .expect("the plan refuses unpinned references");
+    let store = |error| ContentError::Store {
+        reference: reference.to_string(),
+        error: Box::new(error),
+    };
+    let layout = Layout::at(Home::node().store());
     let stored = match layout.resolve(&LayoutRef::Digest(digest)) {
         Ok(stored) => stored,
         Err(_) => {
-            let client = Client::new(ClientOptions::default())
-                .map_err(|e| format!("failed to set up the registry client: {e}"))?;
-            client
-                .pull(&parsed, &layout, None)
-                .map_err(|e| format!("failed to pull `{reference}`: {e}"))?;
-            layout
-                .resolve(&LayoutRef::Digest(digest))
-                .map_err(|e| format!("failed to read `{reference}` after pulling it: {e}"))?
+            let pull = |error| ContentError::Pull {
+                reference: reference.to_string(),
+                error: Box::new(error),
+            };
+            Client::new(ClientOptions::default())
+                .and_then(|client| client.pull(reference, &layout, None))
+                .map_err(pull)?;
+            layout.resolve(&LayoutRef::Digest(digest)).map_err(store)?
         }
     };
-    let manifest = stored
-        .manifest()
-        .map_err(|e| format!("failed to read `{reference}`: {e}"))?;
+    let manifest = stored.manifest().map_err(store)?;
     let layers: Vec<_> = manifest.wasm_layers().collect();
     let [(_, layer)] = layers.as_slice() else {
-        return Err(format!(
-            "`{reference}` has {} wasm layers; wasmoci runs artifacts with exactly one",
-            layers.len()
-        ));
+        return Err(ContentError::Layers {
+            reference: reference.to_string(),
+            count: layers.len(),
+        });
     };
-    let wasm = layout
-        .read_blob(&layer.digest)
-        .map_err(|e| format!("failed to read the wasm of `{reference}`: {e}"))?;
+    let wasm = layout.read_blob(&layer.digest).map_err(store)?;
     layer
         .digest
         .verify(&wasm)
-        .map_err(|e| format!("the wasm of `{reference}` in the node's store is corrupt: {e}"))?;
+        .map_err(|error| ContentError::Corrupt {
+            reference: reference.to_string(),
+            error,
+        })?;
     Ok(Loaded {
         wasm,
         digest: layer.digest,
-        image: reference.to_owned(),
+        image: reference.to_string(),
     })
+}
+
+/// The largest wasm file read from a root filesystem.
+const MAX_WASM_FILE: u64 = 1 << 30;
+
+/// Reads `path` inside `root` as the container would see it: `..` and symlinks, absolute
+/// ones included, resolve inside `root` (`openat2` with `RESOLVE_IN_ROOT`), and only a
+/// regular file of at most [`MAX_WASM_FILE`] bytes is read (never a fifo or a device).
+pub(crate) fn read_in_root(root: &Path, path: &str) -> std::io::Result<Vec<u8>> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+    use std::io::Read;
+    let dir = std::fs::File::open(root)?;
+    let relative = path.trim_start_matches('/');
+    let relative = if relative.is_empty() { "." } else { relative };
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let file = std::fs::File::from(openat2(&dir, relative, how)?);
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if metadata.len() > MAX_WASM_FILE {
+        return Err(std::io::Error::other(format!(
+            "{} bytes is more than the {MAX_WASM_FILE} a component may have",
+            metadata.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_WASM_FILE).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }

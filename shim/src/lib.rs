@@ -12,9 +12,13 @@
 //!   stopped, as a last line on stderr); the exit status goes to `Wait`; `Kill` stops the
 //!   guest (SIGTERM drains an HTTP server).
 
-mod bundle;
+pub mod bundle;
 mod content;
+mod error;
 mod netns;
+pub mod plan;
 mod service;
+mod stdio;
+mod task;
 
 pub use service::main;

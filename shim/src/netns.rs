@@ -6,27 +6,45 @@
 //! `/proc/<tid>/ns/net` names a thread's, and a parked thread costs a small stack where a
 //! process would cost megabytes.
 
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use nix::sched::{CloneFlags, setns};
 
+/// What can go wrong with the pod's network namespace.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NetnsError {
+    /// Opening or joining the namespace failed.
+    #[error("failed to {action} the network namespace `{}`: {error}", path.display())]
+    Namespace {
+        action: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
+    /// The listener could not be bound or set up.
+    #[error("failed to {action} `{addr}` in the pod's network namespace: {error}")]
+    Listen {
+        action: &'static str,
+        addr: SocketAddr,
+        error: io::Error,
+    },
+    /// A helper thread could not start or ended early.
+    #[error("the pod's {0} thread failed")]
+    Thread(&'static str),
+}
+
 /// Moves the calling thread into the network namespace at `netns`.
-pub(crate) fn join(netns: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(netns).map_err(|e| {
-        format!(
-            "failed to open the network namespace `{}`: {e}",
-            netns.display()
-        )
-    })?;
-    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
-        format!(
-            "failed to join the network namespace `{}`: {e}",
-            netns.display()
-        )
-    })
+pub(crate) fn join(netns: &Path) -> Result<(), NetnsError> {
+    let namespace = |action, error| NetnsError::Namespace {
+        action,
+        path: netns.to_owned(),
+        error,
+    };
+    let file = std::fs::File::open(netns).map_err(|e| namespace("open", e))?;
+    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| namespace("join", e.into()))
 }
 
 /// A thread parked in the pod's network namespace; it ends when this is dropped.
@@ -38,7 +56,7 @@ pub(crate) struct Holder {
 
 impl Holder {
     /// Starts a holder in `netns` (the host's when `None`), once it is inside.
-    pub(crate) fn spawn(netns: Option<&Path>) -> Result<Holder, String> {
+    pub(crate) fn spawn(netns: Option<&Path>) -> Result<Holder, NetnsError> {
         let (ready, joined) = mpsc::channel();
         let (stop, stopped) = mpsc::channel::<()>();
         let netns = netns.map(Path::to_owned);
@@ -55,10 +73,8 @@ impl Holder {
                     let _ = stopped.recv();
                 }
             })
-            .map_err(|e| format!("failed to start the pod's holder thread: {e}"))?;
-        let tid = joined
-            .recv()
-            .map_err(|_| "the pod's holder thread ended at start".to_owned())??;
+            .map_err(|_| NetnsError::Thread("holder"))?;
+        let tid = joined.recv().map_err(|_| NetnsError::Thread("holder"))??;
         Ok(Holder { tid, _stop: stop })
     }
 
@@ -70,20 +86,23 @@ impl Holder {
 
 /// Binds `addr` inside `netns` (this process's namespace when `None`). Only a helper
 /// thread joins the namespace; the socket stays in it after the thread ends.
-pub(crate) fn bind_in(netns: Option<&Path>, addr: SocketAddr) -> Result<TcpListener, String> {
+pub(crate) fn bind_in(netns: Option<&Path>, addr: SocketAddr) -> Result<TcpListener, NetnsError> {
     let netns = netns.map(Path::to_owned);
+    let listen = move |action, error| NetnsError::Listen {
+        action,
+        addr,
+        error,
+    };
     std::thread::spawn(move || {
         if let Some(netns) = &netns {
             join(netns)?;
         }
-        let listener = TcpListener::bind(addr).map_err(|e| {
-            format!("failed to listen on `{addr}` in the pod's network namespace: {e}")
-        })?;
+        let listener = TcpListener::bind(addr).map_err(|e| listen("listen on", e))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| format!("failed to set up the listener on `{addr}`: {e}"))?;
+            .map_err(|e| listen("set up the listener on", e))?;
         Ok(listener)
     })
     .join()
-    .map_err(|_| "the thread binding the listener panicked".to_owned())?
+    .map_err(|_| NetnsError::Thread("listener"))?
 }

@@ -1,149 +1,41 @@
-//! The task service containerd talks to.
+//! The task service containerd talks to: the `containerd-shim` 0.11 `Shim` and `Task`
+//! traits over the tasks of one pod ([`crate::task`]), with every RPC error a
+//! [`ShimError`] mapped to its ttrpc code.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 
 use containerd_shim as shim;
 use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskOOM, TaskStart};
 use containerd_shim::protos::protobuf::MessageDyn;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::topics;
-use containerd_shim::protos::ttrpc;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, TtrpcContext, TtrpcResult, api};
-use wasmoci_fs::Home;
-use wasmoci_spec::{Digest, WasmKind};
-
-use wasmoci_runtime::cache::CompileCache;
 use wasmoci_runtime::containerd::RUNTIME_TYPE;
-use wasmoci_runtime::engine::{EngineSettings, WasmEngine, build_engine};
-use wasmoci_runtime::limits::{Limits, MemoryBudget};
-use wasmoci_runtime::program::{EntryPoint, Program};
-use wasmoci_runtime::run::{Exit, Input, Output, Stdio, StopHandle, run_command_until};
-use wasmoci_runtime::sandbox::{DirGrant, NetworkGrant, Sandbox};
-use wasmoci_runtime::serve::{HttpHandler, ServeOptions};
+use wasmoci_runtime::limits::MemoryBudget;
+use wasmoci_runtime::run::StopHandle;
 
-use crate::bundle::Spec;
-use crate::{content, netns};
+use crate::bundle::Bundle;
+use crate::content::Containerd;
+use crate::error::ShimError;
+use crate::netns;
+use crate::plan::{Plan, plan};
+use crate::task::{Events, Status, Task, TaskState, Work, prepare, run_work};
 
-fn invalid(message: impl Into<String>) -> ttrpc::Error {
-    ttrpc::Error::RpcStatus(ttrpc::get_status(
-        ttrpc::Code::INVALID_ARGUMENT,
-        message.into(),
-    ))
-}
-
-fn precondition(message: String) -> ttrpc::Error {
-    ttrpc::Error::RpcStatus(ttrpc::get_status(ttrpc::Code::FAILED_PRECONDITION, message))
-}
-
-fn not_found(id: &str) -> ttrpc::Error {
-    ttrpc::Error::RpcStatus(ttrpc::get_status(
-        ttrpc::Code::NOT_FOUND,
-        format!("no task `{id}` in this shim"),
-    ))
-}
+/// The annotation CRI sets on every container of a pod: one shim serves the pod.
+const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 
 fn now() -> Timestamp {
     shim::util::timestamp().unwrap_or_default()
 }
 
-/// The engine every task of this shim process uses (and the node-wide compile cache).
-fn engine() -> Result<&'static (WasmEngine, CompileCache), String> {
-    static ENGINE: OnceLock<Result<(WasmEngine, CompileCache), String>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let engine = build_engine(&EngineSettings {
-                pooling: Some(false),
-                ..EngineSettings::default()
-            })
-            .map_err(|e| e.to_string())?;
-            Ok((engine, CompileCache::new(Home::node().compile_cache())))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-#[derive(Debug, Clone)]
-enum Status {
-    Created,
-    Running,
-    Stopped { code: u32, at: Timestamp },
-}
-
-/// What a task runs.
-enum Work {
-    /// The pod sandbox: nothing runs; it lives until it is killed (its holder thread
-    /// keeps the pod's network namespace).
-    Hold,
-    /// A `wasi:http/incoming-handler` component, served on a listener in the pod's
-    /// network namespace.
-    Http {
-        name: String,
-        handler: HttpHandler,
-        options: ServeOptions,
-        listener: std::net::TcpListener,
-    },
-    /// A command.
-    Command {
-        name: String,
-        program: Program,
-        sandbox: Sandbox,
-        limits: Limits,
-    },
-}
-
-struct Task {
-    /// The pid containerd sees: the holder thread's for the sandbox, the shim's otherwise.
-    pid: u32,
-    /// `linux.resources.memory.limit` (0: none), for Stats.
-    memory_limit: u64,
-    /// The linear memory all the task's instances hold now, for Stats.
-    memory: Arc<MemoryBudget>,
-    /// The threads that run its guests, and the most CPU time (ns) seen on them, for
-    /// Stats (a counter must not go down when a thread ends).
-    threads: Arc<Mutex<Vec<u32>>>,
-    cpu_seen: std::sync::atomic::AtomicU64,
-    holder: Mutex<Option<netns::Holder>>,
-    /// A second, hard stop (SIGKILL after SIGTERM) ends an HTTP drain.
-    hard_stop: Arc<tokio::sync::Notify>,
-    /// The pod's network namespace, which the guest's threads join (so its sockets, when
-    /// granted, are the pod's, not the node's).
-    netns: Option<PathBuf>,
-    bundle: String,
-    stdin: String,
-    stdout: String,
-    stderr: String,
-    /// Status and the work not yet started, under one lock: Start and Kill race.
-    state: Mutex<TaskState>,
-    changed: Condvar,
-    stop: StopHandle,
-}
-
-struct TaskState {
-    status: Status,
-    work: Option<Work>,
-}
-
-impl Task {
-    fn status(&self) -> Status {
-        self.state.lock().expect("not poisoned").status.clone()
-    }
-
-    fn finish(&self, code: u32, at: Timestamp) {
-        self.state.lock().expect("not poisoned").status = Status::Stopped { code, at };
-        self.changed.notify_all();
-    }
-
-    fn wait(&self) -> (u32, Timestamp) {
-        let mut state = self.state.lock().expect("not poisoned");
-        loop {
-            if let Status::Stopped { code, at } = &state.status {
-                return (*code, at.clone());
-            }
-            state = self.changed.wait(state).expect("not poisoned");
-        }
+/// Removes a shim socket nobody serves any more (a live shim of the pod keeps its own).
+fn remove_socket_if_dead(socket: &str) {
+    let path = socket.trim_start_matches("unix://");
+    if Path::new(path).exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -169,7 +61,7 @@ impl Service {
             .expect("not poisoned")
             .get(id)
             .cloned()
-            .ok_or_else(|| not_found(id))
+            .ok_or_else(|| ShimError::NotFound(id.to_owned()).into())
     }
 
     fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
@@ -182,9 +74,40 @@ impl Service {
     }
 }
 
+type Created = (Plan, Arc<MemoryBudget>, Work, Option<netns::Holder>);
+
 impl Service {
-    /// A task ended: TaskExit first, then Wait returns (containerd deletes on Wait, and
-    /// TaskDelete must follow TaskExit).
+    /// Reads the bundle, plans the task and does what it needs before it can start.
+    fn prepare(&self, id: &str, bundle: &Path) -> Result<Created, ShimError> {
+        let plan = plan(&Bundle::load(bundle)?, bundle)?;
+        let memory_limit = match &plan {
+            Plan::Container(c) => c.memory_limit,
+            Plan::Sandbox { .. } => None,
+        };
+        // The budget all the task's instances share, and what Stats reports as its usage.
+        let memory = MemoryBudget::new(memory_limit.unwrap_or(u64::MAX));
+        let containerd = (!self.address.is_empty()).then_some(Containerd {
+            address: &self.address,
+            namespace: &self.namespace,
+        });
+        let work = prepare(&plan, containerd, id, &memory)?;
+        let holder = match &plan {
+            Plan::Sandbox { netns } => Some(netns::Holder::spawn(netns.as_deref())?),
+            Plan::Container(_) => None,
+        };
+        Ok((plan, memory, work, holder))
+    }
+}
+
+impl Events for Service {
+    fn oom(&self, id: &str) {
+        let mut event = TaskOOM::new();
+        event.container_id = id.to_owned();
+        self.publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
+    }
+
+    /// TaskExit first, then Wait returns (containerd deletes on Wait, and TaskDelete must
+    /// follow TaskExit).
     fn exited(&self, id: &str, task: &Task, code: u32) {
         let at = now();
         let mut event = TaskExit::new();
@@ -215,9 +138,9 @@ impl shim::Shim for Service {
 
     fn start_shim(&mut self, opts: shim::StartOpts) -> Result<String, shim::Error> {
         // One shim per pod: containers of a CRI sandbox share it.
-        let grouping = Spec::load(Path::new("."))
+        let grouping = Bundle::load(Path::new("."))
             .ok()
-            .and_then(|s| s.annotations.get("io.kubernetes.cri.sandbox-id").cloned())
+            .and_then(|s| s.annotations.get(SANDBOX_ID).cloned())
             .unwrap_or_else(|| opts.id.clone());
         let (_child, address) = shim::spawn(opts, &grouping, Vec::new())?;
         // Answer containerd and exit here, without returning to `containerd-shim` 0.11: it
@@ -244,9 +167,9 @@ impl shim::Shim for Service {
         };
         let rootfs = bundle.join("rootfs");
         let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
-        let grouping = Spec::load(&bundle)
+        let grouping = Bundle::load(&bundle)
             .ok()
-            .and_then(|s| s.annotations.get("io.kubernetes.cri.sandbox-id").cloned());
+            .and_then(|s| s.annotations.get(SANDBOX_ID).cloned());
         if let Some(grouping) = grouping {
             let socket = shim::socket_address(&self.address, &self.namespace, &grouping);
             remove_socket_if_dead(&socket);
@@ -274,286 +197,6 @@ impl shim::Shim for Service {
     }
 }
 
-/// The wasm a container runs: from a direct pull when the pod annotation
-/// `wasmoci.dev/image` names `REF@sha256:…`; else from containerd's content store when the
-/// image is a Wasm artifact; else the file `process.args[0]` (`path[#func]`) in its root
-/// filesystem (the image-compat format).
-fn load_wasm(
-    service: &Service,
-    id: &str,
-    spec: &Spec,
-    bundle: &Path,
-) -> Result<(String, Vec<u8>, Digest), String> {
-    let arg0 = spec
-        .process
-        .args
-        .first()
-        .ok_or("the container has no `process.args`: set `command:` in the pod spec")?;
-    let path = arg0.split('#').next().unwrap_or_default();
-    let name = Path::new(path)
-        .file_name()
-        .map_or_else(|| id.to_owned(), |n| n.to_string_lossy().into_owned());
-    if let Some(reference) = spec.annotations.get("wasmoci.dev/image") {
-        let loaded = content::pull_direct(reference)?;
-        return Ok((name, loaded.wasm, loaded.digest));
-    }
-    if !service.address.is_empty() {
-        match content::load_from_containerd(&service.address, &service.namespace, id) {
-            Ok(Some(loaded)) => {
-                log::info!(
-                    "task `{id}`: wasm `{}` from image `{}` in containerd's content store",
-                    loaded.digest,
-                    loaded.image
-                );
-                return Ok((name, loaded.wasm, loaded.digest));
-            }
-            Ok(None) => {}
-            // As runwasi: an image we cannot read there may still carry the wasm as a file.
-            Err(e) => log::warn!("task `{id}`: {e}; looking in the root filesystem instead"),
-        }
-    }
-    let rootfs = spec.rootfs(bundle);
-    let wasm = read_in_root(&rootfs, path).map_err(|e| {
-        format!(
-            "failed to read the component `{path}` from the container's root filesystem `{}`: {e}",
-            rootfs.display()
-        )
-    })?;
-    if WasmKind::detect(&wasm).is_none() {
-        return Err(format!(
-            "`{path}` is not WebAssembly; wasmoci runs Wasm components and modules, not native containers (use another RuntimeClass for those)"
-        ));
-    }
-    let digest = Digest::of(&wasm);
-    Ok((name, wasm, digest))
-}
-
-/// The largest wasm file read from a root filesystem.
-const MAX_WASM_FILE: u64 = 1 << 30;
-
-/// Reads `path` inside `root` as the container would see it: `..` and symlinks, absolute
-/// ones included, resolve inside `root` (`openat2` with `RESOLVE_IN_ROOT`), and only a
-/// regular file of at most [`MAX_WASM_FILE`] bytes is read (never a fifo or a device).
-fn read_in_root(root: &Path, path: &str) -> std::io::Result<Vec<u8>> {
-    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-    use std::io::Read;
-    let dir = std::fs::File::open(root)?;
-    let relative = path.trim_start_matches('/');
-    let relative = if relative.is_empty() { "." } else { relative };
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let file = std::fs::File::from(openat2(&dir, relative, how)?);
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if metadata.len() > MAX_WASM_FILE {
-        return Err(std::io::Error::other(format!(
-            "{} bytes is more than the {MAX_WASM_FILE} a component may have",
-            metadata.len()
-        )));
-    }
-    let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    file.take(MAX_WASM_FILE).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Reads the wasm a container names and prepares what it runs.
-fn prepare(
-    service: &Service,
-    id: &str,
-    spec: &Spec,
-    bundle: &Path,
-    memory: &Arc<MemoryBudget>,
-) -> Result<Work, String> {
-    if spec.is_sandbox() {
-        return Ok(Work::Hold);
-    }
-    let (path, wasm, digest) = load_wasm(service, id, spec, bundle)?;
-    let path = path.as_str();
-    let (engine, cache) = engine()?;
-    let (program, _) = cache
-        .load(engine, path, &wasm, &digest)
-        .map_err(|e| e.to_string())?;
-    let entry_points = program.entry_points(engine.engine());
-    let env = spec
-        .process
-        .env
-        .iter()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    // Mounts in the spec become directories the guest may use; nothing else is visible.
-    let dirs = spec
-        .mounts
-        .iter()
-        .filter(|m| m.kind.as_deref() == Some("bind"))
-        // What CRI adds for every container (`/dev/shm`, `/dev/termination-log`) is not
-        // the pod's volumes.
-        .filter(|m| {
-            !["/dev", "/proc", "/sys"]
-                .iter()
-                .any(|d| m.destination == *d || m.destination.starts_with(&format!("{d}/")))
-        })
-        .filter_map(|m| {
-            let source = m.source.clone()?;
-            source.is_dir().then(|| DirGrant {
-                host: source,
-                guest: m.destination.clone(),
-                read_only: m.options.iter().any(|o| o == "ro"),
-            })
-        })
-        .collect();
-    let timeout = match spec.annotations.get("wasmoci.dev/timeout") {
-        Some(text) => Some(
-            wasmoci_runtime::units::parse_duration(text)
-                .map_err(|e| format!("invalid `wasmoci.dev/timeout`: {e}"))?,
-        ),
-        None => None,
-    };
-    let network = match spec
-        .annotations
-        .get("wasmoci.dev/allow-net")
-        .map(String::as_str)
-    {
-        None | Some("false") => NetworkGrant::None,
-        Some("true") => NetworkGrant::All,
-        Some(other) => {
-            return Err(format!(
-                "invalid `wasmoci.dev/allow-net` `{other}`: expected `true` or `false`"
-            ));
-        }
-    };
-    let sandbox = Sandbox {
-        args: spec.process.args.clone(),
-        env,
-        dirs,
-        network,
-        entry: None,
-    };
-    // The container's memory limit bounds each instance and, through the budget, all of
-    // them together (an HTTP server's requests in flight); the budget is also what Stats
-    // reports as the container's memory usage.
-    let limits = Limits {
-        memory: spec.memory_limit(),
-        total_memory: Some(memory.clone()),
-        timeout,
-        cpu: spec.cpu_share(),
-        ..Limits::default()
-    };
-    // `path#func`: a core module's function to call instead of `_start`.
-    let func = spec
-        .process
-        .args
-        .first()
-        .and_then(|a| a.split_once('#'))
-        .map(|(_, f)| f.to_owned())
-        .filter(|f| !f.is_empty() && f != "_start");
-    if let (Some(func), Program::Module(_)) = (func, &program) {
-        return Ok(Work::Command {
-            name: path.to_owned(),
-            program,
-            sandbox: Sandbox {
-                entry: Some(func),
-                ..sandbox
-            },
-            limits,
-        });
-    }
-    if entry_points.contains(&EntryPoint::Command) {
-        return Ok(Work::Command {
-            name: path.to_owned(),
-            program,
-            sandbox,
-            limits,
-        });
-    }
-    let Program::Component(component) = &program else {
-        return Err(format!("`{path}` exports no `_start`: nothing to run"));
-    };
-    if !entry_points.contains(&EntryPoint::Http) {
-        return Err(format!(
-            "`{path}` exports neither `wasi:cli/run` nor `wasi:http/incoming-handler`: nothing to run"
-        ));
-    }
-    let handler =
-        wasmoci_runtime::serve::prepare(engine, component, path).map_err(|e| e.to_string())?;
-    let listen = spec
-        .annotations
-        .get("wasmoci.dev/listen")
-        .map_or("0.0.0.0:8080", String::as_str);
-    let addr: std::net::SocketAddr = listen.parse().map_err(|e| {
-        format!("invalid `wasmoci.dev/listen` `{listen}`: expected `ADDRESS:PORT` ({e})")
-    })?;
-    let listener = netns::bind_in(spec.network_namespace(), addr)?;
-    Ok(Work::Http {
-        name: path.to_owned(),
-        handler,
-        options: ServeOptions {
-            sandbox,
-            limits,
-            ..ServeOptions::default()
-        },
-        listener,
-    })
-}
-
-/// Removes a shim socket nobody serves any more (a live shim of the pod keeps its own).
-fn remove_socket_if_dead(socket: &str) {
-    let path = socket.trim_start_matches("unix://");
-    if Path::new(path).exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-/// Opens the stdin fifo without waiting for its writer (a blocking open would wait until
-/// containerd writes, which it may never do), then makes reads block again.
-fn open_input(path: &str) -> Input {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.is_empty() {
-        return Input::Null;
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(OFlag::O_NONBLOCK.bits())
-        .open(path);
-    match file {
-        Ok(file) => {
-            if let Err(e) = fcntl(&file, FcntlArg::F_SETFL(OFlag::empty())) {
-                log::warn!("failed to make `{path}` blocking: {e}");
-            }
-            Input::File(file)
-        }
-        Err(e) => {
-            log::warn!("failed to open `{path}`: {e}");
-            Input::Null
-        }
-    }
-}
-
-/// Writes one line to a task's output, best effort (the reader may be gone).
-fn write_line(output: &Output, line: &str) {
-    use std::io::Write;
-    if let Output::File(file) = output {
-        let _ = writeln!(&**file, "{line}");
-    }
-}
-
-fn open_output(path: &str) -> Output {
-    if path.is_empty() {
-        return Output::Null;
-    }
-    match std::fs::OpenOptions::new().write(true).open(path) {
-        Ok(file) => Output::File(Arc::new(file)),
-        Err(e) => {
-            log::warn!("failed to open `{path}`: {e}");
-            Output::Null
-        }
-    }
-}
-
 impl shim::Task for Service {
     fn create(
         &self,
@@ -561,49 +204,38 @@ impl shim::Task for Service {
         req: api::CreateTaskRequest,
     ) -> TtrpcResult<api::CreateTaskResponse> {
         let bundle = PathBuf::from(&req.bundle);
-        if !req.rootfs.is_empty() {
-            let rootfs = bundle.join("rootfs");
-            for mount in &req.rootfs {
-                shim::mount::mount_rootfs(
-                    Some(mount.type_.as_str()),
-                    Some(mount.source.as_str()),
-                    &mount.options,
-                    &rootfs,
-                )
-                .map_err(|e| invalid(format!("failed to mount the root filesystem: {e}")))?;
-            }
+        let rootfs = bundle.join("rootfs");
+        for mount in &req.rootfs {
+            shim::mount::mount_rootfs(
+                Some(mount.type_.as_str()),
+                Some(mount.source.as_str()),
+                &mount.options,
+                &rootfs,
+            )
+            .map_err(ShimError::Mount)?;
         }
         // A task that cannot be created leaves no mount behind (containerd has no task to
         // delete then).
-        let unmount = |message: String| {
-            let rootfs = bundle.join("rootfs");
+        let created = self.prepare(&req.id, &bundle).inspect_err(|_| {
             let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
-            invalid(message)
-        };
-        let spec = Spec::load(&bundle).map_err(unmount)?;
-        let memory = MemoryBudget::new(spec.memory_limit().unwrap_or(u64::MAX));
-        let work = prepare(self, &req.id, &spec, &bundle, &memory).map_err(unmount)?;
-        let holder = if matches!(work, Work::Hold) {
-            Some(netns::Holder::spawn(spec.network_namespace()).map_err(unmount)?)
-        } else {
-            None
-        };
+        })?;
+        let (plan, memory, work, holder) = created;
         let pid = holder
             .as_ref()
             .map_or_else(std::process::id, netns::Holder::pid);
+        let (memory_limit, netns) = match &plan {
+            Plan::Sandbox { .. } => (None, None),
+            Plan::Container(c) => (c.memory_limit, c.netns.clone()),
+        };
         let task = Arc::new(Task {
             pid,
-            memory_limit: spec.memory_limit().unwrap_or(0),
+            memory_limit: memory_limit.unwrap_or(0),
             memory,
             threads: Arc::default(),
             cpu_seen: std::sync::atomic::AtomicU64::new(0),
             holder: Mutex::new(holder),
             hard_stop: Arc::new(tokio::sync::Notify::new()),
-            netns: if spec.is_sandbox() {
-                None
-            } else {
-                spec.network_namespace().map(Path::to_owned)
-            },
+            netns,
             bundle: req.bundle.clone(),
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -635,28 +267,7 @@ impl shim::Task for Service {
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
         let task = self.task(&req.id)?;
-        let work = {
-            let mut state = task.state.lock().expect("not poisoned");
-            let work = state.work.take();
-            match (&state.status, work) {
-                (Status::Created, Some(work)) => {
-                    state.status = Status::Running;
-                    work
-                }
-                (Status::Stopped { .. }, _) => {
-                    return Err(precondition(format!(
-                        "task `{}` was stopped before it started",
-                        req.id
-                    )));
-                }
-                _ => {
-                    return Err(precondition(format!(
-                        "task `{}` was already started",
-                        req.id
-                    )));
-                }
-            }
-        };
+        let work = task.begin(&req.id)?;
         let pid = task.pid;
         // TaskStart goes out before anything can exit.
         let mut event = TaskStart::new();
@@ -703,11 +314,7 @@ impl shim::Task for Service {
             task.hard_stop.notify_one();
         }
         // Killed before it started: it never will.
-        let never_started = {
-            let mut state = task.state.lock().expect("not poisoned");
-            matches!(state.status, Status::Created) && state.work.take().is_some()
-        };
-        if never_started {
+        if task.cancel() {
             task.holder.lock().expect("not poisoned").take();
             self.exited(&req.id, &task, 128 + signal as u32);
         }
@@ -722,12 +329,7 @@ impl shim::Task for Service {
         let task = self.task(&req.id)?;
         let (code, at) = match task.status() {
             Status::Stopped { code, at } => (code, at),
-            _ => {
-                return Err(precondition(format!(
-                    "task `{}` is still running: kill it first",
-                    req.id
-                )));
-            }
+            _ => return Err(ShimError::StillRunning(req.id.clone()).into()),
         };
         self.tasks.lock().expect("not poisoned").remove(&req.id);
         let rootfs = Path::new(&task.bundle).join("rootfs");
@@ -806,9 +408,10 @@ impl shim::Task for Service {
         metrics.cpu = Some(cpu).into();
         let mut any = containerd_shim::protos::protobuf::well_known_types::any::Any::new();
         any.type_url = "io.containerd.cgroups.v2.Metrics".into();
-        any.value = metrics
-            .write_to_bytes()
-            .map_err(|e| invalid(format!("failed to encode the stats of `{}`: {e}", req.id)))?;
+        any.value = metrics.write_to_bytes().map_err(|error| ShimError::Stats {
+            id: req.id.clone(),
+            error,
+        })?;
         let mut response = api::StatsResponse::new();
         response.stats = Some(any).into();
         Ok(response)
@@ -834,180 +437,6 @@ impl shim::Task for Service {
         }
         Ok(api::Empty::new())
     }
-}
-
-/// Runs a task's work on its own thread to the end: the exit status.
-fn run_work(service: &Service, id: &str, runner: &Task, work: Work) -> u32 {
-    runner
-        .threads
-        .lock()
-        .expect("not poisoned")
-        .push(current_tid());
-    let stderr = match work {
-        Work::Hold => Output::Null,
-        _ => open_output(&runner.stderr),
-    };
-    // The guest's threads (this one, and every one its runtime starts from here) live in
-    // the pod's network namespace.
-    if !matches!(work, Work::Hold)
-        && let Some(netns) = &runner.netns
-        && let Err(e) = netns::join(netns)
-    {
-        log::error!("task `{id}`: {e}");
-        write_line(&stderr, &format!("wasmoci: {e}"));
-        return 1;
-    }
-    match work {
-        Work::Hold => {
-            // The sandbox holds until it is killed.
-            let signal = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| rt.block_on(runner.stop.clone().wait_public()))
-                .unwrap_or(9);
-            runner.holder.lock().expect("not poisoned").take();
-            128 + signal as u32
-        }
-        Work::Http {
-            name,
-            handler,
-            mut options,
-            listener,
-        } => {
-            options.stdout = open_output(&runner.stdout);
-            options.stderr = stderr.clone();
-            match serve_until(&name, handler, options, listener, runner) {
-                Ok(code) => code,
-                Err(e) => {
-                    log::error!("task `{id}`: {e}");
-                    write_line(&stderr, &format!("wasmoci: {e}"));
-                    1
-                }
-            }
-        }
-        Work::Command {
-            name,
-            program,
-            sandbox,
-            limits,
-        } => {
-            let stdio = Stdio {
-                stdin: open_input(&runner.stdin),
-                stdout: open_output(&runner.stdout),
-                stderr: stderr.clone(),
-            };
-            let exit = match engine() {
-                Ok((engine, _)) => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())
-                    .and_then(|rt| {
-                        rt.block_on(run_command_until(
-                            engine,
-                            &program,
-                            &name,
-                            &sandbox,
-                            &limits,
-                            stdio,
-                            &runner.stop,
-                        ))
-                        .map_err(|e| e.to_string())
-                    }),
-                Err(e) => Err(e),
-            };
-            match exit {
-                Ok(exit) => {
-                    if let Some(why) = exit.describe() {
-                        log::warn!("task `{id}`: {why}");
-                        // Where `kubectl logs` shows it.
-                        write_line(&stderr, &format!("wasmoci: {why}"));
-                        if matches!(exit, Exit::MemoryLimit(_)) {
-                            let mut event = TaskOOM::new();
-                            event.container_id = id.to_owned();
-                            service.publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(event));
-                        }
-                        if let Exit::Trap {
-                            backtrace: Some(bt),
-                            ..
-                        } = &exit
-                        {
-                            log::warn!("{bt}");
-                        }
-                    }
-                    exit.status() as u32
-                }
-                Err(e) => {
-                    log::error!("task `{id}`: {e}");
-                    write_line(&stderr, &format!("wasmoci: {e}"));
-                    1
-                }
-            }
-        }
-    }
-}
-
-fn current_tid() -> u32 {
-    u32::try_from(nix::unistd::gettid().as_raw()).unwrap_or_default()
-}
-
-impl Task {
-    /// CPU time (µs) its guests' threads have run, as far as it can still be read.
-    fn cpu_usage_usec(&self) -> u64 {
-        use std::sync::atomic::Ordering;
-        let now: u64 = self
-            .threads
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .filter_map(|tid| {
-                std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()
-            })
-            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-            .sum();
-        let seen = self.cpu_seen.fetch_max(now, Ordering::Relaxed).max(now);
-        seen / 1000
-    }
-}
-
-/// Serves until the task is stopped: SIGTERM stops accepting and lets requests in flight
-/// finish (exit 0), SIGKILL (also after SIGTERM) stops at once (137).
-fn serve_until(
-    name: &str,
-    handler: HttpHandler,
-    options: ServeOptions,
-    listener: std::net::TcpListener,
-    task: &Task,
-) -> Result<u32, String> {
-    let threads = task.threads.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .on_thread_start(move || threads.lock().expect("not poisoned").push(current_tid()))
-        .enable_all()
-        .build()
-        .map_err(|e| format!("failed to start an async runtime: {e}"))?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| format!("failed to set up the listener: {e}"))?;
-        let stop = task.stop.clone();
-        let hard = task.hard_stop.clone();
-        tokio::select! {
-            report = wasmoci_runtime::serve::serve(handler, name, listener, options, async move {
-                stop.wait_public().await;
-            }) => {
-                let report = report.map_err(|e| e.to_string())?;
-                log::info!(
-                    "`{name}`: served {} request(s), {} failed",
-                    report.requests,
-                    report.failures
-                );
-                Ok(match task.stop.stopped() {
-                    Some(15) | None => 0,
-                    Some(signal) => 128 + signal as u32,
-                })
-            }
-            () = hard.notified() => Ok(137),
-        }
-    })
 }
 
 /// Runs the shim (the binary's `main`).

@@ -149,6 +149,10 @@ pub(crate) fn load(reference: &ArtifactRef) -> Result<Loaded> {
 
 /// [`wasmoci_fs::write_atomic`], with the path in the error.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    }
     wasmoci_fs::write_atomic(path, bytes, mode)
         .with_context(|| format!("failed to write `{}`", path.display()))
 }

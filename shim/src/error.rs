@@ -1,0 +1,103 @@
+//! What can go wrong in the shim, and the ttrpc status containerd gets for it.
+
+use containerd_shim::protos::ttrpc;
+
+use crate::bundle::BundleError;
+use crate::content::ContentError;
+use crate::netns::NetnsError;
+use crate::plan::PlanError;
+
+/// An error of a task RPC.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ShimError {
+    /// No task with this id.
+    #[error("no task `{0}` in this shim")]
+    NotFound(String),
+    /// Start after a kill.
+    #[error("task `{0}` was stopped before it started")]
+    StoppedBeforeStart(String),
+    /// A second start.
+    #[error("task `{0}` was already started")]
+    AlreadyStarted(String),
+    /// Delete of a running task.
+    #[error("task `{0}` is still running: kill it first")]
+    StillRunning(String),
+    /// The rootfs mounts of the create request failed.
+    #[error("failed to mount the root filesystem: {0}")]
+    Mount(containerd_shim::Error),
+    /// `config.json` cannot be read.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The bundle asks for something the shim cannot do.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The wasm cannot be had.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// The pod's network namespace cannot be used.
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// The engine failed to set up, compile or prepare the program.
+    #[error(transparent)]
+    Engine(#[from] wasmoci_runtime::Error),
+    /// The shim's engine could not be built (the same error for every task).
+    #[error("failed to set up the engine: {0}")]
+    EngineSetup(String),
+    /// Stats could not be encoded.
+    #[error("failed to encode the stats of `{id}`: {error}")]
+    Stats {
+        id: String,
+        error: containerd_shim::protos::protobuf::Error,
+    },
+}
+
+impl ShimError {
+    /// The gRPC code containerd sees.
+    fn code(&self) -> ttrpc::Code {
+        match self {
+            ShimError::NotFound(_) => ttrpc::Code::NOT_FOUND,
+            ShimError::StoppedBeforeStart(_)
+            | ShimError::AlreadyStarted(_)
+            | ShimError::StillRunning(_) => ttrpc::Code::FAILED_PRECONDITION,
+            ShimError::Stats { .. } => ttrpc::Code::INTERNAL,
+            ShimError::Mount(_)
+            | ShimError::Bundle(_)
+            | ShimError::Plan(_)
+            | ShimError::Content(_)
+            | ShimError::Netns(_)
+            | ShimError::Engine(_)
+            | ShimError::EngineSetup(_) => ttrpc::Code::INVALID_ARGUMENT,
+        }
+    }
+}
+
+impl From<ShimError> for ttrpc::Error {
+    fn from(error: ShimError) -> Self {
+        ttrpc::Error::RpcStatus(ttrpc::get_status(error.code(), error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_error_has_its_code() {
+        let status = |e: ShimError| match ttrpc::Error::from(e) {
+            ttrpc::Error::RpcStatus(status) => (status.code(), status.message),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            status(ShimError::NotFound("a".into())),
+            (ttrpc::Code::NOT_FOUND, "no task `a` in this shim".into())
+        );
+        assert_eq!(
+            status(ShimError::StillRunning("a".into())).0,
+            ttrpc::Code::FAILED_PRECONDITION
+        );
+        assert_eq!(
+            status(ShimError::Plan(PlanError::NoArgs)).0,
+            ttrpc::Code::INVALID_ARGUMENT
+        );
+    }
+}
