@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use wasmoci_registry::auth::Secret;
 use wasmoci_registry::client::{Client, ClientOptions, RegistryError};
-use wasmoci_registry::{Layout, LayoutRef, Reference};
+use wasmoci_registry::{Layout, LayoutRef, Reference, StoredArtifact};
 use wasmoci_spec::{ArtifactInput, Timestamp, build_artifact};
 use wasmoci_testdata::fake::{FakeRegistry, FakeResponse};
 use wasmoci_testdata::registry::TestRegistry;
@@ -47,6 +48,25 @@ fn client(stall: Duration) -> Client {
         ..ClientOptions::default()
     })
     .unwrap()
+}
+
+/// `a` in a new layout, tagged `a`.
+fn stored(a: &Artifact) -> (tempfile::TempDir, Layout, StoredArtifact) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::at(dir.path());
+    let config =
+        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_CONFIG_V0, &a.config);
+    let layer =
+        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_LAYER, &a.layer);
+    layout
+        .store(
+            &a.manifest,
+            &[(&config, &a.config), (&layer, &a.layer)],
+            Some("a"),
+        )
+        .unwrap();
+    let stored = layout.resolve(&LayoutRef::Tag("a".into())).unwrap();
+    (dir, layout, stored)
 }
 
 /// Every file under `dir` (none must be half-written, none must be a blob).
@@ -290,25 +310,67 @@ fn a_stalled_registry_is_given_up_on() {
 }
 
 #[test]
+fn credentials_go_to_the_registry_and_never_to_where_it_sends_an_upload() {
+    let a = artifact();
+    let (_source, layout, stored) = stored(&a);
+    // Where the registry sends the uploads: another origin (another port).
+    let seen_elsewhere = Arc::new(Mutex::new(Vec::new()));
+    let log = seen_elsewhere.clone();
+    let elsewhere = FakeRegistry::start(move |req| {
+        log.lock().unwrap().push(req.clone());
+        FakeResponse::new(201, Vec::new())
+    });
+    let upload_at = format!("http://{}/uploads/1", elsewhere.addr);
+    let basic = "Basic c29tZW9uZTpzZWNyZXQ="; // someone:secret
+    let seen_here = Arc::new(Mutex::new(Vec::new()));
+    let log = seen_here.clone();
+    let registry = FakeRegistry::start(move |req| {
+        log.lock().unwrap().push(req.clone());
+        if req.header("authorization") != Some(basic) {
+            return FakeResponse::new(401, Vec::new())
+                .header("www-authenticate", r#"Basic realm="fake""#);
+        }
+        match req.method.as_str() {
+            "HEAD" => FakeResponse::new(404, Vec::new()),
+            "POST" => FakeResponse::new(202, Vec::new()).header("location", &upload_at),
+            _ => FakeResponse::new(201, Vec::new()),
+        }
+    });
+    let client = Client::new(ClientOptions {
+        credential: Some(("someone".into(), Secret::new("secret"))),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let dest: Reference = format!("{}/auth/a:1", registry.addr).parse().unwrap();
+    let report = client.push(&layout, &stored, &dest).unwrap();
+    assert_eq!(report.uploaded.len(), 2);
+    // Both blobs went to the other origin, without the credentials.
+    let elsewhere = seen_elsewhere.lock().unwrap();
+    assert_eq!(elsewhere.len(), 2, "{elsewhere:?}");
+    for req in elsewhere.iter() {
+        assert_eq!(req.method, "PUT");
+        assert_eq!(req.header("authorization"), None, "{req:?}");
+    }
+    // The registry got them after its challenge, on every kind of request.
+    let here = seen_here.lock().unwrap();
+    for method in ["HEAD", "POST", "PUT"] {
+        assert!(
+            here.iter()
+                .any(|r| r.method == method && r.header("authorization") == Some(basic)),
+            "{method}: {here:?}"
+        );
+    }
+}
+
+#[test]
 fn chunked_uploads_and_concurrent_pulls_on_a_real_registry() {
     let Some(registry) = TestRegistry::start(None) else {
         return;
     };
     let a = artifact();
-    let source = tempfile::tempdir().unwrap();
-    let layout = Layout::at(source.path());
-    let config =
-        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_CONFIG_V0, &a.config);
+    let (_source, layout, stored) = stored(&a);
     let layer =
         wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_LAYER, &a.layer);
-    layout
-        .store(
-            &a.manifest,
-            &[(&config, &a.config), (&layer, &a.layer)],
-            Some("a"),
-        )
-        .unwrap();
-    let stored = layout.resolve(&LayoutRef::Tag("a".into())).unwrap();
     let dest: Reference = format!("{}/chunked/a:1", registry.addr).parse().unwrap();
     let chunky = Client::new(ClientOptions {
         chunk_size: 16,

@@ -3,9 +3,9 @@
 //! checked against their digest; Basic and Bearer (token service) auth; plain HTTP only
 //! for loopback registries or when asked.
 //!
-//! [`transport`] is how a request gets there (TLS, auth, retries); the operations sit on
-//! it: [`pull`] (manifests and blobs into a layout), [`push`] (blobs and manifests from
-//! one), [`tags`] (tags, login).
+//! `transport.rs` is how a request gets there (TLS, auth, retries); the operations sit
+//! on it: `pull.rs` (manifests and blobs into a layout), `push.rs` (blobs and manifests
+//! from one), `tags.rs` (tags, login).
 
 use std::io::Read;
 use std::sync::Arc;
