@@ -1,13 +1,16 @@
 //! The client against a fake registry for the faults a real one will not produce, and
-//! against the real one (docker-registry) for chunked uploads and concurrent pulls.
+//! against the real one (docker-registry) for chunked uploads, concurrent pulls and
+//! credentials that cannot be read.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use wasmoci_registry::auth::Secret;
 use wasmoci_registry::client::{Client, ClientOptions, RegistryError};
-use wasmoci_registry::{Layout, LayoutRef, Reference};
+use wasmoci_registry::{Layout, LayoutRef, Reference, StoredArtifact};
 use wasmoci_spec::{ArtifactInput, Timestamp, build_artifact};
 use wasmoci_testdata::fake::{FakeRegistry, FakeResponse};
 use wasmoci_testdata::registry::TestRegistry;
@@ -45,6 +48,25 @@ fn client(stall: Duration) -> Client {
         ..ClientOptions::default()
     })
     .unwrap()
+}
+
+/// `a` in a new layout, tagged `a`.
+fn stored(a: &Artifact) -> (tempfile::TempDir, Layout, StoredArtifact) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::at(dir.path());
+    let config =
+        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_CONFIG_V0, &a.config);
+    let layer =
+        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_LAYER, &a.layer);
+    layout
+        .store(
+            &a.manifest,
+            &[(&config, &a.config), (&layer, &a.layer)],
+            Some("a"),
+        )
+        .unwrap();
+    let stored = layout.resolve(&LayoutRef::Tag("a".into())).unwrap();
+    (dir, layout, stored)
 }
 
 /// Every file under `dir` (none must be half-written, none must be a blob).
@@ -288,25 +310,67 @@ fn a_stalled_registry_is_given_up_on() {
 }
 
 #[test]
+fn credentials_go_to_the_registry_and_never_to_where_it_sends_an_upload() {
+    let a = artifact();
+    let (_source, layout, stored) = stored(&a);
+    // Where the registry sends the uploads: another origin (another port).
+    let seen_elsewhere = Arc::new(Mutex::new(Vec::new()));
+    let log = seen_elsewhere.clone();
+    let elsewhere = FakeRegistry::start(move |req| {
+        log.lock().unwrap().push(req.clone());
+        FakeResponse::new(201, Vec::new())
+    });
+    let upload_at = format!("http://{}/uploads/1", elsewhere.addr);
+    let basic = "Basic c29tZW9uZTpzZWNyZXQ="; // someone:secret
+    let seen_here = Arc::new(Mutex::new(Vec::new()));
+    let log = seen_here.clone();
+    let registry = FakeRegistry::start(move |req| {
+        log.lock().unwrap().push(req.clone());
+        if req.header("authorization") != Some(basic) {
+            return FakeResponse::new(401, Vec::new())
+                .header("www-authenticate", r#"Basic realm="fake""#);
+        }
+        match req.method.as_str() {
+            "HEAD" => FakeResponse::new(404, Vec::new()),
+            "POST" => FakeResponse::new(202, Vec::new()).header("location", &upload_at),
+            _ => FakeResponse::new(201, Vec::new()),
+        }
+    });
+    let client = Client::new(ClientOptions {
+        credential: Some(("someone".into(), Secret::new("secret"))),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let dest: Reference = format!("{}/auth/a:1", registry.addr).parse().unwrap();
+    let report = client.push(&layout, &stored, &dest).unwrap();
+    assert_eq!(report.uploaded.len(), 2);
+    // Both blobs went to the other origin, without the credentials.
+    let elsewhere = seen_elsewhere.lock().unwrap();
+    assert_eq!(elsewhere.len(), 2, "{elsewhere:?}");
+    for req in elsewhere.iter() {
+        assert_eq!(req.method, "PUT");
+        assert_eq!(req.header("authorization"), None, "{req:?}");
+    }
+    // The registry got them after its challenge, on every kind of request.
+    let here = seen_here.lock().unwrap();
+    for method in ["HEAD", "POST", "PUT"] {
+        assert!(
+            here.iter()
+                .any(|r| r.method == method && r.header("authorization") == Some(basic)),
+            "{method}: {here:?}"
+        );
+    }
+}
+
+#[test]
 fn chunked_uploads_and_concurrent_pulls_on_a_real_registry() {
     let Some(registry) = TestRegistry::start(None) else {
         return;
     };
     let a = artifact();
-    let source = tempfile::tempdir().unwrap();
-    let layout = Layout::at(source.path());
-    let config =
-        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_CONFIG_V0, &a.config);
+    let (_source, layout, stored) = stored(&a);
     let layer =
         wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_LAYER, &a.layer);
-    layout
-        .store(
-            &a.manifest,
-            &[(&config, &a.config), (&layer, &a.layer)],
-            Some("a"),
-        )
-        .unwrap();
-    let stored = layout.resolve(&LayoutRef::Tag("a".into())).unwrap();
     let dest: Reference = format!("{}/chunked/a:1", registry.addr).parse().unwrap();
     let chunky = Client::new(ClientOptions {
         chunk_size: 16,
@@ -335,4 +399,173 @@ fn chunked_uploads_and_concurrent_pulls_on_a_real_registry() {
     assert_eq!(blobs.len(), 3, "{blobs:?}");
     assert_eq!(into.read_blob(&layer.digest).unwrap(), a.layer);
     assert_eq!(into.tags().unwrap().len(), 8);
+}
+
+/// The child test reads its reference and where to write what it saw from these.
+const CHILD_TARGET: &str = "WASMOCI_TEST_CHILD_TARGET";
+const CHILD_REPORT: &str = "WASMOCI_TEST_CHILD_REPORT";
+
+/// Pulls `$WASMOCI_TEST_CHILD_TARGET` with the credentials its environment gives, and
+/// writes the notes and the error to `$WASMOCI_TEST_CHILD_REPORT`, one per line.
+#[test]
+#[ignore = "run by `unreadable_credentials_are_noted_and_named_in_the_error` in a child process, in an environment of its own"]
+fn credentials_child() {
+    let (Ok(target), Ok(report)) = (std::env::var(CHILD_TARGET), std::env::var(CHILD_REPORT))
+    else {
+        return;
+    };
+    let notes = Arc::new(Mutex::new(Vec::new()));
+    let sink = notes.clone();
+    let client = client(Duration::from_secs(10))
+        .with_notes(move |note| sink.lock().unwrap().push(note.to_owned()));
+    let dir = tempfile::tempdir().unwrap();
+    let result = client.pull(
+        &target.parse().unwrap(),
+        &Layout::at(dir.path().join("layout")),
+        None,
+    );
+    let mut lines: Vec<String> = notes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| format!("note: {n}"))
+        .collect();
+    lines.push(match result {
+        Ok(_) => "pulled".into(),
+        Err(e) => format!("error: {e}"),
+    });
+    std::fs::write(report, lines.join("\n")).unwrap();
+}
+
+/// [`credentials_child`] in a child process with `docker_config` as `$DOCKER_CONFIG` and
+/// `bin` first on `PATH` (the environment belongs to the whole process, and other tests
+/// run beside this one): its notes and its last line.
+fn pull_in_child(target: &str, docker_config: &Path, bin: &Path) -> (Vec<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["credentials_child", "--exact", "--ignored", "--quiet"])
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .env("DOCKER_CONFIG", docker_config)
+        .env(CHILD_TARGET, target)
+        .env(CHILD_REPORT, &report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&report).expect("the child test ran");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let last = lines.pop().unwrap();
+    (lines, last)
+}
+
+#[test]
+fn unreadable_credentials_are_noted_and_named_in_the_error() {
+    let Some(registry) = TestRegistry::start(Some(("someone", "secret"))) else {
+        return;
+    };
+    let addr = &registry.addr;
+    let target = format!("{addr}/private/app:1");
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |name: &str| tmp.path().join(name);
+    let bin = at("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = |name: &str, script: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let file = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(&file, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let config = |name: &str, text: &str| {
+        std::fs::create_dir(at(name)).unwrap();
+        std::fs::write(at(name).join("config.json"), text).unwrap();
+        at(name)
+    };
+
+    // A `config.json` that does not parse.
+    let broken = config("broken", r#"{"auths": {"#);
+    // A `$DOCKER_CONFIG` that is a file, not a directory.
+    let not_a_dir = at("not-a-directory");
+    std::fs::write(&not_a_dir, "").unwrap();
+    // A credential helper that fails.
+    helper(
+        "wasmoci-test-locked",
+        "cat >/dev/null; echo 'the keychain is locked' >&2; exit 1",
+    );
+    let locked = config(
+        "locked",
+        &format!(r#"{{"credHelpers": {{"{addr}": "wasmoci-test-locked"}}}}"#),
+    );
+    let cases = [
+        (
+            &broken,
+            format!(
+                "`{}`: EOF while parsing an object",
+                broken.join("config.json").display()
+            ),
+        ),
+        (
+            &not_a_dir,
+            format!(
+                "`{}`: Not a directory (os error 20)",
+                not_a_dir.join("config.json").display()
+            ),
+        ),
+        (
+            &locked,
+            format!(
+                "`docker-credential-wasmoci-test-locked` (named in `{}`) exited with an error: the keychain is locked",
+                locked.join("config.json").display()
+            ),
+        ),
+    ];
+    // Every case is tried before the verdict, so a failure shows all that are wrong.
+    let mut wrong = Vec::new();
+    for (docker_config, why) in &cases {
+        let (notes, error) = pull_in_child(&target, docker_config, &bin);
+        let read = format!("credentials for `{addr}` could not be read: {why}");
+        let noted = notes.len() == 1
+            && notes[0].starts_with(&format!("note: {read}"))
+            && notes[0].ends_with("; trying anonymously");
+        let said = error.starts_with(&format!(
+            "error: unauthorized for `{target}` with no credentials (anonymous): the registry asks for a user name and password ({read}"
+        )) && error.ends_with("; tried anonymously)");
+        if !noted || !said {
+            wrong.push(format!(
+                "`{}`: expected a note and an error naming {why}; got {notes:?} and `{error}`",
+                docker_config.display()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // A helper that holds nothing for the registry answers as docker's do: that is no
+    // failure, so no note, and the error is the anonymous one it always was.
+    helper(
+        "wasmoci-test-empty",
+        "cat >/dev/null; echo 'credentials not found in native keychain'; exit 1",
+    );
+    let empty = config(
+        "empty",
+        &format!(r#"{{"credHelpers": {{"{addr}": "wasmoci-test-empty"}}}}"#),
+    );
+    let (notes, error) = pull_in_child(&target, &empty, &bin);
+    assert_eq!(notes, Vec::<String>::new());
+    assert_eq!(
+        error,
+        format!(
+            "error: unauthorized for `{target}` with no credentials (anonymous): the registry asks for a user name and password"
+        )
+    );
 }

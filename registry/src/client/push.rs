@@ -1,0 +1,307 @@
+//! Pushing: each blob the registry lacks (mounted from another repository when it can
+//! be, else streamed from the layout, in one `PUT` or in chunks), then the manifest.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use wasmoci_spec::{Descriptor, Digest, HashingReader, media_types};
+
+use super::transport::{Method, header};
+use super::{Client, Counted, PushReport, RegistryError};
+use crate::layout::{Layout, StoredArtifact};
+use crate::reference::Reference;
+
+/// What became of one blob.
+enum BlobOutcome {
+    Skipped,
+    Mounted,
+    Uploaded,
+}
+
+impl Client {
+    /// Pushes a stored artifact: each blob the registry lacks (streamed from the layout
+    /// and hashed on the way), then the manifest, tagged with `dest`'s tag.
+    pub fn push(
+        &self,
+        layout: &Layout,
+        stored: &StoredArtifact,
+        dest: &Reference,
+    ) -> Result<PushReport, RegistryError> {
+        self.push_from(layout, stored, dest, None)
+    }
+
+    /// [`Client::push`], mounting blobs from `source` (another repository of the same
+    /// registry) instead of uploading them when the registry allows it.
+    pub fn push_from(
+        &self,
+        layout: &Layout,
+        stored: &StoredArtifact,
+        dest: &Reference,
+        source: Option<&Reference>,
+    ) -> Result<PushReport, RegistryError> {
+        let source =
+            source.filter(|s| s.registry == dest.registry && s.repository != dest.repository);
+        let manifest = stored.manifest()?;
+        let mut report = PushReport::default();
+        let mut blobs = vec![manifest.config.clone()];
+        blobs.extend(manifest.layers.iter().cloned());
+        // Config and layers go up at the same time; the manifest only after all of them.
+        let outcomes: Vec<Result<(BlobOutcome, &Descriptor), RegistryError>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = blobs
+                    .iter()
+                    .map(|blob| {
+                        scope.spawn(move || {
+                            self.push_blob(layout, dest, source, blob)
+                                .map(|o| (o, blob))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("an upload thread panicked"))
+                    .collect()
+            });
+        for outcome in outcomes {
+            let (outcome, blob) = outcome?;
+            let entry = (blob.digest, blob.size);
+            match outcome {
+                BlobOutcome::Skipped => report.skipped.push(entry),
+                BlobOutcome::Mounted => report.mounted.push(entry),
+                BlobOutcome::Uploaded => report.uploaded.push(entry),
+            }
+        }
+        let target = dest
+            .tag
+            .clone()
+            .unwrap_or_else(|| stored.descriptor.digest.to_string());
+        let url = format!("{}/manifests/{target}", self.transport.base(dest));
+        let media_type = manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media_types::OCI_MANIFEST.to_owned());
+        let response = self
+            .transport
+            .send(dest, "pull,push", Method::PUT, &url, &mut |req| {
+                req.header("Content-Type", &media_type)
+                    .send(&stored.manifest_bytes[..])
+            })?;
+        if !response.status().is_success() {
+            return Err(self
+                .transport
+                .status_error(dest, "push the manifest to", response));
+        }
+        let stored_digest = header(&response, "docker-content-digest").and_then(|d| d.parse().ok());
+        if let Some(d) = stored_digest
+            && d != stored.descriptor.digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                reference: dest.to_string(),
+                expected: stored.descriptor.digest,
+                actual: d,
+            });
+        }
+        report.digest = Some(stored.descriptor.digest);
+        Ok(report)
+    }
+
+    /// Stores manifest bytes under `r`'s tag (or digest); returns the digest.
+    pub fn put_manifest(
+        &self,
+        r: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
+        let url = format!("{}/manifests/{}", self.transport.base(r), r.target());
+        let response = self
+            .transport
+            .send(r, "pull,push", Method::PUT, &url, &mut |req| {
+                req.header("Content-Type", media_type).send(bytes)
+            })?;
+        if !response.status().is_success() {
+            return Err(self
+                .transport
+                .status_error(r, "push the manifest to", response));
+        }
+        Ok(Digest::of(bytes))
+    }
+
+    fn push_blob(
+        &self,
+        layout: &Layout,
+        dest: &Reference,
+        source: Option<&Reference>,
+        blob: &Descriptor,
+    ) -> Result<BlobOutcome, RegistryError> {
+        if self.blob_exists(dest, &blob.digest, "pull,push")? {
+            return Ok(BlobOutcome::Skipped);
+        }
+        if let Some(source) = source
+            && self.mount(dest, source, &blob.digest)?
+        {
+            return Ok(BlobOutcome::Mounted);
+        }
+        self.progress.start(&blob.digest, blob.size, "push");
+        let result = self.upload(layout, dest, blob);
+        self.progress.finish(&blob.digest);
+        result?;
+        Ok(BlobOutcome::Uploaded)
+    }
+
+    fn blob_exists(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        actions: &str,
+    ) -> Result<bool, RegistryError> {
+        let url = format!("{}/blobs/{digest}", self.transport.base(r));
+        let response =
+            self.transport
+                .send_idempotent(r, actions, Method::HEAD, &url, &mut |req| req.call())?;
+        match response.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.transport.status_error(r, "check blob", response)),
+        }
+    }
+
+    /// Asks the registry to mount a blob from `source`; `false` when it would rather
+    /// have an upload.
+    fn mount(
+        &self,
+        dest: &Reference,
+        source: &Reference,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let url = format!(
+            "{}/blobs/uploads/?mount={digest}&from={}",
+            self.transport.base(dest),
+            source.repository
+        );
+        let actions = format!("pull,push&scope=repository:{}:pull", source.repository);
+        let response = self
+            .transport
+            .send(dest, &actions, Method::POST, &url, &mut |req| {
+                req.send_empty()
+            })?;
+        Ok(response.status().as_u16() == 201)
+    }
+
+    fn upload(
+        &self,
+        layout: &Layout,
+        dest: &Reference,
+        blob: &Descriptor,
+    ) -> Result<(), RegistryError> {
+        let start = format!("{}/blobs/uploads/", self.transport.base(dest));
+        let response =
+            self.transport
+                .send(dest, "pull,push", Method::POST, &start, &mut |req| {
+                    req.send_empty()
+                })?;
+        if response.status().as_u16() != 202 {
+            return Err(self
+                .transport
+                .status_error(dest, "start an upload to", response));
+        }
+        let location = header(&response, "location").ok_or_else(|| RegistryError::Status {
+            action: "start an upload to",
+            reference: dest.to_string(),
+            status: 202,
+            detail: "no `Location` header".into(),
+        })?;
+        let mut url = self.transport.resolve(dest, location);
+        let path = layout.blob_path(&blob.digest);
+        if blob.size > self.transport.options.chunk_size {
+            return self.upload_chunked(dest, blob, &path, url);
+        }
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={}", blob.digest));
+        let mut hashed = None;
+        let response = self
+            .transport
+            .send(dest, "pull,push", Method::PUT, &url, &mut |req| {
+                let file = std::fs::File::open(&path).map_err(ureq::Error::Io)?;
+                let mut reader = HashingReader::new(Counted {
+                    inner: file,
+                    digest: blob.digest,
+                    progress: &*self.progress,
+                });
+                let result = req
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", &blob.size.to_string())
+                    .send(ureq::SendBody::from_reader(&mut reader));
+                hashed = Some(reader.finish());
+                result
+            })?;
+        if let Some((actual, _)) = hashed
+            && actual != blob.digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                reference: dest.to_string(),
+                expected: blob.digest,
+                actual,
+            });
+        }
+        if response.status().as_u16() != 201 {
+            return Err(self
+                .transport
+                .status_error(dest, "upload a blob to", response));
+        }
+        Ok(())
+    }
+
+    /// A large blob: `PATCH` chunks of `chunk_size`, each streamed from the file at its
+    /// offset, then the closing `PUT` with the digest, which the registry checks.
+    fn upload_chunked(
+        &self,
+        dest: &Reference,
+        blob: &Descriptor,
+        path: &Path,
+        mut url: String,
+    ) -> Result<(), RegistryError> {
+        let chunk_size = self.transport.options.chunk_size;
+        let mut offset = 0u64;
+        while offset < blob.size {
+            let len = chunk_size.min(blob.size - offset);
+            let response =
+                self.transport
+                    .send(dest, "pull,push", Method::PATCH, &url, &mut |req| {
+                        let mut file = std::fs::File::open(path).map_err(ureq::Error::Io)?;
+                        file.seek(SeekFrom::Start(offset))
+                            .map_err(ureq::Error::Io)?;
+                        let mut chunk = Counted {
+                            inner: file.take(len),
+                            digest: blob.digest,
+                            progress: &*self.progress,
+                        };
+                        req.header("Content-Type", "application/octet-stream")
+                            .header("Content-Length", &len.to_string())
+                            .header("Content-Range", &format!("{offset}-{}", offset + len - 1))
+                            .send(ureq::SendBody::from_reader(&mut chunk))
+                    })?;
+            if response.status().as_u16() != 202 {
+                return Err(self
+                    .transport
+                    .status_error(dest, "upload a chunk to", response));
+            }
+            if let Some(location) = header(&response, "location") {
+                url = self.transport.resolve(dest, location);
+            }
+            offset += len;
+        }
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={}", blob.digest));
+        let response = self
+            .transport
+            .send(dest, "pull,push", Method::PUT, &url, &mut |req| {
+                req.send_empty()
+            })?;
+        if response.status().as_u16() != 201 {
+            return Err(self
+                .transport
+                .status_error(dest, "finish the upload to", response));
+        }
+        Ok(())
+    }
+}

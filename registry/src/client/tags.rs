@@ -1,0 +1,98 @@
+//! What a registry lists and whether it lets us in: tags (every page) and login.
+
+use super::transport::{Method, header, transport_error};
+use super::{Client, RegistryError};
+use crate::reference::Reference;
+
+impl Client {
+    /// Every tag of `r`'s repository, following `Link` pagination to the end.
+    pub fn tags(&self, r: &Reference) -> Result<Vec<String>, RegistryError> {
+        // 100 per page: what most registries cap a page at anyway.
+        let mut url = format!("{}/tags/list?n=100", self.transport.base(r));
+        let mut tags = Vec::new();
+        // Bounded: a registry that links back to a page it already gave is cut off.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..100_000 {
+            if !seen.insert(url.clone()) {
+                return Err(RegistryError::Status {
+                    action: "list the tags of",
+                    reference: r.to_string(),
+                    status: 200,
+                    detail: format!("the pages loop back to `{url}`"),
+                });
+            }
+            let mut response =
+                self.transport
+                    .send_idempotent(r, "pull", Method::GET, &url, &mut |req| req.call())?;
+            if !response.status().is_success() {
+                return Err(self.transport.status_error(r, "list the tags of", response));
+            }
+            let next = header(&response, "link").and_then(|l| next_link(&l));
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_vec()
+                .map_err(|e| transport_error(r, e))?;
+            let body: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
+                    action: "list the tags of",
+                    reference: r.to_string(),
+                    status: 200,
+                    detail: format!("the answer is not JSON: {e}"),
+                })?;
+            tags.extend(
+                body["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(str::to_owned)),
+            );
+            match next {
+                Some(next) => url = self.transport.resolve(r, next),
+                None => return Ok(tags),
+            }
+        }
+        Ok(tags)
+    }
+
+    /// Checks that the registry accepts our credentials (`GET /v2/`).
+    pub fn check_login(&self, r: &Reference) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/", self.transport.origin(r));
+        let response = self
+            .transport
+            .send(r, "pull", Method::GET, &url, &mut |req| req.call())?;
+        if !response.status().is_success() {
+            return Err(self.transport.status_error(r, "log in to", response));
+        }
+        Ok(())
+    }
+}
+
+/// The target of `<…>; rel="next"` in a `Link` header.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_next_links() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=x&n=100>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=x&n=100")
+        );
+        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+    }
+}
