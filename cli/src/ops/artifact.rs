@@ -410,3 +410,37 @@ pub fn source_artifact(
         built,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(text: &str) -> Reference {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn pulled_artifacts_are_tagged_with_their_full_reference() {
+        let digest = wasmoci_spec::Digest::of(b"");
+        let cases = [
+            ("ghcr.io/acme/app:1.0", Some("ghcr.io/acme/app:1.0")),
+            ("localhost:5000/app", Some("localhost:5000/app:latest")),
+            (
+                &format!("ghcr.io/acme/app:1.0@{digest}"),
+                Some("ghcr.io/acme/app:1.0"),
+            ),
+            (&format!("ghcr.io/acme/app@{digest}"), None),
+        ];
+        for (text, tag) in cases {
+            assert_eq!(store_tag(&reference(text)).as_deref(), tag, "{text}");
+        }
+        assert_eq!(
+            stored_ref(&reference(&format!("ghcr.io/acme/app:1.0@{digest}"))),
+            LayoutRef::Digest(digest)
+        );
+        assert_eq!(
+            stored_ref(&reference("ghcr.io/acme/app")),
+            LayoutRef::Tag("ghcr.io/acme/app:latest".into())
+        );
+    }
+}
