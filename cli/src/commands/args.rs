@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use wasmoci_cli::ops::artifact::{PullPolicy, ensure_stored};
+use wasmoci_cli::ops::artifact::{PullPolicy, needs_pull, pull, store_layout};
 use wasmoci_cli::reference::ArtifactRef;
 use wasmoci_registry::Reference;
 use wasmoci_registry::auth::Secret;
@@ -89,11 +89,10 @@ impl PullOnDemand {
         let ArtifactRef::Registry(reference) = artifact else {
             return Ok(());
         };
-        let client = || {
+        let store = store_layout()?;
+        if needs_pull(reference, self.pull, &store)? {
             self.registry.plain_http_note(reference);
-            self.registry.client()
-        };
-        if let Some(pulled) = ensure_stored(reference, self.pull, client)? {
+            let pulled = pull(&self.registry.client()?, reference, &store)?;
             output::status(&super::pull::summary(&pulled));
         }
         Ok(())

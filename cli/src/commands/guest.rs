@@ -54,7 +54,7 @@ pub(crate) struct RunCommon {
 /// The wasm `artifact` names, pulled into the store first when it names a registry.
 pub(crate) fn wasm_of(artifact: &ArtifactRef, pull: &PullOnDemand) -> Result<Wasm> {
     pull.fetch(artifact)?;
-    wasm(artifact)
+    Ok(wasm(artifact)?)
 }
 
 /// The engine for one command (`pooling: false`: reserving a pool for one instance costs

@@ -150,7 +150,7 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
         Err(e) => {
             return Ok(fail(
                 3,
-                e.context(format!("failed to build `{}`", path.display())),
+                anyhow::Error::new(e).context(format!("failed to build `{}`", path.display())),
             ));
         }
     };

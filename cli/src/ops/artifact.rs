@@ -4,16 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use wasmoci_registry::client::{Client, PullReport};
 use wasmoci_registry::{Layout, LayoutRef, Reference, StoredArtifact};
 use wasmoci_spec::{Descriptor, ImageManifest, WasmConfig};
 
 use crate::env;
-use crate::ops::Blob;
 use crate::ops::build::{Build, BuildRequest, build};
 use crate::ops::componentize::read_wasm;
+use crate::ops::{Blob, Error, Result};
 use crate::reference::ArtifactRef;
 
 /// The embedded store, `$WASMOCI_HOME/store`.
@@ -89,7 +88,10 @@ pub fn pull(client: &Client, source: &Reference, layout: &Layout) -> Result<Pull
             if fresh && layout.index().is_ok_and(|index| index.manifests.is_empty()) {
                 let _ = std::fs::remove_dir_all(layout.root());
             }
-            return Err(e).with_context(|| format!("failed to pull `{source}`"));
+            return Err(Error::Pull {
+                reference: Box::new(source.clone()),
+                source: Box::new(e),
+            });
         }
     };
     let name = tag.unwrap_or_else(|| {
@@ -112,26 +114,15 @@ pub fn pull(client: &Client, source: &Reference, layout: &Layout) -> Result<Pull
     })
 }
 
-/// Makes sure the store has what `reference` names, pulling it as `policy` says (the
-/// client is made only when a pull happens). `None` when nothing was pulled.
-pub fn ensure_stored(
-    reference: &Reference,
-    policy: PullPolicy,
-    client: impl FnOnce() -> Result<Client>,
-) -> Result<Option<Pulled>> {
-    let layout = store_layout()?;
-    let stored = layout.resolve(&stored_ref(reference)).is_ok();
+/// Whether `reference` must be pulled into the store (`store`) before it is used, as
+/// `policy` says; with `never`, an error saying how to pull what the store lacks.
+pub fn needs_pull(reference: &Reference, policy: PullPolicy, store: &Layout) -> Result<bool> {
+    let stored = store.resolve(&stored_ref(reference)).is_ok();
     match (policy, stored) {
-        (PullPolicy::Missing, true) | (PullPolicy::Never, true) => Ok(None),
-        (PullPolicy::Never, false) => Err(not_stored(reference)),
-        (PullPolicy::Missing, false) | (PullPolicy::Always, _) => {
-            pull(&client()?, reference, &layout).map(Some)
-        }
+        (PullPolicy::Always, _) | (PullPolicy::Missing, false) => Ok(true),
+        (PullPolicy::Missing | PullPolicy::Never, true) => Ok(false),
+        (PullPolicy::Never, false) => Err(Error::NotStored(Box::new(reference.clone()))),
     }
-}
-
-fn not_stored(reference: &Reference) -> anyhow::Error {
-    anyhow!("`{reference}` is not in the store: run `wasmoci pull {reference}` first")
 }
 
 /// An artifact read from wherever its reference points.
@@ -165,16 +156,18 @@ pub struct StoredParts {
 impl StoredParts {
     /// The manifest, or an error naming the artifact.
     pub fn manifest(&self) -> Result<&ImageManifest> {
-        self.manifest
-            .as_ref()
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| format!("failed to read `{}`", self.display))
+        self.manifest.as_ref().map_err(|e| Error::Read {
+            name: self.display.clone(),
+            source: e.clone().into(),
+        })
     }
 
     /// The config, parsed.
     pub fn config(&self) -> Result<WasmConfig> {
-        WasmConfig::from_json(&self.config_bytes)
-            .with_context(|| format!("failed to read the config of `{}`", self.display))
+        WasmConfig::from_json(&self.config_bytes).map_err(|e| Error::ReadConfig {
+            name: self.display.clone(),
+            source: e.into(),
+        })
     }
 
     /// Every layer, digest-checked (empty when the manifest does not parse).
@@ -187,7 +180,7 @@ impl StoredParts {
             .iter()
             .map(|l| self.layout.read_blob(&l.digest))
             .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("failed to read the layers of `{}`", self.display))
+            .map_err(|e| self.layers_error(e))
     }
 
     /// The single wasm layer (its index and descriptor), when there is exactly one.
@@ -203,16 +196,20 @@ impl StoredParts {
     pub fn wasm(&self) -> Result<(&Descriptor, Vec<u8>)> {
         self.manifest()?;
         let Some((_, descriptor)) = self.wasm_descriptor() else {
-            bail!(
-                "`{}` does not have exactly one wasm layer (run `wasmoci validate` on it)",
-                self.display
-            );
+            return Err(Error::NotOneWasmLayer(self.display.clone()));
         };
         let bytes = self
             .layout
             .read_blob(&descriptor.digest)
-            .with_context(|| format!("failed to read the layers of `{}`", self.display))?;
+            .map_err(|e| self.layers_error(e))?;
         Ok((descriptor, bytes))
+    }
+
+    fn layers_error(&self, source: wasmoci_registry::Error) -> Error {
+        Error::ReadLayers {
+            name: self.display.clone(),
+            source: Box::new(source),
+        }
     }
 }
 
@@ -231,15 +228,16 @@ pub fn load(reference: &ArtifactRef) -> Result<Loaded> {
         ArtifactRef::Registry(r) => {
             let layout = store_layout()?;
             let Ok(stored) = layout.resolve(&stored_ref(r)) else {
-                return Err(not_stored(r));
+                return Err(Error::NotStored(Box::new(r.clone())));
             };
             (layout, stored, r.to_string())
         }
         ArtifactRef::Layout { dir, reference: r } => {
             let layout = Layout::open(dir)?;
-            let stored = layout
-                .resolve(r)
-                .with_context(|| format!("failed to read `{reference}`"))?;
+            let stored = layout.resolve(r).map_err(|e| Error::Read {
+                name: reference.to_string(),
+                source: e.into(),
+            })?;
             let display = match (r, &stored.tag) {
                 (LayoutRef::Only, Some(tag)) => format!("oci:{}:{tag}", dir.display()),
                 _ => reference.to_string(),
@@ -256,18 +254,27 @@ pub fn load(reference: &ArtifactRef) -> Result<Loaded> {
                 ""
             };
             if !layout.root().join("oci-layout").exists() {
-                bail!(
-                    "no artifact `{reference}` in the store `{}`: it is empty (`wasmoci build` puts artifacts there){hint}",
-                    layout.root().display()
-                );
+                return Err(Error::EmptyStore {
+                    reference: text,
+                    store: layout.root().to_owned(),
+                    hint,
+                });
             }
             let stored = match layout.resolve(r) {
                 Ok(stored) => stored,
-                Err(_) if !hint.is_empty() => bail!(
-                    "no artifact `{reference}` in the store `{}`{hint}",
-                    layout.root().display()
-                ),
-                Err(e) => return Err(e).with_context(|| format!("failed to read `{text}`")),
+                Err(_) if !hint.is_empty() => {
+                    return Err(Error::NotInStore {
+                        reference: text,
+                        store: layout.root().to_owned(),
+                        hint,
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::Read {
+                        name: text,
+                        source: e.into(),
+                    });
+                }
             };
             (layout, stored, text)
         }
@@ -276,7 +283,10 @@ pub fn load(reference: &ArtifactRef) -> Result<Loaded> {
     let config_bytes = match &manifest {
         Ok(m) => layout
             .read_blob(&m.config.digest)
-            .with_context(|| format!("failed to read the config of `{display}`"))?,
+            .map_err(|e| Error::ReadConfig {
+                name: display.clone(),
+                source: e.into(),
+            })?,
         Err(_) => Vec::new(),
     };
     Ok(Loaded::Stored(Box::new(StoredParts {
@@ -338,10 +348,7 @@ pub fn endpoint(text: &str) -> Result<Endpoint> {
         ArtifactRef::Registry(r) => Endpoint::Registry(r),
         ArtifactRef::Layout { dir, reference } => Endpoint::Local(Layout::at(dir), reference),
         ArtifactRef::Store(reference) => Endpoint::Local(store_layout()?, reference),
-        ArtifactRef::File(path) => bail!(
-            "`{}` is a file; `copy` moves artifacts between registries and layouts (use `push` to publish a file)",
-            path.display()
-        ),
+        ArtifactRef::File(path) => return Err(Error::CopyFile(path)),
     })
 }
 
@@ -351,7 +358,7 @@ pub fn dest_tag(reference: &LayoutRef, source: &str) -> Result<String> {
     match reference {
         LayoutRef::Tag(tag) => Ok(tag.clone()),
         LayoutRef::Only => Ok(source.to_owned()),
-        LayoutRef::Digest(_) => bail!("a copy destination needs a tag, not a digest"),
+        LayoutRef::Digest(_) => Err(Error::CopyToDigest),
     }
 }
 
@@ -396,14 +403,13 @@ pub fn source_artifact(
             ArtifactRef::Layout { dir, reference } => (Layout::open(dir)?, reference, None),
             ArtifactRef::Store(reference) => (store_layout()?, reference, None),
             ArtifactRef::File(_) => unreachable!("files are built above"),
-            ArtifactRef::Registry(r) => bail!(
-                "`{r}` is in a registry: pushing from a registry is `wasmoci copy`, which is not supported yet; pull it first"
-            ),
+            ArtifactRef::Registry(r) => return Err(Error::PushFromRegistry(Box::new(r))),
         }
     };
-    let stored = layout
-        .resolve(&reference)
-        .with_context(|| format!("failed to read `{text}`"))?;
+    let stored = layout.resolve(&reference).map_err(|e| Error::Read {
+        name: text.to_owned(),
+        source: e.into(),
+    })?;
     Ok(Source::Ready {
         layout,
         stored,

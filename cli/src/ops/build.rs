@@ -7,15 +7,13 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use wasmoci_registry::Layout;
 use wasmoci_spec::{ArtifactInput, Digest, Timestamp, annotations, build_artifact};
 
-use crate::env::SOURCE_DATE_EPOCH;
 use crate::ops::artifact::store_layout;
-use crate::ops::check;
 use crate::ops::componentize::{PackageMetadata, WitWorld, componentize, read_wasm};
+use crate::ops::{Error, Result, check};
 use crate::policy::{ImportPolicy, Refusal};
 use crate::project::{PROJECT_FILE, Project};
 use crate::reference::{check_name, check_tag};
@@ -139,11 +137,9 @@ fn input(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) -> Res
             world: project.build.world.clone(),
         });
         let policy = ImportPolicy::new(&project.policy.deny_imports, &project.policy.allow_imports)
-            .with_context(|| {
-                format!(
-                    "invalid `[policy]` in `{}`",
-                    project.dir.join(PROJECT_FILE).display()
-                )
+            .map_err(|source| Error::ProjectPolicy {
+                path: project.dir.join(PROJECT_FILE),
+                source,
             })?;
         return Ok(Input {
             wasm_path: project.dir.join(&project.build.wasm),
@@ -155,10 +151,7 @@ fn input(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) -> Res
         });
     }
     if !request.path.exists() {
-        bail!(
-            "failed to read `{}`: no such file or directory",
-            request.path.display()
-        );
+        return Err(Error::NoInput(request.path.clone()));
     }
     let stem = request
         .path
@@ -196,8 +189,12 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
     let (name, version) = match &request.tag {
         Some(tag) => {
             let (name, version) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
-            check_name(name).map_err(|r| anyhow!("invalid `--tag {tag}`: {r}"))?;
-            check_tag(version).map_err(|r| anyhow!("invalid `--tag {tag}`: {r}"))?;
+            let invalid = |reason| Error::Tag {
+                tag: tag.clone(),
+                reason,
+            };
+            check_name(name).map_err(invalid)?;
+            check_tag(version).map_err(invalid)?;
             if !from_project {
                 metadata.name = name.to_owned();
                 if semver::Version::parse(version).is_ok() {
@@ -207,11 +204,7 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
             (name.to_owned(), version.to_owned())
         }
         None => {
-            check_name(&metadata.name).map_err(|r| {
-                anyhow!(
-                    "failed to name the artifact after the file: {r}; pass `--tag NAME:VERSION`"
-                )
-            })?;
+            check_name(&metadata.name).map_err(Error::Unnamed)?;
             let version = metadata.version.clone().unwrap_or_else(|| "latest".into());
             (metadata.name.clone(), version)
         }
@@ -283,10 +276,13 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
             ],
             Some(&tag),
         )
-        .with_context(|| format!("failed to store `{tag}` in `{}`", layout.root().display()))?;
+        .map_err(|source| Error::Store {
+            tag: tag.clone(),
+            layout: layout.root().to_owned(),
+            source: Box::new(source),
+        })?;
     if let (Some(file), Some(path)) = (staged_output, &request.output) {
-        file.commit(0o644)
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
+        file.commit(0o644).map_err(|e| write_error(path, e))?;
     }
 
     let reference = if in_store {
@@ -325,13 +321,12 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
 fn build_time() -> Result<Timestamp> {
     match crate::env::source_date_epoch() {
         Some(text) => {
-            let seconds: i64 = text.trim().parse().with_context(|| {
-                format!("invalid `{SOURCE_DATE_EPOCH}` `{text}`: expected seconds since 1970-01-01")
-            })?;
+            let seconds: i64 = match text.trim().parse() {
+                Ok(seconds) => seconds,
+                Err(source) => return Err(Error::SourceDateEpoch { text, source }),
+            };
             if !(0..=253_402_300_799).contains(&seconds) {
-                bail!(
-                    "invalid `{SOURCE_DATE_EPOCH}` `{text}`: expected a time between 1970 and 9999"
-                );
+                return Err(Error::SourceDateEpochRange { text });
             }
             Ok(Timestamp::from_unix_seconds(seconds)?)
         }
@@ -344,14 +339,21 @@ fn parse_annotations(pairs: &[String]) -> Result<BTreeMap<String, String>> {
         .iter()
         .map(|pair| match pair.split_once('=') {
             Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-            _ => bail!("invalid annotation `{pair}`: expected `KEY=VALUE`"),
+            _ => Err(Error::Annotation(pair.clone())),
         })
         .collect()
 }
 
 fn run_build_command(command: &str, dir: &Path) -> Result<()> {
     // The command's stdout goes to our stderr: our stdout carries only the result.
-    let stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
+    let failed = |source| Error::RunCommand {
+        command: command.to_owned(),
+        source,
+    };
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(failed)?;
     let status = Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -359,9 +361,12 @@ fn run_build_command(command: &str, dir: &Path) -> Result<()> {
         .stdin(Stdio::null())
         .stdout(Stdio::from(stderr))
         .status()
-        .with_context(|| format!("failed to run `build.command` `{command}`"))?;
+        .map_err(failed)?;
     if !status.success() {
-        bail!("`build.command` `{command}` failed with {status}; nothing was stored");
+        return Err(Error::CommandFailed {
+            command: command.to_owned(),
+            status,
+        });
     }
     Ok(())
 }
@@ -369,8 +374,14 @@ fn run_build_command(command: &str, dir: &Path) -> Result<()> {
 fn stage(path: &Path, bytes: &[u8]) -> Result<wasmoci_fs::AtomicFile> {
     let mut file = wasmoci_fs::AtomicFile::create(path)
         .and_then(|mut f| f.write_all(bytes).map(|()| f))
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    file.flush()
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
+        .map_err(|e| write_error(path, e))?;
+    file.flush().map_err(|e| write_error(path, e))?;
     Ok(file)
+}
+
+fn write_error(path: &Path, source: std::io::Error) -> Error {
+    Error::WriteFile {
+        path: path.to_owned(),
+        source,
+    }
 }

@@ -1,7 +1,6 @@
 //! The one check of an artifact, used by `validate`, `publish` and `build`'s policy gate:
 //! the wasm (wasmparser), the CNCF Wasm OCI artifact layout, a world, an import policy.
 
-use anyhow::Result;
 use serde::Serialize;
 use wasmoci_spec::{Violation, WasmKind, component_section, validate, validate_wasm};
 use wasmparser::WasmFeatures;
@@ -9,6 +8,7 @@ use wit_parser::{Resolve, WorldId};
 
 use crate::ops::artifact::{Loaded, load};
 use crate::ops::componentize::BuildError;
+use crate::ops::{Error, Result};
 use crate::policy::ImportPolicy;
 use crate::reference::ArtifactRef;
 
@@ -54,14 +54,12 @@ pub fn imports(wasm: &[u8], kind: WasmKind) -> Result<Vec<String>, wasmoci_spec:
 pub fn check(reference: &ArtifactRef, options: &CheckOptions<'_>) -> Result<CheckReport> {
     match load(reference) {
         Ok(loaded) => check_loaded(&loaded, options),
-        Err(e) => match e.downcast_ref::<BuildError>() {
-            Some(BuildError::Wat { path, reason }) => {
-                let path = path.display().to_string();
-                let v = violation("wat-invalid", &path, reason.clone());
-                Ok(report(path, None, vec![v]))
-            }
-            _ => Err(e),
-        },
+        Err(Error::Build(BuildError::Wat { path, reason })) => {
+            let path = path.display().to_string();
+            let v = violation("wat-invalid", &path, reason);
+            Ok(report(path, None, vec![v]))
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The image-compat format: the wasm of an artifact as a file in an ordinary container
 //! image, for containerd before 1.6.25/1.7.7.
 
-use anyhow::{Context, Result, bail};
 use wasmoci_registry::{Layout, LayoutRef, StoredArtifact};
 use wasmoci_spec::{ImageInput, Timestamp, WasmConfig, annotations, build_image, media_types};
+
+use crate::ops::{Error, Result};
 
 /// Builds the image-compat form of `stored` (from `layout`, named `source` in messages)
 /// into `into` under `tag`, with the wasm at `path` (default: `/` + the layer's title,
@@ -18,17 +19,22 @@ pub fn convert_into(
 ) -> Result<StoredArtifact> {
     let manifest = stored.manifest()?;
     if manifest.config.media_type != media_types::WASM_CONFIG_V0 {
-        bail!(
-            "`{source}` is not a Wasm artifact (its config is `{}`); nothing to convert",
-            manifest.config.media_type
-        );
+        return Err(Error::NotWasm {
+            name: source.to_owned(),
+            config: manifest.config.media_type,
+        });
     }
     let (_, layer) = manifest
         .wasm_layers()
         .next()
-        .with_context(|| format!("`{source}` has no wasm layer"))?;
-    let config = WasmConfig::from_json(&layout.read_blob(&manifest.config.digest)?)
-        .with_context(|| format!("failed to read the config of `{source}`"))?;
+        .ok_or_else(|| Error::NoWasmLayer(source.to_owned()))?;
+    let config =
+        WasmConfig::from_json(&layout.read_blob(&manifest.config.digest)?).map_err(|e| {
+            Error::ReadConfig {
+                name: source.to_owned(),
+                source: e.into(),
+            }
+        })?;
     let wasm = layout.read_blob(&layer.digest)?;
     let path = match path {
         Some(path) => path.to_owned(),
@@ -48,7 +54,10 @@ pub fn convert_into(
         path,
         annotations: kept,
     })
-    .with_context(|| format!("failed to convert `{source}`"))?;
+    .map_err(|e| Error::Convert {
+        name: source.to_owned(),
+        source: e,
+    })?;
     let blobs = [
         (&image.manifest.config, image.config_bytes.as_slice()),
         (&image.manifest.layers[0], image.layer.as_slice()),

@@ -1,13 +1,13 @@
 //! `wasmoci copy`: an artifact between registries and layouts, byte for byte, so its
 //! digest stays the same.
 
-use anyhow::{Context, Result};
 use serde::Serialize;
-use wasmoci_registry::client::Client;
+use wasmoci_registry::client::{Client, RegistryError};
 use wasmoci_registry::{Layout, LayoutRef, StoredArtifact};
 use wasmoci_spec::Digest;
 
 use crate::ops::artifact::{Endpoint, dest_tag};
+use crate::ops::{Error, Result};
 
 /// What a copy did.
 #[derive(Debug, Clone, Serialize)]
@@ -33,15 +33,16 @@ pub fn copy(
     let mut mounted = 0;
     let digest = match (source, dest) {
         (Endpoint::Registry(src), Endpoint::Registry(dst)) => {
-            let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
+            let scratch = tempfile::tempdir().map_err(Error::TempDir)?;
             let layout = Layout::at(scratch.path());
-            let pulled = client
-                .pull(&src, &layout, None)
-                .with_context(|| format!("failed to read `{src}`"))?;
+            let pulled = client.pull(&src, &layout, None).map_err(|e| Error::Read {
+                name: src.to_string(),
+                source: e.into(),
+            })?;
             let stored = layout.resolve(&LayoutRef::Digest(pulled.manifest.digest))?;
             let pushed = client
                 .push_from(&layout, &stored, &dst, Some(&src))
-                .with_context(|| format!("failed to write `{dst}`"))?;
+                .map_err(|e| write_error(&dst, e))?;
             mounted = pushed.mounted.len();
             pulled.manifest.digest
         }
@@ -49,23 +50,22 @@ pub fn copy(
             let tag = dest_tag(&reference, &src.to_string())?;
             client
                 .pull(&src, &layout, Some(&tag))
-                .with_context(|| format!("failed to copy `{src}`"))?
+                .map_err(|e| Error::Copy {
+                    reference: Box::new(src.clone()),
+                    source: Box::new(e),
+                })?
                 .manifest
                 .digest
         }
         (Endpoint::Local(layout, reference), Endpoint::Registry(dst)) => {
-            let stored = layout
-                .resolve(&reference)
-                .with_context(|| format!("failed to read `{source_text}`"))?;
+            let stored = resolve(&layout, &reference, source_text)?;
             client
                 .push(&layout, &stored, &dst)
-                .with_context(|| format!("failed to write `{dst}`"))?;
+                .map_err(|e| write_error(&dst, e))?;
             stored.descriptor.digest
         }
         (Endpoint::Local(from, reference), Endpoint::Local(to, dst_ref)) => {
-            let stored = from
-                .resolve(&reference)
-                .with_context(|| format!("failed to read `{source_text}`"))?;
+            let stored = resolve(&from, &reference, source_text)?;
             let tag = dest_tag(&dst_ref, source_text)?;
             copy_local(&from, &stored, &to, &tag)?
         }
@@ -78,6 +78,20 @@ pub fn copy(
     })
 }
 
+fn resolve(layout: &Layout, reference: &LayoutRef, name: &str) -> Result<StoredArtifact> {
+    layout.resolve(reference).map_err(|e| Error::Read {
+        name: name.to_owned(),
+        source: e.into(),
+    })
+}
+
+fn write_error(dst: &wasmoci_registry::Reference, source: RegistryError) -> Error {
+    Error::Write {
+        reference: Box::new(dst.clone()),
+        source: Box::new(source),
+    }
+}
+
 /// Layout to layout: each blob the destination lacks is streamed across (digest and size
 /// checked on the way, never whole in memory), then the manifest is tagged.
 fn copy_local(from: &Layout, stored: &StoredArtifact, to: &Layout, tag: &str) -> Result<Digest> {
@@ -88,10 +102,15 @@ fn copy_local(from: &Layout, stored: &StoredArtifact, to: &Layout, tag: &str) ->
             continue;
         }
         let path = from.blob_path(&descriptor.digest);
-        let blob = std::fs::File::open(&path)
-            .with_context(|| format!("failed to read blob `{}`", descriptor.digest))?;
+        let blob = std::fs::File::open(&path).map_err(|source| Error::ReadBlob {
+            digest: descriptor.digest,
+            source,
+        })?;
         to.put_blob_from(blob, Some(descriptor))
-            .with_context(|| format!("failed to copy blob `{}`", descriptor.digest))?;
+            .map_err(|source| Error::CopyBlob {
+                digest: descriptor.digest,
+                source: Box::new(source),
+            })?;
     }
     Ok(to.store(&stored.manifest_bytes, &[], Some(tag))?.digest)
 }

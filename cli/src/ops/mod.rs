@@ -15,7 +15,9 @@ pub mod check;
 pub mod componentize;
 pub mod convert;
 pub mod copy;
+mod error;
 
+pub use error::{Cause, Error, Result};
 use serde::Serialize;
 use wasmoci_spec::Digest;
 
