@@ -184,6 +184,24 @@ pub enum Error {
     #[error("failed to create a temporary directory")]
     TempDir(#[source] std::io::Error),
 
+    /// Not a WebAssembly binary.
+    #[error("`{0}` is not a WebAssembly module or component")]
+    NotWasmBinary(String),
+    /// A core module asked for its WIT.
+    #[error("`{0}` is a core module, which has no WIT")]
+    NoWit(String),
+    /// A component's WIT could not be decoded or printed.
+    #[error("failed to {what} the WIT of `{name}`")]
+    Wit {
+        /// `decode` or `print`.
+        what: &'static str,
+        /// The artifact, as named.
+        name: String,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
+
     /// The file to build is not there.
     #[error("failed to read `{}`: no such file or directory", .0.display())]
     NoInput(PathBuf),

@@ -8,6 +8,7 @@
 //! - [`componentize`]: a module or component into the bytes that go into an artifact.
 //! - [`convert`]: an artifact into the image-compat format.
 //! - [`copy`]: an artifact between registries and layouts, keeping its digest.
+//! - [`inspect`]: what an artifact is, and a component's WIT.
 
 pub mod artifact;
 pub mod build;
@@ -16,6 +17,7 @@ pub mod componentize;
 pub mod convert;
 pub mod copy;
 mod error;
+pub mod inspect;
 
 pub use error::{Cause, Error, Result};
 use serde::Serialize;
