@@ -1,21 +1,17 @@
 //! `wasmoci publish`: build → validate (+ policy) → push, the CI one-liner.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use wasmoci_cli::ops::Blob;
-use wasmoci_cli::ops::artifact::{Loaded, load};
+use wasmoci_cli::ops::artifact::Loaded;
 use wasmoci_cli::ops::build::{Build, BuildRequest, build};
-use wasmoci_cli::ops::check::{CheckOptions, check_loaded};
+use wasmoci_cli::ops::publish::{Receipt, Timings, check_built};
 use wasmoci_cli::policy::ImportPolicy;
-use wasmoci_cli::reference::ArtifactRef;
+use wasmoci_registry::Reference;
 use wasmoci_registry::client::RegistryError;
-use wasmoci_registry::{LayoutRef, Reference};
-use wasmoci_spec::{Descriptor, Digest};
 
 use super::args::RegistryArgs;
 use crate::output::{self, Report};
@@ -61,58 +57,21 @@ pub(crate) struct PublishArgs {
     json: bool,
 }
 
-/// The receipt: every digest, size, annotation and timing.
+/// The receipt, and the summary line for people.
 #[derive(Serialize)]
-struct Receipt<'a> {
-    reference: String,
-    registry: &'a str,
-    repository: &'a str,
-    tag: Option<&'a str>,
-    digest: Digest,
-    manifest: Blob,
-    config: Layer<'a>,
-    layers: Vec<Layer<'a>>,
-    annotations: Option<&'a BTreeMap<String, String>>,
-    uploaded: Vec<Blob>,
-    skipped: Vec<Blob>,
-    timings_ms: Timings,
-    wasmoci: &'static str,
+struct Published {
+    #[serde(flatten)]
+    receipt: Receipt,
     #[serde(skip)]
     summary: String,
 }
 
-#[derive(Serialize)]
-struct Layer<'a> {
-    digest: Digest,
-    size: u64,
-    #[serde(rename = "mediaType")]
-    media_type: &'a str,
-}
-
-impl<'a> From<&'a Descriptor> for Layer<'a> {
-    fn from(d: &'a Descriptor) -> Self {
-        Layer {
-            digest: d.digest,
-            size: d.size,
-            media_type: &d.media_type,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Timings {
-    build: u128,
-    validate: u128,
-    push: u128,
-    total: u128,
-}
-
-impl Report for Receipt<'_> {
+impl Report for Published {
     fn status(&self) -> Option<String> {
         Some(self.summary.clone())
     }
     fn text(&self) -> Option<String> {
-        Some(self.reference.clone())
+        Some(self.receipt.reference.clone())
     }
 }
 
@@ -164,17 +123,7 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
 
     // 2. Check what was built, as `wasmoci validate` would.
     let validating = Instant::now();
-    let artifact = ArtifactRef::Layout {
-        dir: built.layout.clone(),
-        reference: LayoutRef::Tag(built.tag.clone()),
-    };
-    let loaded = load(&artifact)?;
-    let options = CheckOptions {
-        features: wasmparser::WasmFeatures::all(),
-        policy: &policy,
-        world: None,
-    };
-    let checked = check_loaded(&loaded, &options)?;
+    let (loaded, checked) = check_built(&built, &policy)?;
     if !checked.valid {
         let header = format!(
             "error: `{}` is not published: {} problem(s)",
@@ -208,29 +157,14 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
         }
     };
     let push_ms = pushing.elapsed().as_millis();
-    let manifest = parts.manifest()?;
-    let receipt = Receipt {
-        reference: format!("{dest}@{}", stored.descriptor.digest),
-        registry: &dest.registry,
-        repository: &dest.repository,
-        tag: dest.tag.as_deref(),
-        digest: stored.descriptor.digest,
-        manifest: Blob {
-            digest: stored.descriptor.digest,
-            size: stored.manifest_bytes.len() as u64,
-        },
-        config: Layer::from(&manifest.config),
-        layers: manifest.layers.iter().map(Layer::from).collect(),
-        annotations: manifest.annotations.as_ref(),
-        uploaded: Blob::list(&report.uploaded),
-        skipped: Blob::list(&report.skipped),
-        timings_ms: Timings {
-            build: build_ms,
-            validate: validate_ms,
-            push: push_ms,
-            total: started.elapsed().as_millis(),
-        },
-        wasmoci: env!("CARGO_PKG_VERSION"),
+    let timings = Timings {
+        build: build_ms,
+        validate: validate_ms,
+        push: push_ms,
+        total: started.elapsed().as_millis(),
+    };
+    let published = Published {
+        receipt: Receipt::new(&dest, parts, &report, timings)?,
         summary: format!(
             "published `{dest}`: {} blob(s) uploaded, {} already there",
             report.uploaded.len(),
@@ -239,16 +173,16 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     };
     if let Some(path) = &args.receipt {
         let mut text = serde_json::to_vec_pretty(
-            &serde_json::to_value(&receipt).expect("the receipt serializes"),
+            &serde_json::to_value(&published.receipt).expect("the receipt serializes"),
         )
         .expect("JSON serializes");
         text.push(b'\n');
         super::args::write_atomically(path, &text, 0o644).context("failed to write the receipt")?;
     }
     // The summary goes to stderr even with `--json` (the receipt is the data).
-    output::report(&receipt, args.json);
+    output::report(&published, args.json);
     if args.json {
-        output::status(&receipt.summary);
+        output::status(&published.summary);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 //! - [`convert`]: an artifact into the image-compat format.
 //! - [`copy`]: an artifact between registries and layouts, keeping its digest.
 //! - [`inspect`]: what an artifact is, and a component's WIT.
+//! - [`publish`]: checking what `publish` built, and its receipt.
 
 pub mod artifact;
 pub mod build;
@@ -18,6 +19,7 @@ pub mod convert;
 pub mod copy;
 mod error;
 pub mod inspect;
+pub mod publish;
 
 pub use error::{Cause, Error, Result};
 use serde::Serialize;
