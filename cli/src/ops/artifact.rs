@@ -40,16 +40,14 @@ pub fn stored_ref(reference: &Reference) -> LayoutRef {
     }
 }
 
-/// When to fetch an artifact a registry reference names.
+/// When to fetch an artifact a registry reference names: `Missing` when the store lacks
+/// it, `Always` (a tag may have moved), `Never` (the store must have it). The variants
+/// carry no doc comments of their own: clap would make them a long help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum PullPolicy {
-    // (Plain comments: doc comments would become clap's help for each value.)
-    // Only when the store does not have it.
     #[default]
     Missing,
-    // Every time (a tag may have moved).
     Always,
-    // Never: the store must have it.
     Never,
 }
 
