@@ -31,19 +31,25 @@ fn registry_artifacts_are_pulled_on_demand_once() {
     let dest = format!("{}/demand/hello:1.0.0", registry.addr);
     push_hello(&home, &dest);
 
-    // Not pulled yet: `--pull never` refuses and says how to pull it.
-    let never = wasmoci(&other)
-        .args(["run", &dest, "--pull", "never"])
-        .output()
-        .unwrap();
-    assert_eq!(never.status.code(), Some(2), "{}", stderr(&never));
-    assert!(
-        stderr(&never).contains(&format!(
-            "`{dest}` is not in the store: run `wasmoci pull {dest}` first"
-        )),
-        "{}",
-        stderr(&never)
-    );
+    // Not pulled yet: `--pull never` refuses and says how to pull it, in every command
+    // that pulls on demand.
+    for command in ["run", "serve", "inspect", "validate", "compile"] {
+        let never = wasmoci(&other)
+            .args([command, &dest, "--pull", "never"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            never.status.code(),
+            Some(2),
+            "{command}: {}",
+            stderr(&never)
+        );
+        assert_eq!(
+            stderr(&never),
+            format!("error: `{dest}` is not in the store: run `wasmoci pull {dest}` first\n"),
+            "{command}"
+        );
+    }
 
     // The first run pulls (and says so on stderr), then runs.
     let first = ok(wasmoci(&other).args(["run", &dest]));
