@@ -1,7 +1,6 @@
 //! Every environment variable wasmoci reads, in one place. Where wasmoci keeps its files
 //! (`$WASMOCI_HOME`) is [`wasmoci_fs::Home`].
 
-use anyhow::{Context, Result};
 use wasmoci_fs::Home;
 
 pub use wasmoci_fs::WASMOCI_HOME;
@@ -10,11 +9,17 @@ pub use wasmoci_fs::WASMOCI_HOME;
 /// (<https://reproducible-builds.org/specs/source-date-epoch/>).
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
+/// Neither `$WASMOCI_HOME` nor a home directory.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "failed to find a home directory for wasmoci's files: set `{}`",
+    WASMOCI_HOME
+)]
+pub struct NoHome;
+
 /// The command line's home, or an error saying how to set one.
-pub fn home() -> Result<Home> {
-    Home::user().with_context(|| {
-        format!("failed to find a home directory for wasmoci's files: set `{WASMOCI_HOME}`")
-    })
+pub fn home() -> Result<Home, NoHome> {
+    Home::user().ok_or(NoHome)
 }
 
 /// `SOURCE_DATE_EPOCH`, when set.

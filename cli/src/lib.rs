@@ -1,10 +1,11 @@
-//! The work behind the `wasmoci` commands, as library modules the binary stays thin over:
-//! the project file, turning a module into a component with its metadata, naming
-//! artifacts, import policies and the embedded store.
+//! The work behind the `wasmoci` commands, as a library the binary stays thin over:
+//! [`ops`] does the work (load, build, check, convert, copy), over the project file
+//! ([`project`]), how artifacts are named ([`reference`]), import policies ([`policy`]),
+//! the node set-up ([`node`]) and the environment ([`env`]). Nothing here prints.
 
-pub mod build;
 pub mod env;
 pub mod node;
+pub mod ops;
 pub mod policy;
 pub mod project;
 pub mod reference;

@@ -20,6 +20,9 @@ Exit status:
 #[derive(Debug, Parser)]
 #[command(name = "wasmoci", version, after_help = EXIT_CODES, max_term_width = 100)]
 struct Cli {
+    /// No status lines, notes or progress bars on stderr (problems and errors still show)
+    #[arg(short, long, global = true, display_order = 100)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,60 +33,43 @@ enum Command {
     Validate(commands::validate::ValidateArgs),
     Inspect(commands::inspect::InspectArgs),
     Run(commands::run::RunArgs),
-    Serve(commands::run::ServeArgs),
-    Compile(commands::run::CompileArgs),
-    Push(commands::transfer::PushArgs),
-    Pull(commands::transfer::PullArgs),
-    Tag(commands::transfer::TagArgs),
-    Tags(commands::transfer::TagsArgs),
-    Manifest(commands::transfer::ManifestArgs),
-    Login(commands::transfer::LoginArgs),
-    Logout(commands::transfer::LogoutArgs),
+    Serve(commands::serve::ServeArgs),
+    Compile(commands::compile::CompileArgs),
+    Push(commands::push::PushArgs),
+    Pull(commands::pull::PullArgs),
+    Tag(commands::tags::TagArgs),
+    Tags(commands::tags::TagsArgs),
+    Manifest(commands::manifest::ManifestArgs),
+    Login(commands::login::LoginArgs),
+    Logout(commands::login::LogoutArgs),
     Publish(commands::publish::PublishArgs),
-    Copy(commands::transfer::CopyArgs),
-    Convert(commands::transfer::ConvertArgs),
+    Copy(commands::copy::CopyArgs),
+    Convert(commands::convert::ConvertArgs),
     #[command(subcommand)]
     Node(commands::node::NodeCommand),
 }
 
-/// What a command found, as an exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Exit 0.
-    Ok,
-    /// Exit 1: the command ran and found problems.
-    Problems,
-}
-
-impl Outcome {
-    fn code(self) -> ExitCode {
-        match self {
-            Outcome::Ok => ExitCode::SUCCESS,
-            Outcome::Problems => ExitCode::from(1),
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::set_quiet(cli.quiet);
     let result = match cli.command {
-        Command::Build(args) => commands::build::run(args).map(Outcome::code),
-        Command::Validate(args) => commands::validate::run(args).map(Outcome::code),
-        Command::Inspect(args) => commands::inspect::run(args).map(Outcome::code),
+        Command::Build(args) => commands::build::run(args),
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
         Command::Run(args) => commands::run::run(args),
-        Command::Serve(args) => commands::run::serve_command(args),
-        Command::Compile(args) => commands::run::compile_command(args),
-        Command::Push(args) => commands::transfer::push(args).map(Outcome::code),
-        Command::Pull(args) => commands::transfer::pull(args).map(Outcome::code),
-        Command::Tag(args) => commands::transfer::tag(args).map(Outcome::code),
-        Command::Tags(args) => commands::transfer::tags(args).map(Outcome::code),
-        Command::Manifest(args) => commands::transfer::manifest(args).map(Outcome::code),
-        Command::Login(args) => commands::transfer::login(args).map(Outcome::code),
-        Command::Logout(args) => commands::transfer::logout(args).map(Outcome::code),
-        Command::Publish(args) => commands::publish::publish(args),
-        Command::Copy(args) => commands::transfer::copy(args).map(Outcome::code),
-        Command::Convert(args) => commands::transfer::convert(args).map(Outcome::code),
-        Command::Node(command) => commands::node::run(command).map(Outcome::code),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Compile(args) => commands::compile::run(args),
+        Command::Push(args) => commands::push::run(args),
+        Command::Pull(args) => commands::pull::run(args),
+        Command::Tag(args) => commands::tags::tag(args),
+        Command::Tags(args) => commands::tags::run(args),
+        Command::Manifest(args) => commands::manifest::run(args),
+        Command::Login(args) => commands::login::run(args),
+        Command::Logout(args) => commands::login::logout(args),
+        Command::Publish(args) => commands::publish::run(args),
+        Command::Copy(args) => commands::copy::run(args),
+        Command::Convert(args) => commands::convert::run(args),
+        Command::Node(command) => commands::node::run(command),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 //! The one place that writes to the terminal: data to stdout, status and errors to stderr.
+//! `--quiet` silences status lines and notes, never data, problems or errors.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -6,6 +7,47 @@
 )]
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silences status lines, notes and progress bars (`--quiet`).
+pub(crate) fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `--quiet` is on.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// A report of a command: `Serialize` for `--json`, and what people see otherwise.
+pub(crate) trait Report: Serialize {
+    /// The status line for people, on stderr.
+    fn status(&self) -> Option<String> {
+        None
+    }
+    /// The data for people, on stdout.
+    fn text(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Shows `report`: as JSON on stdout with `json`, else its status and its text.
+pub(crate) fn report(report: &impl Report, json: bool) {
+    if json {
+        self::json(report);
+        return;
+    }
+    if let Some(line) = report.status() {
+        status(&line);
+    }
+    if let Some(text) = report.text() {
+        data(&text);
+    }
+}
 
 /// Writes data (a reference, a report, JSON) to stdout. A closed pipe ends quietly.
 pub(crate) fn data(text: &str) {
@@ -37,19 +79,29 @@ pub(crate) fn raw(bytes: &[u8]) {
     }
 }
 
-/// Writes pretty JSON to stdout.
-pub(crate) fn json(value: &serde_json::Value) {
-    data(&serde_json::to_string_pretty(value).expect("JSON values serialize"));
+/// Writes pretty JSON to stdout, keys sorted (the same order whatever the type's).
+pub(crate) fn json(value: &impl Serialize) {
+    let value = serde_json::to_value(value).expect("reports serialize");
+    data(&serde_json::to_string_pretty(&value).expect("JSON values serialize"));
 }
 
-/// A status line on stderr.
+/// A status line on stderr (not with `--quiet`).
 pub(crate) fn status(text: &str) {
-    eprintln!("{text}");
+    if !quiet() {
+        eprintln!("{text}");
+    }
 }
 
-/// A note on stderr.
+/// A note on stderr (not with `--quiet`).
 pub(crate) fn note(text: &str) {
-    eprintln!("note: {text}");
+    if !quiet() {
+        eprintln!("note: {text}");
+    }
+}
+
+/// A line about what went wrong, on stderr (even with `--quiet`).
+pub(crate) fn problem(text: &str) {
+    eprintln!("{text}");
 }
 
 /// Renders an error and its causes on stderr.

@@ -41,9 +41,9 @@ impl Progress for Bars {
     }
 }
 
-/// Bars when stderr is a terminal and `quiet` is off; otherwise nothing.
-pub(crate) fn bars(quiet: bool) -> Option<Arc<dyn Progress>> {
-    if quiet || !std::io::stderr().is_terminal() {
+/// Bars when stderr is a terminal and `--quiet` is off; otherwise nothing.
+pub(crate) fn bars() -> Option<Arc<dyn Progress>> {
+    if crate::output::quiet() || !std::io::stderr().is_terminal() {
         return None;
     }
     Some(Arc::new(Bars {

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use wasmoci_registry::LayoutRef;
+use wasmoci_registry::{LayoutRef, Reference};
 use wasmoci_spec::Digest;
 
 /// A named artifact.
@@ -29,25 +29,33 @@ pub enum ArtifactRef {
     },
     /// A manifest in the embedded store, by `NAME:TAG` or digest.
     Store(LayoutRef),
-    /// A registry reference.
-    Registry(String),
+    /// A registry reference, parsed.
+    Registry(Reference),
 }
 
-/// A name that is none of the forms.
+/// A name that is none of the forms, or a registry reference that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid artifact reference `{text}`: {reason}; name a `.wasm`/`.wat` file, `oci:DIR[:TAG]`, `NAME:TAG` in the store, or `HOST/REPO:TAG`"
-)]
-pub struct ReferenceError {
-    text: String,
-    reason: String,
+pub enum ReferenceError {
+    /// None of the forms.
+    #[error(
+        "invalid artifact reference `{text}`: {reason}; name a `.wasm`/`.wat` file, `oci:DIR[:TAG]`, `NAME:TAG` in the store, or `HOST/REPO:TAG`"
+    )]
+    Form {
+        /// The name.
+        text: String,
+        /// Why.
+        reason: String,
+    },
+    /// A registry name that does not parse.
+    #[error(transparent)]
+    Registry(#[from] wasmoci_registry::reference::ReferenceError),
 }
 
 impl FromStr for ArtifactRef {
     type Err = ReferenceError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let fail = |reason: &str| ReferenceError {
+        let fail = |reason: &str| ReferenceError::Form {
             text: text.to_owned(),
             reason: reason.to_owned(),
         };
@@ -83,7 +91,7 @@ impl FromStr for ArtifactRef {
         if let Some((first, _)) = text.split_once('/')
             && (first.contains('.') || first.contains(':') || first == "localhost")
         {
-            return Ok(ArtifactRef::Registry(text.to_owned()));
+            return Ok(ArtifactRef::Registry(text.parse()?));
         }
         // The embedded store: NAME[:TAG] or NAME@DIGEST.
         if let Some((name, digest)) = text.split_once('@') {
@@ -116,7 +124,7 @@ impl fmt::Display for ArtifactRef {
             ArtifactRef::Store(LayoutRef::Tag(tag)) => f.write_str(tag),
             ArtifactRef::Store(LayoutRef::Digest(d)) => write!(f, "@{d}"),
             ArtifactRef::Store(LayoutRef::Only) => f.write_str("(store)"),
-            ArtifactRef::Registry(r) => f.write_str(r),
+            ArtifactRef::Registry(r) => write!(f, "{r}"),
         }
     }
 }
@@ -219,7 +227,11 @@ mod tests {
             "localhost/r@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             "127.0.0.1:5000/a/b",
         ] {
-            assert_eq!(parse(registry), ArtifactRef::Registry(registry.into()));
+            assert_eq!(
+                parse(registry),
+                ArtifactRef::Registry(registry.parse().unwrap())
+            );
+            assert_eq!(parse(registry).to_string(), registry);
         }
     }
 

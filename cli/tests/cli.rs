@@ -4,6 +4,7 @@
 //!   stdout and stderr side by side. `WASMOCI_BLESS=1` rewrites them.
 //! - `build`: reproducibility, atomicity and interop with real tools (skopeo).
 //! - `registry`: push and pull against a real registry (docker-registry), with skopeo.
+//! - `pull`: pulling on demand (`run HOST/REPO:TAG`, `--pull`), and failed pulls.
 //! - `serve`: `wasmoci serve` as a process, over real HTTP on loopback.
 //! - `workspace`: the dependency rules of ARCHITECTURE.md.
 
@@ -11,6 +12,7 @@
 
 mod build;
 mod cases;
+mod pull;
 mod registry;
 mod serve;
 mod support;

@@ -2,11 +2,13 @@
 //! to containerd's config (what KWasm's node installer and runtime-class-manager do).
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use wasmoci_cli::node::{SHIM_BINARY, patch_containerd_config};
 
-use crate::{Outcome, output};
+use super::args::write_atomically;
+use crate::output;
 
 /// Node set-up commands
 #[derive(Debug, clap::Subcommand)]
@@ -46,13 +48,13 @@ pub(crate) struct InstallArgs {
     dry_run: bool,
 }
 
-pub(crate) fn run(command: NodeCommand) -> Result<Outcome> {
+pub(crate) fn run(command: NodeCommand) -> Result<ExitCode> {
     match command {
         NodeCommand::Install(args) => install(args),
     }
 }
 
-fn install(args: InstallArgs) -> Result<Outcome> {
+fn install(args: InstallArgs) -> Result<ExitCode> {
     let shim = match &args.shim {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -96,10 +98,10 @@ fn install(args: InstallArgs) -> Result<Outcome> {
     let verb = if args.dry_run { "would " } else { "" };
     if args.dry_run {
         output::status(&summary(verb, &patched, shim_changed, config, &target));
-        return Ok(Outcome::Ok);
+        return Ok(ExitCode::SUCCESS);
     }
     if shim_changed {
-        super::write_atomically(&target, &new_shim, 0o755)?;
+        write_atomically(&target, &new_shim, 0o755)?;
     }
     if patched.changed() {
         if !before.is_empty() {
@@ -107,16 +109,16 @@ fn install(args: InstallArgs) -> Result<Outcome> {
                 "{}.wasmoci-backup",
                 config.file_name().unwrap_or_default().to_string_lossy()
             ));
-            super::write_atomically(&backup, before.as_bytes(), 0o600)?;
+            write_atomically(&backup, before.as_bytes(), 0o600)?;
             output::note(&format!("the previous config is in `{}`", backup.display()));
         }
-        super::write_atomically(config, patched.after.as_bytes(), 0o644)?;
+        write_atomically(config, patched.after.as_bytes(), 0o644)?;
     }
     output::status(&summary(verb, &patched, shim_changed, config, &target));
     if patched.changed() || shim_changed {
         output::note("restart containerd for it to take effect (`systemctl restart containerd`)");
     }
-    Ok(Outcome::Ok)
+    Ok(ExitCode::SUCCESS)
 }
 
 fn summary(

@@ -5,15 +5,16 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
+use serde::Serialize;
+use wasmoci_cli::ops::artifact::Loaded;
+use wasmoci_cli::ops::build::{Build, BuildRequest, build};
+use wasmoci_cli::ops::publish::{Receipt, Timings, check_built};
 use wasmoci_cli::policy::ImportPolicy;
+use wasmoci_registry::Reference;
 use wasmoci_registry::client::RegistryError;
-use wasmoci_registry::{LayoutRef, Reference};
-use wasmoci_spec::{ImageManifest, validate, validate_wasm};
 
-use super::build::{BuildArgs, build};
-use super::transfer::RegistryArgs;
-use crate::output;
+use super::args::RegistryArgs;
+use crate::output::{self, Report};
 
 const PUBLISH_HELP: &str = "\
 Builds PATH (a project directory or a .wasm/.wat file, default `.`) exactly as `wasmoci
@@ -56,12 +57,30 @@ pub(crate) struct PublishArgs {
     json: bool,
 }
 
+/// The receipt, and the summary line for people.
+#[derive(Serialize)]
+struct Published {
+    #[serde(flatten)]
+    receipt: Receipt,
+    #[serde(skip)]
+    summary: String,
+}
+
+impl Report for Published {
+    fn status(&self) -> Option<String> {
+        Some(self.summary.clone())
+    }
+    fn text(&self) -> Option<String> {
+        Some(self.receipt.reference.clone())
+    }
+}
+
 fn fail(code: u8, error: anyhow::Error) -> ExitCode {
     output::error(&error);
     ExitCode::from(code)
 }
 
-pub(crate) fn publish(args: PublishArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let (path, dest) = match args.targets.as_slice() {
         [dest] => (PathBuf::from("."), dest.clone()),
@@ -74,76 +93,55 @@ pub(crate) fn publish(args: PublishArgs) -> Result<ExitCode> {
     } else {
         dest
     };
-    super::transfer::plain_http_note(&dest, &args.registry);
+    args.registry.plain_http_note(&dest);
     let policy = ImportPolicy::new(&args.deny_imports, &args.allow_imports)?;
     let client = args.registry.client()?;
 
     // 1. Build, into a scratch layout.
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
-    let build_args = BuildArgs::for_path(path.clone(), Some(scratch.path().join("layout")));
-    let built = match build(&build_args) {
-        Ok(Some(built)) => built,
-        Ok(None) => return Ok(ExitCode::from(1)),
+    let request = BuildRequest::for_path(path.clone(), Some(scratch.path().join("layout")));
+    let built = match build(&request, &mut super::build::running) {
+        Ok(Build::Stored(built)) => built,
+        Ok(Build::Refused(refused)) => {
+            super::build::refusal(&refused);
+            return Ok(ExitCode::FAILURE);
+        }
         Err(e) => {
             return Ok(fail(
                 3,
-                e.context(format!("failed to build `{}`", path.display())),
+                anyhow::Error::new(e).context(format!("failed to build `{}`", path.display())),
             ));
         }
     };
-    output::status(&built.summary);
+    for note in &built.notes {
+        output::note(note);
+    }
+    if let Some(line) = built.status() {
+        output::status(&line);
+    }
     let build_ms = started.elapsed().as_millis();
 
-    // 2. Validate what was built, as `wasmoci validate` would.
+    // 2. Check what was built, as `wasmoci validate` would.
     let validating = Instant::now();
-    let layout = &built.layout;
-    let stored = layout.resolve(&LayoutRef::Tag(built.tag.clone()))?;
-    let manifest: ImageManifest = stored.manifest()?;
-    let config = layout.read_blob(&manifest.config.digest)?;
-    let layers = manifest
-        .layers
-        .iter()
-        .map(|l| layout.read_blob(&l.digest))
-        .collect::<Result<Vec<_>, _>>()?;
-    let slices: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
-    let mut problems: Vec<String> = validate(&stored.manifest_bytes, &config, &slices)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    if let Some((index, _)) = manifest.wasm_layers().next() {
-        let wasm = &layers[index];
-        if let Err(e) = validate_wasm(wasm, wasmparser::WasmFeatures::all()) {
-            problems.push(format!("[wasm-invalid] manifest.layers[{index}]: {e}"));
-        }
-        let imports = match wasmoci_spec::WasmKind::detect(wasm) {
-            Some(wasmoci_spec::WasmKind::Component) => {
-                wasmoci_spec::component_section(wasm)?.imports
-            }
-            _ => wasmoci_spec::module_import_names(wasm),
-        };
-        for refusal in policy.check(imports.iter().map(String::as_str)) {
-            problems.push(format!(
-                "[policy-import] manifest.layers[{index}]: imports `{}`, which {}",
-                refusal.import, refusal.reason
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        output::status(&format!(
+    let (loaded, checked) = check_built(&built, &policy)?;
+    if !checked.valid {
+        let header = format!(
             "error: `{}` is not published: {} problem(s)",
             built.tag,
-            problems.len()
-        ));
-        for p in problems {
-            output::status(&format!("  {p}"));
-        }
-        return Ok(ExitCode::from(1));
+            checked.violations.len()
+        );
+        super::validate::problems(&header, &checked);
+        return Ok(ExitCode::FAILURE);
     }
+    let Loaded::Stored(parts) = &loaded else {
+        unreachable!("a layout holds stored artifacts");
+    };
     let validate_ms = validating.elapsed().as_millis();
 
     // 3. Push.
     let pushing = Instant::now();
-    let report = match client.push(layout, &stored, &dest) {
+    let (layout, stored) = (&parts.layout, &parts.stored);
+    let report = match client.push(layout, stored, &dest) {
         Ok(report) => report,
         Err(e) => {
             let code = match &e {
@@ -159,55 +157,32 @@ pub(crate) fn publish(args: PublishArgs) -> Result<ExitCode> {
         }
     };
     let push_ms = pushing.elapsed().as_millis();
-    let reference = format!("{dest}@{}", stored.descriptor.digest);
-
-    {
-        let blobs = |list: &[(wasmoci_spec::Digest, u64)]| {
-            list.iter()
-                .map(|(d, s)| json!({ "digest": d.to_string(), "size": s }))
-                .collect::<Vec<_>>()
-        };
-        let receipt = json!({
-            "reference": reference,
-            "registry": dest.registry,
-            "repository": dest.repository,
-            "tag": dest.tag,
-            "digest": stored.descriptor.digest.to_string(),
-            "manifest": { "digest": stored.descriptor.digest.to_string(), "size": stored.manifest_bytes.len() },
-            "config": { "digest": manifest.config.digest.to_string(), "size": manifest.config.size, "mediaType": manifest.config.media_type },
-            "layers": manifest.layers.iter().map(|l| json!({ "digest": l.digest.to_string(), "size": l.size, "mediaType": l.media_type })).collect::<Vec<_>>(),
-            "annotations": manifest.annotations,
-            "uploaded": blobs(&report.uploaded),
-            "skipped": blobs(&report.skipped),
-            "timings_ms": { "build": build_ms, "validate": validate_ms, "push": push_ms, "total": started.elapsed().as_millis() },
-            "wasmoci": env!("CARGO_PKG_VERSION"),
-        });
-        if args.json {
-            output::json(&receipt);
-        }
-        let Some(path) = &args.receipt else {
-            return Ok(finish(&dest, &report, &reference, args.json));
-        };
-        let mut text = serde_json::to_vec_pretty(&receipt).expect("JSON serializes");
+    let timings = Timings {
+        build: build_ms,
+        validate: validate_ms,
+        push: push_ms,
+        total: started.elapsed().as_millis(),
+    };
+    let published = Published {
+        receipt: Receipt::new(&dest, parts, &report, timings)?,
+        summary: format!(
+            "published `{dest}`: {} blob(s) uploaded, {} already there",
+            report.uploaded.len(),
+            report.skipped.len()
+        ),
+    };
+    if let Some(path) = &args.receipt {
+        let mut text = serde_json::to_vec_pretty(
+            &serde_json::to_value(&published.receipt).expect("the receipt serializes"),
+        )
+        .expect("JSON serializes");
         text.push(b'\n');
-        super::write_atomically(path, &text, 0o644).context("failed to write the receipt")?;
+        super::args::write_atomically(path, &text, 0o644).context("failed to write the receipt")?;
     }
-    Ok(finish(&dest, &report, &reference, args.json))
-}
-
-fn finish(
-    dest: &Reference,
-    report: &wasmoci_registry::client::PushReport,
-    reference: &str,
-    json: bool,
-) -> ExitCode {
-    output::status(&format!(
-        "published `{dest}`: {} blob(s) uploaded, {} already there",
-        report.uploaded.len(),
-        report.skipped.len()
-    ));
-    if !json {
-        output::data(reference);
+    // The summary goes to stderr even with `--json` (the receipt is the data).
+    output::report(&published, args.json);
+    if args.json {
+        output::status(&published.summary);
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

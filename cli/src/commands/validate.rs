@@ -1,17 +1,18 @@
+//! `wasmoci validate`.
+
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use serde_json::json;
-use wasmoci_cli::build::WitWorld;
+use wasmoci_cli::ops::check::{CheckOptions, CheckReport, check};
+use wasmoci_cli::ops::componentize::WitWorld;
 use wasmoci_cli::policy::ImportPolicy;
 use wasmoci_cli::project::{PROJECT_FILE, Project};
 use wasmoci_cli::reference::ArtifactRef;
-use wasmoci_spec::{
-    Violation, WasmKind, component_section, validate, validate_wasm, wasm_features,
-};
+use wasmoci_spec::wasm_features;
 
-use super::{Loaded, load};
-use crate::{Outcome, output};
+use super::args::PullOnDemand;
+use crate::output::{self, Report};
 
 const AFTER_HELP: &str = "\
 Checks:
@@ -43,7 +44,8 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ValidateArgs {
-    /// `FILE.wasm`, `FILE.wat`, `oci:DIR[:TAG|@DIGEST]` or `NAME:TAG` in the store
+    /// `FILE.wasm`, `FILE.wat`, `oci:DIR[:TAG|@DIGEST]`, `NAME:TAG` in the store or
+    /// `HOST/REPO:TAG` (pulled into the store first)
     #[arg(value_name = "ARTIFACT")]
     artifact: ArtifactRef,
     /// Wasm features to allow, comma-separated (`wasm2,simd`, `-gc`, `all`) [default: all]
@@ -64,9 +66,24 @@ pub(crate) struct ValidateArgs {
     /// Print a JSON report on stdout
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pull: PullOnDemand,
 }
 
-pub(crate) fn run(args: ValidateArgs) -> Result<Outcome> {
+impl Report for CheckReport {
+    fn status(&self) -> Option<String> {
+        self.valid.then(|| {
+            format!(
+                "`{}` is valid{}",
+                self.reference,
+                self.wasm_kind
+                    .map_or(String::new(), |k| format!(": a {} {k}", k.os()))
+            )
+        })
+    }
+}
+
+pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode> {
     let features = match &args.features {
         Some(list) => {
             wasm_features(list).map_err(|e| anyhow::anyhow!("invalid `--features`: {e}"))?
@@ -85,163 +102,34 @@ pub(crate) fn run(args: ValidateArgs) -> Result<Outcome> {
         },
     });
     let world = world.map(|w| w.load()).transpose()?;
-
-    let loaded = match load(&args.artifact) {
-        Ok(loaded) => loaded,
-        // WAT that does not parse is an invalid artifact, not a failure to check one.
-        Err(e) => match e.downcast_ref::<wasmoci_cli::build::BuildError>() {
-            Some(wasmoci_cli::build::BuildError::Wat { path, reason }) => {
-                let v = violation("wat-invalid", &path.display().to_string(), reason.clone());
-                return Ok(report(&args, &path.display().to_string(), None, vec![v]));
-            }
-            _ => return Err(e),
-        },
+    args.pull.fetch(&args.artifact)?;
+    let options = CheckOptions {
+        features,
+        policy: &policy,
+        world: world.as_ref(),
     };
-    let mut violations: Vec<Violation> = Vec::new();
-    let (display, wasm, wasm_path): (String, Option<&[u8]>, String) = match &loaded {
-        Loaded::File { path, bytes } => (
-            path.display().to_string(),
-            Some(bytes.as_slice()),
-            path.display().to_string(),
-        ),
-        Loaded::Stored(parts) => {
-            let layers: Vec<&[u8]> = parts.layers.iter().map(Vec::as_slice).collect();
-            violations.extend(validate(
-                &parts.stored.manifest_bytes,
-                &parts.config_bytes,
-                &layers,
-            ));
-            let layer = parts.wasm_layer();
-            (
-                parts.display.clone(),
-                layer.map(|(_, _, bytes)| bytes),
-                layer.map_or_else(String::new, |(i, _, _)| format!("manifest.layers[{i}]")),
-            )
-        }
-    };
-
-    let mut kind = None;
-    if let Some(bytes) = wasm {
-        kind = WasmKind::detect(bytes);
-        match kind {
-            None => {
-                if matches!(loaded, Loaded::File { .. }) {
-                    violations.push(violation(
-                        "wasm-not-wasm",
-                        &wasm_path,
-                        "not a WebAssembly binary: no `\\0asm` preamble with a known version"
-                            .into(),
-                    ));
-                }
-            }
-            Some(k) => match validate_wasm(bytes, features) {
-                Err(e) => violations.push(violation("wasm-invalid", &wasm_path, e.to_string())),
-                Ok(()) if k == WasmKind::Component => {
-                    check_component(bytes, &wasm_path, &policy, world.as_ref(), &mut violations);
-                }
-                Ok(()) => {
-                    let names = wasmoci_spec::module_import_names(bytes);
-                    for refusal in policy.check(names.iter().map(String::as_str)) {
-                        violations.push(violation(
-                            "policy-import",
-                            &wasm_path,
-                            format!(
-                                "imports from `{}`, which {}",
-                                refusal.import, refusal.reason
-                            ),
-                        ));
-                    }
-                    if world.is_some() {
-                        violations.push(violation(
-                            "world-mismatch",
-                            &wasm_path,
-                            "a core module cannot target a world; make it a component first".into(),
-                        ));
-                    }
-                }
-            },
-        }
+    let report = check(&args.artifact, &options)?;
+    output::report(&report, args.json);
+    if report.valid {
+        return Ok(ExitCode::SUCCESS);
     }
-
-    Ok(report(&args, &display, kind, violations))
+    if !args.json {
+        let n = report.violations.len();
+        let header = format!(
+            "error: `{}` is invalid: {n} problem{}",
+            report.reference,
+            if n == 1 { "" } else { "s" }
+        );
+        problems(&header, &report);
+    }
+    Ok(ExitCode::FAILURE)
 }
 
-fn report(
-    args: &ValidateArgs,
-    display: &str,
-    kind: Option<WasmKind>,
-    violations: Vec<Violation>,
-) -> Outcome {
-    if args.json {
-        output::json(&json!({
-            "reference": display,
-            "valid": violations.is_empty(),
-            "kind": kind.map(WasmKind::as_str),
-            "os": kind.map(|k| k.os().as_str().to_owned()),
-            "violations": violations,
-        }));
-    } else if violations.is_empty() {
-        output::status(&format!(
-            "`{display}` is valid{}",
-            kind.map_or(String::new(), |k| format!(": a {} {k}", k.os()))
-        ));
-    } else {
-        output::status(&format!(
-            "error: `{display}` is invalid: {} problem{}",
-            violations.len(),
-            if violations.len() == 1 { "" } else { "s" }
-        ));
-        for v in &violations {
-            output::status(&format!("  {v}"));
-        }
-    }
-    if violations.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::Problems
-    }
-}
-
-fn violation(code: &'static str, path: &str, message: String) -> Violation {
-    Violation {
-        code,
-        path: path.to_owned(),
-        message,
-    }
-}
-
-fn check_component(
-    bytes: &[u8],
-    path: &str,
-    policy: &ImportPolicy,
-    world: Option<&(wit_parser::Resolve, wit_parser::WorldId, String)>,
-    violations: &mut Vec<Violation>,
-) {
-    if !policy.is_empty() {
-        match component_section(bytes) {
-            Ok(section) => {
-                for refusal in policy.check(section.imports.iter().map(String::as_str)) {
-                    violations.push(violation(
-                        "policy-import",
-                        path,
-                        format!("imports `{}`, which {}", refusal.import, refusal.reason),
-                    ));
-                }
-            }
-            Err(e) => violations.push(violation("layer-component-decode", path, e.to_string())),
-        }
-    }
-    if let Some((resolve, world, name)) = world
-        && let Err(e) = wit_component::targets(resolve, *world, bytes, false)
-    {
-        violations.push(violation(
-            "world-mismatch",
-            path,
-            format!(
-                "does not fit `{name}`: {}",
-                format!("{e:#}").replace('\n', " ")
-            ),
-        ));
+/// `header`, then every violation, on stderr.
+pub(crate) fn problems(header: &str, report: &CheckReport) {
+    output::problem(header);
+    for v in &report.violations {
+        output::problem(&format!("  {v}"));
     }
 }
 

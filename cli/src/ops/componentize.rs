@@ -392,6 +392,21 @@ pub struct PackageMetadata {
     pub revision: Option<String>,
 }
 
+impl From<&crate::project::Package> for PackageMetadata {
+    fn from(p: &crate::project::Package) -> Self {
+        PackageMetadata {
+            name: p.name.clone(),
+            version: Some(p.version.clone()),
+            authors: p.authors.clone(),
+            license: p.license.clone(),
+            description: p.description.clone(),
+            source: p.source.clone(),
+            homepage: p.homepage.clone(),
+            revision: p.revision.clone(),
+        }
+    }
+}
+
 impl PackageMetadata {
     /// Authors as one string, as OCI and wasm-metadata carry them.
     pub fn authors_text(&self) -> Option<String> {

@@ -1,0 +1,110 @@
+//! Arguments several commands share: how to reach a registry, and pulling on demand.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use wasmoci_cli::ops::artifact::{PullPolicy, needs_pull, pull, store_layout};
+use wasmoci_cli::reference::ArtifactRef;
+use wasmoci_registry::Reference;
+use wasmoci_registry::auth::Secret;
+use wasmoci_registry::client::{Client, ClientOptions};
+
+use crate::output;
+
+/// Credentials and transport, shared by the commands that talk to registries.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RegistryArgs {
+    /// User name (the password is read from stdin with `--password-stdin`)
+    #[arg(short, long, value_name = "USER", requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password (or token) from stdin
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// Talk plain HTTP to the registry (loopback registries use it anyway)
+    #[arg(long)]
+    plain_http: bool,
+    /// Skip TLS certificate verification
+    #[arg(long)]
+    insecure: bool,
+    /// Trust the PEM certificates in FILE (a private CA)
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    /// A client with these credentials and this transport, with progress bars on a
+    /// terminal.
+    pub(crate) fn client(&self) -> Result<Client> {
+        let credential = match &self.username {
+            Some(user) => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut password)
+                    .context("failed to read the password from stdin")?;
+                Some((
+                    user.clone(),
+                    Secret::new(password.trim_end_matches(['\n', '\r'])),
+                ))
+            }
+            None => None,
+        };
+        let client = Client::new(ClientOptions {
+            plain_http: self.plain_http,
+            credential,
+            insecure: self.insecure,
+            ca_file: self.ca_file.clone(),
+            ..ClientOptions::default()
+        })?;
+        Ok(match crate::progress::bars() {
+            Some(bars) => client.with_progress(bars),
+            None => client,
+        })
+    }
+
+    /// Says on stderr when `r`'s registry is reached without TLS.
+    pub(crate) fn plain_http_note(&self, r: &Reference) {
+        let tls_asked = self.insecure || self.ca_file.is_some();
+        if self.plain_http || (r.is_loopback() && !tls_asked) {
+            output::note(&format!("talking plain HTTP to `{}`", r.registry));
+        }
+    }
+}
+
+/// Pulling a registry artifact the store lacks before using it, like `docker run`.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Pulling a `HOST/REPO:TAG` artifact")]
+pub(crate) struct PullOnDemand {
+    /// Pull it into the store first: when the store lacks it, every time, or never
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = PullPolicy::Missing)]
+    pull: PullPolicy,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+impl PullOnDemand {
+    /// Makes sure the store has `artifact` when it names a registry (other names are
+    /// read where they are).
+    pub(crate) fn fetch(&self, artifact: &ArtifactRef) -> Result<()> {
+        let ArtifactRef::Registry(reference) = artifact else {
+            return Ok(());
+        };
+        let store = store_layout()?;
+        if needs_pull(reference, self.pull, &store)? {
+            self.registry.plain_http_note(reference);
+            let pulled = pull(&self.registry.client()?, reference, &store)?;
+            output::status(&super::pull::summary(&pulled));
+        }
+        Ok(())
+    }
+}
+
+/// [`wasmoci_fs::write_atomic`], with the path in the error.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    }
+    wasmoci_fs::write_atomic(path, bytes, mode)
+        .with_context(|| format!("failed to write `{}`", path.display()))
+}

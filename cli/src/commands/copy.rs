@@ -1,0 +1,51 @@
+//! `wasmoci copy`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use wasmoci_cli::ops::artifact::endpoint;
+use wasmoci_cli::ops::copy::{CopyReport, copy};
+
+use super::args::RegistryArgs;
+use crate::output::{self, Report};
+
+const COPY_HELP: &str = "\
+Copies the manifest and its blobs as they are, so the digest stays the same. Between two
+repositories of one registry, blobs are mounted rather than uploaded.
+
+Examples:
+  wasmoci copy ghcr.io/acme/app:1.0.0 registry.internal:5000/mirror/app:1.0.0
+  wasmoci copy ghcr.io/acme/app:1.0.0 oci:vendor:app:1.0.0
+  wasmoci copy oci:vendor:app:1.0.0 localhost:5000/app:1.0.0";
+
+/// Copy an artifact between registries and layouts, keeping its digest
+#[derive(Debug, clap::Args)]
+#[command(after_help = COPY_HELP)]
+pub(crate) struct CopyArgs {
+    /// `HOST/REPO[:TAG|@DIGEST]`, `oci:DIR[:TAG|@DIGEST]` or `NAME:TAG` in the store
+    #[arg(value_name = "SRC")]
+    source: String,
+    /// `HOST/REPO[:TAG]`, `oci:DIR:TAG` or `NAME:TAG` in the store
+    #[arg(value_name = "DST")]
+    dest: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Print a JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+impl Report for CopyReport {
+    fn text(&self) -> Option<String> {
+        Some(self.reference.clone())
+    }
+}
+
+pub(crate) fn run(args: CopyArgs) -> Result<ExitCode> {
+    let client = args.registry.client()?;
+    let source = endpoint(&args.source)?;
+    let dest = endpoint(&args.dest)?;
+    let report = copy(&client, source, &args.source, dest, &args.dest)?;
+    output::report(&report, args.json);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,122 @@
+//! `wasmoci login` and `wasmoci logout`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use wasmoci_registry::Reference;
+use wasmoci_registry::auth::{Secret, docker_config};
+use wasmoci_registry::client::{Client, ClientOptions};
+
+use crate::output::{self, Report};
+
+/// Log in to a registry: check the credentials, then save them in docker's `config.json`
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  echo \"$TOKEN\" | wasmoci login ghcr.io -u me --password-stdin"
+)]
+pub(crate) struct LoginArgs {
+    /// The registry host, e.g. `ghcr.io` or `localhost:5000`
+    #[arg(value_name = "HOST")]
+    host: String,
+    /// User name
+    #[arg(short, long, value_name = "USER")]
+    username: String,
+    /// Read the password (or token) from stdin
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    /// Talk plain HTTP to the registry (loopback registries use it anyway)
+    #[arg(long)]
+    plain_http: bool,
+    /// Print a JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+/// A login.
+#[derive(Serialize)]
+struct LoggedIn {
+    host: String,
+    config: PathBuf,
+}
+
+impl Report for LoggedIn {
+    fn status(&self) -> Option<String> {
+        Some(format!(
+            "logged in to `{}`; credentials saved in `{}`",
+            self.host,
+            self.config.display()
+        ))
+    }
+}
+
+/// The reference login and logout use to name a registry host.
+fn probe(host: &str) -> Result<Reference> {
+    format!("{host}/library/x")
+        .parse()
+        .with_context(|| format!("invalid registry host `{host}`"))
+}
+
+pub(crate) fn run(args: LoginArgs) -> Result<ExitCode> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("failed to read the password from stdin")?;
+    let password = Secret::new(password.trim_end_matches(['\n', '\r']));
+    let probe = probe(&args.host)?;
+    let client = Client::new(ClientOptions {
+        plain_http: args.plain_http,
+        credential: Some((args.username.clone(), password.clone())),
+        ..ClientOptions::default()
+    })?;
+    client
+        .check_login(&probe)
+        .with_context(|| format!("failed to log in to `{}`", args.host))?;
+    let config = docker_config::save(&probe.registry, &args.username, &password)?;
+    let report = LoggedIn {
+        host: args.host,
+        config,
+    };
+    output::report(&report, args.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Log out of a registry: remove its credentials from docker's `config.json`
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogoutArgs {
+    /// The registry host
+    #[arg(value_name = "HOST")]
+    host: String,
+    /// Print a JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+/// A logout.
+#[derive(Serialize)]
+struct LoggedOut {
+    host: String,
+    removed: bool,
+}
+
+impl Report for LoggedOut {
+    fn status(&self) -> Option<String> {
+        Some(if self.removed {
+            format!("logged out of `{}`", self.host)
+        } else {
+            format!("no saved login for `{}`", self.host)
+        })
+    }
+}
+
+pub(crate) fn logout(args: LogoutArgs) -> Result<ExitCode> {
+    let removed = docker_config::remove(&probe(&args.host)?.registry)?;
+    let report = LoggedOut {
+        host: args.host,
+        removed,
+    };
+    output::report(&report, args.json);
+    Ok(ExitCode::SUCCESS)
+}

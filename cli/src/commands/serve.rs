@@ -1,0 +1,93 @@
+//! `wasmoci serve`: a `wasi:http/incoming-handler` component over HTTP.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use wasmoci_cli::units::parse_size;
+use wasmoci_runtime::program::Program;
+use wasmoci_runtime::run::Output;
+use wasmoci_runtime::serve::{ServeOptions, prepare, serve};
+
+use super::guest::{RunCommon, engine, limits, load_program, sandbox, wasm_of};
+use crate::output;
+
+const SERVE_HELP: &str = "\
+Serves HTTP/1.1 with one instance per request. The first stdout line is the URL it listens
+on (useful with port 0). SIGINT or SIGTERM stops accepting, lets requests in flight finish
+and exits 0.
+
+Examples:
+  wasmoci serve http:1.0.0
+  wasmoci serve app.wasm --listen 127.0.0.1:0 --timeout 5s --memory 64MiB --total-memory 1GiB";
+
+/// Serve a `wasi:http/incoming-handler` component over HTTP
+#[derive(Debug, clap::Args)]
+#[command(after_help = SERVE_HELP)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    common: RunCommon,
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Linear memory all requests in flight may have together, e.g. `1GiB`
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    total_memory: Option<u64>,
+}
+
+pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
+    let common = &args.common;
+    let wasm = wasm_of(&common.artifact, &common.pull)?;
+    let engine = engine(common, true)?;
+    let program = load_program(&engine, &wasm, common.no_cache)?;
+    let Program::Component(component) = &program else {
+        bail!(
+            "`{}` is a core module; only components can serve `wasi:http`",
+            wasm.name
+        );
+    };
+    // Everything is checked before the socket is bound.
+    let handler = prepare(&engine, component, &wasm.name)?;
+    let options = ServeOptions {
+        sandbox: sandbox(common, wasm.name.clone(), Vec::new())?,
+        limits: limits(common, args.total_memory),
+        stdout: Output::Inherit,
+        stderr: Output::Inherit,
+        drain_timeout: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let report = runtime.block_on(async {
+        let listener = wasmoci_runtime::serve::listen(&args.listen).await?;
+        let addr = listener
+            .local_addr()
+            .context("failed to read the listening address")?;
+        output::data(&format!("http://{addr}"));
+        output::status(&format!(
+            "serving `{}` on http://{addr} (Ctrl-C to stop)",
+            wasm.name
+        ));
+        let report = serve(handler, &wasm.name, listener, options, shutdown_signal()).await?;
+        anyhow::Ok(report)
+    })?;
+    output::status(&format!(
+        "stopped: {} requests answered, {} failed",
+        report.requests, report.failures
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,116 @@
+//! `wasmoci copy`: an artifact between registries and layouts, byte for byte, so its
+//! digest stays the same.
+
+use serde::Serialize;
+use wasmoci_registry::client::{Client, RegistryError};
+use wasmoci_registry::{Layout, LayoutRef, StoredArtifact};
+use wasmoci_spec::Digest;
+
+use crate::ops::artifact::{Endpoint, dest_tag};
+use crate::ops::{Error, Result};
+
+/// What a copy did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    /// The source, as named.
+    pub source: String,
+    /// The destination `@` the manifest digest.
+    pub reference: String,
+    /// The manifest digest (the same at both ends).
+    pub digest: Digest,
+    /// Blobs mounted from another repository of the same registry.
+    pub mounted_blobs: usize,
+}
+
+/// Copies `source` (named `source_text`) to `dest` (named `dest_text`).
+pub fn copy(
+    client: &Client,
+    source: Endpoint,
+    source_text: &str,
+    dest: Endpoint,
+    dest_text: &str,
+) -> Result<CopyReport> {
+    let mut mounted = 0;
+    let digest = match (source, dest) {
+        (Endpoint::Registry(src), Endpoint::Registry(dst)) => {
+            let scratch = tempfile::tempdir().map_err(Error::TempDir)?;
+            let layout = Layout::at(scratch.path());
+            let pulled = client.pull(&src, &layout, None).map_err(|e| Error::Read {
+                name: src.to_string(),
+                source: e.into(),
+            })?;
+            let stored = layout.resolve(&LayoutRef::Digest(pulled.manifest.digest))?;
+            let pushed = client
+                .push_from(&layout, &stored, &dst, Some(&src))
+                .map_err(|e| write_error(&dst, e))?;
+            mounted = pushed.mounted.len();
+            pulled.manifest.digest
+        }
+        (Endpoint::Registry(src), Endpoint::Local(layout, reference)) => {
+            let tag = dest_tag(&reference, &src.to_string())?;
+            client
+                .pull(&src, &layout, Some(&tag))
+                .map_err(|e| Error::Copy {
+                    reference: Box::new(src.clone()),
+                    source: Box::new(e),
+                })?
+                .manifest
+                .digest
+        }
+        (Endpoint::Local(layout, reference), Endpoint::Registry(dst)) => {
+            let stored = resolve(&layout, &reference, source_text)?;
+            client
+                .push(&layout, &stored, &dst)
+                .map_err(|e| write_error(&dst, e))?;
+            stored.descriptor.digest
+        }
+        (Endpoint::Local(from, reference), Endpoint::Local(to, dst_ref)) => {
+            let stored = resolve(&from, &reference, source_text)?;
+            let tag = dest_tag(&dst_ref, source_text)?;
+            copy_local(&from, &stored, &to, &tag)?
+        }
+    };
+    Ok(CopyReport {
+        source: source_text.to_owned(),
+        reference: format!("{dest_text}@{digest}"),
+        digest,
+        mounted_blobs: mounted,
+    })
+}
+
+fn resolve(layout: &Layout, reference: &LayoutRef, name: &str) -> Result<StoredArtifact> {
+    layout.resolve(reference).map_err(|e| Error::Read {
+        name: name.to_owned(),
+        source: e.into(),
+    })
+}
+
+fn write_error(dst: &wasmoci_registry::Reference, source: RegistryError) -> Error {
+    Error::Write {
+        reference: Box::new(dst.clone()),
+        source: Box::new(source),
+    }
+}
+
+/// Layout to layout: each blob the destination lacks is streamed across (digest and size
+/// checked on the way, never whole in memory), then the manifest is tagged.
+fn copy_local(from: &Layout, stored: &StoredArtifact, to: &Layout, tag: &str) -> Result<Digest> {
+    let manifest = stored.manifest()?;
+    to.create()?;
+    for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        if to.blob_path(&descriptor.digest).is_file() {
+            continue;
+        }
+        let path = from.blob_path(&descriptor.digest);
+        let blob = std::fs::File::open(&path).map_err(|source| Error::ReadBlob {
+            digest: descriptor.digest,
+            source,
+        })?;
+        to.put_blob_from(blob, Some(descriptor))
+            .map_err(|source| Error::CopyBlob {
+                digest: descriptor.digest,
+                source: Box::new(source),
+            })?;
+    }
+    Ok(to.store(&stored.manifest_bytes, &[], Some(tag))?.digest)
+}

@@ -1,0 +1,45 @@
+//! The work of the commands, callable without the command line: each operation takes a
+//! request, returns a report (`Serialize`, for `--json`), and never prints.
+//!
+//! - [`artifact`]: load an artifact wherever it is named, the store's naming rule for
+//!   pulled artifacts, and pulling what the store lacks.
+//! - [`build`]: a file or project into a Wasm OCI artifact in a layout.
+//! - [`check`]: the one validation (`validate`, `publish`, `build`'s policy gate).
+//! - [`componentize`]: a module or component into the bytes that go into an artifact.
+//! - [`convert`]: an artifact into the image-compat format.
+//! - [`copy`]: an artifact between registries and layouts, keeping its digest.
+//! - [`inspect`]: what an artifact is, and a component's WIT.
+//! - [`publish`]: checking what `publish` built, and its receipt.
+
+pub mod artifact;
+pub mod build;
+pub mod check;
+pub mod componentize;
+pub mod convert;
+pub mod copy;
+mod error;
+pub mod inspect;
+pub mod publish;
+
+pub use error::{Cause, Error, Result};
+use serde::Serialize;
+use wasmoci_spec::Digest;
+
+/// A blob a transfer moved or skipped, in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Blob {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl Blob {
+    /// The blobs of a registry report (`(digest, size)` pairs).
+    pub fn list(pairs: &[(Digest, u64)]) -> Vec<Blob> {
+        pairs
+            .iter()
+            .map(|&(digest, size)| Blob { digest, size })
+            .collect()
+    }
+}
