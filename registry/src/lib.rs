@@ -16,6 +16,7 @@ pub mod client;
 mod error;
 mod layout;
 pub mod reference;
+pub mod store;
 
 pub use error::{Error, Result};
 pub use layout::{Layout, LayoutRef, StoredArtifact};

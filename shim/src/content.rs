@@ -13,6 +13,7 @@ use containerd_client::tonic::Request;
 use containerd_client::with_namespace;
 use wasmoci_fs::Home;
 use wasmoci_registry::client::{Client, ClientOptions};
+use wasmoci_registry::store::tag_for;
 use wasmoci_registry::{Layout, LayoutRef, Reference};
 use wasmoci_spec::{Digest, ImageIndex, ImageManifest, WASM_ARCHITECTURE, WasmKind, media_types};
 
@@ -217,10 +218,7 @@ pub(crate) enum ContentError {
     },
     /// The artifact does not have exactly one wasm layer.
     #[error("`{reference}` has {count} wasm layers; wasmoci runs artifacts with exactly one")]
-    Layers {
-        reference: String,
-        count: usize,
-    },
+    Layers { reference: String, count: usize },
     /// The wasm in the node's store does not match its digest.
     #[error("the wasm of `{reference}` in the node's store is corrupt: {error}")]
     Corrupt {
@@ -311,7 +309,8 @@ fn pull_direct(reference: &Reference) -> Result<Loaded, ContentError> {
                 error: Box::new(error),
             };
             Client::new(ClientOptions::default())
-                .and_then(|client| client.pull(reference, &layout, None))
+                .map(|client| client.with_notes(|note| log::warn!("{note}")))
+                .and_then(|client| client.pull(reference, &layout, tag_for(reference).as_deref()))
                 .map_err(pull)?;
             layout.resolve(&LayoutRef::Digest(digest)).map_err(store)?
         }

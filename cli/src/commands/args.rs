@@ -34,7 +34,7 @@ pub(crate) struct RegistryArgs {
 
 impl RegistryArgs {
     /// A client with these credentials and this transport, with progress bars on a
-    /// terminal.
+    /// terminal and its notes on stderr.
     pub(crate) fn client(&self) -> Result<Client> {
         let credential = match &self.username {
             Some(user) => {
@@ -55,7 +55,9 @@ impl RegistryArgs {
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
             ..ClientOptions::default()
-        })?;
+        })?
+        // Credentials that could not be read are said, not silently replaced by none.
+        .with_notes(crate::output::note);
         Ok(match crate::progress::bars() {
             Some(bars) => client.with_progress(bars),
             None => client,

@@ -20,25 +20,9 @@ pub fn store_layout() -> Result<Layout> {
     Ok(Layout::at(env::home()?.store()))
 }
 
-/// The tag a pulled artifact gets in a layout: its full reference, without a digest
-/// (one pulled by digest alone is found by its digest, untagged). The rule of the store,
-/// for every pull (the command line's and the shim's).
-pub fn store_tag(reference: &Reference) -> Option<String> {
-    if reference.digest.is_some() && reference.tag.is_none() {
-        return None;
-    }
-    let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
-    Some(reference.with_tag(&tag).to_string())
-}
-
-/// Where a pulled `reference` is found in a layout: by its digest when it names one,
-/// else by [`store_tag`].
-pub fn stored_ref(reference: &Reference) -> LayoutRef {
-    match reference.digest {
-        Some(digest) => LayoutRef::Digest(digest),
-        None => LayoutRef::Tag(store_tag(reference).unwrap_or_default()),
-    }
-}
+/// The store's naming rule for pulled artifacts (in the registry crate, so the shim's
+/// direct pulls follow it too).
+pub use wasmoci_registry::store::{locate as stored_ref, tag_for as store_tag};
 
 /// When to fetch an artifact a registry reference names: `Missing` when the store lacks
 /// it, `Always` (a tag may have moved), `Never` (the store must have it). The variants

@@ -1,0 +1,24 @@
+//! The store's naming rule for pulled artifacts: one rule for every pull, `wasmoci pull`
+//! (and pull on demand) and the shim's direct pulls alike.
+
+use crate::{LayoutRef, Reference};
+
+/// The tag a pulled artifact gets in a layout: its full reference, without a digest
+/// (`localhost:5000/demo/hello:1.0`; `latest` when it names no tag). One pulled by digest
+/// alone gets none: it is found by its digest, untagged.
+pub fn tag_for(reference: &Reference) -> Option<String> {
+    if reference.digest.is_some() && reference.tag.is_none() {
+        return None;
+    }
+    let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
+    Some(reference.with_tag(&tag).to_string())
+}
+
+/// Where a pulled `reference` is found in a layout: by its digest when it names one, else
+/// by [`tag_for`].
+pub fn locate(reference: &Reference) -> LayoutRef {
+    match reference.digest {
+        Some(digest) => LayoutRef::Digest(digest),
+        None => LayoutRef::Tag(tag_for(reference).unwrap_or_default()),
+    }
+}
