@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 /// What can go wrong before or around running a guest (a guest's own failure is a
-/// [`crate::run::Exit`], not an error).
+/// [`crate::exit::Exit`], not an error).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

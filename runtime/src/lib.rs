@@ -8,17 +8,24 @@
 //! - [`cache::CompileCache`] keeps compiled artifacts keyed by (content digest, engine
 //!   compatibility hash), written atomically, checked against their own digest and loaded with
 //!   `deserialize_file` (mmap); a corrupt, truncated or mismatched entry is recompiled.
-//! - [`run::run_command`] runs `wasi:cli/run` components and wasip1 `_start` modules;
+//! - [`program::Program::target`] decides once what a program runs as (a command, a core
+//!   module's `#func`, or an HTTP handler), for `wasmoci run`, `wasmoci serve` and the shim.
+//! - [`run::Guest::run`] runs `wasi:cli/run` components and wasip1 `_start` modules;
 //!   [`serve::serve`] serves `wasi:http/incoming-handler` components over HTTP/1.1, one
 //!   instance per request.
 //! - [`sandbox::Sandbox`] is everything the guest may touch: arguments, environment,
 //!   directories, network. Nothing is granted by default. [`limits::Limits`] bounds memory and
-//!   time; each stop is reported as its own [`run::Exit`] variant.
+//!   time; each stop is reported as its own [`exit::Exit`] variant.
+//!
+//! Modules form no cycle: `run` and `serve` sit on `host` (store data, stdio, linkers),
+//! which sits on `limits`, which sits on `exit` (how a guest stops); a test checks it.
 
 pub mod cache;
 pub mod containerd;
 pub mod engine;
 mod error;
+pub mod exit;
+pub mod host;
 pub mod limits;
 pub mod program;
 pub mod run;

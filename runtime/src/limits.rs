@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{ResourceLimiter, UpdateDeadline};
 
+use crate::exit::{Killed, MemoryLimitExceeded, StopHandle, TimeLimitExceeded};
+
 /// What a guest may use. `None` means unlimited (up to the engine's maximum memory).
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
@@ -57,23 +59,6 @@ impl MemoryBudget {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
     }
 }
-
-/// The guest tried to grow its memory past a limit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("memory limit exceeded: the guest asked for {requested} bytes, the limit is {limit} bytes{}", if *.shared { " (shared)" } else { "" })]
-pub struct MemoryLimitExceeded {
-    /// The limit.
-    pub limit: u64,
-    /// What the guest asked for.
-    pub requested: u64,
-    /// Whether it was the shared budget.
-    pub shared: bool,
-}
-
-/// The guest ran past its deadline.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("time limit exceeded: stopped after {0:?}")]
-pub struct TimeLimitExceeded(pub Duration);
 
 /// The `ResourceLimiter` of one store.
 #[derive(Debug)]
@@ -150,7 +135,7 @@ pub(crate) fn set_deadline<T: Send>(
     store: &mut wasmtime::Store<T>,
     timeout: Option<Duration>,
     cpu: Option<f64>,
-    stop: Option<crate::run::StopHandle>,
+    stop: Option<StopHandle>,
 ) {
     let started = Instant::now();
     let mut resumed = started;
@@ -158,7 +143,7 @@ pub(crate) fn set_deadline<T: Send>(
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         if let Some(signal) = stop.as_ref().and_then(|s| s.stopped()) {
-            return Err(crate::run::Killed(signal).into());
+            return Err(Killed(signal).into());
         }
         if let Some(limit) = timeout
             && started.elapsed() >= limit

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,41 +15,19 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use wasmtime::Store;
 use wasmtime::component::{Component, ResourceTable};
+use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpHooks};
 
 use crate::engine::WasmEngine;
 use crate::error::wasmtime_message;
+use crate::exit::{Exit, classify};
+use crate::host::{Host, NoOutgoingHttp, Output, apply_output, component_linker, configure};
 use crate::limits::{Limiter, Limits};
-use crate::run::{Exit, Host, Output, apply_output, classify, component_linker, configure};
 use crate::sandbox::Sandbox;
 use crate::{Error, Result};
-
-/// Outgoing `wasi:http` requests are not granted (yet): every one is refused.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct NoOutgoingHttp;
-
-impl WasiHttpHooks for NoOutgoingHttp {
-    fn send_request(
-        &mut self,
-        _request: hyper::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = std::result::Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<dyn Future<Output = OutgoingResult> + Send> {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-}
-
-type OutgoingResult = std::result::Result<
-    (
-        hyper::Response<wasmtime_wasi_http::WasiBody>,
-        Box<dyn Future<Output = std::result::Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ),
-    wasmtime_wasi_http::Error,
->;
 
 /// How a server runs its guests.
 #[derive(Debug, Clone, Default)]
@@ -191,11 +169,6 @@ pub async fn serve(
     })
 }
 
-/// The local address of a listener, for messages.
-pub fn local_addr(listener: &TcpListener) -> Option<SocketAddr> {
-    listener.local_addr().ok()
-}
-
 async fn handle(
     state: Arc<State>,
     request: hyper::Request<hyper::body::Incoming>,
@@ -208,10 +181,10 @@ async fn handle(
         Err((status, message)) => {
             state.failures.fetch_add(1, Ordering::Relaxed);
             // The details (a trap and its backtrace) go to the operator, not the client.
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                format!("wasmoci: `{}`: {message}\n", state.name).as_bytes(),
-            );
+            state
+                .options
+                .stderr
+                .write_line(&format!("wasmoci: `{}`: {message}", state.name));
             let public = match status {
                 504 => "the request timed out",
                 _ => "the handler failed",

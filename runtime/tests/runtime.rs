@@ -7,9 +7,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmoci_runtime::cache::{CacheOutcome, CompileCache, compile};
 use wasmoci_runtime::engine::{EngineSettings, WasmEngine, build_engine};
+use wasmoci_runtime::exit::{Exit, StopHandle};
+use wasmoci_runtime::host::{Output, Stdio};
 use wasmoci_runtime::limits::{Limits, MemoryBudget};
 use wasmoci_runtime::program::{EntryPoint, Program};
-use wasmoci_runtime::run::{Exit, Output, Stdio, run_command};
+use wasmoci_runtime::run::Guest;
 use wasmoci_runtime::sandbox::{NetworkGrant, Sandbox};
 use wasmoci_runtime::serve::{ServeOptions, prepare, serve};
 use wasmoci_spec::{Digest, WasmKind};
@@ -31,6 +33,46 @@ fn engine() -> &'static WasmEngine {
 fn program(name: &str) -> Program {
     let wasm = std::fs::read(fixtures().join(name)).unwrap();
     compile(engine(), name, WasmKind::detect(&wasm).unwrap(), &wasm).unwrap()
+}
+
+/// Runs `program` as a command until it ends or `stop` is signalled.
+async fn run_command_until(
+    engine: &WasmEngine,
+    program: &Program,
+    name: &str,
+    sandbox: &Sandbox,
+    limits: &Limits,
+    stdio: Stdio,
+    stop: &StopHandle,
+) -> wasmoci_runtime::Result<Exit> {
+    let guest = Guest {
+        engine,
+        program,
+        name,
+        sandbox,
+        limits,
+    };
+    guest.run(stdio, stop).await
+}
+
+async fn run_command(
+    engine: &WasmEngine,
+    program: &Program,
+    name: &str,
+    sandbox: &Sandbox,
+    limits: &Limits,
+    stdio: Stdio,
+) -> wasmoci_runtime::Result<Exit> {
+    run_command_until(
+        engine,
+        program,
+        name,
+        sandbox,
+        limits,
+        stdio,
+        &StopHandle::default(),
+    )
+    .await
 }
 
 struct Ran {
@@ -441,7 +483,6 @@ async fn the_time_limit_holds_while_the_guest_waits_in_a_host_call() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_is_stopped_from_outside() {
-    use wasmoci_runtime::run::{StopHandle, run_command_until};
     let stop = StopHandle::default();
     let killer = stop.clone();
     tokio::spawn(async move {
@@ -463,5 +504,78 @@ async fn a_guest_is_stopped_from_outside() {
         .unwrap();
         assert_eq!(exit, Exit::Killed(15), "{name}");
         assert_eq!(exit.status(), 143);
+    }
+}
+
+/// The engine's modules read bottom-up: `run` and `serve` on `host`, on `limits`, on `exit`.
+/// A module naming another through `crate::…` is an arrow; no arrow may lead back.
+#[test]
+fn the_engine_modules_form_no_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules: BTreeSet<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            let stem = path.file_stem()?.to_str()?.to_owned();
+            (path.extension()? == "rs" && stem != "lib").then_some(stem)
+        })
+        .collect();
+    let mut graph: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for module in &modules {
+        let text: String = std::fs::read_to_string(src.join(format!("{module}.rs")))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let arrows = graph.entry(module).or_default();
+        for (at, _) in text.match_indices("crate::") {
+            let rest = &text[at + "crate::".len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(list) => list[..list.find('}').unwrap_or(0)]
+                    .split(',')
+                    .map(|n| n.trim().split("::").next().unwrap_or_default())
+                    .collect(),
+                None => vec![
+                    rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or_default(),
+                ],
+            };
+            arrows.extend(
+                names
+                    .into_iter()
+                    .filter(|n| modules.contains(*n) && n != module)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    assert!(
+        graph["run"].contains("host") && graph["host"].contains("limits"),
+        "the scan found no arrows: {graph:?}"
+    );
+    // Depth-first, with the path so far: an arrow into the path is a cycle.
+    fn visit<'a>(
+        graph: &'a BTreeMap<&str, BTreeSet<String>>,
+        module: &'a str,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) {
+        if let Some(at) = path.iter().position(|m| *m == module) {
+            panic!("import cycle: {} → {module}", path[at..].join(" → "));
+        }
+        if !done.insert(module) {
+            return;
+        }
+        path.push(module);
+        for next in &graph[module] {
+            visit(graph, next, path, done);
+        }
+        path.pop();
+    }
+    let mut done = BTreeSet::new();
+    for module in graph.keys() {
+        visit(&graph, module, &mut Vec::new(), &mut done);
     }
 }

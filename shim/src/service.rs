@@ -14,8 +14,8 @@ use containerd_shim::protos::topics;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, TtrpcContext, TtrpcResult, api};
 use wasmoci_runtime::containerd::RUNTIME_TYPE;
+use wasmoci_runtime::exit::StopHandle;
 use wasmoci_runtime::limits::MemoryBudget;
-use wasmoci_runtime::run::StopHandle;
 
 use crate::bundle::Bundle;
 use crate::content::Containerd;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use wasmoci_runtime::run::{Input, Output};
+use wasmoci_runtime::host::{Input, Output};
 
 /// Opens the stdin fifo without waiting for its writer (a blocking open would wait until
 /// containerd writes, which it may never do), then makes reads block again.
@@ -41,13 +41,5 @@ pub(crate) fn open_output(path: &str) -> Output {
             log::warn!("failed to open `{path}`: {e}");
             Output::Null
         }
-    }
-}
-
-/// Writes one line to a task's output, best effort (the reader may be gone).
-pub(crate) fn write_line(output: &Output, line: &str) {
-    use std::io::Write;
-    if let Output::File(file) = output {
-        let _ = writeln!(&**file, "{line}");
     }
 }

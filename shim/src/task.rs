@@ -11,9 +11,11 @@ use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use wasmoci_fs::Home;
 use wasmoci_runtime::cache::CompileCache;
 use wasmoci_runtime::engine::{EngineSettings, WasmEngine, build_engine};
+use wasmoci_runtime::exit::{Exit, StopHandle};
+use wasmoci_runtime::host::{Output, Stdio};
 use wasmoci_runtime::limits::{Limits, MemoryBudget};
 use wasmoci_runtime::program::{Program, Target, Want};
-use wasmoci_runtime::run::{Exit, Output, Stdio, StopHandle, run_command_until};
+use wasmoci_runtime::run::Guest;
 use wasmoci_runtime::sandbox::Sandbox;
 use wasmoci_runtime::serve::{HttpHandler, ServeOptions};
 
@@ -21,7 +23,7 @@ use crate::content::{self, Containerd};
 use crate::error::ShimError;
 use crate::netns;
 use crate::plan::{Container, Plan};
-use crate::stdio::{open_input, open_output, write_line};
+use crate::stdio::{open_input, open_output};
 
 /// What a task tells the service as it runs.
 pub(crate) trait Events: Send + Sync + 'static {
@@ -247,7 +249,7 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
         && let Err(e) = netns::join(netns)
     {
         log::error!("task `{id}`: {e}");
-        write_line(&stderr, &format!("wasmoci: {e}"));
+        stderr.write_line(&format!("wasmoci: {e}"));
         return 1;
     }
     match work {
@@ -256,7 +258,7 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
             let signal = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map(|rt| rt.block_on(runner.stop.clone().wait_public()))
+                .map(|rt| rt.block_on(runner.stop.wait()))
                 .unwrap_or(9);
             runner.holder.lock().expect("not poisoned").take();
             128 + signal as u32
@@ -273,7 +275,7 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
                 Ok(code) => code,
                 Err(e) => {
                     log::error!("task `{id}`: {e}");
-                    write_line(&stderr, &format!("wasmoci: {e}"));
+                    stderr.write_line(&format!("wasmoci: {e}"));
                     1
                 }
             }
@@ -295,16 +297,15 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
                     .build()
                     .map_err(|e| e.to_string())
                     .and_then(|rt| {
-                        rt.block_on(run_command_until(
+                        let guest = Guest {
                             engine,
-                            &program,
-                            &name,
-                            &sandbox,
-                            &limits,
-                            stdio,
-                            &runner.stop,
-                        ))
-                        .map_err(|e| e.to_string())
+                            program: &program,
+                            name: &name,
+                            sandbox: &sandbox,
+                            limits: &limits,
+                        };
+                        rt.block_on(guest.run(stdio, &runner.stop))
+                            .map_err(|e| e.to_string())
                     }),
                 Err(e) => Err(e.to_string()),
             };
@@ -313,7 +314,7 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
                     if let Some(why) = exit.describe() {
                         log::warn!("task `{id}`: {why}");
                         // Where `kubectl logs` shows it.
-                        write_line(&stderr, &format!("wasmoci: {why}"));
+                        stderr.write_line(&format!("wasmoci: {why}"));
                         if matches!(exit, Exit::MemoryLimit(_)) {
                             events.oom(id);
                         }
@@ -329,7 +330,7 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
                 }
                 Err(e) => {
                     log::error!("task `{id}`: {e}");
-                    write_line(&stderr, &format!("wasmoci: {e}"));
+                    stderr.write_line(&format!("wasmoci: {e}"));
                     1
                 }
             }
@@ -364,7 +365,7 @@ fn serve_until(
         let hard = task.hard_stop.clone();
         tokio::select! {
             report = wasmoci_runtime::serve::serve(handler, name, listener, options, async move {
-                stop.wait_public().await;
+                stop.wait().await;
             }) => {
                 let report = report.map_err(|e| e.to_string())?;
                 log::info!(

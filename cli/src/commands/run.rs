@@ -3,9 +3,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use wasmoci_runtime::program::EntryPoint;
-use wasmoci_runtime::run::{Exit, Input, Output, Stdio, run_command};
+use anyhow::{Context, Result};
+use wasmoci_runtime::exit::{Exit, StopHandle};
+use wasmoci_runtime::host::{Input, Output, Stdio};
+use wasmoci_runtime::program::Want;
+use wasmoci_runtime::run::Guest;
 
 use super::guest::{RunCommon, engine, limits, load_program, sandbox, wasm_of};
 use crate::output;
@@ -45,20 +47,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     let wasm = wasm_of(&common.artifact, &common.pull)?;
     let engine = engine(common, false)?;
     let program = load_program(&engine, &wasm, common.no_cache)?;
-    let entries = program.entry_points(engine.engine());
-    if !entries.contains(&EntryPoint::Command) {
-        if entries.contains(&EntryPoint::Http) {
-            bail!(
-                "`{}` is an HTTP handler (`wasi:http/incoming-handler`): use `wasmoci serve`",
-                wasm.name
-            );
-        }
-        bail!(
-            "`{}` has nothing to run: it exports neither `wasi:cli/run` nor `_start` (it exports {})",
-            wasm.name,
-            list(&program.exports(engine.engine()))
-        );
-    }
+    // `wasmoci run` runs commands; `Program::target` says what else it is.
+    program.target(engine.engine(), &wasm.name, None, Want::Command)?;
     let sandbox = sandbox(common, wasm.name.clone(), args.args.clone())?;
     let limits = limits(common, None);
     let stdio = Stdio {
@@ -66,9 +56,14 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         stdout: Output::Inherit,
         stderr: Output::Inherit,
     };
-    let exit = tokio_single()?.block_on(run_command(
-        &engine, &program, &wasm.name, &sandbox, &limits, stdio,
-    ))?;
+    let guest = Guest {
+        engine: &engine,
+        program: &program,
+        name: &wasm.name,
+        sandbox: &sandbox,
+        limits: &limits,
+    };
+    let exit = tokio_single()?.block_on(guest.run(stdio, &StopHandle::default()))?;
     if let Some(description) = exit.describe() {
         output::problem(&format!("error: `{}`: {description}", wasm.name));
         if let Exit::Trap {
@@ -81,15 +76,4 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     }
     // A status outside 0..=255 cannot be an exit code; never let it wrap to success.
     Ok(ExitCode::from(u8::try_from(exit.status()).unwrap_or(1)))
-}
-
-fn list(names: &[String]) -> String {
-    if names.is_empty() {
-        return "nothing".into();
-    }
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use wasmoci_cli::units::parse_size;
+use wasmoci_runtime::host::Output;
 use wasmoci_runtime::program::Program;
-use wasmoci_runtime::run::Output;
+use wasmoci_runtime::program::Want;
 use wasmoci_runtime::serve::{ServeOptions, prepare, serve};
 
 use super::guest::{RunCommon, engine, limits, load_program, sandbox, wasm_of};
@@ -39,11 +40,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     let wasm = wasm_of(&common.artifact, &common.pull)?;
     let engine = engine(common, true)?;
     let program = load_program(&engine, &wasm, common.no_cache)?;
+    program.target(engine.engine(), &wasm.name, None, Want::Http)?;
     let Program::Component(component) = &program else {
-        bail!(
-            "`{}` is a core module; only components can serve `wasi:http`",
-            wasm.name
-        );
+        unreachable!("`Program::target` serves components only");
     };
     // Everything is checked before the socket is bound.
     let handler = prepare(&engine, component, &wasm.name)?;
