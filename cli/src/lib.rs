@@ -5,6 +5,7 @@
 pub mod build;
 pub mod env;
 pub mod node;
+pub mod ops;
 pub mod policy;
 pub mod project;
 pub mod reference;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
 mod commands;
 mod output;
@@ -17,7 +17,7 @@ Exit status:
 
 /// Build, validate, inspect, store and run WebAssembly components as OCI artifacts
 /// (the CNCF Wasm OCI artifact layout).
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "wasmoci", version, after_help = EXIT_CODES, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +42,12 @@ enum Command {
     Publish(commands::publish::PublishArgs),
     Copy(commands::transfer::CopyArgs),
     Convert(commands::transfer::ConvertArgs),
+    #[command(visible_alias = "images")]
+    Ls(commands::ls::LsArgs),
+    Rm(commands::rm::RmArgs),
+    #[command(visible_alias = "prune")]
+    Gc(commands::gc::GcArgs),
+    Completions(commands::completions::CompletionsArgs),
     #[command(subcommand)]
     Node(commands::node::NodeCommand),
 }
@@ -64,8 +70,24 @@ impl Outcome {
     }
 }
 
+/// `--version`: ours, the engine's and where the store is, one line each (`-V`: ours).
+fn long_version() -> String {
+    let store = wasmoci_cli::env::home().map_or_else(
+        |_| format!("(unknown: set `{}`)", wasmoci_cli::env::WASMOCI_HOME),
+        |home| home.store().display().to_string(),
+    );
+    format!(
+        "{}\nwasmtime {}\nstore {store}",
+        env!("CARGO_PKG_VERSION"),
+        wasmoci_runtime::cache::WASMTIME_VERSION
+    )
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Built once per process: leaking it is how clap takes a `'static` text.
+    let version: &'static str = long_version().leak();
+    let matches = Cli::command().long_version(version).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args).map(Outcome::code),
         Command::Validate(args) => commands::validate::run(args).map(Outcome::code),
@@ -83,6 +105,12 @@ fn main() -> ExitCode {
         Command::Publish(args) => commands::publish::publish(args),
         Command::Copy(args) => commands::transfer::copy(args).map(Outcome::code),
         Command::Convert(args) => commands::transfer::convert(args).map(Outcome::code),
+        Command::Ls(args) => commands::ls::run(args).map(Outcome::code),
+        Command::Rm(args) => commands::rm::run(args).map(Outcome::code),
+        Command::Gc(args) => commands::gc::run(args).map(Outcome::code),
+        Command::Completions(args) => {
+            commands::completions::run(args, Cli::command()).map(Outcome::code)
+        }
         Command::Node(command) => commands::node::run(command).map(Outcome::code),
     };
     match result {

@@ -4,6 +4,7 @@
 //!   stdout and stderr side by side. `WASMOCI_BLESS=1` rewrites them.
 //! - `build`: reproducibility, atomicity and interop with real tools (skopeo).
 //! - `registry`: push and pull against a real registry (docker-registry), with skopeo.
+//! - `store`: `ls`, `rm`, `gc` with a pull in flight and skopeo; shell completions.
 //! - `serve`: `wasmoci serve` as a process, over real HTTP on loopback.
 //! - `workspace`: the dependency rules of ARCHITECTURE.md.
 
@@ -13,5 +14,6 @@ mod build;
 mod cases;
 mod registry;
 mod serve;
+mod store;
 mod support;
 mod workspace;

@@ -18,5 +18,5 @@ mod layout;
 pub mod reference;
 
 pub use error::{Error, Result};
-pub use layout::{Layout, LayoutRef, StoredArtifact};
+pub use layout::{ArtifactKind, GcReport, Layout, LayoutRef, Listing, Removal, StoredArtifact};
 pub use reference::Reference;

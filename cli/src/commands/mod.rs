@@ -1,15 +1,17 @@
 //! One module per subcommand: an `Args` struct and a `run` function.
 
 pub(crate) mod build;
+pub(crate) mod completions;
+pub(crate) mod gc;
 pub(crate) mod inspect;
+pub(crate) mod ls;
 pub(crate) mod node;
 pub(crate) mod publish;
+pub(crate) mod rm;
 pub(crate) mod run;
 pub(crate) mod transfer;
 pub(crate) mod validate;
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
