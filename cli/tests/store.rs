@@ -151,3 +151,67 @@ fn completions_for_every_shell_name_the_commands() {
         }
     }
 }
+
+/// Pulled artifacts are listed under the reference they were pulled by (`<none>` when
+/// pulled by digest only), `rm` takes that reference, and gc leaves a layout skopeo reads.
+#[test]
+fn pulled_artifacts_are_listed_removed_and_collected() {
+    let Some(registry) = wasmoci_testdata::registry::TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, pusher) = (tmp.path().join("home"), tmp.path().join("pusher"));
+    let hello = fixtures().join("hello.wasm");
+    ok(wasmoci(&pusher).args(["build", hello.to_str().unwrap(), "-t", "hello:1.0.0"]));
+    ok(wasmoci(&pusher).args(["build", hello.to_str().unwrap(), "-t", "other:1.0.0"]));
+    let tagged = format!("{}/demo/hello:1.0.0", registry.addr);
+    ok(wasmoci(&pusher).args(["push", "hello:1.0.0", &tagged, "-q"]));
+    let other = format!("{}/demo/other:1.0.0", registry.addr);
+    let pushed = json(&pusher, &["push", "other:1.0.0", &other, "-q"]);
+    let other_digest = pushed["digest"].as_str().unwrap().to_owned();
+    let by_digest = format!("{}/demo/other@{other_digest}", registry.addr);
+    ok(wasmoci(&home).args(["pull", &tagged, "-q"]));
+    ok(wasmoci(&home).args(["pull", &by_digest, "-q"]));
+
+    let listed = json(&home, &["ls"]);
+    let rows: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["reference"].as_str().unwrap_or("<none>"),
+                e["digest"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{listed:#}");
+    assert_eq!(rows[0].0, tagged);
+    assert_eq!(rows[1], ("<none>", other_digest.as_str()));
+
+    // By digest, as `ls --quiet` prints it.
+    let removed = json(&home, &["rm", &other_digest]);
+    assert_eq!(removed["deleted"], serde_json::json!([other_digest]));
+    let report = json(&home, &["gc"]);
+    assert_eq!(report["blobs"].as_array().unwrap().len(), 3, "{report:#}");
+    let run = ok(wasmoci(&home).args(["run", &tagged]));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "hello from wasi:cli/run\n"
+    );
+    if require_tool("skopeo") {
+        let store = home.join("store");
+        let raw = skopeo(&[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:{tagged}", store.display()),
+        ]);
+        assert_eq!(wasmoci_spec::Digest::of(&raw).to_string(), rows[0].1);
+    }
+    // By the reference it was pulled by: the last artifact goes, and gc empties the store.
+    let removed = json(&home, &["rm", &tagged]);
+    assert_eq!(removed["untagged"], serde_json::json!([tagged]));
+    let report = json(&home, &["gc"]);
+    assert_eq!(report["blobs"].as_array().unwrap().len(), 3, "{report:#}");
+    assert_eq!(json(&home, &["ls"]), serde_json::json!([]));
+}
