@@ -71,8 +71,7 @@ fn in_store(text: &str) -> Result<LayoutRef> {
             let parsed: Reference = r.parse()?;
             match (parsed.digest, super::transfer::store_tag(&parsed)) {
                 (Some(digest), _) => LayoutRef::Digest(digest),
-                (None, Some(tag)) => LayoutRef::Tag(tag),
-                (None, None) => unreachable!("a reference without a digest has a tag"),
+                (None, tag) => LayoutRef::Tag(tag.unwrap_or(r)),
             }
         }
         ArtifactRef::File(_) | ArtifactRef::Layout { .. } => bail!(

@@ -241,6 +241,23 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_whose_blobs_are_missing_is_never_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        let config = Descriptor::for_bytes("x/y", b"{}");
+        let layer = Descriptor::for_bytes("x/y", b"collected");
+        let manifest = manifest_over(&config, &[&layer]);
+        let err = layout
+            .store(&manifest, &[(&config, b"{}")], Some("a"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::BlobMissing { digest, .. } if *digest == layer.digest),
+            "{err}"
+        );
+        assert!(!layout.blob_path(&config.digest).exists(), "rolled back");
+    }
+
+    #[test]
     fn waits_for_a_pull_between_its_blobs_and_its_manifest() {
         let dir = tempfile::tempdir().unwrap();
         let pull = Layout::at(dir.path());
