@@ -138,6 +138,8 @@ impl Layout {
         self.check()?;
         let _lock = self.lock()?;
         let mut index = self.index()?;
+        // What errors name: the index as it is (nothing is removed when one fails).
+        let available = tags_of(&index);
         let mut removed = Vec::new();
         for reference in references {
             let matches = |d: &wasmoci_spec::Descriptor| match reference {
@@ -182,7 +184,7 @@ impl Layout {
                     LayoutRef::Tag(tag) => Error::TagNotFound {
                         tag: tag.clone(),
                         layout: self.root.clone(),
-                        available: tags_of(&index),
+                        available,
                     },
                     // One entry was there, and `Only` matches every entry.
                     LayoutRef::Only => Error::Empty {
@@ -258,7 +260,8 @@ mod tests {
             ])
             .unwrap_err();
         assert!(
-            matches!(&err, Error::TagNotFound { tag, .. } if tag == "nope"),
+            err.to_string().starts_with("no artifact tagged `nope`")
+                && err.to_string().ends_with("(it has `app:1`, `app:latest`)"),
             "{err}"
         );
         let err = layout
