@@ -113,6 +113,7 @@ fn gc_waits_for_a_pull_in_flight_and_keeps_its_blobs() {
     let mut gc = wasmoci(&home)
         .args(["gc", "--json"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let started = Instant::now();
@@ -129,6 +130,10 @@ fn gc_waits_for_a_pull_in_flight_and_keeps_its_blobs() {
     assert!(out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["blobs"], serde_json::json!([]), "{report:#}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "waiting for a pull into the store to finish\n"
+    );
 
     let run = ok(wasmoci(&home).args(["run", &format!("hello@{}", stored.digest)]));
     assert_eq!(

@@ -36,7 +36,9 @@ pub(crate) struct GcArgs {
 }
 
 pub(crate) fn run(args: GcArgs) -> Result<Outcome> {
-    let report = store::gc(&env::home()?, args.dry_run)?;
+    let report = store::gc(&env::home()?, args.dry_run, || {
+        output::status("waiting for a pull into the store to finish");
+    })?;
     if args.json {
         output::json(&serde_json::to_value(&report)?);
     } else {

@@ -193,8 +193,8 @@ pub struct GcReport {
 /// Removes the store's blobs that no manifest in it reaches, then the compiled entries
 /// whose artifact the store no longer holds (a file's entries too: `run app.wasm`
 /// compiles again) or that no engine of this build can load. Safe against a concurrent
-/// build or pull: see [`Layout::gc`].
-pub fn gc(home: &Home, dry_run: bool) -> Result<GcReport, StoreError> {
+/// build or pull: see [`Layout::gc`] (`on_wait` is called when it waits for a pull).
+pub fn gc(home: &Home, dry_run: bool, on_wait: impl FnOnce()) -> Result<GcReport, StoreError> {
     let layout = Layout::at(home.store());
     let mut report = GcReport {
         dry_run,
@@ -204,11 +204,13 @@ pub fn gc(home: &Home, dry_run: bool) -> Result<GcReport, StoreError> {
     };
     let mut reachable = BTreeSet::new();
     if layout.exists() {
-        let collected = layout.gc(dry_run).map_err(|source| StoreError::Layout {
-            action: "collect the garbage of",
-            store: layout.root().to_owned(),
-            source: Box::new(source),
-        })?;
+        let collected = layout
+            .gc(dry_run, on_wait)
+            .map_err(|source| StoreError::Layout {
+                action: "collect the garbage of",
+                store: layout.root().to_owned(),
+                source: Box::new(source),
+            })?;
         report.blobs = collected
             .blobs
             .iter()

@@ -1,7 +1,7 @@
 //! Garbage collection: the blobs no manifest in the index reaches.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -46,9 +46,10 @@ impl Layout {
     ///
     /// Safe against concurrent writers: it takes the lease exclusively (waiting for pulls
     /// in flight to store their manifest; see the module docs), then the index lock, and
-    /// holds both until it is done. A manifest that cannot be read or parsed stops it
-    /// before anything is removed: what it reaches is unknown.
-    pub fn gc(&self, dry_run: bool) -> Result<GcReport> {
+    /// holds both until it is done; `on_wait` is called first when it has to wait. A
+    /// manifest that cannot be read or parsed stops it before anything is removed: what it
+    /// reaches is unknown.
+    pub fn gc(&self, dry_run: bool, on_wait: impl FnOnce()) -> Result<GcReport> {
         if !self.exists() {
             self.check()?;
         }
@@ -56,7 +57,14 @@ impl Layout {
         self.release_lease();
         let marker = self.root.join(OCI_LAYOUT_FILE);
         let lease = File::open(&marker).io("open", &marker)?;
-        lease.lock().io("lock", &marker)?;
+        match lease.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                on_wait();
+                lease.lock().io("lock", &marker)?;
+            }
+            Err(TryLockError::Error(e)) => return Err(e).io("lock", marker),
+        }
         let _lock = self.lock()?;
 
         let mut report = GcReport::default();
@@ -223,10 +231,10 @@ mod tests {
 
         let mut expected = vec![(gone.digest, dropped.len() as u64), (own.digest, own.size)];
         expected.sort();
-        let dry = layout.gc(true).unwrap();
+        let dry = layout.gc(true, || {}).unwrap();
         assert_eq!(dry.blobs, expected);
         assert!(layout.blob_path(&own.digest).exists());
-        let report = layout.gc(false).unwrap();
+        let report = layout.gc(false, || {}).unwrap();
         assert_eq!(report, dry);
         assert_eq!(report.temporary, [(stale.clone(), 6)]);
         assert_eq!(report.freed(), dropped.len() as u64 + own.size + 6);
@@ -237,7 +245,7 @@ mod tests {
             assert!(layout.read_blob(&d.digest).is_ok());
         }
         assert!(layout.resolve(&LayoutRef::Tag("kept".into())).is_ok());
-        assert_eq!(layout.gc(false).unwrap().blobs, []);
+        assert_eq!(layout.gc(false, || {}).unwrap().blobs, []);
     }
 
     #[test]
@@ -271,8 +279,9 @@ mod tests {
         );
         let (done, finished) = mpsc::channel();
         let root = dir.path().to_owned();
+        let (waiting, waited) = mpsc::channel();
         let gc = std::thread::spawn(move || {
-            let report = Layout::at(root).gc(false);
+            let report = Layout::at(root).gc(false, || waiting.send(()).unwrap());
             done.send(()).unwrap();
             report
         });
@@ -280,6 +289,9 @@ mod tests {
             finished.recv_timeout(Duration::from_millis(500)).is_err(),
             "gc ran while a pull was in flight"
         );
+        waited
+            .recv_timeout(Duration::from_secs(5))
+            .expect("gc said it waits");
         pull.store(&manifest, &[], Some("pulled")).unwrap();
         let report = gc.join().unwrap().unwrap();
         assert_eq!(report.blobs, []);
