@@ -132,13 +132,15 @@ impl Layout {
     /// Takes entries out of the index, as one change under the index lock: a
     /// [`LayoutRef::Tag`] its entry (the manifest stays while another tag names it), a
     /// [`LayoutRef::Digest`] every entry of that manifest, [`LayoutRef::Only`] the only
-    /// entry. When any reference names nothing, nothing is removed and the error names
-    /// it. Blobs stay; [`gc`](Self::gc) removes those no manifest reaches any more.
+    /// entry. When any reference names nothing in the index as it was, nothing is removed
+    /// and the error names it; two references to the same manifest are fine. Blobs stay; [`gc`](Self::gc) removes those no manifest reaches any more.
     pub fn remove(&self, references: &[LayoutRef]) -> Result<Vec<Removal>> {
         self.check()?;
         let _lock = self.lock()?;
         let mut index = self.index()?;
-        // What errors name: the index as it is (nothing is removed when one fails).
+        // Each reference must name something in the index as it is: naming the same
+        // manifest twice (a tag and its digest) is fine, and errors list what is there.
+        let original = index.manifests.clone();
         let available = tags_of(&index);
         let mut removed = Vec::new();
         for reference in references {
@@ -147,21 +149,35 @@ impl Layout {
                 LayoutRef::Digest(digest) => d.digest == *digest,
                 LayoutRef::Only => true,
             };
-            let before = removed.len();
-            if let LayoutRef::Only = reference
-                && index.manifests.len() != 1
-            {
-                return Err(if index.manifests.is_empty() {
-                    Error::Empty {
+            let found = original.iter().filter(|d| matches(d)).count();
+            match reference {
+                LayoutRef::Only if found == 1 => {}
+                LayoutRef::Only if found == 0 => {
+                    return Err(Error::Empty {
                         layout: self.root.clone(),
-                    }
-                } else {
-                    Error::Ambiguous {
+                    });
+                }
+                LayoutRef::Only => {
+                    return Err(Error::Ambiguous {
                         layout: self.root.clone(),
-                        count: index.manifests.len(),
-                        tags: tags_of(&index),
-                    }
-                });
+                        count: found,
+                        tags: available,
+                    });
+                }
+                _ if found > 0 => {}
+                LayoutRef::Digest(digest) => {
+                    return Err(Error::ManifestNotFound {
+                        digest: *digest,
+                        layout: self.root.clone(),
+                    });
+                }
+                LayoutRef::Tag(tag) => {
+                    return Err(Error::TagNotFound {
+                        tag: tag.clone(),
+                        layout: self.root.clone(),
+                        available,
+                    });
+                }
             }
             index.manifests.retain(|d| {
                 if matches(d) {
@@ -175,23 +191,6 @@ impl Layout {
                     true
                 }
             });
-            if removed.len() == before {
-                return Err(match reference {
-                    LayoutRef::Digest(digest) => Error::ManifestNotFound {
-                        digest: *digest,
-                        layout: self.root.clone(),
-                    },
-                    LayoutRef::Tag(tag) => Error::TagNotFound {
-                        tag: tag.clone(),
-                        layout: self.root.clone(),
-                        available,
-                    },
-                    // One entry was there, and `Only` matches every entry.
-                    LayoutRef::Only => Error::Empty {
-                        layout: self.root.clone(),
-                    },
-                });
-            }
         }
         for removal in &mut removed {
             removal.manifest_gone = !index.manifests.iter().any(|d| d.digest == removal.digest);
@@ -269,6 +268,15 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().starts_with("no manifest `sha256:"), "{err}");
         assert_eq!(layout.list().unwrap().len(), 3);
+
+        // The same manifest named twice, by tag and by digest, in one call: fine.
+        let twice = layout
+            .remove(&[LayoutRef::Tag("app:1".into()), LayoutRef::Digest(a_d)])
+            .unwrap();
+        assert_eq!(twice.len(), 2);
+        assert!(twice.iter().all(|r| r.manifest_gone));
+        layout.store(&a, &[], Some("app:1")).unwrap();
+        layout.store(&a, &[], Some("app:latest")).unwrap();
 
         // A tag: the manifest stays while another tag names it.
         let removed = layout.remove(&[LayoutRef::Tag("app:1".into())]).unwrap();
