@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod commands;
 mod output;
@@ -17,7 +17,7 @@ Exit status:
 
 /// Build, validate, inspect, store and run WebAssembly components as OCI artifacts
 /// (the CNCF Wasm OCI artifact layout).
-#[derive(Debug, clap::Parser)]
+#[derive(Debug, Parser)]
 #[command(name = "wasmoci", version, after_help = EXIT_CODES, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
