@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod commands;
 mod output;
@@ -45,12 +45,34 @@ enum Command {
     Publish(commands::publish::PublishArgs),
     Copy(commands::copy::CopyArgs),
     Convert(commands::convert::ConvertArgs),
+    #[command(visible_alias = "images")]
+    Ls(commands::ls::LsArgs),
+    Rm(commands::rm::RmArgs),
+    #[command(visible_alias = "prune")]
+    Gc(commands::gc::GcArgs),
+    Completions(commands::completions::CompletionsArgs),
     #[command(subcommand)]
     Node(commands::node::NodeCommand),
 }
 
+/// `--version`: ours, the engine's and where the store is, one line each (`-V`: ours).
+fn long_version() -> String {
+    let store = wasmoci_cli::env::home().map_or_else(
+        |_| format!("(unknown: set `{}`)", wasmoci_cli::env::WASMOCI_HOME),
+        |home| home.store().display().to_string(),
+    );
+    format!(
+        "{}\nwasmtime {}\nstore {store}",
+        env!("CARGO_PKG_VERSION"),
+        wasmoci_runtime::cache::WASMTIME_VERSION
+    )
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Built once per process: leaking it is how clap takes a `'static` text.
+    let version: &'static str = long_version().leak();
+    let matches = Cli::command().long_version(version).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     output::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args),
@@ -70,6 +92,10 @@ fn main() -> ExitCode {
         Command::Copy(args) => commands::copy::run(args),
         Command::Convert(args) => commands::convert::run(args),
         Command::Node(command) => commands::node::run(command),
+        Command::Ls(args) => commands::ls::run(args),
+        Command::Rm(args) => commands::rm::run(args),
+        Command::Gc(args) => commands::gc::run(args),
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@
 //! - `build`: reproducibility, atomicity and interop with real tools (skopeo).
 //! - `registry`: push and pull against a real registry (docker-registry), with skopeo.
 //! - `pull`: pulling on demand (`run HOST/REPO:TAG`, `--pull`), and failed pulls.
+//! - `store`: `ls`, `rm`, `gc` with a pull in flight and skopeo; shell completions.
 //! - `serve`: `wasmoci serve` as a process, over real HTTP on loopback.
 //! - `workspace`: the dependency rules of ARCHITECTURE.md.
 
@@ -15,5 +16,6 @@ mod cases;
 mod pull;
 mod registry;
 mod serve;
+mod store;
 mod support;
 mod workspace;

@@ -44,6 +44,14 @@ pub enum Error {
         /// The tags it does have.
         available: Vec<String>,
     },
+    /// No entry of the index names this manifest.
+    #[error("no manifest `{digest}` in `{}`", layout.display())]
+    ManifestNotFound {
+        /// The digest asked for.
+        digest: Digest,
+        /// The layout.
+        layout: PathBuf,
+    },
     /// The layout holds several manifests and the reference named none.
     #[error("`{}` holds {count} artifacts; name one with `:TAG` or `@DIGEST`{}", layout.display(), available_hint(tags))]
     Ambiguous {

@@ -19,5 +19,5 @@ pub mod reference;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use layout::{Layout, LayoutRef, StoredArtifact};
+pub use layout::{ArtifactKind, GcReport, Layout, LayoutRef, Listing, Removal, StoredArtifact};
 pub use reference::Reference;

@@ -10,6 +10,7 @@
 //! - [`copy`]: an artifact between registries and layouts, keeping its digest.
 //! - [`inspect`]: what an artifact is, and a component's WIT.
 //! - [`publish`]: checking what `publish` built, and its receipt.
+//! - [`store`]: the embedded store's everyday commands: list, remove, collect garbage.
 
 pub mod artifact;
 pub mod build;
@@ -20,6 +21,7 @@ pub mod copy;
 mod error;
 pub mod inspect;
 pub mod publish;
+pub mod store;
 
 pub use error::{Cause, Error, Result};
 use serde::Serialize;

@@ -1,11 +1,30 @@
+//! An OCI image layout directory: reading, storing (atomic, rolled back on failure), and
+//! the store's upkeep (`list`, `remove`, `gc` in the modules below).
+//!
+//! Locks. `index.json` is only replaced under an exclusive `flock` of the layout directory
+//! (`store`, `remove`, `gc`); `list` takes it shared. A pull writes its blobs *before* it
+//! stores the manifest, so between its first blob and its index update those blobs are
+//! reached by nothing: a pull therefore holds a *lease*, a shared `flock` of the
+//! `oci-layout` file, from `create` or its first `put_blob_from` until `store` (or until
+//! the `Layout` value is dropped), and `gc` takes that lock exclusively before the index
+//! lock, so it waits for pulls in flight and no pull starts while it runs. Every path takes
+//! the lease before the index lock, never the other way round.
+
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use wasmoci_spec::annotations::REF_NAME;
 use wasmoci_spec::{Descriptor, Digest, DigestWriter, ImageIndex, ImageManifest, media_types};
 
 use crate::error::{Error, IoContext, Result};
+
+mod gc;
+mod list;
+
+pub use gc::GcReport;
+pub use list::{ArtifactKind, Listing, Removal};
 
 const OCI_LAYOUT_FILE: &str = "oci-layout";
 const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -15,6 +34,9 @@ const INDEX_FILE: &str = "index.json";
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    /// The shared lock on `oci-layout` a pull holds while its blobs are not yet in the
+    /// index (see the module docs); clones share it.
+    lease: Arc<Mutex<Option<File>>>,
 }
 
 /// Which manifest of a layout: `oci:DIR:TAG`, `oci:DIR@sha256:…` or `oci:DIR`.
@@ -53,7 +75,10 @@ impl Layout {
     /// The layout at `root`, which need not exist yet: nothing is read or written until
     /// it is used.
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Layout { root: root.into() }
+        Layout {
+            root: root.into(),
+            lease: Arc::default(),
+        }
     }
 
     /// Opens an existing layout, checking its `oci-layout` file.
@@ -66,6 +91,11 @@ impl Layout {
     /// The directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether the directory is a layout yet (has its `oci-layout` file).
+    pub fn exists(&self) -> bool {
+        self.root.join(OCI_LAYOUT_FILE).is_file()
     }
 
     /// Where the blob with `digest` lives.
@@ -111,11 +141,16 @@ impl Layout {
 
     /// Makes the directory a layout if it is not one yet (creating it, with `oci-layout`,
     /// when it is missing or empty); refuses a non-empty directory that is not a layout.
+    ///
+    /// This starts a write: it holds the layout's lease (see the module docs), so that a
+    /// concurrent `gc` waits until [`store`](Self::store) puts what follows in the index.
     pub fn create(&self) -> Result<()> {
         fs::create_dir_all(&self.root).io("create", &self.root)?;
-        let _lock = self.lock()?;
-        self.init_if_empty()?;
-        Ok(())
+        {
+            let _lock = self.lock()?;
+            self.init_if_empty()?;
+        }
+        self.hold_lease()
     }
 
     /// Reads `index.json`.
@@ -218,17 +253,33 @@ impl Layout {
     /// manifest) are written first, each checked against its descriptor's size (the
     /// descriptors come from `Descriptor::for_bytes` over the same bytes), then the index
     /// is replaced. If anything fails, the blobs this call added are removed again.
-    /// `blobs` holds the content of every descriptor of the manifest (config and layers).
+    /// `blobs` holds the content of every descriptor of the manifest (config and layers);
+    /// descriptors not given there must already be in the layout (a pull streams them in
+    /// first with [`put_blob_from`](Self::put_blob_from)). Untagged, a manifest the index
+    /// already lists is left as it is; tagged, it replaces the entry with that tag and the
+    /// untagged entry of the same manifest. Ends the lease a pull holds.
     pub fn store(
         &self,
         manifest_bytes: &[u8],
         blobs: &[(&Descriptor, &[u8])],
         tag: Option<&str>,
     ) -> Result<Descriptor> {
+        let mut manifest = Descriptor::for_bytes(media_types::OCI_MANIFEST, manifest_bytes);
+        let result = self.store_locked(manifest_bytes, blobs, tag, &mut manifest);
+        self.release_lease();
+        result.map(|()| manifest)
+    }
+
+    fn store_locked(
+        &self,
+        manifest_bytes: &[u8],
+        blobs: &[(&Descriptor, &[u8])],
+        tag: Option<&str>,
+        manifest: &mut Descriptor,
+    ) -> Result<()> {
         if let Some(tag) = tag {
             check_tag(tag)?;
         }
-        let mut manifest = Descriptor::for_bytes(media_types::OCI_MANIFEST, manifest_bytes);
         fs::create_dir_all(&self.root).io("create", &self.root)?;
         let _lock = self.lock()?;
         let fresh = self.init_if_empty()?;
@@ -240,25 +291,42 @@ impl Layout {
                     added.push(self.blob_path(&descriptor.digest));
                 }
             }
-            if self.put_blob(manifest_bytes, &manifest)? {
+            if self.put_blob(manifest_bytes, manifest)? {
                 added.push(self.blob_path(&manifest.digest));
             }
-            if let Some(tag) = tag {
-                index
-                    .manifests
-                    .retain(|d| d.annotation(REF_NAME) != Some(tag));
-                manifest
-                    .annotations
-                    .get_or_insert_default()
-                    .insert(REF_NAME.to_owned(), tag.to_owned());
-            } else {
-                index.manifests.retain(|d| d.digest != manifest.digest);
+            // A concurrent `gc` cannot have removed what a pull streamed in (the lease), but
+            // the index must never name a blob that is not there.
+            if let Ok(parsed) = ImageManifest::from_json(manifest_bytes) {
+                for d in std::iter::once(&parsed.config).chain(&parsed.layers) {
+                    if !self.blob_path(&d.digest).is_file() {
+                        return Err(Error::BlobMissing {
+                            digest: d.digest,
+                            path: self.blob_path(&d.digest),
+                        });
+                    }
+                }
+            }
+            match tag {
+                Some(tag) => {
+                    index.manifests.retain(|d| match d.annotation(REF_NAME) {
+                        Some(t) => t != tag,
+                        None => d.digest != manifest.digest,
+                    });
+                    manifest
+                        .annotations
+                        .get_or_insert_default()
+                        .insert(REF_NAME.to_owned(), tag.to_owned());
+                }
+                None if index.manifests.iter().any(|d| d.digest == manifest.digest) => {
+                    return Ok(());
+                }
+                None => {}
             }
             index.manifests.push(manifest.clone());
             self.write_atomically(&self.root.join(INDEX_FILE), &index.to_json())
         })();
         match result {
-            Ok(()) => Ok(manifest),
+            Ok(()) => Ok(()),
             Err(e) => {
                 for path in added {
                     let _ = fs::remove_file(path);
@@ -285,6 +353,7 @@ impl Layout {
         reader: impl Read,
         expected: Option<&Descriptor>,
     ) -> Result<(Digest, u64, bool)> {
+        self.hold_lease()?;
         let dir = self.root.join("blobs").join("sha256");
         fs::create_dir_all(&dir).io("create", &dir)?;
         let temp = tempfile::Builder::new()
@@ -348,10 +417,36 @@ impl Layout {
         Ok(true)
     }
 
+    /// The index lock, exclusive: held while `index.json` is read and replaced.
     fn lock(&self) -> Result<File> {
         let dir = File::open(&self.root).io("open", &self.root)?;
         dir.lock().io("lock", &self.root)?;
         Ok(dir)
+    }
+
+    /// The index lock, shared: readers that must see the index and its blobs together.
+    fn lock_shared(&self) -> Result<File> {
+        let dir = File::open(&self.root).io("open", &self.root)?;
+        dir.lock_shared().io("lock", &self.root)?;
+        Ok(dir)
+    }
+
+    /// Takes the lease (a shared lock on `oci-layout`) unless this value holds it already.
+    /// A directory that is not a layout yet has nothing to collect: no lease then.
+    fn hold_lease(&self) -> Result<()> {
+        let mut lease = self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        if lease.is_some() || !self.exists() {
+            return Ok(());
+        }
+        let path = self.root.join(OCI_LAYOUT_FILE);
+        let file = File::open(&path).io("open", &path)?;
+        file.lock_shared().io("lock", &path)?;
+        *lease = Some(file);
+        Ok(())
+    }
+
+    fn release_lease(&self) {
+        self.lease.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// Writes `oci-layout` (and an empty index) into an empty directory. Returns the
@@ -397,7 +492,7 @@ fn tags_of(index: &ImageIndex) -> Vec<String> {
 }
 
 /// `org.opencontainers.image.ref.name` grammar (image-spec `annotations.md`): components
-/// of alphanumerics separated by `-._:@/+`, and at most 128 characters here.
+/// of alphanumerics separated by `-._:@/+`, and at most 512 characters here.
 fn check_tag(tag: &str) -> Result<()> {
     let invalid = |reason| {
         Err(Error::InvalidTag {
@@ -422,143 +517,4 @@ fn check_tag(tag: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn descriptor(bytes: &[u8]) -> Descriptor {
-        Descriptor::for_bytes(media_types::WASM_LAYER, bytes)
-    }
-
-    fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut stack = vec![root.to_owned()];
-        while let Some(dir) = stack.pop() {
-            for entry in fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    out.push((path.clone(), fs::read(&path).unwrap()));
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn stores_resolves_and_retags() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::at(dir.path().join("store"));
-        let layer = b"\0asm\x01\0\0\0";
-        let d = descriptor(layer);
-        let first = layout
-            .store(b"{\"m\":1}", &[(&d, layer)], Some("hello:1.0.0"))
-            .unwrap();
-        let found = layout
-            .resolve(&LayoutRef::Tag("hello:1.0.0".into()))
-            .unwrap();
-        assert_eq!(found.descriptor, first);
-        assert_eq!(found.manifest_bytes, b"{\"m\":1}");
-        assert_eq!(layout.read_blob(&d.digest).unwrap(), layer);
-
-        // The same tag again replaces the entry instead of adding a second one.
-        layout
-            .store(b"{\"m\":2}", &[(&d, layer)], Some("hello:1.0.0"))
-            .unwrap();
-        assert_eq!(layout.tags().unwrap(), ["hello:1.0.0"]);
-        let again = layout
-            .resolve(&LayoutRef::Tag("hello:1.0.0".into()))
-            .unwrap();
-        assert_eq!(again.manifest_bytes, b"{\"m\":2}");
-        // The first manifest is still reachable by digest.
-        let by_digest = layout.resolve(&LayoutRef::Digest(first.digest)).unwrap();
-        assert_eq!(by_digest.manifest_bytes, b"{\"m\":1}");
-
-        let err = layout.resolve(&LayoutRef::Tag("nope".into())).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "no artifact tagged `nope` in `{}` (it has `hello:1.0.0`)",
-                layout.root().display()
-            )
-        );
-    }
-
-    #[test]
-    fn a_failed_store_leaves_the_layout_as_it_was() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::at(dir.path());
-        let layer = b"\0asm\x01\0\0\0";
-        let d = descriptor(layer);
-        layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
-        let before = snapshot(dir.path());
-
-        // A blob that does not match its descriptor fails after others were written.
-        let good = b"new content";
-        let good_d = descriptor(good);
-        let lying = descriptor(b"something else");
-        let err = layout
-            .store(
-                b"{\"x\":1}",
-                &[(&good_d, good), (&lying, b"oops")],
-                Some("b"),
-            )
-            .unwrap_err();
-        assert!(matches!(err, Error::ContentMismatch { .. }), "{err}");
-        assert_eq!(snapshot(dir.path()), before);
-
-        // A first store that fails leaves an empty directory, usable again.
-        let fresh = tempfile::tempdir().unwrap();
-        let layout = Layout::at(fresh.path());
-        let lying = Descriptor {
-            digest: Digest::of(b"other"),
-            ..descriptor(layer)
-        };
-        assert!(layout.store(b"{}", &[(&lying, layer)], Some("a")).is_err());
-        assert_eq!(fs::read_dir(fresh.path()).unwrap().count(), 0);
-        layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
-    }
-
-    #[test]
-    fn corrupt_blobs_and_missing_layouts_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::at(dir.path());
-        let layer = b"\0asm\x01\0\0\0";
-        let d = descriptor(layer);
-        layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
-        fs::write(layout.blob_path(&d.digest), b"tampered").unwrap();
-        let err = layout.read_blob(&d.digest).unwrap_err();
-        assert!(
-            err.to_string().starts_with(&format!(
-                "blob `{}` is corrupt",
-                layout.blob_path(&d.digest).display()
-            )),
-            "{err}"
-        );
-
-        let err = Layout::open(dir.path().join("nowhere")).unwrap_err();
-        assert!(
-            err.to_string()
-                .ends_with("is not an OCI image layout: no such directory")
-        );
-        let not_empty = tempfile::tempdir().unwrap();
-        fs::write(not_empty.path().join("README"), b"mine").unwrap();
-        let err = Layout::at(not_empty.path())
-            .store(b"{}", &[], Some("a"))
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("refusing to write into it"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn tags_follow_the_ref_name_grammar() {
-        assert!(check_tag("hello:1.0.0").is_ok());
-        assert!(check_tag("ghcr.io/o/r:v1+build").is_ok());
-        assert!(check_tag("").is_err());
-        assert!(check_tag("-x").is_err());
-        assert!(check_tag("a b").is_err());
-    }
-}
+mod tests;

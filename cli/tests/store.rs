@@ -1,0 +1,222 @@
+//! `wasmoci ls`, `rm` and `gc` where a `.case` file cannot go: what gc keeps (shown to
+//! matter), a pull in flight, skopeo reading the store afterwards, shell completions.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wasmoci_registry::{Layout, LayoutRef};
+use wasmoci_spec::ImageManifest;
+
+use crate::support::{fixtures, ok, require_tool, wasmoci};
+
+fn json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let out = ok(wasmoci(home).args(args).arg("--json"));
+    serde_json::from_slice(&out.stdout).expect("`--json` prints JSON")
+}
+
+fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("skopeo").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn gc_keeps_every_blob_a_stored_artifact_reaches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let hello = fixtures().join("hello.wasm");
+    let hello = hello.to_str().unwrap();
+    // Two artifacts sharing their layer and config: only the annotation differs.
+    let one = json(
+        &home,
+        &["build", hello, "-t", "hello:1", "-a", "org.example.n=1"],
+    );
+    let two = json(
+        &home,
+        &["build", hello, "-t", "hello:2", "-a", "org.example.n=2"],
+    );
+    assert_ne!(one["digest"], two["digest"]);
+    assert_eq!(one["layer_digest"], two["layer_digest"]);
+    ok(wasmoci(&home).args(["compile", "hello:2"]));
+
+    let removed = json(&home, &["rm", "hello:1"]);
+    assert_eq!(removed["deleted"], serde_json::json!([one["digest"]]));
+    let report = json(&home, &["gc"]);
+    let freed: Vec<&str> = report["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(freed, [one["digest"].as_str().unwrap()], "{report:#}");
+    assert_eq!(report["compiled"], serde_json::json!([]), "{report:#}");
+
+    let run = ok(wasmoci(&home).args(["run", "hello:2"]));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "hello from wasi:cli/run\n"
+    );
+    let store = home.join("store");
+    if require_tool("skopeo") {
+        let source = format!("oci:{}:hello:2", store.display());
+        let raw = skopeo(&["inspect", "--raw", &source]);
+        assert_eq!(
+            wasmoci_spec::Digest::of(&raw).to_string(),
+            two["digest"].as_str().unwrap()
+        );
+        let copy = format!("oci:{}:hello:2", tmp.path().join("copy").display());
+        skopeo(&["copy", "--quiet", &source, &copy]);
+    }
+
+    // The control: had gc taken the shared layer, the run would have failed.
+    let layer: wasmoci_spec::Digest = two["layer_digest"].as_str().unwrap().parse().unwrap();
+    std::fs::remove_file(Layout::at(&store).blob_path(&layer)).unwrap();
+    let out = wasmoci(&home).args(["run", "hello:2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is missing from the layout"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A pull writes its blobs before the manifest that reaches them: gc waits for it, and
+/// then keeps them. Played here with the store's own API, as the registry client does.
+#[test]
+fn gc_waits_for_a_pull_in_flight_and_keeps_its_blobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let hello = fixtures().join("hello.wasm");
+    let scratch = tmp.path().join("scratch");
+    ok(wasmoci(&home).args([
+        "build",
+        hello.to_str().unwrap(),
+        "--layout",
+        scratch.to_str().unwrap(),
+        "-t",
+        "x",
+    ]));
+    let scratch = Layout::open(&scratch).unwrap();
+    let artifact = scratch.resolve(&LayoutRef::Only).unwrap();
+    let manifest: ImageManifest = artifact.manifest().unwrap();
+    let store = Layout::at(home.join("store"));
+    store.create().unwrap();
+    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        let bytes = scratch.read_blob(&blob.digest).unwrap();
+        store.put_blob_from(bytes.as_slice(), Some(blob)).unwrap();
+    }
+    let mut gc = wasmoci(&home)
+        .args(["gc", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        assert!(
+            gc.try_wait().unwrap().is_none(),
+            "gc did not wait for the pull in flight"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stored by digest, as a pull by digest does.
+    let stored = store.store(&artifact.manifest_bytes, &[], None).unwrap();
+    let out = gc.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["blobs"], serde_json::json!([]), "{report:#}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "waiting for a pull into the store to finish\n"
+    );
+
+    let run = ok(wasmoci(&home).args(["run", &format!("hello@{}", stored.digest)]));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "hello from wasi:cli/run\n"
+    );
+    let ls = ok(wasmoci(&home).arg("ls"));
+    let ls = String::from_utf8_lossy(&ls.stdout);
+    assert!(ls.lines().nth(1).unwrap().starts_with("<none>  "), "{ls}");
+}
+
+#[test]
+fn completions_for_every_shell_name_the_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = ok(wasmoci(tmp.path()).args(["completions", shell]));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["wasmoci", "build", "gc", "dry-run"] {
+            assert!(script.contains(word), "{shell}: no `{word}`");
+        }
+    }
+}
+
+/// Pulled artifacts are listed under the reference they were pulled by (`<none>` when
+/// pulled by digest only), `rm` takes that reference, and gc leaves a layout skopeo reads.
+#[test]
+fn pulled_artifacts_are_listed_removed_and_collected() {
+    let Some(registry) = wasmoci_testdata::registry::TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, pusher) = (tmp.path().join("home"), tmp.path().join("pusher"));
+    let hello = fixtures().join("hello.wasm");
+    ok(wasmoci(&pusher).args(["build", hello.to_str().unwrap(), "-t", "hello:1.0.0"]));
+    ok(wasmoci(&pusher).args(["build", hello.to_str().unwrap(), "-t", "other:1.0.0"]));
+    let tagged = format!("{}/demo/hello:1.0.0", registry.addr);
+    ok(wasmoci(&pusher).args(["push", "hello:1.0.0", &tagged, "-q"]));
+    let other = format!("{}/demo/other:1.0.0", registry.addr);
+    let pushed = json(&pusher, &["push", "other:1.0.0", &other, "-q"]);
+    let other_digest = pushed["digest"].as_str().unwrap().to_owned();
+    let by_digest = format!("{}/demo/other@{other_digest}", registry.addr);
+    ok(wasmoci(&home).args(["pull", &tagged, "-q"]));
+    ok(wasmoci(&home).args(["pull", &by_digest, "-q"]));
+
+    let listed = json(&home, &["ls"]);
+    let rows: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["reference"].as_str().unwrap_or("<none>"),
+                e["digest"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{listed:#}");
+    assert_eq!(rows[0].0, tagged);
+    assert_eq!(rows[1], ("<none>", other_digest.as_str()));
+
+    // By digest, as `ls --quiet` prints it.
+    let removed = json(&home, &["rm", &other_digest]);
+    assert_eq!(removed["deleted"], serde_json::json!([other_digest]));
+    let report = json(&home, &["gc"]);
+    assert_eq!(report["blobs"].as_array().unwrap().len(), 3, "{report:#}");
+    let run = ok(wasmoci(&home).args(["run", &tagged]));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "hello from wasi:cli/run\n"
+    );
+    if require_tool("skopeo") {
+        let store = home.join("store");
+        let raw = skopeo(&[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:{tagged}", store.display()),
+        ]);
+        assert_eq!(wasmoci_spec::Digest::of(&raw).to_string(), rows[0].1);
+    }
+    // By the reference it was pulled by: the last artifact goes, and gc empties the store.
+    let removed = json(&home, &["rm", &tagged]);
+    assert_eq!(removed["untagged"], serde_json::json!([tagged]));
+    let report = json(&home, &["gc"]);
+    assert_eq!(report["blobs"].as_array().unwrap().len(), 3, "{report:#}");
+    assert_eq!(json(&home, &["ls"]), serde_json::json!([]));
+}

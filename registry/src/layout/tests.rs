@@ -1,0 +1,140 @@
+//! Storing, resolving and the atomicity of a failed write.
+
+use super::*;
+
+fn descriptor(bytes: &[u8]) -> Descriptor {
+    Descriptor::for_bytes(media_types::WASM_LAYER, bytes)
+}
+
+fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.clone(), fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn stores_resolves_and_retags() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::at(dir.path().join("store"));
+    let layer = b"\0asm\x01\0\0\0";
+    let d = descriptor(layer);
+    let first = layout
+        .store(b"{\"m\":1}", &[(&d, layer)], Some("hello:1.0.0"))
+        .unwrap();
+    let found = layout
+        .resolve(&LayoutRef::Tag("hello:1.0.0".into()))
+        .unwrap();
+    assert_eq!(found.descriptor, first);
+    assert_eq!(found.manifest_bytes, b"{\"m\":1}");
+    assert_eq!(layout.read_blob(&d.digest).unwrap(), layer);
+
+    // The same tag again replaces the entry instead of adding a second one.
+    layout
+        .store(b"{\"m\":2}", &[(&d, layer)], Some("hello:1.0.0"))
+        .unwrap();
+    assert_eq!(layout.tags().unwrap(), ["hello:1.0.0"]);
+    let again = layout
+        .resolve(&LayoutRef::Tag("hello:1.0.0".into()))
+        .unwrap();
+    assert_eq!(again.manifest_bytes, b"{\"m\":2}");
+    // The first manifest is still reachable by digest.
+    let by_digest = layout.resolve(&LayoutRef::Digest(first.digest)).unwrap();
+    assert_eq!(by_digest.manifest_bytes, b"{\"m\":1}");
+
+    let err = layout.resolve(&LayoutRef::Tag("nope".into())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no artifact tagged `nope` in `{}` (it has `hello:1.0.0`)",
+            layout.root().display()
+        )
+    );
+}
+
+#[test]
+fn a_failed_store_leaves_the_layout_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::at(dir.path());
+    let layer = b"\0asm\x01\0\0\0";
+    let d = descriptor(layer);
+    layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
+    let before = snapshot(dir.path());
+
+    // A blob that does not match its descriptor fails after others were written.
+    let good = b"new content";
+    let good_d = descriptor(good);
+    let lying = descriptor(b"something else");
+    let err = layout
+        .store(
+            b"{\"x\":1}",
+            &[(&good_d, good), (&lying, b"oops")],
+            Some("b"),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::ContentMismatch { .. }), "{err}");
+    assert_eq!(snapshot(dir.path()), before);
+
+    // A first store that fails leaves an empty directory, usable again.
+    let fresh = tempfile::tempdir().unwrap();
+    let layout = Layout::at(fresh.path());
+    let lying = Descriptor {
+        digest: Digest::of(b"other"),
+        ..descriptor(layer)
+    };
+    assert!(layout.store(b"{}", &[(&lying, layer)], Some("a")).is_err());
+    assert_eq!(fs::read_dir(fresh.path()).unwrap().count(), 0);
+    layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
+}
+
+#[test]
+fn corrupt_blobs_and_missing_layouts_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::at(dir.path());
+    let layer = b"\0asm\x01\0\0\0";
+    let d = descriptor(layer);
+    layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
+    fs::write(layout.blob_path(&d.digest), b"tampered").unwrap();
+    let err = layout.read_blob(&d.digest).unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "blob `{}` is corrupt",
+            layout.blob_path(&d.digest).display()
+        )),
+        "{err}"
+    );
+
+    let err = Layout::open(dir.path().join("nowhere")).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("is not an OCI image layout: no such directory")
+    );
+    let not_empty = tempfile::tempdir().unwrap();
+    fs::write(not_empty.path().join("README"), b"mine").unwrap();
+    let err = Layout::at(not_empty.path())
+        .store(b"{}", &[], Some("a"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("refusing to write into it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tags_follow_the_ref_name_grammar() {
+    assert!(check_tag("hello:1.0.0").is_ok());
+    assert!(check_tag("ghcr.io/o/r:v1+build").is_ok());
+    assert!(check_tag("").is_err());
+    assert!(check_tag("-x").is_err());
+    assert!(check_tag("a b").is_err());
+}
