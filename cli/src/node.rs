@@ -3,12 +3,8 @@
 
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
-/// The CRI runtime (RuntimeClass handler) name.
-pub const RUNTIME_NAME: &str = "wasmoci";
-/// The containerd runtime type: containerd runs `containerd-shim-wasmoci-v1` for it.
-pub const RUNTIME_TYPE: &str = "io.containerd.wasmoci.v1";
-/// The shim binary's name.
-pub const SHIM_BINARY: &str = "containerd-shim-wasmoci-v1";
+/// The names containerd knows wasmoci by, defined once for the shim and this.
+pub use wasmoci_runtime::containerd::{RUNTIME_NAME, RUNTIME_TYPE, SHIM_BINARY};
 
 /// A config that cannot be patched.
 #[derive(Debug, thiserror::Error)]

@@ -3,13 +3,18 @@
 use std::process::Command;
 
 fn normal_dependencies(package: &str) -> Vec<String> {
+    dependencies(package, "normal")
+}
+
+/// Every package `package` reaches through `edges` (`normal`, `normal,build`, …).
+fn dependencies(package: &str, edges: &str) -> Vec<String> {
     let workspace = wasmoci_testdata::root().parent().unwrap();
     let out = Command::new(env!("CARGO"))
         .args([
             "tree",
             "--offline",
             "-e",
-            "normal",
+            edges,
             "--prefix",
             "none",
             "--format",
@@ -64,10 +69,51 @@ fn spec_stays_pure_and_the_libraries_stay_headless() {
         );
     }
     let registry = normal_dependencies("wasmoci-registry");
+    assert!(
+        !runtime.iter().any(|p| p == "wasmoci-registry"),
+        "wasmoci-runtime depends on `wasmoci-registry`: the engine and the registry are siblings"
+    );
     for banned in ["clap", "indicatif", "wasmtime", "wasmoci-cli"] {
         assert!(
             !registry.iter().any(|p| p == banned),
             "wasmoci-registry depends on `{banned}`"
         );
     }
+}
+
+/// containerd's gRPC and ttrpc stacks (and `protoc`, which their build scripts run) are the
+/// shim's alone: the CLI, the engine, the format, the registry client and the fixtures
+/// build without them (README command 1 on a machine without protoc).
+#[test]
+fn only_the_shim_reaches_containerd_and_protoc() {
+    let banned = [
+        "containerd-client",
+        "containerd-shim",
+        "tonic",
+        "prost-build",
+        "tonic-build",
+        "k8s-cri",
+    ];
+    for package in [
+        "wasmoci-cli",
+        "wasmoci-runtime",
+        "wasmoci-spec",
+        "wasmoci-registry",
+        "wasmoci-fs",
+        "wasmoci-testdata",
+    ] {
+        let tree = dependencies(package, "normal,build");
+        assert!(tree.len() > 1, "unexpected tree of `{package}`: {tree:?}");
+        for name in banned {
+            assert!(
+                !tree.iter().any(|p| p == name),
+                "`{package}` reaches `{name}` (only `containerd-shim-wasmoci` may)"
+            );
+        }
+    }
+    let shim = dependencies("containerd-shim-wasmoci", "normal");
+    assert!(
+        shim.iter().any(|p| p == "containerd-shim"),
+        "the scan found no containerd in the shim: {shim:?}"
+    );
 }

@@ -9,6 +9,7 @@ use crate::output;
 const EXAMPLES: &str = "\
 Artifacts stored by digest only (a pull by digest, the shim's direct pulls) read `<none>`.
 Sizes add up the manifest, config and layers of each artifact; artifacts share blobs.
+With `-q` (`--quiet`) only the references are printed (the digest of an untagged one).
 
 Examples:
   wasmoci ls
