@@ -125,7 +125,7 @@ mod tests {
             Some("io.containerd.runc.v2")
         );
         assert_eq!(
-            runtimes["wasmoci"]["runtime_type"].as_str(),
+            runtimes[RUNTIME_NAME]["runtime_type"].as_str(),
             Some(RUNTIME_TYPE)
         );
         // Idempotent.

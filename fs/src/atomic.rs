@@ -17,7 +17,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 }
 
 /// A file being written: a temporary file beside `path` that replaces `path` only on
-/// [`commit`](Self::commit). Dropped without a commit, it leaves nothing behind.
+/// [`commit`](Self::commit). Dropped without a commit, it leaves nothing behind. The
+/// temporary file is private (0600) until the commit gives it its mode, so secrets never
+/// sit in a readable file.
 #[derive(Debug)]
 pub struct AtomicFile {
     temp: NamedTempFile,

@@ -367,7 +367,6 @@ mod tests {
 
 /// Writing docker's `config.json` for `login`/`logout`.
 pub mod docker_config {
-    use std::io::Write;
     use std::path::{Path, PathBuf};
 
     use base64::Engine as _;
@@ -435,8 +434,9 @@ pub mod docker_config {
         }
     }
 
+    /// Replaces `config.json` whole (the temporary file is private from the start: it
+    /// holds secrets).
     fn write(path: &Path, value: &serde_json::Value) -> Result<(), ConfigError> {
-        use std::os::unix::fs::PermissionsExt;
         let io = |action, source| ConfigError::Io {
             action,
             path: path.to_owned(),
@@ -444,16 +444,9 @@ pub mod docker_config {
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
-        let mut temp =
-            tempfile::NamedTempFile::with_prefix_in(".tmp-", dir).map_err(|e| io("write", e))?;
-        temp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| io("write", e))?;
         let mut text = serde_json::to_vec_pretty(value).expect("JSON serializes");
         text.push(b'\n');
-        temp.write_all(&text).map_err(|e| io("write", e))?;
-        temp.persist(path).map_err(|e| io("write", e.error))?;
-        Ok(())
+        wasmoci_fs::write_atomic(path, &text, 0o600).map_err(|e| io("write", e))
     }
 
     /// Saves a login the way `docker login` does without a credential store:

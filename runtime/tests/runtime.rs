@@ -533,10 +533,29 @@ fn the_engine_modules_form_no_cycle() {
         for (at, _) in text.match_indices("crate::") {
             let rest = &text[at + "crate::".len()..];
             let names: Vec<&str> = match rest.strip_prefix('{') {
-                Some(list) => list[..list.find('}').unwrap_or(0)]
-                    .split(',')
-                    .map(|n| n.trim().split("::").next().unwrap_or_default())
-                    .collect(),
+                // `crate::{a::{X, Y}, b}`: the first name of each top-level item.
+                Some(list) => {
+                    let (mut depth, mut start, mut names) = (0, 0, Vec::new());
+                    for (i, c) in list.char_indices() {
+                        match c {
+                            '{' => depth += 1,
+                            '}' if depth == 0 => {
+                                names.push(&list[start..i]);
+                                break;
+                            }
+                            '}' => depth -= 1,
+                            ',' if depth == 0 => {
+                                names.push(&list[start..i]);
+                                start = i + 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                    names
+                        .into_iter()
+                        .map(|n| n.trim().split("::").next().unwrap_or_default())
+                        .collect()
+                }
                 None => vec![
                     rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
                         .next()

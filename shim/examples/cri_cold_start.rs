@@ -244,7 +244,7 @@ fn main() {
         .unwrap()
         .parent()
         .unwrap()
-        .join("containerd-shim-wasmoci-v1");
+        .join(wasmoci_runtime::containerd::SHIM_BINARY);
     assert!(shim.exists(), "build the shim first: `{}`", shim.display());
     let containerd = CriContainerd::start(&CriSetup {
         containerd: containerd_1_7(),
@@ -275,8 +275,8 @@ fn main() {
     };
     let address = containerd.address.display().to_string();
     let mut runtimes = vec![(
-        "wasmoci".to_owned(),
-        "containerd-shim-wasmoci-v1".to_owned(),
+        wasmoci_runtime::containerd::RUNTIME_NAME.to_owned(),
+        wasmoci_runtime::containerd::SHIM_BINARY.to_owned(),
     )];
     if let Some((handler, _, path)) = &peer {
         runtimes.push((

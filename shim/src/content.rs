@@ -257,7 +257,7 @@ pub(crate) fn load(
     id: &str,
 ) -> Result<Loaded, ContentError> {
     let (path, rootfs) = match source {
-        Source::Pull(reference) => return pull_direct(reference),
+        Source::Pull { reference, digest } => return pull_direct(reference, *digest),
         Source::Image { path, rootfs } => (path, rootfs),
     };
     if let Some(containerd) = containerd {
@@ -290,12 +290,9 @@ pub(crate) fn load(
     })
 }
 
-/// Pulls `reference` (which pins a digest) into the node's store, unless it is there
+/// Pulls `reference` (pinned by the manifest `digest`) into the node's store, unless it is there
 /// already, and returns its wasm layer.
-fn pull_direct(reference: &Reference) -> Result<Loaded, ContentError> {
-    let digest = reference
-        .digest
-        .expect("the plan refuses unpinned references");
+fn pull_direct(reference: &Reference, digest: Digest) -> Result<Loaded, ContentError> {
     let store = |error| ContentError::Store {
         reference: reference.to_string(),
         error: Box::new(error),

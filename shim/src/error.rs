@@ -42,7 +42,7 @@ pub(crate) enum ShimError {
     Engine(#[from] wasmoci_runtime::Error),
     /// The shim's engine could not be built (the same error for every task).
     #[error("failed to set up the engine: {0}")]
-    EngineSetup(String),
+    EngineSetup(std::sync::Arc<wasmoci_runtime::Error>),
     /// Stats could not be encoded.
     #[error("failed to encode the stats of `{id}`: {error}")]
     Stats {

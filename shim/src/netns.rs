@@ -31,9 +31,15 @@ pub(crate) enum NetnsError {
         addr: SocketAddr,
         error: io::Error,
     },
-    /// A helper thread could not start or ended early.
-    #[error("the pod's {0} thread failed")]
-    Thread(&'static str),
+    /// A helper thread could not be started.
+    #[error("failed to start the pod's {which} thread: {error}")]
+    Spawn {
+        which: &'static str,
+        error: io::Error,
+    },
+    /// A helper thread ended before it answered.
+    #[error("the pod's {0} thread ended before it answered")]
+    Ended(&'static str),
 }
 
 /// Moves the calling thread into the network namespace at `netns`.
@@ -73,8 +79,11 @@ impl Holder {
                     let _ = stopped.recv();
                 }
             })
-            .map_err(|_| NetnsError::Thread("holder"))?;
-        let tid = joined.recv().map_err(|_| NetnsError::Thread("holder"))??;
+            .map_err(|error| NetnsError::Spawn {
+                which: "holder",
+                error,
+            })?;
+        let tid = joined.recv().map_err(|_| NetnsError::Ended("holder"))??;
         Ok(Holder { tid, _stop: stop })
     }
 
@@ -104,5 +113,5 @@ pub(crate) fn bind_in(netns: Option<&Path>, addr: SocketAddr) -> Result<TcpListe
         Ok(listener)
     })
     .join()
-    .map_err(|_| NetnsError::Thread("listener"))?
+    .map_err(|_| NetnsError::Ended("listener"))?
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use wasmoci_registry::Reference;
 use wasmoci_runtime::limits::{Limits, MemoryBudget};
 use wasmoci_runtime::sandbox::{DirGrant, NetworkGrant, Sandbox};
+use wasmoci_spec::Digest;
 
 use crate::bundle::Bundle;
 
@@ -74,8 +75,13 @@ pub struct Container {
 /// Where a container's wasm comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `wasmoci.dev/image`: a pull of our own into the node's store, pinned by digest.
-    Pull(Reference),
+    /// `wasmoci.dev/image`: a pull of our own into the node's store, pinned by `digest`.
+    Pull {
+        /// The reference, as the annotation names it.
+        reference: Reference,
+        /// The manifest digest it pins.
+        digest: Digest,
+    },
     /// containerd's content store when the container's image is a Wasm artifact, else the
     /// file `path` inside `rootfs` (the image-compat format).
     Image {
@@ -142,7 +148,7 @@ pub fn plan(bundle: &Bundle, dir: &std::path::Path) -> Result<Plan, PlanError> {
         .file_name()
         .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned());
     let source = match bundle.annotations.get(annotations::IMAGE) {
-        Some(reference) => Source::Pull(pinned(reference)?),
+        Some(reference) => pinned(reference)?,
         None => Source::Image {
             path: path.to_owned(),
             rootfs: bundle.rootfs(dir),
@@ -224,14 +230,17 @@ fn volumes(bundle: &Bundle) -> Vec<DirGrant> {
         .collect()
 }
 
-fn pinned(reference: &str) -> Result<Reference, PlanError> {
+fn pinned(reference: &str) -> Result<Source, PlanError> {
     let parsed: Reference = reference.parse().map_err(|e| PlanError::Annotation {
         key: annotations::IMAGE,
         value: reference.to_owned(),
         reason: format!("{e}"),
     })?;
-    if parsed.digest.is_none() {
-        return Err(PlanError::Unpinned(reference.to_owned()));
-    }
-    Ok(parsed)
+    let digest = parsed
+        .digest
+        .ok_or_else(|| PlanError::Unpinned(reference.to_owned()))?;
+    Ok(Source::Pull {
+        reference: parsed,
+        digest,
+    })
 }

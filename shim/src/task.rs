@@ -35,14 +35,15 @@ pub(crate) trait Events: Send + Sync + 'static {
 
 /// The engine every task of this shim process uses, and the node-wide compile cache.
 pub(crate) fn engine() -> Result<&'static (WasmEngine, CompileCache), ShimError> {
-    static ENGINE: OnceLock<Result<(WasmEngine, CompileCache), String>> = OnceLock::new();
+    type Engine = (WasmEngine, CompileCache);
+    static ENGINE: OnceLock<Result<Engine, Arc<wasmoci_runtime::Error>>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
             let engine = build_engine(&EngineSettings {
                 pooling: Some(false),
                 ..EngineSettings::default()
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(Arc::new)?;
             Ok((engine, CompileCache::new(Home::node().compile_cache())))
         })
         .as_ref()

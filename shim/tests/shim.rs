@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 mod cri;
+mod lifecycle;
 mod plan;
 mod support;
 mod tasks;

@@ -12,7 +12,8 @@ fn shims_running(address: &Path) -> usize {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| {
-            l.contains("containerd-shim-wasmoci-v1") && l.contains(&address.display().to_string())
+            l.contains(wasmoci_runtime::containerd::SHIM_BINARY)
+                && l.contains(&address.display().to_string())
         })
         .count()
 }
@@ -34,7 +35,7 @@ fn tasks_run_exit_and_stop_through_containerd() {
             "run",
             "--rm",
             "--runtime",
-            "io.containerd.wasmoci.v1",
+            wasmoci_runtime::containerd::RUNTIME_TYPE,
             "--rootfs",
             rootfs,
             id,
@@ -69,7 +70,7 @@ fn tasks_run_exit_and_stop_through_containerd() {
                     "run",
                     "--rm",
                     "--runtime",
-                    "io.containerd.wasmoci.v1",
+                    wasmoci_runtime::containerd::RUNTIME_TYPE,
                     "--rootfs",
                     &rootfs,
                     "loop",

@@ -197,7 +197,7 @@ impl StoredParts {
 
 /// Reads the artifact `reference` names: a file whole; a stored artifact's manifest and
 /// config (layers on demand). A registry reference is read from the store, where a pull
-/// put it ([`ensure_stored`]).
+/// put it ([`needs_pull`], [`pull`]).
 pub fn load(reference: &ArtifactRef) -> Result<Loaded> {
     let (layout, stored, display) = match reference {
         ArtifactRef::File(path) => {

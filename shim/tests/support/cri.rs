@@ -172,8 +172,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   default_runtime_name = "runc"
 [{cri}.containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
-[{cri}.containerd.runtimes.wasmoci]
-  runtime_type = "io.containerd.wasmoci.v1"
+[{cri}.containerd.runtimes.{runtime_name}]
+  runtime_type = "{runtime_type}"
   runtime_path = "{shim}"
   pod_annotations = ["wasmoci.dev/*"]
   container_annotations = ["wasmoci.dev/*"]
@@ -189,6 +189,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             opt = p("opt").display(),
             sandbox_image = setup.sandbox_image,
             shim = setup.shim.display(),
+            runtime_name = wasmoci_runtime::containerd::RUNTIME_NAME,
+            runtime_type = wasmoci_runtime::containerd::RUNTIME_TYPE,
             cni_bin = CNI_BIN_DIR,
             cni_conf = p("cni").display(),
             registry = setup.registry,
