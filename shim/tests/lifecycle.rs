@@ -58,18 +58,7 @@ fn twenty_pods_leave_nothing_behind() {
         pods.push((pod.id, holder));
     }
     // Bounded wait for the last shims to exit.
-    let shims = || {
-        let out = std::process::Command::new("ps")
-            .args(["-eo", "args"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| {
-                l.contains(wasmoci_runtime::containerd::SHIM_BINARY) && l.contains(&address)
-            })
-            .count()
-    };
+    let shims = || crate::support::shims_running(Path::new(&address));
     for _ in 0..100 {
         if shims() == 0 {
             break;

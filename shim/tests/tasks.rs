@@ -3,20 +3,7 @@
 
 use super::*;
 use crate::support::containerd::TestContainerd;
-
-fn shims_running(address: &Path) -> usize {
-    let out = std::process::Command::new("ps")
-        .args(["-eo", "args"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| {
-            l.contains(wasmoci_runtime::containerd::SHIM_BINARY)
-                && l.contains(&address.display().to_string())
-        })
-        .count()
-}
+use crate::support::shims_running;
 
 #[test]
 fn tasks_run_exit_and_stop_through_containerd() {

@@ -3,3 +3,17 @@
 pub(crate) mod containerd;
 pub(crate) mod cri;
 pub(crate) mod images;
+
+/// How many of our shims serve the containerd at `address` (its socket path appears in
+/// their command lines).
+pub(crate) fn shims_running(address: &std::path::Path) -> usize {
+    let out = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .expect("failed to run `ps`");
+    let address = address.display().to_string();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(wasmoci_runtime::containerd::SHIM_BINARY) && l.contains(&address))
+        .count()
+}
