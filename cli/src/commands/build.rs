@@ -1,14 +1,12 @@
 //! `wasmoci build`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use wasmoci_cli::ops::artifact::{Source, source_artifact};
-use wasmoci_cli::ops::build::{Build, BuildReport, BuildRequest, Refused, build};
-use wasmoci_cli::project::PROJECT_FILE;
-use wasmoci_registry::{Layout, StoredArtifact};
+use wasmoci_cli::ops::build::{Build, BuildReport, BuildRequest, build};
 
+use super::built::{notes, refusal, running};
 use crate::output::{self, Report};
 
 const EXAMPLES: &str = "\
@@ -94,53 +92,6 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode> {
         Build::Refused(refused) => {
             refusal(&refused);
             Ok(ExitCode::FAILURE)
-        }
-    }
-}
-
-/// Says that a project's `build.command` runs (its output follows on stderr).
-pub(crate) fn running(command: &str, dir: &Path) {
-    output::status(&format!("running `{command}` in `{}`", dir.display()));
-}
-
-fn notes(notes: &[String]) {
-    for note in notes {
-        output::note(note);
-    }
-}
-
-/// Reports a build the project's policy refused.
-pub(crate) fn refusal(refused: &Refused) {
-    notes(&refused.notes);
-    output::problem(&format!(
-        "error: `{}` imports what the `[policy]` of `{PROJECT_FILE}` refuses; nothing was stored",
-        refused.path.display()
-    ));
-    for r in &refused.refusals {
-        output::problem(&format!("  [policy-import] `{}`: {}", r.import, r.reason));
-    }
-}
-
-/// The artifact `push` and `convert` start from (a file or project is built into
-/// `scratch`, and said so); `None` when the project's policy refused it.
-pub(crate) fn source(text: &str, scratch: &Path) -> Result<Option<(Layout, StoredArtifact)>> {
-    match source_artifact(text, scratch, &mut running)? {
-        Source::Ready {
-            layout,
-            stored,
-            built,
-        } => {
-            if let Some(report) = built {
-                notes(&report.notes);
-                if let Some(line) = report.status() {
-                    output::status(&line);
-                }
-            }
-            Ok(Some((layout, stored)))
-        }
-        Source::Refused(refused) => {
-            refusal(&refused);
-            Ok(None)
         }
     }
 }

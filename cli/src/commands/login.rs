@@ -1,4 +1,4 @@
-//! `wasmoci login` and `wasmoci logout`.
+//! `wasmoci login`: check credentials, then save them where docker does.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -53,7 +53,7 @@ impl Report for LoggedIn {
 }
 
 /// The reference login and logout use to name a registry host.
-fn probe(host: &str) -> Result<Reference> {
+pub(crate) fn probe(host: &str) -> Result<Reference> {
     format!("{host}/library/x")
         .parse()
         .with_context(|| format!("invalid registry host `{host}`"))
@@ -78,44 +78,6 @@ pub(crate) fn run(args: LoginArgs) -> Result<ExitCode> {
     let report = LoggedIn {
         host: args.host,
         config,
-    };
-    output::report(&report, args.json);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Log out of a registry: remove its credentials from docker's `config.json`
-#[derive(Debug, clap::Args)]
-pub(crate) struct LogoutArgs {
-    /// The registry host
-    #[arg(value_name = "HOST")]
-    host: String,
-    /// Print a JSON object
-    #[arg(long)]
-    json: bool,
-}
-
-/// A logout.
-#[derive(Serialize)]
-struct LoggedOut {
-    host: String,
-    removed: bool,
-}
-
-impl Report for LoggedOut {
-    fn status(&self) -> Option<String> {
-        Some(if self.removed {
-            format!("logged out of `{}`", self.host)
-        } else {
-            format!("no saved login for `{}`", self.host)
-        })
-    }
-}
-
-pub(crate) fn logout(args: LogoutArgs) -> Result<ExitCode> {
-    let removed = docker_config::remove(&probe(&args.host)?.registry)?;
-    let report = LoggedOut {
-        host: args.host,
-        removed,
     };
     output::report(&report, args.json);
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 
 pub(crate) mod args;
 pub(crate) mod build;
+pub(crate) mod built;
 pub(crate) mod compile;
 pub(crate) mod completions;
 pub(crate) mod convert;
@@ -11,6 +12,7 @@ pub(crate) mod gc;
 pub(crate) mod guest;
 pub(crate) mod inspect;
 pub(crate) mod login;
+pub(crate) mod logout;
 pub(crate) mod ls;
 pub(crate) mod manifest;
 pub(crate) mod node;
@@ -20,5 +22,6 @@ pub(crate) mod push;
 pub(crate) mod rm;
 pub(crate) mod run;
 pub(crate) mod serve;
+pub(crate) mod tag;
 pub(crate) mod tags;
 pub(crate) mod validate;

@@ -100,10 +100,10 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     // 1. Build, into a scratch layout.
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
     let request = BuildRequest::for_path(path.clone(), Some(scratch.path().join("layout")));
-    let built = match build(&request, &mut super::build::running) {
+    let built = match build(&request, &mut super::built::running) {
         Ok(Build::Stored(built)) => built,
         Ok(Build::Refused(refused)) => {
-            super::build::refusal(&refused);
+            super::built::refusal(&refused);
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => {

@@ -91,7 +91,7 @@ pub(crate) fn run(args: PushArgs) -> Result<ExitCode> {
         dest
     };
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
-    let Some((layout, stored)) = super::build::source(&args.source, scratch.path())? else {
+    let Some((layout, stored)) = super::built::source(&args.source, scratch.path())? else {
         return Ok(ExitCode::FAILURE);
     };
     let (layout, stored) = if args.as_image {
