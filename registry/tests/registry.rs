@@ -401,19 +401,13 @@ fn chunked_uploads_and_concurrent_pulls_on_a_real_registry() {
     assert_eq!(into.tags().unwrap().len(), 8);
 }
 
-/// The child test reads its reference and where to write what it saw from these.
+/// The child process reads its reference and where to write what it saw from these.
 const CHILD_TARGET: &str = "WASMOCI_TEST_CHILD_TARGET";
 const CHILD_REPORT: &str = "WASMOCI_TEST_CHILD_REPORT";
 
-/// Pulls `$WASMOCI_TEST_CHILD_TARGET` with the credentials its environment gives, and
-/// writes the notes and the error to `$WASMOCI_TEST_CHILD_REPORT`, one per line.
-#[test]
-#[ignore = "run by `unreadable_credentials_are_noted_and_named_in_the_error` in a child process, in an environment of its own"]
-fn credentials_child() {
-    let (Ok(target), Ok(report)) = (std::env::var(CHILD_TARGET), std::env::var(CHILD_REPORT))
-    else {
-        return;
-    };
+/// Pulls `target` with the credentials this process's environment gives, and writes the
+/// notes and the error to `report`, one per line (the child's side of [`pull_in_child`]).
+fn pull_and_report(target: &str, report: &str) {
     let notes = Arc::new(Mutex::new(Vec::new()));
     let sink = notes.clone();
     let client = client(Duration::from_secs(10))
@@ -437,9 +431,10 @@ fn credentials_child() {
     std::fs::write(report, lines.join("\n")).unwrap();
 }
 
-/// [`credentials_child`] in a child process with `docker_config` as `$DOCKER_CONFIG` and
-/// `bin` first on `PATH` (the environment belongs to the whole process, and other tests
-/// run beside this one): its notes and its last line.
+/// [`pull_and_report`] in a child process (this test binary again, running this one test)
+/// with `docker_config` as `$DOCKER_CONFIG` and `bin` first on `PATH` (the environment
+/// belongs to the whole process, and other tests run beside this one): its notes and its
+/// last line.
 fn pull_in_child(target: &str, docker_config: &Path, bin: &Path) -> (Vec<String>, String) {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report");
@@ -449,7 +444,7 @@ fn pull_in_child(target: &str, docker_config: &Path, bin: &Path) -> (Vec<String>
         std::env::var("PATH").unwrap_or_default()
     );
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["credentials_child", "--exact", "--ignored", "--quiet"])
+        .args([CREDENTIALS_TEST, "--exact", "--quiet"])
         .env_clear()
         .env("PATH", path)
         .env("HOME", dir.path())
@@ -470,8 +465,14 @@ fn pull_in_child(target: &str, docker_config: &Path, bin: &Path) -> (Vec<String>
     (lines, last)
 }
 
+const CREDENTIALS_TEST: &str = "unreadable_credentials_are_noted_and_named_in_the_error";
+
 #[test]
 fn unreadable_credentials_are_noted_and_named_in_the_error() {
+    // The same test, run again by `pull_in_child` as the child that pulls.
+    if let (Ok(target), Ok(report)) = (std::env::var(CHILD_TARGET), std::env::var(CHILD_REPORT)) {
+        return pull_and_report(&target, &report);
+    }
     let Some(registry) = TestRegistry::start(Some(("someone", "secret"))) else {
         return;
     };
