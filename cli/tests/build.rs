@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support::{fixtures, ok, require_tool, wasmoci};
+use crate::support::{fixtures, ok, require_tool, skopeo, wasmoci};
 
 fn build_json(home: &Path, args: &[&str]) -> serde_json::Value {
     let out = ok(wasmoci(home).arg("build").args(args).arg("--json"));
@@ -228,15 +228,6 @@ fn skopeo_reads_what_we_write_and_we_read_what_skopeo_copies() {
         fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap()
     };
     let source = format!("oci:{}:http-hello:1.0.0", layout.display());
-    let skopeo = |args: &[&str]| {
-        let out = Command::new("skopeo").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "skopeo {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
     assert_eq!(
         skopeo(&["inspect", "--raw", &source]),
         blob(&built["digest"])

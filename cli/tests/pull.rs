@@ -6,7 +6,7 @@ use std::process::Output;
 
 use wasmoci_testdata::registry::TestRegistry;
 
-use crate::support::{fixtures, ok, wasmoci};
+use crate::support::{build_hello, fixtures, ok, wasmoci};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -121,10 +121,7 @@ fn a_failed_pull_into_a_new_layout_leaves_no_directory() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    ok(wasmoci(&home)
-        .arg("build")
-        .arg(fixtures().join("hello.wasm"))
-        .args(["--tag", "hello:1.0.0"]));
+    build_hello(&home);
     // An ordinary container image (no wasm layer): refused after the manifest is read.
     let image = format!("{}/image/hello:1.0.0", registry.addr);
     ok(wasmoci(&home).args(["push", "hello:1.0.0", &image, "--as-image"]));

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use wasmoci_testdata::registry::TestRegistry;
 
-use crate::support::{fixtures, ok, require_tool, wasmoci};
+use crate::support::{build_hello, fixtures, ok, require_tool, wasmoci};
 
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("--json prints JSON")
@@ -144,10 +144,7 @@ fn basic_auth_takes_credentials_from_stdin_or_the_environment() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    ok(wasmoci(&home)
-        .arg("build")
-        .arg(fixtures().join("hello.wasm"))
-        .args(["--tag", "hello:1.0.0"]));
+    build_hello(&home);
     let dest = format!("{}/private/hello:1.0.0", registry.addr);
 
     let anonymous = wasmoci(&home)
@@ -201,10 +198,7 @@ fn tags_lists_every_page_and_tag_adds_tags() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    ok(wasmoci(&home)
-        .arg("build")
-        .arg(fixtures().join("hello.wasm"))
-        .args(["--tag", "hello:1.0.0"]));
+    build_hello(&home);
     let repo = format!("{}/many/hello", registry.addr);
     let pushed = json(&ok(wasmoci(&home).args([
         "push",
@@ -252,10 +246,7 @@ fn login_saves_to_docker_config_and_logout_removes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     let docker = tmp.path().join("docker");
-    ok(wasmoci(&home)
-        .arg("build")
-        .arg(fixtures().join("hello.wasm"))
-        .args(["--tag", "hello:1.0.0"]));
+    build_hello(&home);
     let dest = format!("{}/team/hello:1.0.0", registry.addr);
     let login = |password: &str| {
         let mut child = wasmoci(&home)
@@ -413,10 +404,7 @@ fn credential_helpers_and_per_host_variables_are_used() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    ok(wasmoci(&home)
-        .arg("build")
-        .arg(fixtures().join("hello.wasm"))
-        .args(["--tag", "hello:1.0.0"]));
+    build_hello(&home);
     let dest = format!("{}/helped/hello:1.0.0", registry.addr);
 
     // A real `docker-credential-<name>` helper on PATH, named by `credHelpers`.
@@ -469,10 +457,7 @@ fn tls_registries_take_a_ca_file_or_insecure() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    ok(wasmoci(&home)
-        .arg("build")
-        .arg(fixtures().join("hello.wasm"))
-        .args(["--tag", "hello:1.0.0"]));
+    build_hello(&home);
     let dest = format!("{}/secure/hello:1.0.0", registry.addr);
     let cert = registry.certificate.clone().unwrap();
     ok(wasmoci(&home)
@@ -518,10 +503,7 @@ fn bearer_tokens_from_a_token_service() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    ok(wasmoci(&home)
-        .arg("build")
-        .arg(fixtures().join("hello.wasm"))
-        .args(["--tag", "hello:1.0.0"]));
+    build_hello(&home);
     let dest = format!("{}/tokens/hello:1.0.0", registry.addr);
     let with_creds = |cmd: &mut Command| {
         cmd.env("DOCKER_CONFIG", tmp.path().join("none"))

@@ -2,27 +2,17 @@
 //! matter), a pull in flight, skopeo reading the store afterwards, shell completions.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use wasmoci_registry::{Layout, LayoutRef};
 use wasmoci_spec::ImageManifest;
 
-use crate::support::{fixtures, ok, require_tool, wasmoci};
+use crate::support::{fixtures, ok, require_tool, skopeo, wasmoci};
 
 fn json(home: &Path, args: &[&str]) -> serde_json::Value {
     let out = ok(wasmoci(home).args(args).arg("--json"));
     serde_json::from_slice(&out.stdout).expect("`--json` prints JSON")
-}
-
-fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 #[test]

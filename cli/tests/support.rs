@@ -51,3 +51,22 @@ pub(crate) fn require_tool(name: &str) -> bool {
     }
     found
 }
+
+/// Builds the hello command component into the store of `home` as `hello:1.0.0`.
+pub(crate) fn build_hello(home: &Path) {
+    ok(wasmoci(home)
+        .arg("build")
+        .arg(fixtures().join("hello.wasm"))
+        .args(["--tag", "hello:1.0.0"]));
+}
+
+/// Runs skopeo (which must succeed): its stdout.
+pub(crate) fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("skopeo").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

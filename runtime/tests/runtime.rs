@@ -35,44 +35,20 @@ fn program(name: &str) -> Program {
     compile(engine(), name, WasmKind::detect(&wasm).unwrap(), &wasm).unwrap()
 }
 
-/// Runs `program` as a command until it ends or `stop` is signalled.
-async fn run_command_until(
-    engine: &WasmEngine,
-    program: &Program,
-    name: &str,
-    sandbox: &Sandbox,
-    limits: &Limits,
-    stdio: Stdio,
-    stop: &StopHandle,
-) -> wasmoci_runtime::Result<Exit> {
-    let guest = Guest {
-        engine,
+/// `program` as a command on the tests' engine.
+fn guest<'a>(
+    program: &'a Program,
+    name: &'a str,
+    sandbox: &'a Sandbox,
+    limits: &'a Limits,
+) -> Guest<'a> {
+    Guest {
+        engine: engine(),
         program,
         name,
         sandbox,
         limits,
-    };
-    guest.run(stdio, stop).await
-}
-
-async fn run_command(
-    engine: &WasmEngine,
-    program: &Program,
-    name: &str,
-    sandbox: &Sandbox,
-    limits: &Limits,
-    stdio: Stdio,
-) -> wasmoci_runtime::Result<Exit> {
-    run_command_until(
-        engine,
-        program,
-        name,
-        sandbox,
-        limits,
-        stdio,
-        &StopHandle::default(),
-    )
-    .await
+    }
 }
 
 struct Ran {
@@ -86,7 +62,8 @@ async fn run(name: &str, sandbox: Sandbox, limits: Limits) -> Ran {
         stdout: Output::Memory(stdout.clone()),
         ..Stdio::default()
     };
-    let exit = run_command(engine(), &program(name), name, &sandbox, &limits, stdio)
+    let exit = guest(&program(name), name, &sandbox, &limits)
+        .run(stdio, &StopHandle::default())
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     Ran {
@@ -183,14 +160,10 @@ fn a_cpu_limit_throttles_a_busy_guest() {
     let looping = program("loop.wasm");
     let before = thread_cpu();
     let exit = runtime
-        .block_on(run_command(
-            engine(),
-            &looping,
-            "loop.wasm",
-            &Sandbox::default(),
-            &limits,
-            Stdio::default(),
-        ))
+        .block_on(
+            guest(&looping, "loop.wasm", &Sandbox::default(), &limits)
+                .run(Stdio::default(), &StopHandle::default()),
+        )
         .unwrap();
     let used = thread_cpu() - before;
     assert_eq!(exit, Exit::Timeout(wall));
@@ -386,16 +359,10 @@ async fn a_corrupt_cache_entry_is_recompiled_not_run() {
         stdout: Output::Memory(stdout.clone()),
         ..Stdio::default()
     };
-    let exit = run_command(
-        engine(),
-        &program,
-        "hello",
-        &Sandbox::default(),
-        &Limits::default(),
-        stdio,
-    )
-    .await
-    .unwrap();
+    let exit = guest(&program, "hello", &Sandbox::default(), &Limits::default())
+        .run(stdio, &StopHandle::default())
+        .await
+        .unwrap();
     assert_eq!(exit, Exit::Code(0));
     assert_eq!(stdout.contents(), "hello from wasi:cli/run\n".as_bytes());
     assert_eq!(load().1, CacheOutcome::Hit, "the entry was not replaced");
@@ -491,15 +458,13 @@ async fn a_guest_is_stopped_from_outside() {
     });
     // A loop in wasm code and a sleep in a host call: both stop.
     for name in ["loop.wasm", "sleep.wasm"] {
-        let exit = run_command_until(
-            engine(),
+        let exit = guest(
             &program(name),
             name,
             &Sandbox::default(),
             &Limits::default(),
-            Stdio::default(),
-            &stop,
         )
+        .run(Stdio::default(), &stop)
         .await
         .unwrap();
         assert_eq!(exit, Exit::Killed(15), "{name}");

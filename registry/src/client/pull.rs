@@ -5,7 +5,7 @@ use std::io::Read;
 
 use wasmoci_spec::{Descriptor, Digest, ImageManifest, media_types};
 
-use super::transport::{Method, header, transport_error};
+use super::transport::{Method, Response, header, transport_error};
 use super::{Client, Counted, PullReport, RegistryError};
 use crate::layout::Layout;
 use crate::reference::Reference;
@@ -45,6 +45,30 @@ impl<R: Read> Read for ReadFailure<'_, R> {
     }
 }
 
+/// Reads a small body (a manifest, a config) whole, at most [`MAX_MANIFEST`] bytes, and
+/// checks it against `expected` when there is one: its bytes and their digest.
+fn read_checked(
+    r: &Reference,
+    response: &mut Response,
+    expected: Option<Digest>,
+) -> Result<(Vec<u8>, Digest), RegistryError> {
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_MANIFEST)
+        .read_to_vec()
+        .map_err(|e| transport_error(r, e))?;
+    let actual = Digest::of(&bytes);
+    match expected {
+        Some(expected) if expected != actual => Err(RegistryError::DigestMismatch {
+            reference: r.to_string(),
+            expected,
+            actual,
+        }),
+        _ => Ok((bytes, actual)),
+    }
+}
+
 impl Client {
     /// Fetches a manifest: its bytes, checked against the named digest (or the
     /// `Docker-Content-Digest` the registry sends), and its digest.
@@ -63,22 +87,7 @@ impl Client {
         let content_type = header(&response, "content-type").unwrap_or_default();
         let announced =
             header(&response, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_MANIFEST)
-            .read_to_vec()
-            .map_err(|e| transport_error(r, e))?;
-        let actual = Digest::of(&bytes);
-        if let Some(expected) = r.digest.or(announced)
-            && expected != actual
-        {
-            return Err(RegistryError::DigestMismatch {
-                reference: r.to_string(),
-                expected,
-                actual,
-            });
-        }
+        let (bytes, actual) = read_checked(r, &mut response, r.digest.or(announced))?;
         Ok((bytes, actual, content_type))
     }
 
@@ -91,21 +100,7 @@ impl Client {
         if !response.status().is_success() {
             return Err(self.transport.status_error(r, "read a blob of", response));
         }
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_MANIFEST)
-            .read_to_vec()
-            .map_err(|e| transport_error(r, e))?;
-        let actual = Digest::of(&bytes);
-        if actual != *digest {
-            return Err(RegistryError::DigestMismatch {
-                reference: r.to_string(),
-                expected: *digest,
-                actual,
-            });
-        }
-        Ok(bytes)
+        Ok(read_checked(r, &mut response, Some(*digest))?.0)
     }
 
     /// Pulls `src` into `layout`, tagged `tag`: the manifest (checked; it must have a
