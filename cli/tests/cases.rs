@@ -12,13 +12,21 @@
 //! ```
 //!
 //! Commands run one after the other in a fresh directory, with `WASMOCI_HOME` in it and
-//! `SOURCE_DATE_EPOCH=0`; `KEY=VALUE` words before `wasmoci` set more variables.
-//! `[FIXTURES]` and `[TESTDATA]` in a command are replaced by those directories, and in
-//! the output those directories and the case directory read `[FIXTURES]`, `[TESTDATA]`
-//! and `[CWD]`. `WASMOCI_BLESS=1` rewrites the expectations.
+//! `SOURCE_DATE_EPOCH=0`; `KEY=VALUE` words before the program set more variables. The
+//! program is `wasmoci` (this build) or another one on `PATH` (`cat`, `sh`: to show a
+//! file the steps wrote, or to prepare one).
+//!
+//! Placeholders in a command: `[FIXTURES]`, `[TESTDATA]`, `[PATH]` (the test's `PATH`);
+//! `[REGISTRY]` (a real registry, docker-registry on 127.0.0.1, started for the case
+//! file), `[TLS_REGISTRY]` (one serving HTTPS) and `[CA_FILE]` (the CA that signed its
+//! certificate). In the output, those directories, the case directory and the
+//! registries' addresses read `[FIXTURES]`, `[TESTDATA]`, `[CWD]`, `[REGISTRY]` and
+//! `[TLS_REGISTRY]`. `WASMOCI_BLESS=1` rewrites the expectations.
 
 use std::fs;
 use std::path::Path;
+
+use wasmoci_testdata::registry::TestRegistry;
 
 use crate::support::{fixtures, wasmoci};
 
@@ -47,17 +55,71 @@ fn parse(text: &str) -> (String, Vec<Step>) {
     (header, steps)
 }
 
-fn run_step(command: &str, cwd: &Path) -> String {
+/// The registries a case file's commands name, started on first use and stopped with it.
+#[derive(Default)]
+struct Registries {
+    plain: Option<TestRegistry>,
+    tls: Option<TestRegistry>,
+}
+
+impl Registries {
+    /// Starts what `commands` name. False when a registry is not installed (and this is
+    /// not CI, where that fails): the case is skipped.
+    fn start_for(&mut self, commands: &[&str]) -> bool {
+        let names = |mark: &str| commands.iter().any(|c| c.contains(mark));
+        if names("[REGISTRY]") && self.plain.is_none() {
+            match TestRegistry::start(None) {
+                Some(registry) => self.plain = Some(registry),
+                None => return false,
+            }
+        }
+        if (names("[TLS_REGISTRY]") || names("[CA_FILE]")) && self.tls.is_none() {
+            match TestRegistry::start_tls() {
+                Some(registry) => self.tls = Some(registry),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// (placeholder, value) pairs, in the order commands are expanded.
+    fn placeholders(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if let Some(registry) = &self.plain {
+            pairs.push(("[REGISTRY]", registry.addr.clone()));
+        }
+        if let Some(registry) = &self.tls {
+            pairs.push(("[TLS_REGISTRY]", registry.addr.clone()));
+            let ca = registry
+                .certificate
+                .as_ref()
+                .expect("a TLS registry has a CA");
+            pairs.push(("[CA_FILE]", ca.display().to_string()));
+        }
+        pairs
+    }
+}
+
+fn run_step(command: &str, cwd: &Path, registries: &Registries) -> String {
     let testdata = wasmoci_testdata::root();
-    let expanded = command
+    let mut expanded = command
         .replace("[FIXTURES]", &fixtures().display().to_string())
-        .replace("[TESTDATA]", &testdata.display().to_string());
+        .replace("[TESTDATA]", &testdata.display().to_string())
+        .replace("[PATH]", &std::env::var("PATH").unwrap_or_default());
+    let placeholders = registries.placeholders();
+    for (mark, value) in &placeholders {
+        expanded = expanded.replace(mark, value);
+    }
     let words = shlex::split(&expanded).unwrap_or_else(|| panic!("cannot split `{command}`"));
     let at = words
         .iter()
-        .position(|w| w == "wasmoci")
-        .unwrap_or_else(|| panic!("`{command}` does not run `wasmoci`"));
-    let mut cmd = wasmoci(&cwd.join("home"));
+        .position(|w| !w.contains('='))
+        .unwrap_or_else(|| panic!("`{command}` runs no program"));
+    let mut cmd = if words[at] == "wasmoci" {
+        wasmoci(&cwd.join("home"))
+    } else {
+        std::process::Command::new(&words[at])
+    };
     cmd.current_dir(cwd);
     for assignment in &words[..at] {
         let (key, value) = assignment
@@ -66,12 +128,20 @@ fn run_step(command: &str, cwd: &Path) -> String {
         cmd.env(key, value);
     }
     cmd.args(&words[at + 1..]);
-    let out = cmd.output().expect("failed to start wasmoci");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("failed to start `{}`: {e}", words[at]));
+    // Longest first: one registry's address may begin another's.
+    let mut by_length = placeholders.clone();
+    by_length.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
     let filter = |bytes: &[u8]| {
-        let text = String::from_utf8_lossy(bytes)
+        let mut text = String::from_utf8_lossy(bytes)
             .replace(&fixtures().display().to_string(), "[FIXTURES]")
             .replace(&testdata.display().to_string(), "[TESTDATA]")
             .replace(&cwd.display().to_string(), "[CWD]");
+        for (mark, value) in &by_length {
+            text = text.replace(value, mark);
+        }
         engine_keys(&text)
     };
     let code = out
@@ -132,10 +202,15 @@ fn cli_cases() {
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
         let (header, steps) = parse(&text);
+        let mut registries = Registries::default();
+        let commands: Vec<&str> = steps.iter().map(|s| s.command.as_str()).collect();
+        if !registries.start_for(&commands) {
+            continue;
+        }
         let cwd = tempfile::tempdir().unwrap();
         let mut rewritten = header;
         for step in &steps {
-            let actual = run_step(&step.command, cwd.path());
+            let actual = run_step(&step.command, cwd.path(), &registries);
             // Blank lines between steps are layout, not output.
             if step.expected.trim_end() != actual.trim_end() {
                 failures.push(format!(
