@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod commands;
+mod failure;
 mod output;
 mod progress;
 
@@ -13,7 +14,14 @@ Exit status:
   0  success
   1  the artifact was checked and has problems (validation or policy)
   2  usage error, or something failed (I/O, a missing file or tag, a build error)
-  `run` exits with the guest's own status (see `wasmoci run --help`)";
+  3  `publish`: the build failed
+  4  the registry refused us (unauthorized, denied, not found)
+  5  the transfer failed (unreachable, TLS, a digest mismatch, rate-limited, another
+     registry error)
+  `run` exits with the guest's own status (see `wasmoci run --help`)
+
+With `--json`, a failure is also one JSON object on stdout:
+  {\"error\": {\"message\", \"causes\", \"class\", \"exit_code\", \"command\"}}";
 
 /// Build, validate, inspect, store and run WebAssembly components as OCI artifacts
 /// (the CNCF Wasm OCI artifact layout).
@@ -74,6 +82,7 @@ fn main() -> ExitCode {
     let matches = Cli::command().long_version(version).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     output::set_quiet(cli.quiet);
+    let (invoked, json) = failure::invoked(&matches);
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args),
         Command::Validate(args) => commands::validate::run(args),
@@ -99,10 +108,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            output::error(&e);
-            ExitCode::from(2)
-        }
+        Err(e) => failure::fail(&invoked, &e, json),
     }
 }
 

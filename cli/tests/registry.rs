@@ -98,7 +98,7 @@ fn push_pull_and_run_through_a_real_registry_byte_for_byte() {
         .args(["pull", &format!("{}/wasm/hello:9.9.9", registry.addr)])
         .output()
         .unwrap();
-    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(missing.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("not found: manifest unknown"), "{stderr}");
 }
@@ -152,7 +152,7 @@ fn basic_auth_takes_credentials_from_stdin_or_the_environment() {
         .args(["push", "hello:1.0.0", &dest])
         .output()
         .unwrap();
-    assert_eq!(anonymous.status.code(), Some(2));
+    assert_eq!(anonymous.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&anonymous.stderr);
     assert!(
         stderr.contains("unauthorized") && stderr.contains("anonymous"),
@@ -166,7 +166,7 @@ fn basic_auth_takes_credentials_from_stdin_or_the_environment() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&wrong.stderr);
-    assert_eq!(wrong.status.code(), Some(2), "{stderr}");
+    assert_eq!(wrong.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("WASMOCI_REGISTRY_USERNAME"), "{stderr}");
     assert!(!stderr.contains("wrong"), "the password leaked: {stderr}");
 
@@ -266,7 +266,7 @@ fn login_saves_to_docker_config_and_logout_removes_it() {
         child.wait_with_output().unwrap()
     };
     let bad = login("nope\n");
-    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(bad.status.code(), Some(4));
     assert!(
         !docker.join("config.json").exists(),
         "a failed login saved credentials"
@@ -293,7 +293,7 @@ fn login_saves_to_docker_config_and_logout_removes_it() {
         .args(["push", "hello:1.0.0", &dest])
         .output()
         .unwrap();
-    assert_eq!(after.status.code(), Some(2));
+    assert_eq!(after.status.code(), Some(4));
 }
 
 #[test]
@@ -491,7 +491,7 @@ fn tls_registries_take_a_ca_file_or_insecure() {
         .arg(other.path().join("c.pem"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(5));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TLS"), "{stderr}");
 }
@@ -523,7 +523,7 @@ fn bearer_tokens_from_a_token_service() {
         .args(["pull", &dest])
         .output()
         .unwrap();
-    assert_eq!(anonymous.status.code(), Some(2));
+    assert_eq!(anonymous.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&anonymous.stderr);
     assert!(stderr.contains("token service"), "{stderr}");
 }

@@ -89,9 +89,6 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode> {
             output::report(&*report, args.json);
             Ok(ExitCode::SUCCESS)
         }
-        Build::Refused(refused) => {
-            refusal(&refused);
-            Ok(ExitCode::FAILURE)
-        }
+        Build::Refused(refused) => Err(refusal(&refused)),
     }
 }

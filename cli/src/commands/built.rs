@@ -9,6 +9,7 @@ use wasmoci_cli::ops::build::Refused;
 use wasmoci_cli::project::PROJECT_FILE;
 use wasmoci_registry::{Layout, StoredArtifact};
 
+use crate::failure::Problems;
 use crate::output::{self, Report};
 
 /// Says that a project's `build.command` runs (its output follows on stderr).
@@ -22,21 +23,26 @@ pub(crate) fn notes(notes: &[String]) {
     }
 }
 
-/// Reports a build the project's policy refused.
-pub(crate) fn refusal(refused: &Refused) {
+/// A build the project's policy refused, as the error the command ends with (exit 1).
+pub(crate) fn refusal(refused: &Refused) -> anyhow::Error {
     notes(&refused.notes);
-    output::problem(&format!(
-        "error: `{}` imports what the `[policy]` of `{PROJECT_FILE}` refuses; nothing was stored",
-        refused.path.display()
-    ));
-    for r in &refused.refusals {
-        output::problem(&format!("  [policy-import] `{}`: {}", r.import, r.reason));
+    Problems {
+        header: format!(
+            "`{}` imports what the `[policy]` of `{PROJECT_FILE}` refuses; nothing was stored",
+            refused.path.display()
+        ),
+        problems: refused
+            .refusals
+            .iter()
+            .map(|r| format!("[policy-import] `{}`: {}", r.import, r.reason))
+            .collect(),
     }
+    .into()
 }
 
 /// The artifact `push` and `convert` start from (a file or project is built into
 /// `scratch`, and said so); `None` when the project's policy refused it.
-pub(crate) fn source(text: &str, scratch: &Path) -> Result<Option<(Layout, StoredArtifact)>> {
+pub(crate) fn source(text: &str, scratch: &Path) -> Result<(Layout, StoredArtifact)> {
     match source_artifact(text, scratch, &mut running)? {
         Source::Ready {
             layout,
@@ -49,11 +55,8 @@ pub(crate) fn source(text: &str, scratch: &Path) -> Result<Option<(Layout, Store
                     output::status(&line);
                 }
             }
-            Ok(Some((layout, stored)))
+            Ok((layout, stored))
         }
-        Source::Refused(refused) => {
-            refusal(&refused);
-            Ok(None)
-        }
+        Source::Refused(refused) => Err(refusal(&refused)),
     }
 }

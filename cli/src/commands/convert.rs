@@ -61,9 +61,7 @@ impl Report for Converted {
 
 pub(crate) fn run(args: ConvertArgs) -> Result<ExitCode> {
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
-    let Some((layout, stored)) = super::built::source(&args.source, scratch.path())? else {
-        return Ok(ExitCode::FAILURE);
-    };
+    let (layout, stored) = super::built::source(&args.source, scratch.path())?;
     let convert = |into: &Layout, tag: &str| {
         convert_into(
             &layout,

@@ -11,9 +11,9 @@ use wasmoci_cli::ops::build::{Build, BuildRequest, build};
 use wasmoci_cli::ops::publish::{Receipt, Timings, check_built};
 use wasmoci_cli::policy::ImportPolicy;
 use wasmoci_registry::Reference;
-use wasmoci_registry::client::RegistryError;
 
 use super::args::RegistryArgs;
+use crate::failure::{BuildFailed, Problems};
 use crate::output::{self, Report};
 
 const PUBLISH_HELP: &str = "\
@@ -75,11 +75,6 @@ impl Report for Published {
     }
 }
 
-fn fail(code: u8, error: anyhow::Error) -> ExitCode {
-    output::error(&error);
-    ExitCode::from(code)
-}
-
 pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let (path, dest) = match args.targets.as_slice() {
@@ -102,16 +97,8 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     let request = BuildRequest::for_path(path.clone(), Some(scratch.path().join("layout")));
     let built = match build(&request, &mut super::built::running) {
         Ok(Build::Stored(built)) => built,
-        Ok(Build::Refused(refused)) => {
-            super::built::refusal(&refused);
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => {
-            return Ok(fail(
-                3,
-                anyhow::Error::new(e).context(format!("failed to build `{}`", path.display())),
-            ));
-        }
+        Ok(Build::Refused(refused)) => return Err(super::built::refusal(&refused)),
+        Err(e) => return Err(anyhow::Error::new(e).context(BuildFailed(path))),
     };
     for note in &built.notes {
         output::note(note);
@@ -125,13 +112,15 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     let validating = Instant::now();
     let (loaded, checked) = check_built(&built, &policy)?;
     if !checked.valid {
-        let header = format!(
-            "error: `{}` is not published: {} problem(s)",
-            built.tag,
-            checked.violations.len()
-        );
-        super::validate::problems(&header, &checked);
-        return Ok(ExitCode::FAILURE);
+        return Err(Problems {
+            header: format!(
+                "`{}` is not published: {} problem(s)",
+                built.tag,
+                checked.violations.len()
+            ),
+            problems: checked.violations.iter().map(ToString::to_string).collect(),
+        }
+        .into());
     }
     let Loaded::Stored(parts) = &loaded else {
         unreachable!("a layout holds stored artifacts");
@@ -141,21 +130,9 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     // 3. Push.
     let pushing = Instant::now();
     let (layout, stored) = (&parts.layout, &parts.stored);
-    let report = match client.push(layout, stored, &dest) {
-        Ok(report) => report,
-        Err(e) => {
-            let code = match &e {
-                RegistryError::Unauthorized { .. }
-                | RegistryError::Denied { .. }
-                | RegistryError::NotFound { .. } => 4,
-                _ => 5,
-            };
-            return Ok(fail(
-                code,
-                anyhow::Error::new(e).context(format!("failed to push to `{dest}`")),
-            ));
-        }
-    };
+    let report = client
+        .push(layout, stored, &dest)
+        .with_context(|| format!("failed to push to `{dest}`"))?;
     let push_ms = pushing.elapsed().as_millis();
     let timings = Timings {
         build: build_ms,

@@ -91,9 +91,7 @@ pub(crate) fn run(args: PushArgs) -> Result<ExitCode> {
         dest
     };
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
-    let Some((layout, stored)) = super::built::source(&args.source, scratch.path())? else {
-        return Ok(ExitCode::FAILURE);
-    };
+    let (layout, stored) = super::built::source(&args.source, scratch.path())?;
     let (layout, stored) = if args.as_image {
         let converted = Layout::at(scratch.path().join("image"));
         let stored = convert_into(
