@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use wasmoci_registry::client::{Client, PullReport};
 use wasmoci_registry::{Layout, LayoutRef, Reference, StoredArtifact};
-use wasmoci_spec::{Descriptor, ImageManifest, WasmConfig};
+use wasmoci_spec::{Descriptor, Digest, ImageManifest, WasmConfig};
 
 use crate::env;
 use crate::ops::build::{Build, BuildRequest, build};
@@ -121,6 +121,16 @@ pub enum Loaded {
     Stored(Box<StoredParts>),
 }
 
+/// How a stored artifact's blobs are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blobs {
+    /// Each checked against its digest: a blob that does not match is an error.
+    Verified,
+    /// As they are on disk, for `validate`, which reports a blob that does not match its
+    /// descriptor as a problem (`blob-digest`, `blob-size`).
+    AsStored,
+}
+
 /// A stored artifact: the manifest and config, and the layout its layers are in.
 pub struct StoredParts {
     /// How to print the reference (`oci:DIR:TAG`, `NAME:TAG`).
@@ -133,6 +143,8 @@ pub struct StoredParts {
     pub manifest: Result<ImageManifest, String>,
     /// The config blob (empty when the manifest does not parse).
     pub config_bytes: Vec<u8>,
+    /// How the config was read, and the layers are.
+    pub blobs: Blobs,
 }
 
 impl StoredParts {
@@ -160,7 +172,7 @@ impl StoredParts {
         manifest
             .layers
             .iter()
-            .map(|l| self.layout.read_blob(&l.digest))
+            .map(|l| read_blob(&self.layout, &l.digest, self.blobs))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.layers_error(e))
     }
@@ -180,9 +192,7 @@ impl StoredParts {
         let Some((_, descriptor)) = self.wasm_descriptor() else {
             return Err(Error::NotOneWasmLayer(self.display.clone()));
         };
-        let bytes = self
-            .layout
-            .read_blob(&descriptor.digest)
+        let bytes = read_blob(&self.layout, &descriptor.digest, self.blobs)
             .map_err(|e| self.layers_error(e))?;
         Ok((descriptor, bytes))
     }
@@ -195,10 +205,26 @@ impl StoredParts {
     }
 }
 
+fn read_blob(
+    layout: &Layout,
+    digest: &Digest,
+    blobs: Blobs,
+) -> Result<Vec<u8>, wasmoci_registry::Error> {
+    match blobs {
+        Blobs::Verified => layout.read_blob(digest),
+        Blobs::AsStored => layout.read_blob_as_stored(digest),
+    }
+}
+
 /// Reads the artifact `reference` names: a file whole; a stored artifact's manifest and
-/// config (layers on demand). A registry reference is read from the store, where a pull
-/// put it ([`needs_pull`], [`pull`]).
+/// config (layers on demand), each blob checked against its digest. A registry reference
+/// is read from the store, where a pull put it ([`needs_pull`], [`pull`]).
 pub fn load(reference: &ArtifactRef) -> Result<Loaded> {
+    load_with(reference, Blobs::Verified)
+}
+
+/// [`load`], with the blobs read as `blobs` says.
+pub fn load_with(reference: &ArtifactRef, blobs: Blobs) -> Result<Loaded> {
     let (layout, stored, display) = match reference {
         ArtifactRef::File(path) => {
             let bytes = read_wasm(path)?;
@@ -263,12 +289,10 @@ pub fn load(reference: &ArtifactRef) -> Result<Loaded> {
     };
     let manifest = stored.manifest().map_err(|e| e.to_string());
     let config_bytes = match &manifest {
-        Ok(m) => layout
-            .read_blob(&m.config.digest)
-            .map_err(|e| Error::ReadConfig {
-                name: display.clone(),
-                source: e.into(),
-            })?,
+        Ok(m) => read_blob(&layout, &m.config.digest, blobs).map_err(|e| Error::ReadConfig {
+            name: display.clone(),
+            source: e.into(),
+        })?,
         Err(_) => Vec::new(),
     };
     Ok(Loaded::Stored(Box::new(StoredParts {
@@ -277,6 +301,7 @@ pub fn load(reference: &ArtifactRef) -> Result<Loaded> {
         stored,
         manifest,
         config_bytes,
+        blobs,
     })))
 }
 

@@ -6,7 +6,7 @@ use wasmoci_spec::{Violation, WasmKind, component_section, validate, validate_wa
 use wasmparser::WasmFeatures;
 use wit_parser::{Resolve, WorldId};
 
-use crate::ops::artifact::{Loaded, load};
+use crate::ops::artifact::{Blobs, Loaded, load_with};
 use crate::ops::componentize::BuildError;
 use crate::ops::{Error, Result};
 use crate::policy::ImportPolicy;
@@ -52,7 +52,7 @@ pub fn imports(wasm: &[u8], kind: WasmKind) -> Result<Vec<String>, wasmoci_spec:
 /// Checks the artifact `reference` names. WAT that does not parse is an invalid
 /// artifact, not a failure to check one.
 pub fn check(reference: &ArtifactRef, options: &CheckOptions<'_>) -> Result<CheckReport> {
-    match load(reference) {
+    match load_with(reference, Blobs::AsStored) {
         Ok(loaded) => check_loaded(&loaded, options),
         Err(Error::Build(BuildError::Wat { path, reason })) => {
             let path = path.display().to_string();
