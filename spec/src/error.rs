@@ -10,6 +10,15 @@ pub enum Error {
     /// A core module where a component was expected.
     #[error("the binary is a core module, not a component")]
     NotAComponent,
+    /// A component where a core module was expected.
+    #[error("the binary is a component, not a core module")]
+    NotAModule,
+    /// A core module whose import or export section could not be read.
+    #[error("failed to read the core module's imports and exports: {reason}")]
+    ModuleDecode {
+        /// What the parser said.
+        reason: String,
+    },
     /// Component bytes whose WIT world could not be decoded.
     #[error("failed to decode the component's WIT world: {reason}")]
     ComponentDecode {
@@ -32,6 +41,9 @@ pub enum Error {
         "invalid path `{0}` for the wasm in the image: use an absolute path ending in `.wasm`, such as `/app.wasm`"
     )]
     ImagePath(String),
+    /// An image-compat image whose wasm cannot be found.
+    #[error("failed to find the wasm in the image: {0}")]
+    ImageWasm(String),
     /// A timestamp out of range.
     #[error("timestamp `{0}` is out of range")]
     Timestamp(i64),

@@ -115,6 +115,54 @@ pub fn build_image(input: ImageInput<'_>) -> Result<Image, Error> {
     })
 }
 
+/// Whether `manifest` is an image-compat image (what [`build_image`] writes, or an image
+/// like it): an OCI image config and one uncompressed tar layer, no wasm layer.
+pub fn is_image(manifest: &ImageManifest) -> bool {
+    manifest.config.media_type == media_types::OCI_IMAGE_CONFIG
+        && manifest.layers.len() == 1
+        && manifest.layers[0].media_type == media_types::OCI_LAYER_TAR
+}
+
+/// The path of the wasm in an image-compat image: its config's `Entrypoint[0]`, checked
+/// as [`build_image`] checks it.
+pub fn image_entrypoint(config: &[u8]) -> Result<String, Error> {
+    let config: serde_json::Value = serde_json::from_slice(config)
+        .map_err(|e| Error::ImageWasm(format!("the config is not JSON: {e}")))?;
+    let path = config["config"]["Entrypoint"][0]
+        .as_str()
+        .ok_or_else(|| Error::ImageWasm("the config has no `config.Entrypoint`".into()))?;
+    check_path(path)?;
+    Ok(path.to_owned())
+}
+
+/// The wasm of an image-compat image: the file its config's `Entrypoint` names, read
+/// from the tar `layer` (already in memory, so no entry can be larger than it).
+pub fn wasm_in_image(config: &[u8], layer: &[u8]) -> Result<Vec<u8>, Error> {
+    let path = image_entrypoint(config)?;
+    let wanted = check_path(&path)?;
+    let bad = |e: std::io::Error| Error::ImageWasm(format!("the layer is not a tar archive: {e}"));
+    let mut archive = tar::Archive::new(layer);
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let name = entry.path().map_err(bad)?.display().to_string();
+        let name = name.trim_start_matches("./").trim_start_matches('/');
+        if name != wanted || entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let mut wasm = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut wasm).map_err(bad)?;
+        if WasmKind::detect(&wasm).is_none() {
+            return Err(Error::ImageWasm(format!(
+                "`{path}` in the layer is not a WebAssembly binary"
+            )));
+        }
+        return Ok(wasm);
+    }
+    Err(Error::ImageWasm(format!(
+        "the layer has no file `{path}` (the config's `Entrypoint`)"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +214,24 @@ mod tests {
         );
         let again = build_image(input("/app/hello.wasm")).unwrap();
         assert_eq!(again.manifest_digest, image.manifest_digest);
+    }
+
+    #[test]
+    fn the_wasm_is_read_back_from_the_image() {
+        let image = build_image(input("/app/hello.wasm")).unwrap();
+        assert!(is_image(&image.manifest));
+        assert_eq!(
+            wasm_in_image(&image.config_bytes, &image.layer).unwrap(),
+            b"\0asm\x01\0\0\0"
+        );
+        let other = build_image(input("/other.wasm")).unwrap();
+        let err = wasm_in_image(&other.config_bytes, &image.layer).unwrap_err();
+        assert!(err.to_string().contains("no file `/other.wasm`"), "{err}");
+        let escaping = br#"{"config": {"Entrypoint": ["/../etc/passwd.wasm"]}}"#;
+        assert!(matches!(
+            wasm_in_image(escaping, &image.layer),
+            Err(Error::ImagePath(_))
+        ));
     }
 
     #[test]

@@ -35,10 +35,11 @@ pub use artifact::{Artifact, ArtifactInput, build_artifact};
 pub use config::{ComponentSection, Os, WASM_ARCHITECTURE, WasmConfig};
 pub use digest::{Digest, DigestError, DigestWriter, HashingReader};
 pub use error::{Error, Result};
-pub use image::{Image, ImageInput, build_image};
+pub use image::{Image, ImageInput, build_image, image_entrypoint, is_image, wasm_in_image};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, annotations};
 pub use timestamp::Timestamp;
-pub use validate::{Violation, validate};
+pub use validate::{Violation, validate, validate_image};
 pub use wasm::{
-    WasmError, WasmKind, component_section, module_import_names, validate_wasm, wasm_features,
+    WasmError, WasmKind, component_section, is_meaningful_world, module_import_names,
+    module_imports_exports, validate_wasm, wasm_features,
 };

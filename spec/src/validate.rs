@@ -220,6 +220,72 @@ pub fn validate(manifest: &[u8], config: &[u8], layers: &[&[u8]]) -> Vec<Violati
     report.0
 }
 
+/// Checks an image-compat image (what `build_image` writes): the blobs match their
+/// descriptors, the config says `architecture: wasm` and the `os` of the wasm, its
+/// `rootfs.diff_ids` names the layer, and its `Entrypoint` names a wasm file in the layer.
+/// Returns every violation and that wasm, when it was found (to be checked as wasm).
+pub fn validate_image(
+    manifest: &ImageManifest,
+    config: &[u8],
+    layer: &[u8],
+) -> (Vec<Violation>, Option<Vec<u8>>) {
+    let mut report = Report::default();
+    check_blob(&mut report, "manifest.config", &manifest.config, config);
+    if let Some(descriptor) = manifest.layers.first() {
+        check_blob(&mut report, "manifest.layers[0]", descriptor, layer);
+    }
+    let json: serde_json::Value = match serde_json::from_slice(config) {
+        Ok(json) => json,
+        Err(e) => {
+            report.add("config-json", "config", e.to_string());
+            return (report.0, None);
+        }
+    };
+    if json["architecture"] != WASM_ARCHITECTURE {
+        report.add(
+            "config-architecture",
+            "config.architecture",
+            format!(
+                "must be `{WASM_ARCHITECTURE}`, found {}",
+                json["architecture"]
+            ),
+        );
+    }
+    let layer_digest = Digest::of(layer).to_string();
+    if json["rootfs"]["diff_ids"] != serde_json::json!([layer_digest]) {
+        report.add(
+            "image-diff-ids",
+            "config.rootfs.diff_ids",
+            format!(
+                "must be [{layer_digest}] (the uncompressed layer), found {}",
+                json["rootfs"]["diff_ids"]
+            ),
+        );
+    }
+    let wasm = match crate::wasm_in_image(config, layer) {
+        Ok(wasm) => wasm,
+        Err(e) => {
+            report.add("image-wasm", "config.config.Entrypoint", e.to_string());
+            return (report.0, None);
+        }
+    };
+    if let Some(kind) = WasmKind::detect(&wasm)
+        && json["os"] != kind.os().as_str()
+    {
+        report.add(
+            "config-os",
+            "config.os",
+            format!(
+                "must be `{}` for a {}, found {}",
+                kind.os().as_str(),
+                kind.as_str(),
+                json["os"]
+            ),
+        );
+    }
+    (report.0, Some(wasm))
+}
+
 fn check_blob(report: &mut Report, path: &str, descriptor: &crate::Descriptor, bytes: &[u8]) {
     if descriptor.size != bytes.len() as u64 {
         report.add(

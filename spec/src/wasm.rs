@@ -180,6 +180,45 @@ pub fn module_import_names(bytes: &[u8]) -> Vec<String> {
     names
 }
 
+/// Whether `world` names a world someone wrote. wit-component names the worlds it has to
+/// make up in the `root` namespace (`root:component/root`, `root:root/root`): as a
+/// `target` they say nothing.
+pub fn is_meaningful_world(world: &str) -> bool {
+    !world.starts_with("root:")
+}
+
+/// A core module's imports (`module::field`) and exports, in the module's order: what a
+/// component's WIT imports and exports are to a component.
+pub fn module_imports_exports(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), Error> {
+    match WasmKind::detect(bytes) {
+        Some(WasmKind::Module) => {}
+        Some(WasmKind::Component) => return Err(Error::NotAModule),
+        None => return Err(Error::NotWasm),
+    }
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    for payload in Parser::new(0).parse_all(bytes) {
+        let invalid = |e: wasmparser::BinaryReaderError| Error::ModuleDecode {
+            reason: e.to_string(),
+        };
+        match payload.map_err(invalid)? {
+            wasmparser::Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(invalid)?;
+                    imports.push(format!("{}::{}", import.module, import.name));
+                }
+            }
+            wasmparser::Payload::ExportSection(reader) => {
+                for export in reader {
+                    exports.push(export.map_err(invalid)?.name.to_owned());
+                }
+            }
+            wasmparser::Payload::CodeSectionStart { .. } => break,
+            _ => {}
+        }
+    }
+    Ok((imports, exports))
+}
+
 fn world_id_name(resolve: &wit_parser::Resolve, world: &wit_parser::World) -> Option<String> {
     let package = &resolve.packages[world.package?];
     let name = &package.name;
@@ -192,6 +231,28 @@ fn world_id_name(resolve: &wit_parser::Resolve, world: &wit_parser::World) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_module_lists_its_imports_and_exports() {
+        let module = wat::parse_str(
+            r#"(module
+                (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+                (import "env" "mem" (memory 1))
+                (func (export "_start"))
+                (global (export "g") i32 (i32.const 0)))"#,
+        )
+        .unwrap();
+        let (imports, exports) = module_imports_exports(&module).unwrap();
+        assert_eq!(imports, ["wasi_snapshot_preview1::fd_write", "env::mem"]);
+        assert_eq!(exports, ["_start", "g"]);
+    }
+
+    #[test]
+    fn made_up_worlds_are_not_targets() {
+        assert!(!is_meaningful_world("root:component/root"));
+        assert!(!is_meaningful_world("root:root/root"));
+        assert!(is_meaningful_world("wasi:cli/command@0.2.6"));
+    }
 
     #[test]
     fn detects_kind_from_the_preamble() {

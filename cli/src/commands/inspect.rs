@@ -60,6 +60,13 @@ impl Report for Inspected {
         field("config", config.as_deref());
         field("layer", layer.as_deref());
         field("media type", stored.map(|s| s.layer_media_type.as_str()));
+        field("wasm path", stored.and_then(|s| s.wasm_path.as_deref()));
+        field(
+            "config type",
+            stored
+                .map(|s| s.config_media_type.as_str())
+                .filter(|t| *t != wasmoci_spec::media_types::WASM_CONFIG_V0),
+        );
         field("size", Some(&size));
         if let Some(c) = &self.component {
             for (key, list) in [("imports", &c.imports), ("exports", &c.exports)] {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use wasmoci_registry::client::{Client, PullReport};
 use wasmoci_registry::{Layout, LayoutRef, Reference, StoredArtifact};
-use wasmoci_spec::{Descriptor, Digest, ImageManifest, WasmConfig};
+use wasmoci_spec::{
+    Descriptor, Digest, ImageManifest, Timestamp, WasmConfig, is_image, wasm_in_image,
+};
 
 use crate::env;
 use crate::ops::build::{Build, BuildRequest, build};
@@ -131,6 +133,18 @@ pub enum Blobs {
     AsStored,
 }
 
+/// The wasm of a stored artifact.
+pub struct StoredWasm {
+    /// The manifest's layer that holds it (the tar layer of an image-compat image).
+    pub layer: Descriptor,
+    /// The digest of the wasm itself.
+    pub digest: Digest,
+    /// The module or component.
+    pub bytes: Vec<u8>,
+    /// Whether it came out of an image-compat image.
+    pub in_image: bool,
+}
+
 /// A stored artifact: the manifest and config, and the layout its layers are in.
 pub struct StoredParts {
     /// How to print the reference (`oci:DIR:TAG`, `NAME:TAG`).
@@ -148,6 +162,46 @@ pub struct StoredParts {
 }
 
 impl StoredParts {
+    /// Reads the config of `stored` (named `display` in messages) from `layout`.
+    pub fn read(
+        layout: Layout,
+        stored: StoredArtifact,
+        display: String,
+        blobs: Blobs,
+    ) -> Result<StoredParts> {
+        let manifest = stored.manifest().map_err(|e| e.to_string());
+        let config_bytes = match &manifest {
+            Ok(m) => {
+                read_blob(&layout, &m.config.digest, blobs).map_err(|e| Error::ReadConfig {
+                    name: display.clone(),
+                    source: e.into(),
+                })?
+            }
+            Err(_) => Vec::new(),
+        };
+        Ok(StoredParts {
+            display,
+            layout,
+            stored,
+            manifest,
+            config_bytes,
+            blobs,
+        })
+    }
+
+    /// The config's `created` and `author`, whatever kind of config it is.
+    pub fn created_author(&self) -> (Option<Timestamp>, Option<String>) {
+        if let Ok(config) = WasmConfig::from_json(&self.config_bytes) {
+            return (config.created, config.author);
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&self.config_bytes).unwrap_or_default();
+        (
+            json["created"].as_str().and_then(Timestamp::parse),
+            json["author"].as_str().map(str::to_owned),
+        )
+    }
+
     /// The manifest, or an error naming the artifact.
     pub fn manifest(&self) -> Result<&ImageManifest> {
         self.manifest.as_ref().map_err(|e| Error::Read {
@@ -185,16 +239,37 @@ impl StoredParts {
         layers.next().is_none().then_some(found)
     }
 
-    /// The single wasm layer: its descriptor and bytes (only that blob is read), or an
-    /// error saying the artifact does not have exactly one.
-    pub fn wasm(&self) -> Result<(&Descriptor, Vec<u8>)> {
-        self.manifest()?;
-        let Some((_, descriptor)) = self.wasm_descriptor() else {
-            return Err(Error::NotOneWasmLayer(self.display.clone()));
-        };
-        let bytes = read_blob(&self.layout, &descriptor.digest, self.blobs)
-            .map_err(|e| self.layers_error(e))?;
-        Ok((descriptor, bytes))
+    /// The wasm: of the single wasm layer (only that blob is read), or of an image-compat
+    /// image (the file its `Entrypoint` names in its tar layer); an error saying the
+    /// artifact has no wasm otherwise.
+    pub fn wasm(&self) -> Result<StoredWasm> {
+        let manifest = self.manifest()?;
+        if let Some((_, descriptor)) = self.wasm_descriptor() {
+            let bytes = read_blob(&self.layout, &descriptor.digest, self.blobs)
+                .map_err(|e| self.layers_error(e))?;
+            return Ok(StoredWasm {
+                layer: descriptor.clone(),
+                digest: descriptor.digest,
+                bytes,
+                in_image: false,
+            });
+        }
+        if is_image(manifest) {
+            let layer = &manifest.layers[0];
+            let tar = read_blob(&self.layout, &layer.digest, self.blobs)
+                .map_err(|e| self.layers_error(e))?;
+            let bytes = wasm_in_image(&self.config_bytes, &tar).map_err(|e| Error::ImageWasm {
+                name: self.display.clone(),
+                source: e,
+            })?;
+            return Ok(StoredWasm {
+                layer: layer.clone(),
+                digest: Digest::of(&bytes),
+                bytes,
+                in_image: true,
+            });
+        }
+        Err(Error::NotOneWasmLayer(self.display.clone()))
     }
 
     fn layers_error(&self, source: wasmoci_registry::Error) -> Error {
@@ -287,22 +362,9 @@ pub fn load_with(reference: &ArtifactRef, blobs: Blobs) -> Result<Loaded> {
             (layout, stored, text)
         }
     };
-    let manifest = stored.manifest().map_err(|e| e.to_string());
-    let config_bytes = match &manifest {
-        Ok(m) => read_blob(&layout, &m.config.digest, blobs).map_err(|e| Error::ReadConfig {
-            name: display.clone(),
-            source: e.into(),
-        })?,
-        Err(_) => Vec::new(),
-    };
-    Ok(Loaded::Stored(Box::new(StoredParts {
-        display,
-        layout,
-        stored,
-        manifest,
-        config_bytes,
-        blobs,
-    })))
+    Ok(Loaded::Stored(Box::new(StoredParts::read(
+        layout, stored, display, blobs,
+    )?)))
 }
 
 /// The wasm of an artifact, its digest and a name for messages.
@@ -311,7 +373,7 @@ pub struct Wasm {
     pub name: String,
     /// The module or component.
     pub bytes: Vec<u8>,
-    /// The digest of the wasm layer (of the bytes, for a file).
+    /// The digest of the wasm (of its layer, which is the same, for an artifact).
     pub digest: wasmoci_spec::Digest,
 }
 
@@ -327,15 +389,15 @@ pub fn wasm(reference: &ArtifactRef) -> Result<Wasm> {
             bytes,
         }),
         Loaded::Stored(parts) => {
-            let (layer, bytes) = parts.wasm()?;
+            let wasm = parts.wasm()?;
             Ok(Wasm {
                 name: parts
                     .stored
                     .tag
                     .clone()
                     .unwrap_or_else(|| parts.display.clone()),
-                digest: layer.digest,
-                bytes,
+                digest: wasm.digest,
+                bytes: wasm.bytes,
             })
         }
     }

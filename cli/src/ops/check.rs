@@ -2,7 +2,9 @@
 //! the wasm (wasmparser), the CNCF Wasm OCI artifact layout, a world, an import policy.
 
 use serde::Serialize;
-use wasmoci_spec::{Violation, WasmKind, component_section, validate, validate_wasm};
+use wasmoci_spec::{
+    Violation, WasmKind, component_section, is_image, validate, validate_image, validate_wasm,
+};
 use wasmparser::WasmFeatures;
 use wit_parser::{Resolve, WorldId};
 
@@ -72,6 +74,17 @@ pub fn check_loaded(loaded: &Loaded, options: &CheckOptions<'_>) -> Result<Check
             Some(bytes.clone()),
             path.display().to_string(),
         ),
+        Loaded::Stored(parts) if parts.manifest.as_ref().is_ok_and(is_image) => {
+            let manifest = parts.manifest()?;
+            let layers = parts.layers()?;
+            let (found, wasm) = validate_image(manifest, &parts.config_bytes, &layers[0]);
+            violations.extend(found);
+            (
+                parts.display.clone(),
+                wasm,
+                "the wasm in the image".to_owned(),
+            )
+        }
         Loaded::Stored(parts) => {
             let layers = parts.layers()?;
             let slices: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();

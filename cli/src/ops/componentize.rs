@@ -311,8 +311,8 @@ pub fn componentize(
     } else if facts.has_component_type {
         if let Ok((_, bindgen)) = wit_component::metadata::decode(&module) {
             let name = world_name(&bindgen.resolve, bindgen.world);
-            // wit-component names a world it had to synthesize `root:component/root`.
-            if !name.starts_with("root:component/") {
+            // wit-component names a world it had to make up `root:component/root`.
+            if wasmoci_spec::is_meaningful_world(&name) {
                 target = Some(name);
             }
         }

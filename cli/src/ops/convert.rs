@@ -2,8 +2,9 @@
 //! image, for containerd before 1.6.25/1.7.7.
 
 use wasmoci_registry::{Layout, LayoutRef, StoredArtifact};
-use wasmoci_spec::{ImageInput, Timestamp, WasmConfig, annotations, build_image, media_types};
+use wasmoci_spec::{ImageInput, Timestamp, annotations, build_image};
 
+use crate::ops::artifact::{Blobs, StoredParts};
 use crate::ops::{Error, Result};
 
 /// Builds the image-compat form of `stored` (from `layout`, named `source` in messages)
@@ -17,28 +18,22 @@ pub fn convert_into(
     into: &Layout,
     tag: &str,
 ) -> Result<StoredArtifact> {
-    let manifest = stored.manifest()?;
-    if manifest.config.media_type != media_types::WASM_CONFIG_V0 {
-        return Err(Error::NotWasm {
-            name: source.to_owned(),
-            config: manifest.config.media_type,
-        });
-    }
-    let (_, layer) = manifest
-        .wasm_layers()
-        .next()
-        .ok_or_else(|| Error::NoWasmLayer(source.to_owned()))?;
-    let config =
-        WasmConfig::from_json(&layout.read_blob(&manifest.config.digest)?).map_err(|e| {
-            Error::ReadConfig {
-                name: source.to_owned(),
-                source: e.into(),
-            }
-        })?;
-    let wasm = layout.read_blob(&layer.digest)?;
+    // Whatever `run` reads: a Wasm artifact, another tool's (Spin, runwasi), an image.
+    let parts = StoredParts::read(
+        layout.clone(),
+        stored.clone(),
+        source.to_owned(),
+        Blobs::Verified,
+    )?;
+    let manifest = parts.manifest()?;
+    let wasm = parts.wasm()?;
+    let (created, author) = parts.created_author();
+    let title = (!wasm.in_image)
+        .then(|| wasm.layer.annotation(annotations::TITLE))
+        .flatten();
     let path = match path {
         Some(path) => path.to_owned(),
-        None => match layer.annotation(annotations::TITLE) {
+        None => match title {
             Some(title) if title.ends_with(".wasm") && !title.contains('/') => format!("/{title}"),
             _ => "/app.wasm".to_owned(),
         },
@@ -46,11 +41,9 @@ pub fn convert_into(
     let mut kept = manifest.annotations.clone().unwrap_or_default();
     kept.remove(annotations::REF_NAME);
     let image = build_image(ImageInput {
-        wasm: &wasm,
-        created: config
-            .created
-            .unwrap_or_else(|| Timestamp::from_unix_seconds(0).expect("in range")),
-        author: config.author.clone(),
+        wasm: &wasm.bytes,
+        created: created.unwrap_or_else(|| Timestamp::from_unix_seconds(0).expect("in range")),
+        author,
         path,
         annotations: kept,
     })

@@ -146,16 +146,14 @@ pub enum Error {
     /// Not exactly one wasm layer.
     #[error("`{0}` does not have exactly one wasm layer (run `wasmoci validate` on it)")]
     NotOneWasmLayer(String),
-    /// No wasm layer at all.
-    #[error("`{0}` has no wasm layer")]
-    NoWasmLayer(String),
-    /// Not a Wasm artifact.
-    #[error("`{name}` is not a Wasm artifact (its config is `{config}`); nothing to convert")]
-    NotWasm {
-        /// The artifact, as named.
+    /// The wasm of an image-compat image could not be read.
+    #[error("failed to read the wasm in the image `{name}`")]
+    ImageWasm {
+        /// The image, as named.
         name: String,
-        /// Its config media type.
-        config: String,
+        /// Why.
+        #[source]
+        source: wasmoci_spec::Error,
     },
     /// The image-compat form could not be built.
     #[error("failed to convert `{name}`")]

@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use wasmoci_spec::{ComponentSection, Descriptor, Digest, WasmKind, component_section};
+use wasmoci_spec::{
+    ComponentSection, Digest, WasmKind, component_section, image_entrypoint, is_meaningful_world,
+    media_types, module_imports_exports,
+};
 use wit_component::{DecodedWasm, WitPrinter};
 
-use crate::ops::artifact::Loaded;
+use crate::ops::artifact::{Loaded, StoredWasm};
 use crate::ops::{Error, Result};
 
 /// What an artifact is.
@@ -53,14 +56,20 @@ pub struct StoredFacts {
     pub layer_digest: Digest,
     /// The wasm layer's media type.
     pub layer_media_type: String,
+    /// The config's media type: the CNCF Wasm config, or another tool's (Spin, an OCI
+    /// image config), whose facts are read from the wasm instead.
+    pub config_media_type: String,
+    /// In an image-compat image: where the wasm is (the config's `Entrypoint`).
+    pub wasm_path: Option<String>,
     /// The manifest annotations.
     pub annotations: BTreeMap<String, String>,
 }
 
-/// A component's world, imports and exports.
+/// What a component or module imports and exports: a component's WIT world (its
+/// interfaces and functions), a core module's `module::field` imports and exports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Component {
-    /// The world, when known.
+    /// A component's world, when it names one someone wrote.
     pub target: Option<String>,
     /// Imports.
     pub imports: Vec<String>,
@@ -71,37 +80,52 @@ pub struct Component {
 impl From<&ComponentSection> for Component {
     fn from(c: &ComponentSection) -> Self {
         Component {
-            target: c.target.clone(),
+            target: c.target.clone().filter(|t| is_meaningful_world(t)),
             imports: c.imports.clone(),
             exports: c.exports.clone(),
         }
     }
 }
 
-/// The wasm of a loaded artifact: its name, bytes, kind and (stored) layer descriptor.
-fn wasm_of(loaded: &Loaded) -> Result<(String, Vec<u8>, WasmKind, Option<Descriptor>)> {
-    let (name, wasm, layer) = match loaded {
+/// What `wasm` imports and exports, read from the bytes.
+fn from_bytes(wasm: &[u8], kind: WasmKind) -> Result<Component, wasmoci_spec::Error> {
+    match kind {
+        WasmKind::Component => component_section(wasm).map(|c| Component::from(&c)),
+        WasmKind::Module => {
+            let (imports, exports) = module_imports_exports(wasm)?;
+            Ok(Component {
+                target: None,
+                imports,
+                exports,
+            })
+        }
+    }
+}
+
+/// The wasm of a loaded artifact: its name, bytes, kind and (stored) where it is.
+fn wasm_of(loaded: &Loaded) -> Result<(String, Vec<u8>, WasmKind, Option<StoredWasm>)> {
+    let (name, wasm, stored) = match loaded {
         Loaded::File { path, bytes } => (path.display().to_string(), bytes.clone(), None),
         Loaded::Stored(parts) => {
-            let (layer, bytes) = parts.wasm()?;
-            (parts.display.clone(), bytes, Some(layer.clone()))
+            let mut stored = parts.wasm()?;
+            let bytes = std::mem::take(&mut stored.bytes);
+            (parts.display.clone(), bytes, Some(stored))
         }
     };
     let Some(kind) = WasmKind::detect(&wasm) else {
         return Err(Error::NotWasmBinary(name));
     };
-    Ok((name, wasm, kind, layer))
+    Ok((name, wasm, kind, stored))
 }
 
-/// What `loaded` is.
+/// What `loaded` is. A stored artifact's facts come from its config when it is the CNCF
+/// Wasm config (the caller says so when the bytes disagree), and from the wasm when it is
+/// another tool's config (Spin, runwasi's OCI image config, an image-compat image).
 pub fn inspect(loaded: &Loaded) -> Result<Inspected> {
-    let (name, wasm, kind, layer) = wasm_of(loaded)?;
-    let from_bytes = match kind {
-        WasmKind::Component => Some(component_section(&wasm)),
-        WasmKind::Module => None,
-    };
+    let (name, wasm, kind, stored_wasm) = wasm_of(loaded)?;
+    let bytes_say = from_bytes(&wasm, kind);
     let metadata = embedded_metadata(&wasm);
-    let Loaded::Stored(parts) = loaded else {
+    let (Loaded::Stored(parts), Some(stored_wasm)) = (loaded, stored_wasm) else {
         return Ok(Inspected {
             reference: name,
             kind: kind.as_str(),
@@ -109,43 +133,77 @@ pub fn inspect(loaded: &Loaded) -> Result<Inspected> {
             size: wasm.len() as u64,
             digest: Digest::of(&wasm),
             stored: None,
-            component: from_bytes.transpose()?.as_ref().map(Component::from),
+            component: Some(bytes_say?),
             metadata,
             config_mismatch: false,
         });
     };
     let manifest = parts.manifest()?;
-    let config = parts.config()?;
-    let layer = layer.ok_or_else(|| Error::NotOneWasmLayer(name.clone()))?;
-    // The config is what is shown; the caller says so when the bytes disagree with it.
-    let lists = |c: Option<&ComponentSection>| {
-        c.map(|c| {
-            let (mut i, mut e) = (c.imports.clone(), c.exports.clone());
-            i.sort();
-            e.sort();
-            (i, e)
-        })
+    let foreign = manifest.config.media_type != media_types::WASM_CONFIG_V0;
+    let (os, created, author, component, config_mismatch) = if foreign {
+        let json: serde_json::Value =
+            serde_json::from_slice(&parts.config_bytes).unwrap_or_default();
+        let text = |key: &str| json[key].as_str().map(str::to_owned);
+        (
+            kind.os(),
+            text("created"),
+            text("author"),
+            bytes_say.ok(),
+            false,
+        )
+    } else {
+        let config = parts.config()?;
+        // The config is what is shown; the caller says so when the bytes disagree with it.
+        let lists = |c: Option<(&[String], &[String])>| {
+            c.map(|(i, e)| {
+                let (mut i, mut e) = (i.to_vec(), e.to_vec());
+                i.sort();
+                e.sort();
+                (i, e)
+            })
+        };
+        let from_config = config.component.as_ref().map(Component::from);
+        let bytes_say = bytes_say.ok();
+        let mismatch = kind.os() != config.os
+            || (kind == WasmKind::Component
+                && lists(bytes_say.as_ref().map(|c| (&c.imports[..], &c.exports[..])))
+                    != lists(
+                        from_config
+                            .as_ref()
+                            .map(|c| (&c.imports[..], &c.exports[..])),
+                    ));
+        (
+            config.os,
+            config.created.map(|t| t.to_string()),
+            config.author.clone(),
+            // A module's config has no imports or exports: its bytes do.
+            from_config.or(bytes_say.filter(|_| kind == WasmKind::Module)),
+            mismatch,
+        )
     };
-    let from_bytes = from_bytes.and_then(Result::ok);
-    let config_mismatch =
-        kind.os() != config.os || lists(from_bytes.as_ref()) != lists(config.component.as_ref());
+    let wasm_path = stored_wasm
+        .in_image
+        .then(|| image_entrypoint(&parts.config_bytes).ok())
+        .flatten();
     Ok(Inspected {
         reference: name,
         kind: kind.as_str(),
-        os: config.os.as_str().to_owned(),
-        size: layer.size,
+        os: os.as_str().to_owned(),
+        size: wasm.len() as u64,
         digest: parts.stored.descriptor.digest,
         stored: Some(StoredFacts {
-            created: config.created.map(|t| t.to_string()),
-            author: config.author.clone(),
+            created,
+            author,
             manifest_size: parts.stored.manifest_bytes.len(),
             config_digest: manifest.config.digest,
             config_size: manifest.config.size,
-            layer_digest: layer.digest,
-            layer_media_type: layer.media_type,
+            layer_digest: stored_wasm.layer.digest,
+            layer_media_type: stored_wasm.layer.media_type,
+            config_media_type: manifest.config.media_type.clone(),
+            wasm_path,
             annotations: manifest.annotations.clone().unwrap_or_default(),
         }),
-        component: config.component.as_ref().map(Component::from),
+        component,
         metadata,
         config_mismatch,
     })
