@@ -28,7 +28,7 @@ With `--json`, a failure is also one JSON object on stdout:
 #[derive(Debug, Parser)]
 #[command(name = "wasmoci", version, after_help = EXIT_CODES, max_term_width = 100)]
 struct Cli {
-    /// No status lines, notes or progress bars on stderr (problems and errors still show)
+    /// No status lines, notes, summaries or progress bars (data, problems and errors still show)
     #[arg(short, long, global = true, display_order = 100)]
     quiet: bool,
     #[command(subcommand)]

@@ -1,5 +1,5 @@
 //! The one place that writes to the terminal: data to stdout, status and errors to stderr.
-//! `--quiet` silences status lines and notes, never data, problems or errors.
+//! `--quiet` silences status lines, notes and summaries, never data, problems or errors.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -83,6 +83,14 @@ pub(crate) fn raw(bytes: &[u8]) {
 pub(crate) fn json(value: &impl Serialize) {
     let value = serde_json::to_value(value).expect("reports serialize");
     data(&serde_json::to_string_pretty(&value).expect("JSON values serialize"));
+}
+
+/// A summary of what a command did, on stdout as `docker rmi` and `docker image prune`
+/// print theirs (not with `--quiet`; `--json` gives it as data).
+pub(crate) fn summary(text: &str) {
+    if !quiet() {
+        data(text);
+    }
 }
 
 /// A status line on stderr (not with `--quiet`).

@@ -42,7 +42,7 @@ pub(crate) fn run(args: GcArgs) -> Result<std::process::ExitCode> {
     if args.json {
         output::json(&serde_json::to_value(&report)?);
     } else {
-        output::data(&summary(&report));
+        output::summary(&summary(&report));
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -47,10 +47,10 @@ pub(crate) fn run(args: RmArgs) -> Result<std::process::ExitCode> {
         output::json(&serde_json::to_value(&report)?);
     } else {
         for tag in &report.untagged {
-            output::data(&format!("untagged: {tag}"));
+            output::summary(&format!("untagged: {tag}"));
         }
         for digest in &report.deleted {
-            output::data(&format!("deleted: {digest}"));
+            output::summary(&format!("deleted: {digest}"));
         }
         if !report.deleted.is_empty() {
             output::note("`wasmoci gc` frees the blobs no artifact uses any more");
