@@ -52,6 +52,18 @@ pub enum Error {
         /// The layout.
         layout: PathBuf,
     },
+    /// `NAME@DIGEST`: the manifest is there, but only under other names.
+    #[error("no artifact `{name}@{digest}` in `{}`: `{digest}` is stored only as {}", layout.display(), quoted(names))]
+    OtherNames {
+        /// The name asked for.
+        name: String,
+        /// The digest asked for.
+        digest: Digest,
+        /// The layout.
+        layout: PathBuf,
+        /// The tags that manifest has.
+        names: Vec<String>,
+    },
     /// The layout holds several manifests and the reference named none.
     #[error("`{}` holds {count} artifacts; name one with `:TAG` or `@DIGEST`{}", layout.display(), available_hint(tags))]
     Ambiguous {
@@ -112,6 +124,11 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+}
+
+fn quoted(names: &[String]) -> String {
+    let list: Vec<String> = names.iter().map(|t| format!("`{t}`")).collect();
+    list.join(", ")
 }
 
 fn available_hint(tags: &[String]) -> String {

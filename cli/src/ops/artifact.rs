@@ -99,11 +99,23 @@ pub fn pull(client: &Client, source: &Reference, layout: &Layout) -> Result<Pull
 /// Whether `reference` must be pulled into the store (`store`) before it is used, as
 /// `policy` says; with `never`, an error saying how to pull what the store lacks.
 pub fn needs_pull(reference: &Reference, policy: PullPolicy, store: &Layout) -> Result<bool> {
-    let stored = store.resolve(&stored_ref(reference)).is_ok();
+    let stored = store.resolve(&stored_ref(reference));
     match (policy, stored) {
-        (PullPolicy::Always, _) | (PullPolicy::Missing, false) => Ok(true),
-        (PullPolicy::Missing | PullPolicy::Never, true) => Ok(false),
-        (PullPolicy::Never, false) => Err(Error::NotStored(Box::new(reference.clone()))),
+        (PullPolicy::Always, _) | (PullPolicy::Missing, Err(_)) => Ok(true),
+        (PullPolicy::Missing | PullPolicy::Never, Ok(_)) => Ok(false),
+        (PullPolicy::Never, Err(e)) => Err(not_stored(reference, e)),
+    }
+}
+
+/// `reference` is not in the store: why, with the names its digest is stored under.
+fn not_stored(reference: &Reference, e: wasmoci_registry::Error) -> Error {
+    let names = match e {
+        wasmoci_registry::Error::OtherNames { names, .. } => names,
+        _ => Vec::new(),
+    };
+    Error::NotStored {
+        reference: Box::new(reference.clone()),
+        names,
     }
 }
 
@@ -209,9 +221,9 @@ pub fn load(reference: &ArtifactRef) -> Result<Loaded> {
         }
         ArtifactRef::Registry(r) => {
             let layout = store_layout()?;
-            let Ok(stored) = layout.resolve(&stored_ref(r)) else {
-                return Err(Error::NotStored(Box::new(r.clone())));
-            };
+            let stored = layout
+                .resolve(&stored_ref(r))
+                .map_err(|e| not_stored(r, e))?;
             (layout, stored, r.to_string())
         }
         ArtifactRef::Layout { dir, reference: r } => {
@@ -340,7 +352,7 @@ pub fn dest_tag(reference: &LayoutRef, source: &str) -> Result<String> {
     match reference {
         LayoutRef::Tag(tag) => Ok(tag.clone()),
         LayoutRef::Only => Ok(source.to_owned()),
-        LayoutRef::Digest(_) => Err(Error::CopyToDigest),
+        LayoutRef::Digest(_) | LayoutRef::Named { .. } => Err(Error::CopyToDigest),
     }
 }
 
@@ -424,7 +436,10 @@ mod tests {
         }
         assert_eq!(
             stored_ref(&reference(&format!("ghcr.io/acme/app:1.0@{digest}"))),
-            LayoutRef::Digest(digest)
+            LayoutRef::Named {
+                name: "ghcr.io/acme/app".into(),
+                digest
+            }
         );
         assert_eq!(
             stored_ref(&reference("ghcr.io/acme/app")),

@@ -46,8 +46,16 @@ pub enum Error {
     Reference(#[from] ReferenceError),
 
     /// A registry artifact the store lacks, with pulling off.
-    #[error("`{0}` is not in the store: run `wasmoci pull {0}` first")]
-    NotStored(Box<Reference>),
+    #[error(
+        "`{reference}` is not in the store{}: run `wasmoci pull {reference}` first",
+        stored_as(names)
+    )]
+    NotStored {
+        /// What was asked for.
+        reference: Box<Reference>,
+        /// The names its digest is stored under, when it names one the store has.
+        names: Vec<String>,
+    },
     /// A pull failed.
     #[error("failed to pull `{reference}`")]
     Pull {
@@ -280,6 +288,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// ` (its digest is stored only as `a`, `b`)`, or nothing.
+fn stored_as(names: &[String]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!(" (its digest is stored only as {})", list.join(", "))
 }
 
 impl From<wasmoci_registry::Error> for Error {
