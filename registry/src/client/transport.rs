@@ -266,6 +266,16 @@ impl Transport {
         Ok(response)
     }
 
+    /// Whether requests for `r` with `actions` carry an authorization (the registry
+    /// challenged, and the credentials were accepted).
+    pub(super) fn authorized(&self, r: &Reference, actions: &str) -> bool {
+        let key = format!("{}|{}|{actions}", r.registry, r.repository);
+        self.authorizations
+            .lock()
+            .expect("not poisoned")
+            .contains_key(&key)
+    }
+
     /// The `Authorization` that answers `challenge`: Basic from the credential, or a
     /// Bearer token the token service hands out for it.
     fn authorize(
