@@ -19,7 +19,7 @@ pub fn tag_for(reference: &Reference) -> Option<String> {
 pub fn locate(reference: &Reference) -> LayoutRef {
     match reference.digest {
         Some(digest) => LayoutRef::Named {
-            name: format!("{}/{}", reference.registry, reference.repository),
+            name: reference.repository_path(),
             digest,
         },
         None => LayoutRef::Tag(tag_for(reference).unwrap_or_default()),

@@ -15,9 +15,10 @@ use crate::ops::componentize::read_wasm;
 use crate::ops::{Blob, Error, Result};
 use crate::reference::ArtifactRef;
 
-/// The embedded store, `$WASMOCI_HOME/store`.
+/// The embedded store, `$WASMOCI_HOME/store`; it remembers which registry repositories
+/// its blobs came from or went to, so a push can mount them.
 pub fn store_layout() -> Result<Layout> {
-    Ok(Layout::at(env::home()?.store()))
+    Ok(Layout::at(env::home()?.store()).remembering_sources())
 }
 
 /// The store's naming rule for pulled artifacts (in the registry crate, so the shim's
@@ -371,7 +372,8 @@ pub enum Source {
     Refused(crate::ops::build::Refused),
 }
 
-/// The artifact to push or convert: a stored one, or one built from a file or project
+/// The artifact to push or convert: a stored one (a pulled one by its registry name), or
+/// one built from a file or project
 /// into `scratch` (exactly as `wasmoci build` would). `on_command` is told when a
 /// project's `build.command` runs.
 pub fn source_artifact(
@@ -397,7 +399,18 @@ pub fn source_artifact(
             ArtifactRef::Layout { dir, reference } => (Layout::open(dir)?, reference, None),
             ArtifactRef::Store(reference) => (store_layout()?, reference, None),
             ArtifactRef::File(_) => unreachable!("files are built above"),
-            ArtifactRef::Registry(r) => return Err(Error::PushFromRegistry(Box::new(r))),
+            // A pulled artifact, by the name the store gave it.
+            ArtifactRef::Registry(r) => {
+                let layout = store_layout()?;
+                let stored = layout
+                    .resolve(&stored_ref(&r))
+                    .map_err(|e| not_stored(&r, e))?;
+                return Ok(Source::Ready {
+                    layout,
+                    stored,
+                    built: None,
+                });
+            }
         }
     };
     let stored = layout.resolve(&reference).map_err(|e| Error::Read {

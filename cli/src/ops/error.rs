@@ -183,11 +183,6 @@ pub enum Error {
     /// A copy destination named by digest.
     #[error("a copy destination needs a tag, not a digest")]
     CopyToDigest,
-    /// A registry artifact named as what to push.
-    #[error(
-        "`{0}` is in a registry: pushing from a registry is `wasmoci copy`, which is not supported yet; pull it first"
-    )]
-    PushFromRegistry(Box<Reference>),
     /// No scratch directory.
     #[error("failed to create a temporary directory")]
     TempDir(#[source] std::io::Error),

@@ -22,6 +22,7 @@ use crate::error::{Error, IoContext, Result};
 
 mod gc;
 mod list;
+mod sources;
 
 pub use gc::GcReport;
 pub use list::{ArtifactKind, Listing, Removal};
@@ -37,6 +38,8 @@ pub struct Layout {
     /// The shared lock on `oci-layout` a pull holds while its blobs are not yet in the
     /// index (see the module docs); clones share it.
     lease: Arc<Mutex<Option<File>>>,
+    /// Whether it keeps `blob-sources.json` ([`Layout::remembering_sources`]).
+    sources: bool,
 }
 
 /// Which manifest of a layout: `oci:DIR:TAG`, `oci:DIR@sha256:…` or `oci:DIR`.
@@ -109,6 +112,7 @@ impl Layout {
         Layout {
             root: root.into(),
             lease: Arc::default(),
+            sources: false,
         }
     }
 
