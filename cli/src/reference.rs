@@ -95,12 +95,16 @@ impl FromStr for ArtifactRef {
         }
         // The embedded store: NAME[:TAG] or NAME@DIGEST.
         if let Some((name, digest)) = text.split_once('@') {
-            // `NAME:TAG@DIGEST`, as `build` prints it: the digest decides.
+            // `NAME:TAG@DIGEST`, as `build` prints it: that name at that digest (the tag
+            // is not checked, as docker's).
             let (name, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
             check_name(name).map_err(|r| fail(&r))?;
             check_tag(tag).map_err(|r| fail(&r))?;
             let digest: Digest = digest.parse().map_err(|e| fail(&format!("{e}")))?;
-            return Ok(ArtifactRef::Store(LayoutRef::Digest(digest)));
+            return Ok(ArtifactRef::Store(LayoutRef::Named {
+                name: name.to_owned(),
+                digest,
+            }));
         }
         let (name, tag) = text.rsplit_once(':').unwrap_or((text, "latest"));
         check_name(name).map_err(|r| fail(&r))?;
@@ -118,11 +122,13 @@ impl fmt::Display for ArtifactRef {
                 match reference {
                     LayoutRef::Tag(tag) => write!(f, ":{tag}"),
                     LayoutRef::Digest(d) => write!(f, "@{d}"),
+                    LayoutRef::Named { name, digest } => write!(f, ":{name}@{digest}"),
                     LayoutRef::Only => Ok(()),
                 }
             }
             ArtifactRef::Store(LayoutRef::Tag(tag)) => f.write_str(tag),
             ArtifactRef::Store(LayoutRef::Digest(d)) => write!(f, "@{d}"),
+            ArtifactRef::Store(LayoutRef::Named { name, digest }) => write!(f, "{name}@{digest}"),
             ArtifactRef::Store(LayoutRef::Only) => f.write_str("(store)"),
             ArtifactRef::Registry(r) => write!(f, "{r}"),
         }
@@ -204,7 +210,14 @@ mod tests {
         );
         assert_eq!(
             parse(&format!("hello:1.0.0@{digest}")),
-            ArtifactRef::Store(LayoutRef::Digest(digest))
+            ArtifactRef::Store(LayoutRef::Named {
+                name: "hello".into(),
+                digest
+            })
+        );
+        assert_eq!(
+            parse(&format!("hello@{digest}")).to_string(),
+            format!("hello@{digest}")
         );
         assert_eq!(
             parse("oci:dir"),

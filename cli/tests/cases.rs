@@ -19,9 +19,12 @@
 //! Placeholders in a command: `[FIXTURES]`, `[TESTDATA]`, `[PATH]` (the test's `PATH`);
 //! `[REGISTRY]` (a real registry, docker-registry on 127.0.0.1, started for the case
 //! file), `[TLS_REGISTRY]` (one serving HTTPS) and `[CA_FILE]` (the CA that signed its
-//! certificate). In the output, those directories, the case directory and the
-//! registries' addresses read `[FIXTURES]`, `[TESTDATA]`, `[CWD]`, `[REGISTRY]` and
-//! `[TLS_REGISTRY]`. `WASMOCI_BLESS=1` rewrites the expectations.
+//! certificate), `[AUTH_REGISTRY]` (one asking for Basic auth: user `wasmoci`, password
+//! `secret`); `[CWD]`, the case directory. `< FILE` at the end of a command is its stdin
+//! (`FILE` relative to the case directory). In the output, those directories, the case
+//! directory and the registries' addresses read `[FIXTURES]`, `[TESTDATA]`, `[CWD]`,
+//! `[REGISTRY]`, `[TLS_REGISTRY]` and `[AUTH_REGISTRY]`. `WASMOCI_BLESS=1` rewrites the
+//! expectations.
 
 use std::fs;
 use std::path::Path;
@@ -60,6 +63,8 @@ fn parse(text: &str) -> (String, Vec<Step>) {
 struct Registries {
     plain: Option<TestRegistry>,
     tls: Option<TestRegistry>,
+    /// User `wasmoci`, password `secret`.
+    auth: Option<TestRegistry>,
 }
 
 impl Registries {
@@ -70,6 +75,12 @@ impl Registries {
         if names("[REGISTRY]") && self.plain.is_none() {
             match TestRegistry::start(None) {
                 Some(registry) => self.plain = Some(registry),
+                None => return false,
+            }
+        }
+        if names("[AUTH_REGISTRY]") && self.auth.is_none() {
+            match TestRegistry::start(Some(("wasmoci", "secret"))) {
+                Some(registry) => self.auth = Some(registry),
                 None => return false,
             }
         }
@@ -88,6 +99,9 @@ impl Registries {
         if let Some(registry) = &self.plain {
             pairs.push(("[REGISTRY]", registry.addr.clone()));
         }
+        if let Some(registry) = &self.auth {
+            pairs.push(("[AUTH_REGISTRY]", registry.addr.clone()));
+        }
         if let Some(registry) = &self.tls {
             pairs.push(("[TLS_REGISTRY]", registry.addr.clone()));
             let ca = registry
@@ -105,12 +119,21 @@ fn run_step(command: &str, cwd: &Path, registries: &Registries) -> String {
     let mut expanded = command
         .replace("[FIXTURES]", &fixtures().display().to_string())
         .replace("[TESTDATA]", &testdata.display().to_string())
-        .replace("[PATH]", &std::env::var("PATH").unwrap_or_default());
+        .replace("[PATH]", &std::env::var("PATH").unwrap_or_default())
+        .replace("[CWD]", &cwd.display().to_string());
     let placeholders = registries.placeholders();
     for (mark, value) in &placeholders {
         expanded = expanded.replace(mark, value);
     }
-    let words = shlex::split(&expanded).unwrap_or_else(|| panic!("cannot split `{command}`"));
+    let mut words = shlex::split(&expanded).unwrap_or_else(|| panic!("cannot split `{command}`"));
+    let stdin = match words.as_slice() {
+        [.., lt, file] if lt == "<" => {
+            let file = cwd.join(file);
+            words.truncate(words.len() - 2);
+            Some(fs::File::open(&file).unwrap_or_else(|e| panic!("`{command}`: {e}")))
+        }
+        _ => None,
+    };
     let at = words
         .iter()
         .position(|w| !w.contains('='))
@@ -128,6 +151,7 @@ fn run_step(command: &str, cwd: &Path, registries: &Registries) -> String {
         cmd.env(key, value);
     }
     cmd.args(&words[at + 1..]);
+    cmd.stdin(stdin.map_or_else(std::process::Stdio::null, Into::into));
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("failed to start `{}`: {e}", words[at]));

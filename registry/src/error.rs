@@ -35,7 +35,7 @@ pub enum Error {
         reason: String,
     },
     /// No manifest is tagged with this name.
-    #[error("no artifact tagged `{tag}` in `{}`{}", layout.display(), available_hint(available))]
+    #[error("no artifact tagged `{tag}` in `{}`{}", layout.display(), closest_hint(tag, available))]
     TagNotFound {
         /// The tag asked for.
         tag: String,
@@ -51,6 +51,18 @@ pub enum Error {
         digest: Digest,
         /// The layout.
         layout: PathBuf,
+    },
+    /// `NAME@DIGEST`: the manifest is there, but only under other names.
+    #[error("no artifact `{name}@{digest}` in `{}`: `{digest}` is stored only as {}", layout.display(), quoted(names))]
+    OtherNames {
+        /// The name asked for.
+        name: String,
+        /// The digest asked for.
+        digest: Digest,
+        /// The layout.
+        layout: PathBuf,
+        /// The tags that manifest has.
+        names: Vec<String>,
     },
     /// The layout holds several manifests and the reference named none.
     #[error("`{}` holds {count} artifacts; name one with `:TAG` or `@DIGEST`{}", layout.display(), available_hint(tags))]
@@ -114,6 +126,63 @@ pub enum Error {
     },
 }
 
+/// What to say about the tags a layout has when `asked` is not one of them: the closest
+/// ones ("did you mean"), at most five, those of the same name first; when none is close,
+/// all of them if they are few.
+fn closest_hint(asked: &str, tags: &[String]) -> String {
+    const MOST: usize = 5;
+    let name = crate::layout::name_of(asked);
+    let near = (asked.chars().count() / 3).max(2);
+    let mut ranked: Vec<(bool, usize, &String)> = tags
+        .iter()
+        .map(|t| (crate::layout::name_of(t) != name, distance(asked, t), t))
+        .filter(|&(other_name, d, _)| !other_name || d <= near)
+        .collect();
+    ranked.sort();
+    ranked.dedup_by(|a, b| a.2 == b.2);
+    if !ranked.is_empty() {
+        let close: Vec<String> = ranked
+            .iter()
+            .take(MOST)
+            .map(|(_, _, t)| format!("`{t}`"))
+            .collect();
+        let text = match close.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => unreachable!("not empty"),
+        };
+        return format!(" (did you mean {text}?)");
+    }
+    match tags.len() {
+        0 => String::new(),
+        n if n <= MOST => format!(" (it has {})", quoted(tags)),
+        n => format!(" (none of its {n} tags is close)"),
+    }
+}
+
+/// The Levenshtein distance between `a` and `b`, in characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+fn quoted(names: &[String]) -> String {
+    let list: Vec<String> = names.iter().map(|t| format!("`{t}`")).collect();
+    list.join(", ")
+}
+
 fn available_hint(tags: &[String]) -> String {
     if tags.is_empty() {
         String::new()
@@ -137,5 +206,45 @@ impl<T> IoContext<T> for io::Result<T> {
             path: path.into(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_miss_names_the_closest_tags() {
+        let tags = |list: &[&str]| list.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let store = tags(&[
+            "hello:stable",
+            "hello:edge",
+            "tool:0.1.0",
+            "hello:edge-image",
+            "helo:1.0.0",
+            "world:1.0.0",
+            "hello:1.0.1",
+            "hello:2.0.0",
+            "hello:0.9.0",
+        ]);
+        assert_eq!(
+            closest_hint("hello:1.0.0", &store),
+            " (did you mean `hello:1.0.1`, `hello:2.0.0`, `hello:0.9.0`, `hello:edge` or `hello:stable`?)"
+        );
+        assert_eq!(
+            closest_hint("helo:1.0.1", &store),
+            " (did you mean `helo:1.0.0`, `hello:1.0.1` or `hello:2.0.0`?)"
+        );
+        assert_eq!(
+            closest_hint("zzz:9", &store),
+            " (none of its 9 tags is close)"
+        );
+        assert_eq!(
+            closest_hint("no-such-tag", &tags(&["valid-module"])),
+            " (it has `valid-module`)"
+        );
+        assert_eq!(closest_hint("x", &[]), "");
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(distance("", "abc"), 3);
     }
 }

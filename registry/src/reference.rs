@@ -51,6 +51,11 @@ impl Reference {
                 .is_ok_and(|ip| ip.is_loopback())
     }
 
+    /// `host/repository`, without a tag or digest.
+    pub fn repository_path(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
     /// The same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Reference {
         Reference {

@@ -14,11 +14,14 @@ pub fn tag_for(reference: &Reference) -> Option<String> {
     Some(reference.with_tag(&tag).to_string())
 }
 
-/// Where a pulled `reference` is found in a layout: by its digest when it names one, else
-/// by [`tag_for`].
+/// Where a pulled `reference` is found in a layout: its name at its digest when it names
+/// one (a manifest stored only under other names is not it), else by [`tag_for`].
 pub fn locate(reference: &Reference) -> LayoutRef {
     match reference.digest {
-        Some(digest) => LayoutRef::Digest(digest),
+        Some(digest) => LayoutRef::Named {
+            name: reference.repository_path(),
+            digest,
+        },
         None => LayoutRef::Tag(tag_for(reference).unwrap_or_default()),
     }
 }

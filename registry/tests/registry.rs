@@ -15,6 +15,8 @@ use wasmoci_spec::{ArtifactInput, Timestamp, build_artifact};
 use wasmoci_testdata::fake::{FakeRegistry, FakeResponse};
 use wasmoci_testdata::registry::TestRegistry;
 
+mod mount;
+
 struct Artifact {
     manifest: Vec<u8>,
     manifest_digest: String,

@@ -1,4 +1,5 @@
-//! `wasmoci login`: check credentials, then save them where docker does.
+//! `wasmoci login`: check credentials, then save them where docker does (the credential
+//! helper `config.json` names, else `config.json` itself).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use wasmoci_registry::client::{Client, ClientOptions};
 
 use crate::output::{self, Report};
 
-/// Log in to a registry: check the credentials, then save them in docker's `config.json`
+/// Log in to a registry: check the credentials, then save them where docker keeps them
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  echo \"$TOKEN\" | wasmoci login ghcr.io -u me --password-stdin"
@@ -40,15 +41,27 @@ pub(crate) struct LoginArgs {
 struct LoggedIn {
     host: String,
     config: PathBuf,
+    /// The credential helper that keeps the secret (`docker-credential-<name>`), when
+    /// `config.json` names one; else the secret is in `config`.
+    helper: Option<String>,
+    /// Whether the registry checked the credentials (it asks for none: unchecked).
+    checked: bool,
 }
 
 impl Report for LoggedIn {
     fn status(&self) -> Option<String> {
-        Some(format!(
-            "logged in to `{}`; credentials saved in `{}`",
-            self.host,
-            self.config.display()
-        ))
+        Some(match &self.helper {
+            Some(helper) => format!(
+                "logged in to `{}`; credentials saved with `{helper}` (named in `{}`)",
+                self.host,
+                self.config.display()
+            ),
+            None => format!(
+                "logged in to `{}`; credentials saved in `{}`",
+                self.host,
+                self.config.display()
+            ),
+        })
     }
 }
 
@@ -71,13 +84,22 @@ pub(crate) fn run(args: LoginArgs) -> Result<ExitCode> {
         credential: Some((args.username.clone(), password.clone())),
         ..ClientOptions::default()
     })?;
-    client
+    let checked = client
         .check_login(&probe)
         .with_context(|| format!("failed to log in to `{}`", args.host))?;
-    let config = docker_config::save(&probe.registry, &args.username, &password)?;
+    if !checked {
+        output::note(&format!(
+            "`{}` asks for no credentials: they are saved unchecked",
+            args.host
+        ));
+    }
+    let saved = docker_config::save(&probe.registry, &args.username, &password)
+        .with_context(|| format!("failed to save the login to `{}`", args.host))?;
     let report = LoggedIn {
         host: args.host,
-        config,
+        config: saved.config,
+        helper: saved.helper,
+        checked,
     };
     output::report(&report, args.json);
     Ok(ExitCode::SUCCESS)

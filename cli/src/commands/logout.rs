@@ -9,7 +9,7 @@ use wasmoci_registry::auth::docker_config;
 use super::login::probe;
 use crate::output::{self, Report};
 
-/// Log out of a registry: remove its credentials from docker's `config.json`
+/// Log out of a registry: remove its credentials from where docker keeps them
 #[derive(Debug, clap::Args)]
 pub(crate) struct LogoutArgs {
     /// The registry host

@@ -14,7 +14,9 @@ use crate::output::{self, Report};
 
 const PUSH_HELP: &str = "\
 Uploads the blobs the registry lacks (streamed, hashed on the way), then the manifest. A
-file or project directory is built first, exactly as `wasmoci build` would.
+file or project directory is built first, exactly as `wasmoci build` would. A blob the
+store knows to be in another repository of the registry (pulled from or pushed to it) is
+mounted from there instead of uploaded.
 Prints `DEST@sha256:…`. Credentials: `--username` + `--password-stdin`, then
 `WASMOCI_REGISTRY_USERNAME`/`WASMOCI_REGISTRY_PASSWORD`, then docker's `config.json`.
 
@@ -27,8 +29,9 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = PUSH_HELP)]
 pub(crate) struct PushArgs {
-    /// `NAME:TAG` in the store, `oci:DIR[:TAG|@DIGEST]`, a `.wasm`/`.wat` file or a
-    /// project directory (files and projects are built on the fly, as `wasmoci build`)
+    /// `NAME:TAG` in the store, a pulled `HOST/REPO:TAG` in the store,
+    /// `oci:DIR[:TAG|@DIGEST]`, a `.wasm`/`.wat` file or a project directory (files and
+    /// projects are built on the fly, as `wasmoci build`)
     #[arg(value_name = "SOURCE")]
     source: String,
     /// `HOST/REPO[:TAG]`
@@ -65,8 +68,12 @@ struct Pushed {
 
 impl Report for Pushed {
     fn status(&self) -> Option<String> {
+        let mounted = match self.mounted.len() {
+            0 => String::new(),
+            n => format!(", {n} mounted from another repository"),
+        };
         Some(format!(
-            "pushed `{}`: {} blob(s) uploaded ({} bytes), {} already there",
+            "pushed `{}`: {} blob(s) uploaded ({} bytes){mounted}, {} already there",
             self.dest,
             self.uploaded.len(),
             self.uploaded_bytes,

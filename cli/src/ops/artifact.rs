@@ -17,9 +17,10 @@ use crate::ops::componentize::read_wasm;
 use crate::ops::{Blob, Error, Result};
 use crate::reference::ArtifactRef;
 
-/// The embedded store, `$WASMOCI_HOME/store`.
+/// The embedded store, `$WASMOCI_HOME/store`; it remembers which registry repositories
+/// its blobs came from or went to, so a push can mount them.
 pub fn store_layout() -> Result<Layout> {
-    Ok(Layout::at(env::home()?.store()))
+    Ok(Layout::at(env::home()?.store()).remembering_sources())
 }
 
 /// The store's naming rule for pulled artifacts (in the registry crate, so the shim's
@@ -101,11 +102,23 @@ pub fn pull(client: &Client, source: &Reference, layout: &Layout) -> Result<Pull
 /// Whether `reference` must be pulled into the store (`store`) before it is used, as
 /// `policy` says; with `never`, an error saying how to pull what the store lacks.
 pub fn needs_pull(reference: &Reference, policy: PullPolicy, store: &Layout) -> Result<bool> {
-    let stored = store.resolve(&stored_ref(reference)).is_ok();
+    let stored = store.resolve(&stored_ref(reference));
     match (policy, stored) {
-        (PullPolicy::Always, _) | (PullPolicy::Missing, false) => Ok(true),
-        (PullPolicy::Missing | PullPolicy::Never, true) => Ok(false),
-        (PullPolicy::Never, false) => Err(Error::NotStored(Box::new(reference.clone()))),
+        (PullPolicy::Always, _) | (PullPolicy::Missing, Err(_)) => Ok(true),
+        (PullPolicy::Missing | PullPolicy::Never, Ok(_)) => Ok(false),
+        (PullPolicy::Never, Err(e)) => Err(not_stored(reference, e)),
+    }
+}
+
+/// `reference` is not in the store: why, with the names its digest is stored under.
+fn not_stored(reference: &Reference, e: wasmoci_registry::Error) -> Error {
+    let names = match e {
+        wasmoci_registry::Error::OtherNames { names, .. } => names,
+        _ => Vec::new(),
+    };
+    Error::NotStored {
+        reference: Box::new(reference.clone()),
+        names,
     }
 }
 
@@ -310,9 +323,9 @@ pub fn load_with(reference: &ArtifactRef, blobs: Blobs) -> Result<Loaded> {
         }
         ArtifactRef::Registry(r) => {
             let layout = store_layout()?;
-            let Ok(stored) = layout.resolve(&stored_ref(r)) else {
-                return Err(Error::NotStored(Box::new(r.clone())));
-            };
+            let stored = layout
+                .resolve(&stored_ref(r))
+                .map_err(|e| not_stored(r, e))?;
             (layout, stored, r.to_string())
         }
         ArtifactRef::Layout { dir, reference: r } => {
@@ -427,7 +440,7 @@ pub fn dest_tag(reference: &LayoutRef, source: &str) -> Result<String> {
     match reference {
         LayoutRef::Tag(tag) => Ok(tag.clone()),
         LayoutRef::Only => Ok(source.to_owned()),
-        LayoutRef::Digest(_) => Err(Error::CopyToDigest),
+        LayoutRef::Digest(_) | LayoutRef::Named { .. } => Err(Error::CopyToDigest),
     }
 }
 
@@ -446,7 +459,8 @@ pub enum Source {
     Refused(crate::ops::build::Refused),
 }
 
-/// The artifact to push or convert: a stored one, or one built from a file or project
+/// The artifact to push or convert: a stored one (a pulled one by its registry name), or
+/// one built from a file or project
 /// into `scratch` (exactly as `wasmoci build` would). `on_command` is told when a
 /// project's `build.command` runs.
 pub fn source_artifact(
@@ -472,7 +486,18 @@ pub fn source_artifact(
             ArtifactRef::Layout { dir, reference } => (Layout::open(dir)?, reference, None),
             ArtifactRef::Store(reference) => (store_layout()?, reference, None),
             ArtifactRef::File(_) => unreachable!("files are built above"),
-            ArtifactRef::Registry(r) => return Err(Error::PushFromRegistry(Box::new(r))),
+            // A pulled artifact, by the name the store gave it.
+            ArtifactRef::Registry(r) => {
+                let layout = store_layout()?;
+                let stored = layout
+                    .resolve(&stored_ref(&r))
+                    .map_err(|e| not_stored(&r, e))?;
+                return Ok(Source::Ready {
+                    layout,
+                    stored,
+                    built: None,
+                });
+            }
         }
     };
     let stored = layout.resolve(&reference).map_err(|e| Error::Read {
@@ -511,7 +536,10 @@ mod tests {
         }
         assert_eq!(
             stored_ref(&reference(&format!("ghcr.io/acme/app:1.0@{digest}"))),
-            LayoutRef::Digest(digest)
+            LayoutRef::Named {
+                name: "ghcr.io/acme/app".into(),
+                digest
+            }
         );
         assert_eq!(
             stored_ref(&reference("ghcr.io/acme/app")),

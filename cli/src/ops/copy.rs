@@ -2,12 +2,12 @@
 //! digest stays the same.
 
 use serde::Serialize;
-use wasmoci_registry::client::{Client, RegistryError};
+use wasmoci_registry::client::{Client, PullReport, PushReport, RegistryError};
 use wasmoci_registry::{Layout, LayoutRef, StoredArtifact};
 use wasmoci_spec::Digest;
 
 use crate::ops::artifact::{Endpoint, dest_tag};
-use crate::ops::{Error, Result};
+use crate::ops::{Blob, Error, Result};
 
 /// What a copy did.
 #[derive(Debug, Clone, Serialize)]
@@ -18,8 +18,39 @@ pub struct CopyReport {
     pub reference: String,
     /// The manifest digest (the same at both ends).
     pub digest: Digest,
+    /// Blobs written to the destination: uploaded to a registry, or written into a
+    /// layout.
+    pub uploaded: Vec<Blob>,
+    /// Blobs the destination already had.
+    pub skipped: Vec<Blob>,
     /// Blobs mounted from another repository of the same registry.
-    pub mounted_blobs: usize,
+    pub mounted: Vec<Blob>,
+}
+
+/// What moved, as a push reports it.
+#[derive(Default)]
+struct Moved {
+    uploaded: Vec<Blob>,
+    skipped: Vec<Blob>,
+    mounted: Vec<Blob>,
+}
+
+impl Moved {
+    fn pushed(report: &PushReport) -> Self {
+        Moved {
+            uploaded: Blob::list(&report.uploaded),
+            skipped: Blob::list(&report.skipped),
+            mounted: Blob::list(&report.mounted),
+        }
+    }
+
+    fn pulled(report: &PullReport) -> Self {
+        Moved {
+            uploaded: Blob::list(&report.downloaded),
+            skipped: Blob::list(&report.reused),
+            mounted: Vec::new(),
+        }
+    }
 }
 
 /// Copies `source` (named `source_text`) to `dest` (named `dest_text`).
@@ -30,8 +61,7 @@ pub fn copy(
     dest: Endpoint,
     dest_text: &str,
 ) -> Result<CopyReport> {
-    let mut mounted = 0;
-    let digest = match (source, dest) {
+    let (digest, moved) = match (source, dest) {
         (Endpoint::Registry(src), Endpoint::Registry(dst)) => {
             let scratch = tempfile::tempdir().map_err(Error::TempDir)?;
             let layout = Layout::at(scratch.path());
@@ -43,26 +73,24 @@ pub fn copy(
             let pushed = client
                 .push_from(&layout, &stored, &dst, Some(&src))
                 .map_err(|e| write_error(&dst, e))?;
-            mounted = pushed.mounted.len();
-            pulled.manifest.digest
+            (pulled.manifest.digest, Moved::pushed(&pushed))
         }
         (Endpoint::Registry(src), Endpoint::Local(layout, reference)) => {
             let tag = dest_tag(&reference, &src.to_string())?;
-            client
+            let pulled = client
                 .pull(&src, &layout, Some(&tag))
                 .map_err(|e| Error::Copy {
                     reference: Box::new(src.clone()),
                     source: Box::new(e),
-                })?
-                .manifest
-                .digest
+                })?;
+            (pulled.manifest.digest, Moved::pulled(&pulled))
         }
         (Endpoint::Local(layout, reference), Endpoint::Registry(dst)) => {
             let stored = resolve(&layout, &reference, source_text)?;
-            client
+            let pushed = client
                 .push(&layout, &stored, &dst)
                 .map_err(|e| write_error(&dst, e))?;
-            stored.descriptor.digest
+            (stored.descriptor.digest, Moved::pushed(&pushed))
         }
         (Endpoint::Local(from, reference), Endpoint::Local(to, dst_ref)) => {
             let stored = resolve(&from, &reference, source_text)?;
@@ -74,7 +102,9 @@ pub fn copy(
         source: source_text.to_owned(),
         reference: format!("{dest_text}@{digest}"),
         digest,
-        mounted_blobs: mounted,
+        uploaded: moved.uploaded,
+        skipped: moved.skipped,
+        mounted: moved.mounted,
     })
 }
 
@@ -94,13 +124,25 @@ fn write_error(dst: &wasmoci_registry::Reference, source: RegistryError) -> Erro
 
 /// Layout to layout: each blob the destination lacks is streamed across (digest and size
 /// checked on the way, never whole in memory), then the manifest is tagged.
-fn copy_local(from: &Layout, stored: &StoredArtifact, to: &Layout, tag: &str) -> Result<Digest> {
+fn copy_local(
+    from: &Layout,
+    stored: &StoredArtifact,
+    to: &Layout,
+    tag: &str,
+) -> Result<(Digest, Moved)> {
     let manifest = stored.manifest()?;
     to.create()?;
+    let mut moved = Moved::default();
     for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        let blob = Blob {
+            digest: descriptor.digest,
+            size: descriptor.size,
+        };
         if to.blob_path(&descriptor.digest).is_file() {
+            moved.skipped.push(blob);
             continue;
         }
+        moved.uploaded.push(blob);
         let path = from.blob_path(&descriptor.digest);
         let blob = std::fs::File::open(&path).map_err(|source| Error::ReadBlob {
             digest: descriptor.digest,
@@ -112,5 +154,6 @@ fn copy_local(from: &Layout, stored: &StoredArtifact, to: &Layout, tag: &str) ->
                 source: Box::new(source),
             })?;
     }
-    Ok(to.store(&stored.manifest_bytes, &[], Some(tag))?.digest)
+    let digest = to.store(&stored.manifest_bytes, &[], Some(tag))?.digest;
+    Ok((digest, moved))
 }

@@ -46,8 +46,16 @@ pub enum Error {
     Reference(#[from] ReferenceError),
 
     /// A registry artifact the store lacks, with pulling off.
-    #[error("`{0}` is not in the store: run `wasmoci pull {0}` first")]
-    NotStored(Box<Reference>),
+    #[error(
+        "`{reference}` is not in the store{}: run `wasmoci pull {reference}` first",
+        stored_as(names)
+    )]
+    NotStored {
+        /// What was asked for.
+        reference: Box<Reference>,
+        /// The names its digest is stored under, when it names one the store has.
+        names: Vec<String>,
+    },
     /// A pull failed.
     #[error("failed to pull `{reference}`")]
     Pull {
@@ -173,11 +181,6 @@ pub enum Error {
     /// A copy destination named by digest.
     #[error("a copy destination needs a tag, not a digest")]
     CopyToDigest,
-    /// A registry artifact named as what to push.
-    #[error(
-        "`{0}` is in a registry: pushing from a registry is `wasmoci copy`, which is not supported yet; pull it first"
-    )]
-    PushFromRegistry(Box<Reference>),
     /// No scratch directory.
     #[error("failed to create a temporary directory")]
     TempDir(#[source] std::io::Error),
@@ -278,6 +281,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// ` (its digest is stored only as `a`, `b`)`, or nothing.
+fn stored_as(names: &[String]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!(" (its digest is stored only as {})", list.join(", "))
 }
 
 impl From<wasmoci_registry::Error> for Error {

@@ -132,9 +132,14 @@ pub fn remove(home: &Home, references: &[(String, LayoutRef)]) -> Result<RemoveR
     let removed = layout.remove(&refs).map_err(|source| {
         let named = |r: &LayoutRef| match (&source, r) {
             (wasmoci_registry::Error::TagNotFound { tag, .. }, LayoutRef::Tag(t)) => tag == t,
-            (wasmoci_registry::Error::ManifestNotFound { digest, .. }, LayoutRef::Digest(d)) => {
-                digest == d
-            }
+            (
+                wasmoci_registry::Error::ManifestNotFound { digest, .. },
+                LayoutRef::Digest(d) | LayoutRef::Named { digest: d, .. },
+            ) => digest == d,
+            (
+                wasmoci_registry::Error::OtherNames { name, digest, .. },
+                LayoutRef::Named { name: n, digest: d },
+            ) => name == n && digest == d,
             _ => false,
         };
         match references.iter().find(|(_, r)| named(r)) {

@@ -53,9 +53,27 @@ pub enum RegistryError {
         /// Why.
         reason: String,
     },
+    /// A registry that speaks TLS, asked in plain HTTP (it answered 400).
+    #[error("`{registry}` speaks TLS (HTTPS) but was asked in plain HTTP: {fix}")]
+    TlsAskedInPlainHttp {
+        /// The registry.
+        registry: String,
+        /// The flags that fix it.
+        fix: &'static str,
+    },
+    /// A registry that speaks plain HTTP, asked in TLS.
+    #[error(
+        "`{registry}` answers in plain HTTP, not TLS ({reason}): pass `--plain-http` to talk plain HTTP to it"
+    )]
+    PlainHttpAskedInTls {
+        /// The registry.
+        registry: String,
+        /// What the TLS library said.
+        reason: String,
+    },
     /// TLS failed.
     #[error(
-        "failed to set up TLS with `{registry}`: {reason} (for a registry without TLS, pass `--plain-http`)"
+        "failed to set up TLS with `{registry}`: {reason} (for a private CA, pass `--ca-file FILE`; to skip verification, `--insecure`; for a registry without TLS, `--plain-http`)"
     )]
     Tls {
         /// The registry.

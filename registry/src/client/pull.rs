@@ -158,6 +158,8 @@ impl Client {
         }
         let stored = layout.store(&bytes, &[], tag)?;
         debug_assert_eq!(stored.digest, digest);
+        let digests: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
+        layout.remember_sources(&digests, &src.repository_path());
         report.manifest = stored;
         Ok(report)
     }

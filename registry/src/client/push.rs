@@ -31,7 +31,10 @@ impl Client {
     }
 
     /// [`Client::push`], mounting blobs from `source` (another repository of the same
-    /// registry) instead of uploading them when the registry allows it.
+    /// registry) instead of uploading them when the registry allows it. Blobs are also
+    /// mounted from the repositories of that registry the layout knows them to be in
+    /// ([`Layout::blob_sources`]); a refused mount falls back to an upload. A layout that
+    /// keeps sources remembers `dest` for every blob once the push is done.
     pub fn push_from(
         &self,
         layout: &Layout,
@@ -102,6 +105,8 @@ impl Client {
             });
         }
         report.digest = Some(stored.descriptor.digest);
+        let digests: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
+        layout.remember_sources(&digests, &dest.repository_path());
         Ok(report)
     }
 
@@ -136,10 +141,11 @@ impl Client {
         if self.blob_exists(dest, &blob.digest, "pull,push")? {
             return Ok(BlobOutcome::Skipped);
         }
-        if let Some(source) = source
-            && self.mount(dest, source, &blob.digest)?
-        {
-            return Ok(BlobOutcome::Mounted);
+        for from in mount_candidates(layout, dest, source, &blob.digest) {
+            // A mount the registry refuses, or cannot do, is only a missed shortcut.
+            if self.mount(dest, &from, &blob.digest).unwrap_or(false) {
+                return Ok(BlobOutcome::Mounted);
+            }
         }
         self.progress.start(&blob.digest, blob.size, "push");
         let result = self.upload(layout, dest, blob);
@@ -165,20 +171,14 @@ impl Client {
         }
     }
 
-    /// Asks the registry to mount a blob from `source`; `false` when it would rather
-    /// have an upload.
-    fn mount(
-        &self,
-        dest: &Reference,
-        source: &Reference,
-        digest: &Digest,
-    ) -> Result<bool, RegistryError> {
+    /// Asks the registry to mount a blob from the repository `from` of `dest`'s registry;
+    /// `false` when it would rather have an upload.
+    fn mount(&self, dest: &Reference, from: &str, digest: &Digest) -> Result<bool, RegistryError> {
         let url = format!(
-            "{}/blobs/uploads/?mount={digest}&from={}",
+            "{}/blobs/uploads/?mount={digest}&from={from}",
             self.transport.base(dest),
-            source.repository
         );
-        let actions = format!("pull,push&scope=repository:{}:pull", source.repository);
+        let actions = format!("pull,push&scope=repository:{from}:pull");
         let response = self
             .transport
             .send(dest, &actions, Method::POST, &url, &mut |req| {
@@ -304,4 +304,29 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// At most this many repositories are asked to mount one blob before it is uploaded.
+const MOUNT_TRIES: usize = 3;
+
+/// The repositories of `dest`'s registry to mount `digest` from: `source`, then those the
+/// layout knows it to be in (most recent first), never `dest`'s own.
+fn mount_candidates(
+    layout: &Layout,
+    dest: &Reference,
+    source: Option<&Reference>,
+    digest: &Digest,
+) -> Vec<String> {
+    let mut from: Vec<String> = source.map(|s| s.repository.clone()).into_iter().collect();
+    for known in layout.blob_sources(digest) {
+        if let Some((host, repository)) = known.split_once('/')
+            && host == dest.registry
+            && repository != dest.repository
+            && !from.iter().any(|r| r == repository)
+        {
+            from.push(repository.to_owned());
+        }
+    }
+    from.truncate(MOUNT_TRIES);
+    from
 }

@@ -56,17 +56,33 @@ impl Client {
         Ok(tags)
     }
 
-    /// Checks that the registry accepts our credentials (`GET /v2/`).
-    pub fn check_login(&self, r: &Reference) -> Result<(), RegistryError> {
+    /// Checks that the registry accepts our credentials (`GET /v2/`, authenticated for
+    /// `r`, a repository of that registry). `Ok(false)`: the registry asked for none, so
+    /// they were not checked. Errors name the registry, not `r`.
+    pub fn check_login(&self, r: &Reference) -> Result<bool, RegistryError> {
         let url = format!("{}/v2/", self.transport.origin(r));
         let response = self
             .transport
-            .send(r, "pull", Method::GET, &url, &mut |req| req.call())?;
+            .send(r, "pull", Method::GET, &url, &mut |req| req.call())
+            .map_err(|e| for_registry(e, &r.registry))?;
         if !response.status().is_success() {
-            return Err(self.transport.status_error(r, "log in to", response));
+            let e = self.transport.status_error(r, "log in to", response);
+            return Err(for_registry(e, &r.registry));
         }
-        Ok(())
+        Ok(self.transport.authorized(r, "pull"))
     }
+}
+
+/// `e` about `registry`, not the repository it was asked for through.
+fn for_registry(mut e: RegistryError, registry: &str) -> RegistryError {
+    match &mut e {
+        RegistryError::NotFound { reference, .. }
+        | RegistryError::Denied { reference, .. }
+        | RegistryError::Unauthorized { reference, .. }
+        | RegistryError::Status { reference, .. } => *reference = registry.to_owned(),
+        _ => {}
+    }
+    e
 }
 
 /// The target of `<…>; rel="next"` in a `Link` header.

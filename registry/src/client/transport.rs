@@ -266,6 +266,16 @@ impl Transport {
         Ok(response)
     }
 
+    /// Whether requests for `r` with `actions` carry an authorization (the registry
+    /// challenged, and the credentials were accepted).
+    pub(super) fn authorized(&self, r: &Reference, actions: &str) -> bool {
+        let key = format!("{}|{}|{actions}", r.registry, r.repository);
+        self.authorizations
+            .lock()
+            .expect("not poisoned")
+            .contains_key(&key)
+    }
+
     /// The `Authorization` that answers `challenge`: Basic from the credential, or a
     /// Bearer token the token service hands out for it.
     fn authorize(
@@ -382,6 +392,16 @@ impl Transport {
                 ))
             })
             .unwrap_or_default();
+        if status == 400 && detail.is_empty() && self.speaks_tls(r, &body) {
+            return RegistryError::TlsAskedInPlainHttp {
+                registry: r.registry.clone(),
+                fix: if self.options.plain_http {
+                    "drop `--plain-http` and pass `--ca-file FILE` (the CA that signed its certificate) or `--insecure` (no verification)"
+                } else {
+                    "pass `--ca-file FILE` (the CA that signed its certificate) or `--insecure` (no verification), either of which switches a loopback registry to TLS"
+                },
+            };
+        }
         match status {
             404 => RegistryError::NotFound {
                 reference: r.to_string(),
@@ -409,10 +429,44 @@ impl Transport {
     }
 }
 
+impl Transport {
+    /// Whether a registry that answered a plain-HTTP request with 400 (and `body`, empty
+    /// for a `HEAD`) speaks TLS on that port: Go's and nginx's HTTPS servers say so in
+    /// the body ("Client sent an HTTP request to an HTTPS server"); a `HEAD` has none,
+    /// so `GET /v2/` asks again.
+    fn speaks_tls(&self, r: &Reference, body: &str) -> bool {
+        let origin = self.origin(r);
+        if !origin.starts_with("http://") {
+            return false;
+        }
+        let says = |text: &str| text.to_ascii_lowercase().contains("https");
+        if !body.is_empty() {
+            return says(body);
+        }
+        let Ok(mut response) = self.agent.get(format!("{origin}/v2/")).call() else {
+            return false;
+        };
+        response.status() == 400
+            && response
+                .body_mut()
+                .with_config()
+                .limit(4096)
+                .read_to_string()
+                .is_ok_and(|text| says(&text))
+    }
+}
+
 /// A connection that failed: TLS, or no answer at all.
 pub(super) fn transport_error(r: &Reference, e: ureq::Error) -> RegistryError {
     let reason = e.to_string();
     let lower = reason.to_ascii_lowercase();
+    // rustls reading a plain-HTTP answer where a TLS record should be.
+    if lower.contains("invalidcontenttype") {
+        return RegistryError::PlainHttpAskedInTls {
+            registry: r.registry.clone(),
+            reason,
+        };
+    }
     let tls = ["certificate", "tls", "handshake"]
         .iter()
         .any(|word| lower.contains(word));

@@ -126,6 +126,8 @@ impl Layout {
                     _ => {}
                 }
             }
+            let removed: Vec<Digest> = report.blobs.iter().map(|(digest, _)| *digest).collect();
+            self.forget_sources(&removed);
         }
         Ok(report)
     }

@@ -131,7 +131,8 @@ impl Layout {
 
     /// Takes entries out of the index, as one change under the index lock: a
     /// [`LayoutRef::Tag`] its entry (the manifest stays while another tag names it), a
-    /// [`LayoutRef::Digest`] every entry of that manifest, [`LayoutRef::Only`] the only
+    /// [`LayoutRef::Digest`] every entry of that manifest, [`LayoutRef::Named`] those of
+    /// that manifest under that name, [`LayoutRef::Only`] the only
     /// entry. When any reference names nothing in the index as it was, nothing is removed
     /// and the error names it; two references to the same manifest are fine. Blobs stay; [`gc`](Self::gc) removes those no manifest reaches any more.
     pub fn remove(&self, references: &[LayoutRef]) -> Result<Vec<Removal>> {
@@ -144,11 +145,7 @@ impl Layout {
         let available = tags_of(&index);
         let mut removed = Vec::new();
         for reference in references {
-            let matches = |d: &wasmoci_spec::Descriptor| match reference {
-                LayoutRef::Tag(tag) => d.annotation(REF_NAME) == Some(tag.as_str()),
-                LayoutRef::Digest(digest) => d.digest == *digest,
-                LayoutRef::Only => true,
-            };
+            let matches = |d: &wasmoci_spec::Descriptor| reference.matches(d);
             let found = original.iter().filter(|d| matches(d)).count();
             match reference {
                 LayoutRef::Only if found == 1 => {}
@@ -170,6 +167,9 @@ impl Layout {
                         digest: *digest,
                         layout: self.root.clone(),
                     });
+                }
+                LayoutRef::Named { name, digest } => {
+                    return Err(self.not_at_digest(&original, name, digest));
                 }
                 LayoutRef::Tag(tag) => {
                     return Err(Error::TagNotFound {

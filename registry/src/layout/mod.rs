@@ -22,6 +22,7 @@ use crate::error::{Error, IoContext, Result};
 
 mod gc;
 mod list;
+mod sources;
 
 pub use gc::GcReport;
 pub use list::{ArtifactKind, Listing, Removal};
@@ -37,6 +38,8 @@ pub struct Layout {
     /// The shared lock on `oci-layout` a pull holds while its blobs are not yet in the
     /// index (see the module docs); clones share it.
     lease: Arc<Mutex<Option<File>>>,
+    /// Whether it keeps `blob-sources.json` ([`Layout::remembering_sources`]).
+    sources: bool,
 }
 
 /// Which manifest of a layout: `oci:DIR:TAG`, `oci:DIR@sha256:…` or `oci:DIR`.
@@ -46,8 +49,39 @@ pub enum LayoutRef {
     Tag(String),
     /// The manifest with this digest.
     Digest(Digest),
+    /// The manifest with this digest stored under this name (`NAME@sha256:…`): an entry
+    /// tagged `NAME:…` (or `NAME`), or an untagged one, which records no name.
+    Named {
+        /// The name (`hello`, `ghcr.io/acme/app`).
+        name: String,
+        /// The manifest digest.
+        digest: Digest,
+    },
     /// The layout's only manifest.
     Only,
+}
+
+impl LayoutRef {
+    /// Whether the index entry `d` is what this reference names.
+    pub(crate) fn matches(&self, d: &Descriptor) -> bool {
+        match self {
+            LayoutRef::Tag(tag) => d.annotation(REF_NAME) == Some(tag.as_str()),
+            LayoutRef::Digest(digest) => d.digest == *digest,
+            LayoutRef::Named { name, digest } => {
+                d.digest == *digest && d.annotation(REF_NAME).is_none_or(|t| name_of(t) == name)
+            }
+            LayoutRef::Only => true,
+        }
+    }
+}
+
+/// The name part of a tag: `ghcr.io/acme/app` of `ghcr.io/acme/app:1.0`, `hello` of
+/// `hello:1.0.0`; a tag with no `:TAG` is all name.
+pub(crate) fn name_of(tag: &str) -> &str {
+    match tag.rsplit_once(':') {
+        Some((name, version)) if !version.contains('/') => name,
+        _ => tag,
+    }
 }
 
 /// A manifest found in a layout, with its exact bytes (digest-checked).
@@ -78,6 +112,7 @@ impl Layout {
         Layout {
             root: root.into(),
             lease: Arc::default(),
+            sources: false,
         }
     }
 
@@ -201,6 +236,18 @@ impl Layout {
                     Descriptor::for_bytes(media_types::OCI_MANIFEST, &bytes)
                 }
             },
+            LayoutRef::Named { name, digest } => {
+                // A tagged entry of that name first, else an untagged one.
+                let found = index
+                    .manifests
+                    .iter()
+                    .rev()
+                    .filter(|d| reference.matches(d));
+                match found.max_by_key(|d| d.annotation(REF_NAME).is_some()) {
+                    Some(d) => d.clone(),
+                    None => return Err(self.not_at_digest(&index.manifests, name, digest)),
+                }
+            }
             LayoutRef::Only => match index.manifests.as_slice() {
                 [only] => only.clone(),
                 [] => {
@@ -223,6 +270,34 @@ impl Layout {
             descriptor: found,
             manifest_bytes,
         })
+    }
+
+    /// Why nothing answers `NAME@DIGEST`: the digest is not listed, or only under other
+    /// names.
+    pub(crate) fn not_at_digest(
+        &self,
+        entries: &[Descriptor],
+        name: &str,
+        digest: &Digest,
+    ) -> Error {
+        let names: Vec<String> = entries
+            .iter()
+            .filter(|d| d.digest == *digest)
+            .filter_map(|d| d.annotation(REF_NAME).map(str::to_owned))
+            .collect();
+        if names.is_empty() {
+            Error::ManifestNotFound {
+                digest: *digest,
+                layout: self.root.clone(),
+            }
+        } else {
+            Error::OtherNames {
+                name: name.to_owned(),
+                digest: *digest,
+                layout: self.root.clone(),
+                names,
+            }
+        }
     }
 
     /// Reads a blob, checking that its content hashes to its name.

@@ -138,3 +138,43 @@ fn tags_follow_the_ref_name_grammar() {
     assert!(check_tag("-x").is_err());
     assert!(check_tag("a b").is_err());
 }
+
+#[test]
+fn a_name_at_a_digest_is_that_name_or_an_untagged_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::at(dir.path().join("store"));
+    let layer = b"\0asm\x01\0\0\0";
+    let d = descriptor(layer);
+    let tagged = layout
+        .store(b"{\"m\":1}", &[(&d, layer)], Some("r.example:5000/a/app:1"))
+        .unwrap();
+    let named = |name: &str, digest| LayoutRef::Named {
+        name: name.into(),
+        digest,
+    };
+    let found = layout
+        .resolve(&named("r.example:5000/a/app", tagged.digest))
+        .unwrap();
+    assert_eq!(found.tag.as_deref(), Some("r.example:5000/a/app:1"));
+    let err = layout
+        .resolve(&named("r.example:5000/a/other", tagged.digest))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no artifact `r.example:5000/a/other@{0}` in `{1}`: `{0}` is stored only as `r.example:5000/a/app:1`",
+            tagged.digest,
+            layout.root().display()
+        )
+    );
+    // An untagged entry records no name: any name at its digest finds it.
+    let untagged = layout.store(b"{\"m\":2}", &[(&d, layer)], None).unwrap();
+    assert!(layout.resolve(&named("x", untagged.digest)).is_ok());
+    let absent = Digest::of(b"absent");
+    assert!(matches!(
+        layout.resolve(&named("x", absent)),
+        Err(Error::ManifestNotFound { .. })
+    ));
+    assert_eq!(name_of("hello:1.0.0"), "hello");
+    assert_eq!(name_of("localhost:5000/app"), "localhost:5000/app");
+}
