@@ -203,6 +203,8 @@ pub struct Componentized {
 #[derive(Debug, Default)]
 struct ModuleFacts {
     imports_wasip1: bool,
+    /// It imports wasip1's `proc_exit`: it may exit with a code of its own.
+    imports_proc_exit: bool,
     other_import_modules: Vec<String>,
     exports_start: bool,
     has_component_type: bool,
@@ -230,6 +232,7 @@ fn module_facts(bytes: &[u8]) -> ModuleFacts {
                 for import in reader.into_imports().flatten() {
                     if import.module == WASIP1_MODULE {
                         facts.imports_wasip1 = true;
+                        facts.imports_proc_exit |= import.name == "proc_exit";
                     } else if !facts
                         .other_import_modules
                         .iter()
@@ -318,6 +321,14 @@ pub fn componentize(
         }
         Conversion::Embedded
     } else if facts.imports_wasip1 {
+        if facts.imports_proc_exit && facts.exports_start {
+            // The adapter (wasmtime 48's) maps `proc_exit(n)` to `wasi:cli/exit.exit`,
+            // which carries only success or failure, not `exit-with-code`.
+            notes.push(format!(
+                "`{}` calls `proc_exit`: as a component (through the wasip1 adapter) it exits with 0 or 1, any other code reads 1 (`--module` keeps it a module, which keeps its exit codes)",
+                path.display()
+            ));
+        }
         Conversion::Adapted
     } else {
         if !facts.other_import_modules.is_empty() {
