@@ -40,5 +40,6 @@ pub use manifest::{Descriptor, ImageIndex, ImageManifest, annotations};
 pub use timestamp::Timestamp;
 pub use validate::{Violation, validate};
 pub use wasm::{
-    WasmError, WasmKind, component_section, module_import_names, validate_wasm, wasm_features,
+    WasmError, WasmKind, component_section, export_names, module_import_names, validate_wasm,
+    wasm_features,
 };

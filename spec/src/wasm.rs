@@ -180,6 +180,53 @@ pub fn module_import_names(bytes: &[u8]) -> Vec<String> {
     names
 }
 
+/// The names a module or component exports at its top level (a component's interfaces,
+/// `wasi:cli/run@0.2.0`; a module's functions and memories), read without validating or
+/// compiling it: nested modules and code are skipped. `None` when the bytes are not wasm
+/// or cannot be read that far (compiling them says why).
+pub fn export_names(bytes: &[u8]) -> Option<(WasmKind, Vec<String>)> {
+    use wasmparser::{Chunk, Payload};
+    let kind = WasmKind::detect(bytes)?;
+    let mut names = Vec::new();
+    let mut parser = Parser::new(0);
+    let mut rest = bytes;
+    loop {
+        let Chunk::Parsed { consumed, payload } = parser.parse(rest, true).ok()? else {
+            return None;
+        };
+        rest = &rest[consumed..];
+        let skip = match payload {
+            Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                u64::from(size)
+            }
+            // The parser has already stepped over a nested module or component; the
+            // input has not.
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => unchecked_range.end - unchecked_range.start,
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    names.push(export.ok()?.name.to_owned());
+                }
+                0
+            }
+            Payload::ComponentExportSection(reader) => {
+                for export in reader {
+                    names.push(export.ok()?.name.full_name().into_owned());
+                }
+                0
+            }
+            Payload::End(_) => return Some((kind, names)),
+            _ => continue,
+        };
+        rest = rest.get(usize::try_from(skip).ok()?..)?;
+    }
+}
+
 fn world_id_name(resolve: &wit_parser::Resolve, world: &wit_parser::World) -> Option<String> {
     let package = &resolve.packages[world.package?];
     let name = &package.name;
@@ -192,6 +239,32 @@ fn world_id_name(resolve: &wit_parser::Resolve, world: &wit_parser::World) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_names_reads_the_top_level_only() {
+        let module =
+            wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start") nop))"#)
+                .unwrap();
+        assert_eq!(
+            export_names(&module),
+            Some((WasmKind::Module, vec!["memory".into(), "_start".into()]))
+        );
+        let component = wat::parse_str(
+            r#"(component
+                 (core module $m (func (export "inner") nop))
+                 (core instance $i (instantiate $m))
+                 (func $f (canon lift (core func $i "inner")))
+                 (instance $run (export "run" (func $f)))
+                 (export "wasi:cli/run@0.2.0" (instance $run)))"#,
+        )
+        .unwrap();
+        assert_eq!(
+            export_names(&component),
+            Some((WasmKind::Component, vec!["wasi:cli/run@0.2.0".into()]))
+        );
+        assert_eq!(export_names(b"not wasm"), None);
+        assert_eq!(export_names(&component[..component.len() - 3]), None);
+    }
 
     #[test]
     fn detects_kind_from_the_preamble() {
