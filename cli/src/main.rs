@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod commands;
+mod debug;
 mod output;
 mod progress;
 
@@ -13,7 +14,10 @@ Exit status:
   0  success
   1  the artifact was checked and has problems (validation or policy)
   2  usage error, or something failed (I/O, a missing file or tag, a build error)
-  `run` exits with the guest's own status (see `wasmoci run --help`)";
+  `run` exits with the guest's own status (see `wasmoci run --help`)
+
+Errors never carry a Rust backtrace; `WASMOCI_LOG=debug` prints wasmoci's debug log and,
+with `RUST_BACKTRACE=1`, each error's backtrace (levels: off, error, warn, info, debug, trace)";
 
 /// Build, validate, inspect, store and run WebAssembly components as OCI artifacts
 /// (the CNCF Wasm OCI artifact layout).
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
     let matches = Cli::command().long_version(version).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     output::set_quiet(cli.quiet);
+    debug::init();
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args),
         Command::Validate(args) => commands::validate::run(args),
