@@ -97,7 +97,21 @@ pub fn wasm_features(list: &str) -> Result<WasmFeatures, String> {
             "wasm2" => WasmFeatures::WASM2,
             "wasm3" => WasmFeatures::WASM3,
             other => WasmFeatures::from_name(&other.replace('-', "_").to_ascii_uppercase())
-                .ok_or_else(|| format!("unknown wasm feature `{name}`"))?,
+                .ok_or_else(|| {
+                    let known: Vec<String> = ["all", "wasm1", "wasm2", "wasm3"]
+                        .into_iter()
+                        .map(str::to_owned)
+                        .chain(
+                            WasmFeatures::all()
+                                .iter_names()
+                                .map(|(n, _)| n.to_ascii_lowercase().replace('_', "-")),
+                        )
+                        .collect();
+                    format!(
+                        "unknown wasm feature `{name}` (known: {})",
+                        known.join(", ")
+                    )
+                })?,
         };
         features.set(flag, enable);
     }
@@ -313,10 +327,12 @@ mod tests {
         let simd = wasm_features("wasm1,simd,component-model").unwrap();
         assert!(simd.contains(WasmFeatures::SIMD | WasmFeatures::COMPONENT_MODEL));
         assert!(!simd.contains(WasmFeatures::GC));
-        assert_eq!(
-            wasm_features("simd,bogus").unwrap_err(),
-            "unknown wasm feature `bogus`"
+        let unknown = wasm_features("simd,bogus").unwrap_err();
+        assert!(
+            unknown.starts_with("unknown wasm feature `bogus` (known: all, wasm1, wasm2, wasm3, "),
+            "{unknown}"
         );
+        assert!(unknown.contains(", gc, "), "{unknown}");
     }
 
     #[test]
