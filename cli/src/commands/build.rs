@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use wasmoci_cli::ops::build::{Build, BuildReport, BuildRequest, build};
 
+use super::args::BuildFlags;
 use super::built::{notes, refusal, running};
 use crate::output::{self, Report};
 
@@ -39,21 +40,8 @@ pub(crate) struct BuildArgs {
     /// Also write the module or component alone to FILE
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Add or override a manifest annotation (repeatable)
-    #[arg(short, long = "annotation", value_name = "KEY=VALUE")]
-    annotations: Vec<String>,
-    /// Keep a wasip1 core module a module instead of adapting it into a component
-    #[arg(long, conflicts_with = "wit")]
-    module: bool,
-    /// WIT directory giving a core module its world (with `deps/`)
-    #[arg(long, value_name = "DIR")]
-    wit: Option<PathBuf>,
-    /// World in `--wit` [default: the package's only world]
-    #[arg(long, value_name = "NAME", requires = "wit")]
-    world: Option<String>,
-    /// Source control revision to record
-    #[arg(long, value_name = "REV")]
-    revision: Option<String>,
+    #[command(flatten)]
+    flags: BuildFlags,
     /// Print a JSON object instead of the reference
     #[arg(long)]
     json: bool,
@@ -73,15 +61,10 @@ impl Report for BuildReport {
 
 pub(crate) fn run(args: BuildArgs) -> Result<ExitCode> {
     let request = BuildRequest {
-        path: args.path,
         tag: args.tag,
         layout: args.layout,
         output: args.output,
-        annotations: args.annotations,
-        module: args.module,
-        wit: args.wit,
-        world: args.world,
-        revision: args.revision,
+        ..args.flags.request(args.path)
     };
     match build(&request, &mut running)? {
         Build::Stored(report) => {
