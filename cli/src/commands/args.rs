@@ -32,6 +32,10 @@ pub(crate) struct BuildFlags {
     /// Source control revision to record
     #[arg(long, value_name = "REV")]
     revision: Option<String>,
+    /// Do not embed package metadata into the wasm (a component is stored byte for byte;
+    /// the annotations still carry it)
+    #[arg(long)]
+    no_metadata: bool,
 }
 
 impl BuildFlags {
@@ -44,6 +48,7 @@ impl BuildFlags {
             wit: self.wit,
             world: self.world,
             revision: self.revision,
+            no_metadata: self.no_metadata,
             ..BuildRequest::default()
         }
     }

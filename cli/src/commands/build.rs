@@ -20,11 +20,13 @@ Examples:
 
 /// Build a module or component into a Wasm OCI artifact and store it.
 ///
-/// A component is taken as is. A core module becomes a component from its embedded
+/// A component keeps its code, with package metadata added. A core module becomes a component from its embedded
 /// component type, from `--wit`/`--world`, or, when it imports `wasi_snapshot_preview1`,
 /// with the wasip1 adapter (`--module` keeps it a wasip1 module). Package metadata is
-/// embedded and mirrored into `org.opencontainers.image.*` annotations. With
-/// `SOURCE_DATE_EPOCH` set, the same input gives the same digests.
+/// embedded into the wasm as custom sections (so the layer is not the input file byte for
+/// byte; with `--no-metadata` a component is) and mirrored into
+/// `org.opencontainers.image.*` annotations. With `SOURCE_DATE_EPOCH` set, the same input
+/// gives the same digests.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct BuildArgs {
@@ -49,8 +51,15 @@ pub(crate) struct BuildArgs {
 
 impl Report for BuildReport {
     fn status(&self) -> Option<String> {
+        let changed = if !self.metadata.is_empty() {
+            format!("metadata added: {}", self.metadata.join(", "))
+        } else if self.unchanged {
+            "stored byte for byte".to_owned()
+        } else {
+            "no metadata added".to_owned()
+        };
         Some(format!(
-            "built `{}`: {} ({} bytes)",
+            "built `{}`: {} ({} bytes, {changed})",
             self.tag, self.conversion, self.size
         ))
     }

@@ -92,16 +92,19 @@ pub enum BuildError {
     },
 }
 
+/// Whether `path` is WAT text (by its extension), which [`read_wasm`] compiles.
+pub fn is_wat(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wat"))
+}
+
 /// Reads a `.wasm` file, or compiles a `.wat` file.
 pub fn read_wasm(path: &Path) -> Result<Vec<u8>, BuildError> {
     let bytes = std::fs::read(path).map_err(|source| BuildError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let is_wat = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("wat"));
-    if is_wat {
+    if is_wat(path) {
         return wat::parse_bytes(&bytes)
             .map(|b| b.into_owned())
             .map_err(|mut e| {
@@ -441,6 +444,23 @@ impl PackageMetadata {
         put(annotations::URL, self.homepage.as_ref());
         put(annotations::REVISION, self.revision.as_ref());
         out
+    }
+
+    /// The fields [`PackageMetadata::embed`] writes into the wasm, by their metadata names.
+    pub fn fields(&self) -> Vec<&'static str> {
+        let optional = [
+            ("version", self.version.is_some()),
+            ("authors", !self.authors.is_empty()),
+            ("licenses", self.license.is_some()),
+            ("description", self.description.is_some()),
+            ("source", self.source.is_some()),
+            ("homepage", self.homepage.is_some()),
+            ("revision", self.revision.is_some()),
+        ];
+        std::iter::once("name")
+            .chain(optional.into_iter().filter(|(_, set)| *set).map(|(f, _)| f))
+            .chain(std::iter::once("processed-by"))
+            .collect()
     }
 
     /// Embeds the metadata into `wasm` (the outermost component, or the module).
