@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod commands;
+mod debug;
 mod failure;
 mod output;
 mod progress;
@@ -21,7 +22,10 @@ Exit status:
   `run` exits with the guest's own status (see `wasmoci run --help`)
 
 With `--json`, a failure is also one JSON object on stdout:
-  {\"error\": {\"message\", \"causes\", \"class\", \"exit_code\", \"command\"}}";
+  {\"error\": {\"message\", \"causes\", \"class\", \"exit_code\", \"command\"}}
+
+Errors never carry a Rust backtrace; `WASMOCI_LOG=debug` prints wasmoci's debug log and,
+with `RUST_BACKTRACE=1`, each error's backtrace (levels: off, error, warn, info, debug, trace)";
 
 /// Build, validate, inspect, store and run WebAssembly components as OCI artifacts
 /// (the CNCF Wasm OCI artifact layout).
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
     let matches = Cli::command().long_version(version).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     output::set_quiet(cli.quiet);
+    debug::init();
     let (invoked, json) = failure::invoked(&matches);
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args),

@@ -118,4 +118,7 @@ pub(crate) fn error(error: &anyhow::Error) {
     for cause in error.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
+    if let Some(backtrace) = crate::debug::backtrace(error) {
+        eprintln!("{backtrace}");
+    }
 }

@@ -74,7 +74,7 @@ fn serve_refuses_what_is_not_an_http_handler_before_listening() {
     assert!(output.stdout.is_empty(), "it printed an address");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("does not export `wasi:http/incoming-handler`"),
+        stderr.contains("`hello.wasm` is a command (`wasi:cli/run`): use `wasmoci run`"),
         "{stderr}"
     );
 }

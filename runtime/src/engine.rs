@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
+use crate::error::wasmtime_message;
 use crate::{Error, Result};
 
 /// How often the epoch advances: the granularity of every deadline.
@@ -103,13 +104,15 @@ fn config(settings: &EngineSettings, pooling: bool) -> Config {
 pub fn build_engine(settings: &EngineSettings) -> Result<WasmEngine> {
     let (engine, pooling) = match settings.pooling {
         Some(pooling) => (
-            Engine::new(&config(settings, pooling)).map_err(|e| Error::Engine(format!("{e}")))?,
+            Engine::new(&config(settings, pooling))
+                .map_err(|e| Error::Engine(wasmtime_message(&e)))?,
             pooling,
         ),
         None => match Engine::new(&config(settings, true)) {
             Ok(engine) => (engine, true),
             Err(_) => (
-                Engine::new(&config(settings, false)).map_err(|e| Error::Engine(format!("{e}")))?,
+                Engine::new(&config(settings, false))
+                    .map_err(|e| Error::Engine(wasmtime_message(&e)))?,
                 false,
             ),
         },

@@ -75,9 +75,18 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The one way a wasmtime error becomes part of a message: the error and its causes on one
+/// line (`{:#}`). Never `{:?}`, which appends the Rust backtrace wasmtime recorded when
+/// `RUST_BACKTRACE` is set.
 pub(crate) fn wasmtime_message(e: &wasmtime::Error) -> String {
-    format!("{e:?}")
-        .trim()
-        .replace("\n\nCaused by:\n    ", ": ")
-        .replace('\n', " ")
+    format!("{e:#}").trim().replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_wasmtime_message_is_the_chain_without_a_backtrace() {
+        let e = wasmtime::Error::msg("inner").context("outer");
+        assert_eq!(super::wasmtime_message(&e), "outer: inner");
+    }
 }

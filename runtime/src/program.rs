@@ -1,5 +1,6 @@
 //! A compiled module or component, and what it can be run as.
 
+use wasmoci_spec::WasmKind;
 use wasmtime::Module;
 use wasmtime::component::Component;
 
@@ -61,28 +62,63 @@ impl Program {
     /// What the program can be run as, from its exports (as runwasi decides): an HTTP
     /// handler if it exports `wasi:http/incoming-handler`, then a command.
     pub fn entry_points(&self, engine: &wasmtime::Engine) -> Vec<EntryPoint> {
-        let exports = self.exports(engine);
+        self.shape(engine).entry_points()
+    }
+
+    fn shape(&self, engine: &wasmtime::Engine) -> Shape {
+        Shape {
+            kind: match self {
+                Program::Component(_) => WasmKind::Component,
+                Program::Module(_) => WasmKind::Module,
+            },
+            exports: self.exports(engine),
+        }
+    }
+}
+
+/// What a program is and exports: all [`Program::target`] needs, so that it can be read
+/// from the bytes ([`Shape::read`]) and a program that cannot run is refused before it is
+/// compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    /// Module or component.
+    pub kind: WasmKind,
+    /// Its top-level export names (interface names for components).
+    pub exports: Vec<String>,
+}
+
+impl Shape {
+    /// Reads the exports from the bytes, without validating or compiling them; `None`
+    /// when they cannot be read (compiling them says why).
+    pub fn read(wasm: &[u8]) -> Option<Shape> {
+        wasmoci_spec::export_names(wasm).map(|(kind, exports)| Shape { kind, exports })
+    }
+
+    /// What it can be run as: an HTTP handler if it exports
+    /// `wasi:http/incoming-handler`, then a command.
+    pub fn entry_points(&self) -> Vec<EntryPoint> {
         let mut out = Vec::new();
-        match self {
-            Program::Component(_) => {
-                if exports
-                    .iter()
-                    .any(|e| e.starts_with("wasi:http/incoming-handler@"))
-                {
+        match self.kind {
+            WasmKind::Component => {
+                if self.exports.iter().any(|e| is_http_handler(e)) {
                     out.push(EntryPoint::Http);
                 }
-                if exports.iter().any(|e| e.starts_with("wasi:cli/run@")) {
+                if self.exports.iter().any(|e| e.starts_with("wasi:cli/run@")) {
                     out.push(EntryPoint::Command);
                 }
             }
-            Program::Module(_) => {
-                if exports.iter().any(|e| e == "_start") {
+            WasmKind::Module => {
+                if self.exports.iter().any(|e| e == "_start") {
                     out.push(EntryPoint::Command);
                 }
             }
         }
         out
     }
+}
+
+fn is_http_handler(export: &str) -> bool {
+    export.starts_with("wasi:http/incoming-handler@")
 }
 
 /// What a caller asks a program to be run as.
@@ -110,9 +146,7 @@ pub enum Target {
 
 impl Program {
     /// The one decision of what this program runs as, for `wasmoci run`, `wasmoci serve`
-    /// and the shim alike. `entry` (`path#func`) names a core module's function to call
-    /// instead of `_start`; components ignore it. A component that is both a command and
-    /// an HTTP handler runs as a command unless `want` is [`Want::Http`].
+    /// and the shim alike: [`Shape::target`] on what the compiled program exports.
     pub fn target(
         &self,
         engine: &wasmtime::Engine,
@@ -120,54 +154,72 @@ impl Program {
         entry: Option<&str>,
         want: Want,
     ) -> crate::Result<Target> {
+        self.shape(engine).target(name, entry, want)
+    }
+}
+
+impl Shape {
+    /// The one decision of what a program runs as (before compiling, on
+    /// [`Shape::read`], and after, through [`Program::target`]). `entry` (`path#func`)
+    /// names a core module's function to call instead of `_start`; components ignore it.
+    /// A component that is both a command and an HTTP handler runs as a command unless
+    /// `want` is [`Want::Http`].
+    pub fn target(&self, name: &str, entry: Option<&str>, want: Want) -> crate::Result<Target> {
+        let module = self.kind == WasmKind::Module;
         let entry = entry.filter(|f| !f.is_empty() && *f != "_start");
-        if let (Program::Module(_), Some(func), Want::Any | Want::Command) = (self, entry, want) {
+        if let (true, Some(func), Want::Any | Want::Command) = (module, entry, want) {
             return Ok(Target::Command {
                 entry: Some(func.to_owned()),
             });
         }
-        let entries = self.entry_points(engine);
+        let entries = self.entry_points();
         let mismatch = |what: &str, advice: &str| crate::Error::Mismatch {
             name: name.to_owned(),
             what: what.to_owned(),
             advice: advice.to_owned(),
         };
         match want {
-            Want::Http if matches!(self, Program::Module(_)) => Err(mismatch(
+            Want::Http if module => Err(mismatch(
                 "a core module",
                 "only components can serve `wasi:http`",
             )),
-            // `serve::prepare` says what the component lacks.
-            Want::Http => Ok(Target::Http),
+            Want::Http if entries.contains(&EntryPoint::Http) => Ok(Target::Http),
+            Want::Http if entries.contains(&EntryPoint::Command) => {
+                Err(mismatch("a command (`wasi:cli/run`)", "use `wasmoci run`"))
+            }
+            Want::Http => Err(self.nothing_to_run(name, "`wasi:http/incoming-handler`")),
             _ if entries.contains(&EntryPoint::Command) => Ok(Target::Command { entry: None }),
             Want::Command if entries.contains(&EntryPoint::Http) => Err(mismatch(
                 "an HTTP handler (`wasi:http/incoming-handler`)",
                 "use `wasmoci serve`",
             )),
-            Want::Command => Err(self.nothing_to_run(engine, name, "`wasi:cli/run` nor `_start`")),
+            Want::Command => Err(self.nothing_to_run(name, "`wasi:cli/run` nor `_start`")),
             Want::Any if entries.contains(&EntryPoint::Http) => Ok(Target::Http),
             Want::Any => Err(self.nothing_to_run(
-                engine,
                 name,
                 "`wasi:cli/run`, `wasi:http/incoming-handler` nor `_start`",
             )),
         }
     }
 
-    fn nothing_to_run(&self, engine: &wasmtime::Engine, name: &str, wanted: &str) -> crate::Error {
-        let exports = self.exports(engine);
-        let exports = if exports.is_empty() {
+    fn nothing_to_run(&self, name: &str, wanted: &str) -> crate::Error {
+        let exports = if self.exports.is_empty() {
             "nothing".to_owned()
         } else {
-            exports
+            self.exports
                 .iter()
                 .map(|n| format!("`{n}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let reason = if wanted.contains(" nor ") {
+            format!("it exports neither {wanted} (it exports {exports})")
+        } else {
+            format!("it does not export {wanted} (it exports {exports})")
+        };
         crate::Error::NoEntryPoint {
             name: name.to_owned(),
-            reason: format!("it exports neither {wanted} (it exports {exports})"),
+            reason,
         }
     }
 }

@@ -40,6 +40,6 @@ pub use manifest::{Descriptor, ImageIndex, ImageManifest, annotations};
 pub use timestamp::Timestamp;
 pub use validate::{Violation, validate, validate_image};
 pub use wasm::{
-    WasmError, WasmKind, component_section, is_meaningful_world, module_import_names,
+    WasmError, WasmKind, component_section, export_names, is_meaningful_world, module_import_names,
     module_imports_exports, validate_wasm, wasm_features,
 };

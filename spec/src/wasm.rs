@@ -97,7 +97,21 @@ pub fn wasm_features(list: &str) -> Result<WasmFeatures, String> {
             "wasm2" => WasmFeatures::WASM2,
             "wasm3" => WasmFeatures::WASM3,
             other => WasmFeatures::from_name(&other.replace('-', "_").to_ascii_uppercase())
-                .ok_or_else(|| format!("unknown wasm feature `{name}`"))?,
+                .ok_or_else(|| {
+                    let known: Vec<String> = ["all", "wasm1", "wasm2", "wasm3"]
+                        .into_iter()
+                        .map(str::to_owned)
+                        .chain(
+                            WasmFeatures::all()
+                                .iter_names()
+                                .map(|(n, _)| n.to_ascii_lowercase().replace('_', "-")),
+                        )
+                        .collect();
+                    format!(
+                        "unknown wasm feature `{name}` (known: {})",
+                        known.join(", ")
+                    )
+                })?,
         };
         features.set(flag, enable);
     }
@@ -219,6 +233,53 @@ pub fn module_imports_exports(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>)
     Ok((imports, exports))
 }
 
+/// The names a module or component exports at its top level (a component's interfaces,
+/// `wasi:cli/run@0.2.0`; a module's functions and memories), read without validating or
+/// compiling it: nested modules and code are skipped. `None` when the bytes are not wasm
+/// or cannot be read that far (compiling them says why).
+pub fn export_names(bytes: &[u8]) -> Option<(WasmKind, Vec<String>)> {
+    use wasmparser::{Chunk, Payload};
+    let kind = WasmKind::detect(bytes)?;
+    let mut names = Vec::new();
+    let mut parser = Parser::new(0);
+    let mut rest = bytes;
+    loop {
+        let Chunk::Parsed { consumed, payload } = parser.parse(rest, true).ok()? else {
+            return None;
+        };
+        rest = &rest[consumed..];
+        let skip = match payload {
+            Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                u64::from(size)
+            }
+            // The parser has already stepped over a nested module or component; the
+            // input has not.
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => unchecked_range.end - unchecked_range.start,
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    names.push(export.ok()?.name.to_owned());
+                }
+                0
+            }
+            Payload::ComponentExportSection(reader) => {
+                for export in reader {
+                    names.push(export.ok()?.name.full_name().into_owned());
+                }
+                0
+            }
+            Payload::End(_) => return Some((kind, names)),
+            _ => continue,
+        };
+        rest = rest.get(usize::try_from(skip).ok()?..)?;
+    }
+}
+
 fn world_id_name(resolve: &wit_parser::Resolve, world: &wit_parser::World) -> Option<String> {
     let package = &resolve.packages[world.package?];
     let name = &package.name;
@@ -252,6 +313,32 @@ mod tests {
         assert!(!is_meaningful_world("root:component/root"));
         assert!(!is_meaningful_world("root:root/root"));
         assert!(is_meaningful_world("wasi:cli/command@0.2.6"));
+    }
+
+    #[test]
+    fn export_names_reads_the_top_level_only() {
+        let module =
+            wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start") nop))"#)
+                .unwrap();
+        assert_eq!(
+            export_names(&module),
+            Some((WasmKind::Module, vec!["memory".into(), "_start".into()]))
+        );
+        let component = wat::parse_str(
+            r#"(component
+                 (core module $m (func (export "inner") nop))
+                 (core instance $i (instantiate $m))
+                 (func $f (canon lift (core func $i "inner")))
+                 (instance $run (export "run" (func $f)))
+                 (export "wasi:cli/run@0.2.0" (instance $run)))"#,
+        )
+        .unwrap();
+        assert_eq!(
+            export_names(&component),
+            Some((WasmKind::Component, vec!["wasi:cli/run@0.2.0".into()]))
+        );
+        assert_eq!(export_names(b"not wasm"), None);
+        assert_eq!(export_names(&component[..component.len() - 3]), None);
     }
 
     #[test]
@@ -301,10 +388,12 @@ mod tests {
         let simd = wasm_features("wasm1,simd,component-model").unwrap();
         assert!(simd.contains(WasmFeatures::SIMD | WasmFeatures::COMPONENT_MODEL));
         assert!(!simd.contains(WasmFeatures::GC));
-        assert_eq!(
-            wasm_features("simd,bogus").unwrap_err(),
-            "unknown wasm feature `bogus`"
+        let unknown = wasm_features("simd,bogus").unwrap_err();
+        assert!(
+            unknown.starts_with("unknown wasm feature `bogus` (known: all, wasm1, wasm2, wasm3, "),
+            "{unknown}"
         );
+        assert!(unknown.contains(", gc, "), "{unknown}");
     }
 
     #[test]

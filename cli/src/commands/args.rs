@@ -1,16 +1,58 @@
-//! Arguments several commands share: how to reach a registry, and pulling on demand.
+//! Arguments several commands share: how to reach a registry, pulling on demand, and how
+//! a build makes its artifact.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use wasmoci_cli::ops::artifact::{PullPolicy, needs_pull, pull, store_layout};
+use wasmoci_cli::ops::build::BuildRequest;
 use wasmoci_cli::reference::ArtifactRef;
 use wasmoci_registry::Reference;
 use wasmoci_registry::auth::Secret;
 use wasmoci_registry::client::{Client, ClientOptions};
 
 use crate::output;
+
+/// How a build makes its artifact, shared by `build` and `publish`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BuildFlags {
+    /// Add or override a manifest annotation (repeatable)
+    #[arg(short, long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    /// Keep a wasip1 core module a module instead of adapting it into a component
+    #[arg(long, conflicts_with = "wit")]
+    module: bool,
+    /// WIT directory giving a core module its world (with `deps/`)
+    #[arg(long, value_name = "DIR")]
+    wit: Option<PathBuf>,
+    /// World in `--wit` [default: the package's only world]
+    #[arg(long, value_name = "NAME", requires = "wit")]
+    world: Option<String>,
+    /// Source control revision to record
+    #[arg(long, value_name = "REV")]
+    revision: Option<String>,
+    /// Do not embed package metadata into the wasm (a component is stored byte for byte;
+    /// the annotations still carry it)
+    #[arg(long)]
+    no_metadata: bool,
+}
+
+impl BuildFlags {
+    /// The build of `path` these flags ask for; the caller says where it goes.
+    pub(crate) fn request(self, path: PathBuf) -> BuildRequest {
+        BuildRequest {
+            path,
+            annotations: self.annotations,
+            module: self.module,
+            wit: self.wit,
+            world: self.world,
+            revision: self.revision,
+            no_metadata: self.no_metadata,
+            ..BuildRequest::default()
+        }
+    }
+}
 
 /// Credentials and transport, shared by the commands that talk to registries.
 #[derive(Debug, clap::Args)]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use wasmoci_cli::ops::build::{Build, BuildReport, BuildRequest, build};
 
+use super::args::BuildFlags;
 use super::built::{notes, refusal, running};
 use crate::output::{self, Report};
 
@@ -19,11 +20,13 @@ Examples:
 
 /// Build a module or component into a Wasm OCI artifact and store it.
 ///
-/// A component is taken as is. A core module becomes a component from its embedded
+/// A component keeps its code, with package metadata added. A core module becomes a component from its embedded
 /// component type, from `--wit`/`--world`, or, when it imports `wasi_snapshot_preview1`,
 /// with the wasip1 adapter (`--module` keeps it a wasip1 module). Package metadata is
-/// embedded and mirrored into `org.opencontainers.image.*` annotations. With
-/// `SOURCE_DATE_EPOCH` set, the same input gives the same digests.
+/// embedded into the wasm as custom sections (so the layer is not the input file byte for
+/// byte; with `--no-metadata` a component is) and mirrored into
+/// `org.opencontainers.image.*` annotations. With `SOURCE_DATE_EPOCH` set, the same input
+/// gives the same digests.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct BuildArgs {
@@ -39,21 +42,8 @@ pub(crate) struct BuildArgs {
     /// Also write the module or component alone to FILE
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Add or override a manifest annotation (repeatable)
-    #[arg(short, long = "annotation", value_name = "KEY=VALUE")]
-    annotations: Vec<String>,
-    /// Keep a wasip1 core module a module instead of adapting it into a component
-    #[arg(long, conflicts_with = "wit")]
-    module: bool,
-    /// WIT directory giving a core module its world (with `deps/`)
-    #[arg(long, value_name = "DIR")]
-    wit: Option<PathBuf>,
-    /// World in `--wit` [default: the package's only world]
-    #[arg(long, value_name = "NAME", requires = "wit")]
-    world: Option<String>,
-    /// Source control revision to record
-    #[arg(long, value_name = "REV")]
-    revision: Option<String>,
+    #[command(flatten)]
+    flags: BuildFlags,
     /// Print a JSON object instead of the reference
     #[arg(long)]
     json: bool,
@@ -61,8 +51,15 @@ pub(crate) struct BuildArgs {
 
 impl Report for BuildReport {
     fn status(&self) -> Option<String> {
+        let changed = if !self.metadata.is_empty() {
+            format!("metadata added: {}", self.metadata.join(", "))
+        } else if self.unchanged {
+            "stored byte for byte".to_owned()
+        } else {
+            "no metadata added".to_owned()
+        };
         Some(format!(
-            "built `{}`: {} ({} bytes)",
+            "built `{}`: {} ({} bytes, {changed})",
             self.tag, self.conversion, self.size
         ))
     }
@@ -73,15 +70,10 @@ impl Report for BuildReport {
 
 pub(crate) fn run(args: BuildArgs) -> Result<ExitCode> {
     let request = BuildRequest {
-        path: args.path,
         tag: args.tag,
         layout: args.layout,
         output: args.output,
-        annotations: args.annotations,
-        module: args.module,
-        wit: args.wit,
-        world: args.world,
-        revision: args.revision,
+        ..args.flags.request(args.path)
     };
     match build(&request, &mut running)? {
         Build::Stored(report) => {

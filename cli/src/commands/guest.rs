@@ -12,7 +12,7 @@ use wasmoci_cli::units::{parse_duration, parse_size};
 use wasmoci_runtime::cache::{CacheOutcome, CompileCache, compile};
 use wasmoci_runtime::engine::{EngineSettings, WasmEngine, build_engine};
 use wasmoci_runtime::limits::{Limits, MemoryBudget};
-use wasmoci_runtime::program::Program;
+use wasmoci_runtime::program::{Program, Shape, Want};
 use wasmoci_runtime::sandbox::{DirGrant, NetworkGrant, Sandbox};
 use wasmoci_spec::WasmKind;
 
@@ -71,6 +71,16 @@ pub(crate) fn engine(common: &RunCommon, serving: bool) -> Result<WasmEngine> {
 
 pub(crate) fn cache() -> Result<CompileCache> {
     Ok(CompileCache::new(env::home()?.compile_cache()))
+}
+
+/// Refuses a program that cannot run as `want`, from its exports read off the bytes:
+/// before anything is compiled or cached. Bytes that cannot be read are left to the
+/// compiler, which says why.
+pub(crate) fn check_target(wasm: &Wasm, want: Want) -> Result<()> {
+    if let Some(shape) = Shape::read(&wasm.bytes) {
+        shape.target(&wasm.name, None, want)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn load_program(engine: &WasmEngine, wasm: &Wasm, no_cache: bool) -> Result<Program> {

@@ -1,6 +1,6 @@
 //! `wasmoci publish`: build → validate (+ policy) → push, the CI one-liner.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -12,15 +12,17 @@ use wasmoci_cli::ops::publish::{Receipt, Timings, check_built};
 use wasmoci_cli::policy::ImportPolicy;
 use wasmoci_registry::Reference;
 
-use super::args::RegistryArgs;
+use super::args::{BuildFlags, RegistryArgs};
 use crate::failure::{BuildFailed, Problems};
 use crate::output::{self, Report};
 
 const PUBLISH_HELP: &str = "\
 Builds PATH (a project directory or a .wasm/.wat file, default `.`) exactly as `wasmoci
-build`, validates the artifact (the CNCF layout, wasmparser, the project's `[policy]` and
+build` (with the same `--wit`/`--world`, `--module`, `-a` and `--revision`), validates the
+artifact (the CNCF layout, wasmparser, the project's `[policy]` and
 `--deny-import`/`--allow-import`), then pushes it to DEST. Nothing is pushed unless every
-step before succeeded.
+step before succeeded. A DEST without a tag takes the version of what was built (the
+project's `version`); a file has none, and goes to `latest`.
 
 Exit status:
   0  published
@@ -51,6 +53,8 @@ pub(crate) struct PublishArgs {
     #[arg(long = "allow-import", value_name = "PATTERN")]
     allow_imports: Vec<String>,
     #[command(flatten)]
+    build: BuildFlags,
+    #[command(flatten)]
     registry: RegistryArgs,
     /// Print the receipt on stdout instead of the reference
     #[arg(long)]
@@ -75,6 +79,22 @@ impl Report for Published {
     }
 }
 
+/// `dest` with a tag: its own, else the version the build gave the artifact (the
+/// project's `version`, the version of `--tag`); `latest`, said in a note, when there is none.
+fn destination(dest: Reference, built_tag: &str, path: &Path) -> Reference {
+    if dest.tag.is_some() || dest.digest.is_some() {
+        return dest;
+    }
+    let version = built_tag.rsplit_once(':').map_or("latest", |(_, v)| v);
+    if version == "latest" {
+        output::note(&format!(
+            "`{dest}` names no tag and `{}` no version: pushing `latest`",
+            path.display()
+        ));
+    }
+    dest.with_tag(version)
+}
+
 pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let (path, dest) = match args.targets.as_slice() {
@@ -83,18 +103,16 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
         _ => bail!("expected `[PATH] DEST`"),
     };
     let dest: Reference = dest.parse()?;
-    let dest = if dest.tag.is_none() && dest.digest.is_none() {
-        dest.with_tag("latest")
-    } else {
-        dest
-    };
     args.registry.plain_http_note(&dest);
     let policy = ImportPolicy::new(&args.deny_imports, &args.allow_imports)?;
     let client = args.registry.client()?;
 
     // 1. Build, into a scratch layout.
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
-    let request = BuildRequest::for_path(path.clone(), Some(scratch.path().join("layout")));
+    let request = BuildRequest {
+        layout: Some(scratch.path().join("layout")),
+        ..args.build.request(path.clone())
+    };
     let built = match build(&request, &mut super::built::running) {
         Ok(Build::Stored(built)) => built,
         Ok(Build::Refused(refused)) => return Err(super::built::refusal(&refused)),
@@ -107,6 +125,7 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
         output::status(&line);
     }
     let build_ms = started.elapsed().as_millis();
+    let dest = destination(dest, &built.tag, &path);
 
     // 2. Check what was built, as `wasmoci validate` would.
     let validating = Instant::now();

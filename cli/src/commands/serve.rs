@@ -9,7 +9,7 @@ use wasmoci_runtime::program::Program;
 use wasmoci_runtime::program::Want;
 use wasmoci_runtime::serve::{ServeOptions, prepare, serve};
 
-use super::guest::{RunCommon, engine, limits, load_program, sandbox, wasm_of};
+use super::guest::{RunCommon, check_target, engine, limits, load_program, sandbox, wasm_of};
 use crate::output;
 
 const SERVE_HELP: &str = "\
@@ -38,6 +38,7 @@ pub(crate) struct ServeArgs {
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     let common = &args.common;
     let wasm = wasm_of(&common.artifact, &common.pull)?;
+    check_target(&wasm, Want::Http)?;
     let engine = engine(common, true)?;
     let program = load_program(&engine, &wasm, common.no_cache)?;
     program.target(engine.engine(), &wasm.name, None, Want::Http)?;

@@ -49,7 +49,7 @@ pub(crate) struct ValidateArgs {
     #[arg(value_name = "ARTIFACT")]
     artifact: ArtifactRef,
     /// Wasm features to allow, comma-separated (`wasm2,simd`, `-gc`, `all`) [default: all]
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
     features: Option<String>,
     /// Check that the component fits a world: a WIT directory, `:WORLD` to pick one
     #[arg(long, value_name = "WIT_DIR[:WORLD]")]

@@ -12,7 +12,9 @@ use wasmoci_registry::Layout;
 use wasmoci_spec::{ArtifactInput, Digest, Timestamp, annotations, build_artifact};
 
 use crate::ops::artifact::store_layout;
-use crate::ops::componentize::{PackageMetadata, WitWorld, componentize, read_wasm};
+use crate::ops::componentize::{
+    Conversion, PackageMetadata, WitWorld, componentize, is_wat, read_wasm,
+};
 use crate::ops::{Error, Result, check};
 use crate::policy::{ImportPolicy, Refusal};
 use crate::project::{PROJECT_FILE, Project};
@@ -39,6 +41,8 @@ pub struct BuildRequest {
     pub world: Option<String>,
     /// The source control revision to record.
     pub revision: Option<String>,
+    /// Store the wasm without embedding the package metadata (annotations still carry it).
+    pub no_metadata: bool,
 }
 
 impl BuildRequest {
@@ -89,6 +93,10 @@ pub struct BuildReport {
     pub os: String,
     /// How the input became what is stored.
     pub conversion: &'static str,
+    /// The package metadata fields embedded into the wasm (none with `--no-metadata`).
+    pub metadata: Vec<&'static str>,
+    /// Whether the layer is the input file byte for byte.
+    pub unchanged: bool,
     /// The world, when known.
     pub target: Option<String>,
     /// A component's imports.
@@ -240,7 +248,15 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
             }));
         }
     }
-    let wasm = metadata.embed(&built.wasm, &wasm_path)?;
+    let (wasm, embedded) = if request.no_metadata {
+        (built.wasm, Vec::new())
+    } else {
+        (metadata.embed(&built.wasm, &wasm_path)?, metadata.fields())
+    };
+    // Components and kept modules are stored as read, unless metadata was added.
+    let unchanged = embedded.is_empty()
+        && matches!(built.conversion, Conversion::Component | Conversion::Module)
+        && !is_wat(&wasm_path);
 
     // 3. The artifact.
     let mut manifest_annotations = metadata.annotations();
@@ -308,6 +324,8 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
         kind: artifact.kind.as_str(),
         os: artifact.config.os.as_str().to_owned(),
         conversion: built.conversion.describe(),
+        metadata: embedded,
+        unchanged,
         target: component.and_then(|c| c.target.clone()),
         imports: component.map(|c| c.imports.clone()),
         exports: component.map(|c| c.exports.clone()),

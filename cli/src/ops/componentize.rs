@@ -92,16 +92,19 @@ pub enum BuildError {
     },
 }
 
+/// Whether `path` is WAT text (by its extension), which [`read_wasm`] compiles.
+pub fn is_wat(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wat"))
+}
+
 /// Reads a `.wasm` file, or compiles a `.wat` file.
 pub fn read_wasm(path: &Path) -> Result<Vec<u8>, BuildError> {
     let bytes = std::fs::read(path).map_err(|source| BuildError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let is_wat = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("wat"));
-    if is_wat {
+    if is_wat(path) {
         return wat::parse_bytes(&bytes)
             .map(|b| b.into_owned())
             .map_err(|mut e| {
@@ -203,6 +206,8 @@ pub struct Componentized {
 #[derive(Debug, Default)]
 struct ModuleFacts {
     imports_wasip1: bool,
+    /// It imports wasip1's `proc_exit`: it may exit with a code of its own.
+    imports_proc_exit: bool,
     other_import_modules: Vec<String>,
     exports_start: bool,
     has_component_type: bool,
@@ -230,6 +235,7 @@ fn module_facts(bytes: &[u8]) -> ModuleFacts {
                 for import in reader.into_imports().flatten() {
                     if import.module == WASIP1_MODULE {
                         facts.imports_wasip1 = true;
+                        facts.imports_proc_exit |= import.name == "proc_exit";
                     } else if !facts
                         .other_import_modules
                         .iter()
@@ -318,6 +324,14 @@ pub fn componentize(
         }
         Conversion::Embedded
     } else if facts.imports_wasip1 {
+        if facts.imports_proc_exit && facts.exports_start {
+            // The adapter (wasmtime 48's) maps `proc_exit(n)` to `wasi:cli/exit.exit`,
+            // which carries only success or failure, not `exit-with-code`.
+            notes.push(format!(
+                "`{}` calls `proc_exit`: as a component (through the wasip1 adapter) it exits with 0 or 1, any other code reads 1 (`--module` keeps it a module, which keeps its exit codes)",
+                path.display()
+            ));
+        }
         Conversion::Adapted
     } else {
         if !facts.other_import_modules.is_empty() {
@@ -430,6 +444,23 @@ impl PackageMetadata {
         put(annotations::URL, self.homepage.as_ref());
         put(annotations::REVISION, self.revision.as_ref());
         out
+    }
+
+    /// The fields [`PackageMetadata::embed`] writes into the wasm, by their metadata names.
+    pub fn fields(&self) -> Vec<&'static str> {
+        let optional = [
+            ("version", self.version.is_some()),
+            ("authors", !self.authors.is_empty()),
+            ("licenses", self.license.is_some()),
+            ("description", self.description.is_some()),
+            ("source", self.source.is_some()),
+            ("homepage", self.homepage.is_some()),
+            ("revision", self.revision.is_some()),
+        ];
+        std::iter::once("name")
+            .chain(optional.into_iter().filter(|(_, set)| *set).map(|(f, _)| f))
+            .chain(std::iter::once("processed-by"))
+            .collect()
     }
 
     /// Embeds the metadata into `wasm` (the outermost component, or the module).
