@@ -85,6 +85,13 @@ pub(crate) fn json(value: &impl Serialize) {
     data(&serde_json::to_string_pretty(&value).expect("JSON values serialize"));
 }
 
+/// Writes one JSON object on one line of stdout: for `run` and `serve`, whose reports
+/// share stdout with the guest (JSON Lines: the report is a line of its own).
+pub(crate) fn json_line(value: &impl Serialize) {
+    let value = serde_json::to_value(value).expect("reports serialize");
+    data(&serde_json::to_string(&value).expect("JSON values serialize"));
+}
+
 /// A summary of what a command did, on stdout as `docker rmi` and `docker image prune`
 /// print theirs (not with `--quiet`; `--json` gives it as data).
 pub(crate) fn summary(text: &str) {

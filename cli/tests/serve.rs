@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use crate::support::{fixtures, wasmoci};
 
@@ -16,10 +16,13 @@ fn get(addr: &str) -> String {
     response
 }
 
-#[test]
-fn serve_answers_on_the_printed_address_and_stops_on_sigterm() {
-    let home = tempfile::tempdir().unwrap();
-    let mut server = wasmoci(home.path())
+/// `serve http-hello.wasm` on an ephemeral port: the process, its stdout after the first
+/// line, and that line.
+fn serve_http_hello(
+    home: &std::path::Path,
+    extra: &[&str],
+) -> (Child, BufReader<ChildStdout>, String) {
+    let mut server = wasmoci(home)
         .arg("serve")
         .arg(fixtures().join("http-hello.wasm"))
         .args([
@@ -30,13 +33,36 @@ fn serve_answers_on_the_printed_address_and_stops_on_sigterm() {
             "--memory",
             "64MiB",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(server.stdout.take().unwrap());
-    let mut url = String::new();
-    stdout.read_line(&mut url).unwrap();
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    (server, stdout, first)
+}
+
+/// Sends SIGTERM and waits: the output (stdout after the first line) and stderr.
+fn stop(server: Child, mut stdout: BufReader<ChildStdout>) -> (String, String) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = server.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    (rest, stderr)
+}
+
+#[test]
+fn serve_answers_on_the_printed_address_and_stops_on_sigterm() {
+    let home = tempfile::tempdir().unwrap();
+    let (server, stdout, url) = serve_http_hello(home.path(), &[]);
     let addr = url
         .trim()
         .strip_prefix("http://")
@@ -47,17 +73,28 @@ fn serve_answers_on_the_printed_address_and_stops_on_sigterm() {
         assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
         assert!(response.contains("hello from wasi:http"), "{response}");
     }
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let output = server.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let (_, stderr) = stop(server, stdout);
     assert!(
         stderr.contains("stopped: 3 requests answered, 0 failed"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn serve_json_prints_a_line_when_listening_and_one_when_stopped() {
+    let home = tempfile::tempdir().unwrap();
+    let (server, stdout, first) = serve_http_hello(home.path(), &["--json"]);
+    let listening: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(listening["event"], "listening", "{first}");
+    assert_eq!(listening["artifact"], "http-hello.wasm", "{first}");
+    let url = listening["url"].as_str().unwrap();
+    let response = get(url.strip_prefix("http://").unwrap());
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    let (rest, _) = stop(server, stdout);
+    let stopped: serde_json::Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(
+        stopped,
+        serde_json::json!({"event": "stopped", "requests": 1, "failures": 0})
     );
 }
 

@@ -152,3 +152,17 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(
     wasmoci_fs::write_atomic(path, bytes, mode)
         .with_context(|| format!("failed to write `{}`", path.display()))
 }
+
+/// The exit status of every command that talks to a registry, for the end of its help
+/// (the classes of `cli/src/failure.rs`, the same in every command).
+macro_rules! registry_exit_status {
+    () => {
+        "\n\nExit status:
+  0  done
+  2  usage error, or something failed here (a file, the store)
+  4  the registry refused us (unauthorized, denied, not found)
+  5  the transfer failed (unreachable, TLS, a digest mismatch, rate-limited, another
+     registry error)"
+    };
+}
+pub(crate) use registry_exit_status;

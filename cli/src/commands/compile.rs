@@ -9,7 +9,7 @@ use wasmoci_runtime::engine::{EngineSettings, build_engine};
 
 use super::args::PullOnDemand;
 use super::guest::{cache, wasm_of};
-use crate::output;
+use crate::output::{self, Report};
 
 const COMPILE_HELP: &str = "\
 Compiles the artifact for this machine into the compile cache, so the next `run` or
@@ -29,6 +29,34 @@ pub(crate) struct CompileArgs {
     artifact: ArtifactRef,
     #[command(flatten)]
     pull: PullOnDemand,
+    /// Print a JSON object: the artifact, its digest, the cache entry and what was done
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `compile` did.
+#[derive(serde::Serialize)]
+struct Compiled {
+    artifact: String,
+    digest: String,
+    entry: String,
+    /// `compiled`, `already-compiled` or `compiled-again`.
+    outcome: &'static str,
+    /// Why an unusable entry was compiled again.
+    reason: Option<String>,
+}
+
+impl Report for Compiled {
+    fn status(&self) -> Option<String> {
+        let what = match (&self.reason, self.outcome) {
+            (Some(reason), _) => format!("compiled again ({reason})"),
+            (None, outcome) => outcome.replace('-', " "),
+        };
+        Some(format!("`{}`: {what}", self.artifact))
+    }
+    fn text(&self) -> Option<String> {
+        Some(self.entry.clone())
+    }
 }
 
 pub(crate) fn run(args: CompileArgs) -> Result<ExitCode> {
@@ -39,17 +67,21 @@ pub(crate) fn run(args: CompileArgs) -> Result<ExitCode> {
     })?;
     let cache = cache()?;
     let (_, outcome) = cache.load(&engine, &wasm.name, &wasm.bytes, &wasm.digest)?;
-    let what = match outcome {
-        CacheOutcome::Hit => "already compiled".to_owned(),
-        CacheOutcome::Miss | CacheOutcome::Uncached => "compiled".to_owned(),
-        CacheOutcome::Replaced(reason) => format!("compiled again ({reason})"),
+    let (outcome, reason) = match outcome {
+        CacheOutcome::Hit => ("already-compiled", None),
+        CacheOutcome::Miss | CacheOutcome::Uncached => ("compiled", None),
+        CacheOutcome::Replaced(reason) => ("compiled-again", Some(reason.to_string())),
     };
-    output::status(&format!("`{}`: {what}", wasm.name));
-    output::data(
-        &cache
+    let report = Compiled {
+        artifact: wasm.name.clone(),
+        digest: wasm.digest.to_string(),
+        entry: cache
             .entry_path(&engine, &wasm.digest)
             .display()
             .to_string(),
-    );
+        outcome,
+        reason,
+    };
+    output::report(&report, args.json);
     Ok(ExitCode::SUCCESS)
 }

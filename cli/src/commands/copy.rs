@@ -9,14 +9,16 @@ use wasmoci_cli::ops::copy::{CopyReport, copy};
 use super::args::RegistryArgs;
 use crate::output::{self, Report};
 
-const COPY_HELP: &str = "\
-Copies the manifest and its blobs as they are, so the digest stays the same. Between two
+const COPY_HELP: &str = concat!(
+    "Copies the manifest and its blobs as they are, so the digest stays the same. Between two
 repositories of one registry, blobs are mounted rather than uploaded.
 
 Examples:
   wasmoci copy ghcr.io/acme/app:1.0.0 registry.internal:5000/mirror/app:1.0.0
   wasmoci copy ghcr.io/acme/app:1.0.0 oci:vendor:app:1.0.0
-  wasmoci copy oci:vendor:app:1.0.0 localhost:5000/app:1.0.0";
+  wasmoci copy oci:vendor:app:1.0.0 localhost:5000/app:1.0.0",
+    super::args::registry_exit_status!()
+);
 
 /// Copy an artifact between registries and layouts, keeping its digest
 #[derive(Debug, clap::Args)]

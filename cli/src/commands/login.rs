@@ -16,7 +16,7 @@ use crate::output::{self, Report};
 /// Log in to a registry: check the credentials, then save them where docker keeps them
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  echo \"$TOKEN\" | wasmoci login ghcr.io -u me --password-stdin"
+    after_help = concat!("Examples:\n  echo \"$TOKEN\" | wasmoci login ghcr.io -u me --password-stdin", super::args::registry_exit_status!())
 )]
 pub(crate) struct LoginArgs {
     /// The registry host, e.g. `ghcr.io` or `localhost:5000`

@@ -46,6 +46,22 @@ pub(crate) struct InstallArgs {
     /// Show what would change, change nothing
     #[arg(long)]
     dry_run: bool,
+    /// Print a JSON object (what changed, the backup, the diff) instead of the diff
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `node install` did, or would do (`--json`).
+#[derive(serde::Serialize)]
+struct Installed {
+    shim: PathBuf,
+    containerd_config: PathBuf,
+    config_version: i64,
+    shim_changed: bool,
+    config_changed: bool,
+    dry_run: bool,
+    backup: Option<PathBuf>,
+    diff: Option<String>,
 }
 
 pub(crate) fn run(command: NodeCommand) -> Result<ExitCode> {
@@ -86,18 +102,31 @@ fn install(args: InstallArgs) -> Result<ExitCode> {
     };
     let patched = patch_containerd_config(&before)
         .with_context(|| format!("failed to update `{}`", config.display()))?;
-    if patched.changed() {
-        let diff = similar::TextDiff::from_lines(&patched.before, &patched.after);
-        output::data(
-            &diff
-                .unified_diff()
-                .header(&config.display().to_string(), &config.display().to_string())
-                .to_string(),
-        );
+    let diff = patched.changed().then(|| {
+        similar::TextDiff::from_lines(&patched.before, &patched.after)
+            .unified_diff()
+            .header(&config.display().to_string(), &config.display().to_string())
+            .to_string()
+    });
+    if let Some(diff) = diff.as_deref().filter(|_| !args.json) {
+        output::data(diff);
     }
+    let mut installed = Installed {
+        shim: target.clone(),
+        containerd_config: config.clone(),
+        config_version: patched.version,
+        shim_changed,
+        config_changed: patched.changed(),
+        dry_run: args.dry_run,
+        backup: None,
+        diff,
+    };
     let verb = if args.dry_run { "would " } else { "" };
     if args.dry_run {
         output::status(&summary(verb, &patched, shim_changed, config, &target));
+        if args.json {
+            output::json(&installed);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if shim_changed {
@@ -111,12 +140,16 @@ fn install(args: InstallArgs) -> Result<ExitCode> {
             ));
             write_atomically(&backup, before.as_bytes(), 0o600)?;
             output::note(&format!("the previous config is in `{}`", backup.display()));
+            installed.backup = Some(backup);
         }
         write_atomically(config, patched.after.as_bytes(), 0o644)?;
     }
     output::status(&summary(verb, &patched, shim_changed, config, &target));
     if patched.changed() || shim_changed {
         output::note("restart containerd for it to take effect (`systemctl restart containerd`)");
+    }
+    if args.json {
+        output::json(&installed);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,15 +10,17 @@ use wasmoci_registry::{Layout, LayoutRef, Reference};
 use super::args::RegistryArgs;
 use crate::output::{self, Report};
 
-const PULL_HELP: &str = "\
-Fetches the manifest (checked against its digest), then each blob the store lacks,
+const PULL_HELP: &str = concat!(
+    "Fetches the manifest (checked against its digest), then each blob the store lacks,
 streamed to a temporary file while hashed and kept only when it matches. The artifact is
 stored under its full reference, so `wasmoci run HOST/REPO:TAG` finds it afterwards.
 
 Examples:
   wasmoci pull ghcr.io/acme/hello:0.1.0
   wasmoci pull localhost:5000/app@sha256:… -o app.wasm
-  wasmoci pull localhost:5000/app:1.0.0 --layout out";
+  wasmoci pull localhost:5000/app:1.0.0 --layout out",
+    super::args::registry_exit_status!()
+);
 
 /// Pull an artifact from a registry into the store (or a layout)
 #[derive(Debug, clap::Args)]

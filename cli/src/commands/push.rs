@@ -12,8 +12,8 @@ use wasmoci_spec::Digest;
 use super::args::RegistryArgs;
 use crate::output::{self, Report};
 
-const PUSH_HELP: &str = "\
-Uploads the blobs the registry lacks (streamed, hashed on the way), then the manifest. A
+const PUSH_HELP: &str = concat!(
+    "Uploads the blobs the registry lacks (streamed, hashed on the way), then the manifest. A
 file or project directory is built first, exactly as `wasmoci build` would. A blob the
 store knows to be in another repository of the registry (pulled from or pushed to it) is
 mounted from there instead of uploaded.
@@ -23,7 +23,9 @@ Prints `DEST@sha256:…`. Credentials: `--username` + `--password-stdin`, then
 Examples:
   wasmoci push hello:0.1.0 ghcr.io/acme/hello:0.1.0
   wasmoci push oci:out:app:1.0.0 localhost:5000/app:1.0.0 --json
-  wasmoci push . ghcr.io/acme/app:1.0.0";
+  wasmoci push . ghcr.io/acme/app:1.0.0",
+    super::args::registry_exit_status!()
+);
 
 /// Push a stored artifact to a registry
 #[derive(Debug, clap::Args)]

@@ -15,7 +15,12 @@ use crate::output;
 const RUN_HELP: &str = "\
 Exit status: the guest's own exit code; 134 when it traps (the message and the wasm
 backtrace go to stderr), 124 when it hits `--timeout`, 137 when it hits `--memory`,
-133 when it runs out of `--fuel`; 2 when wasmoci cannot run it at all.
+133 when it runs out of `--fuel`; when wasmoci cannot run it at all, 2, or 4/5 when
+pulling it failed (see `wasmoci --help`).
+
+`--json`: after the guest's own output, one line on stdout with the outcome:
+  {\"artifact\", \"digest\", \"exit_code\", \"outcome\", \"message\"}
+(`outcome`: exited, trapped, timeout, memory-limit, out-of-fuel, killed).
 
 Examples:
   wasmoci run hello:0.1.0
@@ -32,6 +37,30 @@ pub(crate) struct RunArgs {
     /// Arguments for the guest (after `--`)
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+    /// After the guest's output, print how it ended as one JSON line
+    #[arg(long)]
+    json: bool,
+}
+
+/// How a run ended (`--json`).
+#[derive(serde::Serialize)]
+struct Ran<'a> {
+    artifact: &'a str,
+    digest: String,
+    exit_code: i32,
+    outcome: &'static str,
+    message: Option<String>,
+}
+
+fn outcome(exit: &Exit) -> &'static str {
+    match exit {
+        Exit::Code(_) => "exited",
+        Exit::Trap { .. } => "trapped",
+        Exit::Timeout(_) => "timeout",
+        Exit::MemoryLimit(_) => "memory-limit",
+        Exit::OutOfFuel => "out-of-fuel",
+        Exit::Killed(_) => "killed",
+    }
 }
 
 /// One command on the current thread: no worker threads to start for a single guest.
@@ -65,6 +94,15 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         limits: &limits,
     };
     let exit = tokio_single()?.block_on(guest.run(stdio, &StopHandle::default()))?;
+    if args.json {
+        output::json_line(&Ran {
+            artifact: &wasm.name,
+            digest: wasm.digest.to_string(),
+            exit_code: exit.status(),
+            outcome: outcome(&exit),
+            message: exit.describe(),
+        });
+    }
     if let Some(description) = exit.describe() {
         output::problem(&format!("error: `{}`: {description}", wasm.name));
         if let Exit::Trap {

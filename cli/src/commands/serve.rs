@@ -17,6 +17,10 @@ Serves HTTP/1.1 with one instance per request. The first stdout line is the URL 
 on (useful with port 0). SIGINT or SIGTERM stops accepting, lets requests in flight finish
 and exits 0.
 
+`--json`: JSON Lines on stdout instead, the first when it listens, the last when it stops:
+  {\"event\": \"listening\", \"url\", \"artifact\", \"digest\"}
+  {\"event\": \"stopped\", \"requests\", \"failures\"}
+
 Examples:
   wasmoci serve http:1.0.0
   wasmoci serve app.wasm --listen 127.0.0.1:0 --timeout 5s --memory 64MiB --total-memory 1GiB";
@@ -33,6 +37,9 @@ pub(crate) struct ServeArgs {
     /// Linear memory all requests in flight may have together, e.g. `1GiB`
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     total_memory: Option<u64>,
+    /// Print JSON Lines: one when listening, one when stopped
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
@@ -63,7 +70,16 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         let addr = listener
             .local_addr()
             .context("failed to read the listening address")?;
-        output::data(&format!("http://{addr}"));
+        if args.json {
+            output::json_line(&serde_json::json!({
+                "event": "listening",
+                "url": format!("http://{addr}"),
+                "artifact": wasm.name,
+                "digest": wasm.digest.to_string(),
+            }));
+        } else {
+            output::data(&format!("http://{addr}"));
+        }
         output::status(&format!(
             "serving `{}` on http://{addr} (Ctrl-C to stop)",
             wasm.name
@@ -75,6 +91,13 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         "stopped: {} requests answered, {} failed",
         report.requests, report.failures
     ));
+    if args.json {
+        output::json_line(&serde_json::json!({
+            "event": "stopped",
+            "requests": report.requests,
+            "failures": report.failures,
+        }));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

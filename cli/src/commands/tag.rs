@@ -12,7 +12,7 @@ use crate::output::{self, Report};
 
 /// Give a manifest in a registry more tags (no blob is copied)
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  wasmoci tag ghcr.io/acme/hello:1.2.3 1.2 1 latest")]
+#[command(after_help = concat!("Examples:\n  wasmoci tag ghcr.io/acme/hello:1.2.3 1.2 1 latest", super::args::registry_exit_status!()))]
 pub(crate) struct TagArgs {
     /// `HOST/REPO[:TAG|@DIGEST]`
     #[arg(value_name = "REF")]

@@ -12,7 +12,7 @@ use crate::output::{self, Report};
 /// List every tag of a repository (all pages)
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  wasmoci tags ghcr.io/acme/hello\n  wasmoci tags localhost:5000/app --semver --json"
+    after_help = concat!("Examples:\n  wasmoci tags ghcr.io/acme/hello\n  wasmoci tags localhost:5000/app --semver --json", super::args::registry_exit_status!())
 )]
 pub(crate) struct TagsArgs {
     /// `HOST/REPO`
