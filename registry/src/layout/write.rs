@@ -1,0 +1,181 @@
+//! Writing into a layout: `store` (one transaction: blobs, then the index, rolled back on
+//! failure) and `put_blob_from` (a blob streamed in, hashed on the way).
+
+use std::fs;
+use std::io::{self, BufWriter, Read};
+
+use wasmoci_spec::annotations::REF_NAME;
+use wasmoci_spec::{Descriptor, Digest, DigestWriter, ImageManifest, media_types};
+
+use super::{INDEX_FILE, Layout, check_tag, publish_mode};
+use crate::error::{Error, IoContext, Result};
+
+impl Layout {
+    /// Stores an artifact and tags it, as one transaction: the blobs (layers, config,
+    /// manifest) are written first, each checked against its descriptor's size (the
+    /// descriptors come from `Descriptor::for_bytes` over the same bytes), then the index
+    /// is replaced. If anything fails, the blobs this call added are removed again.
+    /// `blobs` holds the content of every descriptor of the manifest (config and layers);
+    /// descriptors not given there must already be in the layout (a pull streams them in
+    /// first with [`put_blob_from`](Self::put_blob_from)). Untagged, a manifest the index
+    /// already lists is left as it is; tagged, it replaces the entry with that tag and the
+    /// untagged entry of the same manifest. Ends the lease a pull holds.
+    pub fn store(
+        &self,
+        manifest_bytes: &[u8],
+        blobs: &[(&Descriptor, &[u8])],
+        tag: Option<&str>,
+    ) -> Result<Descriptor> {
+        let mut manifest = Descriptor::for_bytes(media_types::OCI_MANIFEST, manifest_bytes);
+        let result = self.store_locked(manifest_bytes, blobs, tag, &mut manifest);
+        self.release_lease();
+        result.map(|()| manifest)
+    }
+
+    fn store_locked(
+        &self,
+        manifest_bytes: &[u8],
+        blobs: &[(&Descriptor, &[u8])],
+        tag: Option<&str>,
+        manifest: &mut Descriptor,
+    ) -> Result<()> {
+        if let Some(tag) = tag {
+            check_tag(tag)?;
+        }
+        fs::create_dir_all(&self.root).io("create", &self.root)?;
+        let _lock = self.lock()?;
+        let fresh = self.init_if_empty()?;
+        let mut index = self.index()?;
+        let mut added = Vec::new();
+        let result = (|| {
+            for (descriptor, bytes) in blobs {
+                if self.put_blob(bytes, descriptor)? {
+                    added.push(self.blob_path(&descriptor.digest));
+                }
+            }
+            if self.put_blob(manifest_bytes, manifest)? {
+                added.push(self.blob_path(&manifest.digest));
+            }
+            // A concurrent `gc` cannot have removed what a pull streamed in (the lease), but
+            // the index must never name a blob that is not there.
+            if let Ok(parsed) = ImageManifest::from_json(manifest_bytes) {
+                for d in std::iter::once(&parsed.config).chain(&parsed.layers) {
+                    if !self.blob_path(&d.digest).is_file() {
+                        return Err(Error::BlobMissing {
+                            digest: d.digest,
+                            path: self.blob_path(&d.digest),
+                        });
+                    }
+                }
+            }
+            match tag {
+                Some(tag) => {
+                    index.manifests.retain(|d| match d.annotation(REF_NAME) {
+                        Some(t) => t != tag,
+                        None => d.digest != manifest.digest,
+                    });
+                    manifest
+                        .annotations
+                        .get_or_insert_default()
+                        .insert(REF_NAME.to_owned(), tag.to_owned());
+                }
+                None if index.manifests.iter().any(|d| d.digest == manifest.digest) => {
+                    return Ok(());
+                }
+                None => {}
+            }
+            index.manifests.push(manifest.clone());
+            self.write_atomically(&self.root.join(INDEX_FILE), &index.to_json())
+        })();
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                for path in added {
+                    let _ = fs::remove_file(path);
+                }
+                for path in &fresh {
+                    let _ = fs::remove_file(path);
+                }
+                if !fresh.is_empty() {
+                    // A layout this call created goes away whole, so the directory can be
+                    // used again (only empty directories are removed).
+                    let _ = fs::remove_dir(self.root.join("blobs").join("sha256"));
+                    let _ = fs::remove_dir(self.root.join("blobs"));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Streams `reader` into the layout as a blob, hashing as it goes. With `expected`,
+    /// the content must match its digest and size or nothing is written. Returns the
+    /// descriptor's digest and size, and whether the blob was new.
+    pub fn put_blob_from(
+        &self,
+        reader: impl Read,
+        expected: Option<&Descriptor>,
+    ) -> Result<(Digest, u64, bool)> {
+        self.hold_lease()?;
+        let dir = self.root.join("blobs").join("sha256");
+        fs::create_dir_all(&dir).io("create", &dir)?;
+        let temp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&dir)
+            .io("create a temporary file in", &dir)?;
+        let mut writer = DigestWriter::new(BufWriter::with_capacity(256 * 1024, temp));
+        io::copy(&mut { reader }, &mut writer).io("write", &dir)?;
+        let size = writer.written();
+        let (buffered, digest) = writer.finish();
+        let temp = buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+            .io("write", &dir)?;
+        if let Some(expected) = expected
+            && (expected.digest != digest || expected.size != size)
+        {
+            return Err(Error::ContentMismatch {
+                expected: expected.digest,
+                actual: digest,
+                size,
+            });
+        }
+        let path = self.blob_path(&digest);
+        if path.is_file() {
+            // Content-addressed: a file with this name has this content (reads check).
+            return Ok((digest, size, false));
+        }
+        publish_mode(temp.as_file()).io("set permissions on", temp.path())?;
+        temp.as_file().sync_all().io("sync", temp.path())?;
+        temp.persist(&path)
+            .map_err(|e| e.error)
+            .io("rename a blob into", &path)?;
+        Ok((digest, size, true))
+    }
+
+    /// Writes in-memory content after checking it against its descriptor.
+    fn put_blob(&self, bytes: &[u8], descriptor: &Descriptor) -> Result<bool> {
+        if descriptor.size != bytes.len() as u64 {
+            return Err(Error::ContentMismatch {
+                expected: descriptor.digest,
+                actual: Digest::of(bytes),
+                size: bytes.len() as u64,
+            });
+        }
+        let actual = Digest::of(bytes);
+        if actual != descriptor.digest {
+            return Err(Error::ContentMismatch {
+                expected: descriptor.digest,
+                actual,
+                size: bytes.len() as u64,
+            });
+        }
+        let path = self.blob_path(&descriptor.digest);
+        if path.is_file() {
+            return Ok(false);
+        }
+        let dir = path.parent().expect("blob paths have a parent");
+        fs::create_dir_all(dir).io("create", dir)?;
+        self.write_atomically(&path, bytes)?;
+        Ok(true)
+    }
+}
