@@ -106,10 +106,11 @@ impl RegistryArgs {
         })
     }
 
-    /// Says on stderr when `r`'s registry is reached without TLS.
+    /// Says on stderr when `r`'s registry is reached without TLS though nobody asked.
     pub(crate) fn plain_http_note(&self, r: &Reference) {
+        // Only when we chose it: `--plain-http` says so already.
         let tls_asked = self.insecure || self.ca_file.is_some();
-        if self.plain_http || (r.is_loopback() && !tls_asked) {
+        if !self.plain_http && r.is_loopback() && !tls_asked {
             output::note(&format!("talking plain HTTP to `{}`", r.registry));
         }
     }
