@@ -114,8 +114,11 @@ fn gc_waits_for_a_pull_in_flight_and_keeps_its_blobs() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Stored by digest, as a pull by digest does.
-    let stored = store.store(&artifact.manifest_bytes, &[], None).unwrap();
+    // Stored as a pull by digest stores it: under its name at that digest.
+    let name = format!("hello@{}", artifact.descriptor.digest);
+    let stored = store
+        .store(&artifact.manifest_bytes, &[], Some(&name))
+        .unwrap();
     let out = gc.wait_with_output().unwrap();
     assert!(out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -132,7 +135,7 @@ fn gc_waits_for_a_pull_in_flight_and_keeps_its_blobs() {
     );
     let ls = ok(wasmoci(&home).arg("ls"));
     let ls = String::from_utf8_lossy(&ls.stdout);
-    assert!(ls.lines().nth(1).unwrap().starts_with("<none>  "), "{ls}");
+    assert!(ls.lines().nth(1).unwrap().starts_with(&name), "{ls}");
 }
 
 #[test]
@@ -147,8 +150,8 @@ fn completions_for_every_shell_name_the_commands() {
     }
 }
 
-/// Pulled artifacts are listed under the reference they were pulled by (`<none>` when
-/// pulled by digest only), `rm` takes that reference, and gc leaves a layout skopeo reads.
+/// Pulled artifacts are listed under the reference they were pulled by (`NAME@DIGEST`
+/// when pulled by digest only), `rm` takes that reference or the digest, and gc leaves a layout skopeo reads.
 #[test]
 fn pulled_artifacts_are_listed_removed_and_collected() {
     let Some(registry) = wasmoci_testdata::registry::TestRegistry::start(None) else {
@@ -182,7 +185,7 @@ fn pulled_artifacts_are_listed_removed_and_collected() {
         .collect();
     assert_eq!(rows.len(), 2, "{listed:#}");
     assert_eq!(rows[0].0, tagged);
-    assert_eq!(rows[1], ("<none>", other_digest.as_str()));
+    assert_eq!(rows[1], (by_digest.as_str(), other_digest.as_str()));
 
     // By digest, as `ls --quiet` prints it.
     let removed = json(&home, &["rm", &other_digest]);

@@ -4,14 +4,15 @@
 use crate::{LayoutRef, Reference};
 
 /// The tag a pulled artifact gets in a layout: its full reference, without a digest
-/// (`localhost:5000/demo/hello:1.0`; `latest` when it names no tag). One pulled by digest
-/// alone gets none: it is found by its digest, untagged.
-pub fn tag_for(reference: &Reference) -> Option<String> {
+/// (`localhost:5000/demo/hello:1.0`; `latest` when it names no tag); one pulled by digest
+/// alone, its name at that digest (`localhost:5000/demo/hello@sha256:…`), so that each
+/// name a manifest was pulled under stays with it.
+pub fn tag_for(reference: &Reference) -> String {
     if reference.digest.is_some() && reference.tag.is_none() {
-        return None;
+        return reference.to_string();
     }
     let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
-    Some(reference.with_tag(&tag).to_string())
+    reference.with_tag(&tag).to_string()
 }
 
 /// Where a pulled `reference` is found in a layout: its name at its digest when it names
@@ -22,6 +23,6 @@ pub fn locate(reference: &Reference) -> LayoutRef {
             name: reference.repository_path(),
             digest,
         },
-        None => LayoutRef::Tag(tag_for(reference).unwrap_or_default()),
+        None => LayoutRef::Tag(tag_for(reference)),
     }
 }

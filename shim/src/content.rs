@@ -307,7 +307,7 @@ fn pull_direct(reference: &Reference, digest: Digest) -> Result<Loaded, ContentE
             };
             Client::new(ClientOptions::default())
                 .map(|client| client.with_notes(|note| log::warn!("{note}")))
-                .and_then(|client| client.pull(reference, &layout, tag_for(reference).as_deref()))
+                .and_then(|client| client.pull(reference, &layout, Some(&tag_for(reference))))
                 .map_err(pull)?;
             layout.resolve(&LayoutRef::Digest(digest)).map_err(store)?
         }

@@ -65,7 +65,7 @@ pub struct Pulled {
 pub fn pull(client: &Client, source: &Reference, layout: &Layout) -> Result<Pulled> {
     let fresh = !layout.root().exists();
     let tag = store_tag(source);
-    let report: PullReport = match client.pull(source, layout, tag.as_deref()) {
+    let report: PullReport = match client.pull(source, layout, Some(&tag)) {
         Ok(report) => report,
         Err(e) => {
             // A layout this pull created goes away again, unless something was stored
@@ -79,14 +79,8 @@ pub fn pull(client: &Client, source: &Reference, layout: &Layout) -> Result<Pull
             });
         }
     };
-    let name = tag.unwrap_or_else(|| {
-        Reference {
-            tag: None,
-            digest: None,
-            ..source.clone()
-        }
-        .to_string()
-    });
+    // `NAME:TAG@DIGEST`, or `NAME@DIGEST` when pulled by digest alone.
+    let name = tag.split_once('@').map_or(tag.as_str(), |(name, _)| name);
     Ok(Pulled {
         reference: format!("{name}@{}", report.manifest.digest),
         digest: report.manifest.digest,
@@ -523,16 +517,19 @@ mod tests {
     fn pulled_artifacts_are_tagged_with_their_full_reference() {
         let digest = wasmoci_spec::Digest::of(b"");
         let cases = [
-            ("ghcr.io/acme/app:1.0", Some("ghcr.io/acme/app:1.0")),
-            ("localhost:5000/app", Some("localhost:5000/app:latest")),
+            ("ghcr.io/acme/app:1.0", "ghcr.io/acme/app:1.0".to_owned()),
+            ("localhost:5000/app", "localhost:5000/app:latest".to_owned()),
             (
                 &format!("ghcr.io/acme/app:1.0@{digest}"),
-                Some("ghcr.io/acme/app:1.0"),
+                "ghcr.io/acme/app:1.0".to_owned(),
             ),
-            (&format!("ghcr.io/acme/app@{digest}"), None),
+            (
+                &format!("ghcr.io/acme/app@{digest}"),
+                format!("ghcr.io/acme/app@{digest}"),
+            ),
         ];
         for (text, tag) in cases {
-            assert_eq!(store_tag(&reference(text)).as_deref(), tag, "{text}");
+            assert_eq!(store_tag(&reference(text)), tag, "{text}");
         }
         assert_eq!(
             stored_ref(&reference(&format!("ghcr.io/acme/app:1.0@{digest}"))),

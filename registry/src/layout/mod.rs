@@ -51,7 +51,7 @@ pub enum LayoutRef {
     /// The manifest with this digest.
     Digest(Digest),
     /// The manifest with this digest stored under this name (`NAME@sha256:…`): an entry
-    /// tagged `NAME:…` (or `NAME`), or an untagged one, which records no name.
+    /// tagged `NAME:…`, `NAME@sha256:…` or `NAME` (an untagged entry has no name).
     Named {
         /// The name (`hello`, `ghcr.io/acme/app`).
         name: String,
@@ -69,16 +69,19 @@ impl LayoutRef {
             LayoutRef::Tag(tag) => d.annotation(REF_NAME) == Some(tag.as_str()),
             LayoutRef::Digest(digest) => d.digest == *digest,
             LayoutRef::Named { name, digest } => {
-                d.digest == *digest && d.annotation(REF_NAME).is_none_or(|t| name_of(t) == name)
+                d.digest == *digest && d.annotation(REF_NAME).is_some_and(|t| name_of(t) == name)
             }
             LayoutRef::Only => true,
         }
     }
 }
 
-/// The name part of a tag: `ghcr.io/acme/app` of `ghcr.io/acme/app:1.0`, `hello` of
-/// `hello:1.0.0`; a tag with no `:TAG` is all name.
+/// The name part of a tag: `ghcr.io/acme/app` of `ghcr.io/acme/app:1.0` and of
+/// `ghcr.io/acme/app@sha256:…`, `hello` of `hello:1.0.0`; a tag with no `:TAG` is all name.
 pub(crate) fn name_of(tag: &str) -> &str {
+    if let Some((name, _)) = tag.split_once('@') {
+        return name;
+    }
     match tag.rsplit_once(':') {
         Some((name, version)) if !version.contains('/') => name,
         _ => tag,

@@ -140,7 +140,7 @@ fn tags_follow_the_ref_name_grammar() {
 }
 
 #[test]
-fn a_name_at_a_digest_is_that_name_or_an_untagged_entry() {
+fn a_name_at_a_digest_is_a_name_it_was_stored_under() {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::at(dir.path().join("store"));
     let layer = b"\0asm\x01\0\0\0";
@@ -167,9 +167,35 @@ fn a_name_at_a_digest_is_that_name_or_an_untagged_entry() {
             layout.root().display()
         )
     );
-    // An untagged entry records no name: any name at its digest finds it.
+    // An untagged entry has no name: a name at its digest does not find it, the digest does.
     let untagged = layout.store(b"{\"m\":2}", &[(&d, layer)], None).unwrap();
-    assert!(layout.resolve(&named("x", untagged.digest)).is_ok());
+    assert!(layout.resolve(&named("x", untagged.digest)).is_err());
+    assert!(layout.resolve(&LayoutRef::Digest(untagged.digest)).is_ok());
+    // A name at a digest (a pull by digest) is a name of its own, stored once.
+    let by_digest = format!("r.example:5000/a/other@{}", tagged.digest);
+    for _ in 0..2 {
+        layout
+            .store(b"{\"m\":1}", &[(&d, layer)], Some(&by_digest))
+            .unwrap();
+    }
+    let found = layout
+        .resolve(&named("r.example:5000/a/other", tagged.digest))
+        .unwrap();
+    assert_eq!(found.tag.as_deref(), Some(by_digest.as_str()));
+    let again = format!("r.example:5000/a/app@{}", tagged.digest);
+    layout
+        .store(b"{\"m\":1}", &[(&d, layer)], Some(&again))
+        .unwrap();
+    assert_eq!(
+        layout
+            .tags()
+            .unwrap()
+            .iter()
+            .filter(|t| t.contains("/a/"))
+            .count(),
+        2
+    );
+    assert_eq!(name_of(&by_digest), "r.example:5000/a/other");
     let absent = Digest::of(b"absent");
     assert!(matches!(
         layout.resolve(&named("x", absent)),

@@ -7,7 +7,7 @@ use std::io::{self, BufWriter, Read};
 use wasmoci_spec::annotations::REF_NAME;
 use wasmoci_spec::{Descriptor, Digest, DigestWriter, ImageManifest, media_types};
 
-use super::{INDEX_FILE, Layout, check_tag, publish_mode};
+use super::{INDEX_FILE, Layout, check_tag, name_of, publish_mode};
 use crate::error::{Error, IoContext, Result};
 
 impl Layout {
@@ -70,8 +70,19 @@ impl Layout {
             }
             match tag {
                 Some(tag) => {
+                    // `NAME@DIGEST` (a pull by digest) adds nothing when the manifest has
+                    // that name already; `NAME:TAG` replaces a `NAME@DIGEST` entry.
+                    let name = name_of(tag);
+                    let by_digest = format!("{name}@{}", manifest.digest);
+                    let named = |d: &Descriptor| {
+                        d.digest == manifest.digest
+                            && d.annotation(REF_NAME).is_some_and(|t| name_of(t) == name)
+                    };
+                    if tag == by_digest && index.manifests.iter().any(named) {
+                        return Ok(());
+                    }
                     index.manifests.retain(|d| match d.annotation(REF_NAME) {
-                        Some(t) => t != tag,
+                        Some(t) => t != tag && !(d.digest == manifest.digest && t == by_digest),
                         None => d.digest != manifest.digest,
                     });
                     manifest
