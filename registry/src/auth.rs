@@ -209,7 +209,7 @@ fn read_docker_config(registry: &str, path: &Path) -> Result<Option<Credential>,
         use docker_credential::{CredentialRetrievalError as E, DockerCredential};
         let helper = |reason: String| CredentialError::Helper {
             registry: registry.to_owned(),
-            helper: helper_for(&config, key),
+            helper: docker_config::helper_name(&config, key).unwrap_or_default(),
             config: path.to_owned(),
             reason,
         };
@@ -255,17 +255,6 @@ fn read_docker_config(registry: &str, path: &Path) -> Result<Option<Credential>,
         failure.get_or_insert(error);
     }
     failure.map_or(Ok(None), Err)
-}
-
-/// The helper program `config` names for `key`: its `credHelpers` entry, else its
-/// `credsStore` (the order docker follows).
-fn helper_for(config: &serde_json::Value, key: &str) -> String {
-    let name = config["credHelpers"][key]
-        .as_str()
-        .filter(|name| !name.is_empty())
-        .or(config["credsStore"].as_str())
-        .unwrap_or_default();
-    format!("docker-credential-{name}")
 }
 
 /// The first non-empty line of what a helper said, cut short (it goes into one message).

@@ -118,13 +118,23 @@ fn write(path: &Path, value: &serde_json::Value) -> Result<(), ConfigError> {
     wasmoci_fs::write_atomic(path, &text, 0o600).map_err(|e| io("write", e))
 }
 
-/// The helper `config` names for `key`: its `credHelpers` entry, else its `credsStore`
-/// (the order docker follows); `None` when it names none.
-fn helper_name(config: &serde_json::Value, key: &str) -> Option<String> {
-    config["credHelpers"][key]
-        .as_str()
-        .or(config["credsStore"].as_str())
-        .filter(|name| !name.is_empty())
+/// The helper `config` names for the registry of `key` (an `auths` key): its
+/// `credHelpers` entry, which docker keys by host name (`index.docker.io` for
+/// `https://index.docker.io/v1/`), else its `credsStore`; `None` when it names none. The
+/// one rule for reading, saving and erasing.
+pub(crate) fn helper_name(config: &serde_json::Value, key: &str) -> Option<String> {
+    let host = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or(key);
+    [&config["credHelpers"][host], &config["credHelpers"][key]]
+        .into_iter()
+        .find_map(|v| v.as_str().filter(|name| !name.is_empty()))
+        .or(config["credsStore"]
+            .as_str()
+            .filter(|name| !name.is_empty()))
         .map(|name| format!("docker-credential-{name}"))
 }
 
@@ -163,9 +173,12 @@ fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<(), String> {
         .map(|bytes| String::from_utf8_lossy(bytes).trim().to_owned())
         .find(|text| !text.is_empty())
         .unwrap_or_else(|| "no output".into());
+    let status = out
+        .status
+        .code()
+        .map_or_else(|| out.status.to_string(), |code| format!("status {code}"));
     Err(format!(
-        "it exited with {}: {}",
-        out.status,
+        "it exited with {status}: {}",
         super::first_line(&said)
     ))
 }
@@ -239,4 +252,32 @@ pub fn remove(registry: &str) -> Result<bool, ConfigError> {
         write(&path, &config)?;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::helper_name;
+
+    #[test]
+    fn one_rule_names_the_helper() {
+        let config = serde_json::json!({
+            "credsStore": "desktop",
+            "credHelpers": { "index.docker.io": "hub", "ghcr.io": "", "r.example:5000": "r" },
+        });
+        let helper = |key| helper_name(&config, key);
+        assert_eq!(
+            helper("https://index.docker.io/v1/").as_deref(),
+            Some("docker-credential-hub")
+        );
+        assert_eq!(
+            helper("r.example:5000").as_deref(),
+            Some("docker-credential-r")
+        );
+        // An empty entry is no entry: the store applies, as when reading.
+        assert_eq!(
+            helper("ghcr.io").as_deref(),
+            Some("docker-credential-desktop")
+        );
+        assert_eq!(helper_name(&serde_json::json!({}), "ghcr.io"), None);
+    }
 }
