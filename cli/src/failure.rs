@@ -111,7 +111,7 @@ pub(crate) fn fail(command: &str, error: &anyhow::Error, json: bool) -> ExitCode
         output::problem(&format!("  {problem}"));
     }
     if json {
-        output::json(&JsonError {
+        let error = JsonError {
             error: JsonErrorBody {
                 message: error.to_string(),
                 causes: error.chain().skip(1).map(ToString::to_string).collect(),
@@ -120,7 +120,13 @@ pub(crate) fn fail(command: &str, error: &anyhow::Error, json: bool) -> ExitCode
                 exit_code: class.code(),
                 command,
             },
-        });
+        };
+        // `run` and `serve` print JSON Lines (stdout is the guest's too).
+        if matches!(command, "run" | "serve") {
+            output::json_line(&error);
+        } else {
+            output::json(&error);
+        }
     }
     ExitCode::from(class.code())
 }

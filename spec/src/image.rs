@@ -139,9 +139,10 @@ pub fn image_entrypoint(config: &[u8]) -> Result<String, Error> {
 /// from the tar `layer` (already in memory, so no entry can be larger than it).
 pub fn wasm_in_image(config: &[u8], layer: &[u8]) -> Result<Vec<u8>, Error> {
     let path = image_entrypoint(config)?;
-    let wanted = check_path(&path)?;
+    let wanted = path.trim_start_matches('/');
     let bad = |e: std::io::Error| Error::ImageWasm(format!("the layer is not a tar archive: {e}"));
     let mut archive = tar::Archive::new(layer);
+    let mut found = None;
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let name = entry.path().map_err(bad)?.display().to_string();
@@ -149,18 +150,22 @@ pub fn wasm_in_image(config: &[u8], layer: &[u8]) -> Result<Vec<u8>, Error> {
         if name != wanted || entry.header().entry_type() != tar::EntryType::Regular {
             continue;
         }
+        // The last entry of a path wins, as when a layer is unpacked.
         let mut wasm = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut wasm).map_err(bad)?;
-        if WasmKind::detect(&wasm).is_none() {
-            return Err(Error::ImageWasm(format!(
-                "`{path}` in the layer is not a WebAssembly binary"
-            )));
-        }
-        return Ok(wasm);
+        found = Some(wasm);
     }
-    Err(Error::ImageWasm(format!(
-        "the layer has no file `{path}` (the config's `Entrypoint`)"
-    )))
+    let wasm = found.ok_or_else(|| {
+        Error::ImageWasm(format!(
+            "the layer has no file `{path}` (the config's `Entrypoint`)"
+        ))
+    })?;
+    if WasmKind::detect(&wasm).is_none() {
+        return Err(Error::ImageWasm(format!(
+            "`{path}` in the layer is not a WebAssembly binary"
+        )));
+    }
+    Ok(wasm)
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub(crate) fn refusal(refused: &Refused) -> anyhow::Error {
 }
 
 /// The artifact `push` and `convert` start from (a file or project is built into
-/// `scratch`, and said so); `None` when the project's policy refused it.
+/// `scratch`, and said so); an error (exit 1) when the project's policy refused it.
 pub(crate) fn source(text: &str, scratch: &Path) -> Result<(Layout, StoredArtifact)> {
     match source_artifact(text, scratch, &mut running)? {
         Source::Ready {

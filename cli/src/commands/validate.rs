@@ -12,6 +12,7 @@ use wasmoci_cli::reference::ArtifactRef;
 use wasmoci_spec::wasm_features;
 
 use super::args::PullOnDemand;
+use crate::failure::Problems;
 use crate::output::{self, Report};
 
 const AFTER_HELP: &str = "\
@@ -113,24 +114,20 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode> {
     if report.valid {
         return Ok(ExitCode::SUCCESS);
     }
-    if !args.json {
-        let n = report.violations.len();
-        let header = format!(
-            "error: `{}` is invalid: {n} problem{}",
+    if args.json {
+        // The report says it (`valid: false`, every violation).
+        return Ok(ExitCode::FAILURE);
+    }
+    let n = report.violations.len();
+    Err(Problems {
+        header: format!(
+            "`{}` is invalid: {n} problem{}",
             report.reference,
             if n == 1 { "" } else { "s" }
-        );
-        problems(&header, &report);
+        ),
+        problems: report.violations.iter().map(ToString::to_string).collect(),
     }
-    Ok(ExitCode::FAILURE)
-}
-
-/// `header`, then every violation, on stderr.
-pub(crate) fn problems(header: &str, report: &CheckReport) {
-    output::problem(header);
-    for v in &report.violations {
-        output::problem(&format!("  {v}"));
-    }
+    .into())
 }
 
 fn policy(args: &ValidateArgs) -> Result<ImportPolicy> {

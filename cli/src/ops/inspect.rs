@@ -141,13 +141,11 @@ pub fn inspect(loaded: &Loaded) -> Result<Inspected> {
     let manifest = parts.manifest()?;
     let foreign = manifest.config.media_type != media_types::WASM_CONFIG_V0;
     let (os, created, author, component, config_mismatch) = if foreign {
-        let json: serde_json::Value =
-            serde_json::from_slice(&parts.config_bytes).unwrap_or_default();
-        let text = |key: &str| json[key].as_str().map(str::to_owned);
+        let (created, author) = parts.created_author();
         (
             kind.os(),
-            text("created"),
-            text("author"),
+            created.map(|t| t.to_string()),
+            author,
             bytes_say.ok(),
             false,
         )
