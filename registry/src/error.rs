@@ -126,6 +126,17 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// For a tag the layout lacks: the closest tags it has, as ` (did you mean …?)`, to
+    /// append to another message; empty otherwise.
+    pub fn did_you_mean(&self) -> String {
+        match self {
+            Error::TagNotFound { tag, available, .. } => closest_hint(tag, available),
+            _ => String::new(),
+        }
+    }
+}
+
 /// What to say about the tags a layout has when `asked` is not one of them: the closest
 /// ones ("did you mean"), at most five, those of the same name first; when none is close,
 /// all of them if they are few.

@@ -104,8 +104,10 @@ pub fn needs_pull(reference: &Reference, policy: PullPolicy, store: &Layout) -> 
     }
 }
 
-/// `reference` is not in the store: why, with the names its digest is stored under.
+/// `reference` is not in the store: why, with the names its digest is stored under or the
+/// closest names the store has.
 fn not_stored(reference: &Reference, e: wasmoci_registry::Error) -> Error {
+    let hint = e.did_you_mean();
     let names = match e {
         wasmoci_registry::Error::OtherNames { names, .. } => names,
         _ => Vec::new(),
@@ -113,6 +115,7 @@ fn not_stored(reference: &Reference, e: wasmoci_registry::Error) -> Error {
     Error::NotStored {
         reference: Box::new(reference.clone()),
         names,
+        hint,
     }
 }
 

@@ -47,7 +47,7 @@ pub enum Error {
 
     /// A registry artifact the store lacks, with pulling off.
     #[error(
-        "`{reference}` is not in the store{}: run `wasmoci pull {reference}` first",
+        "`{reference}` is not in the store{}{hint}: run `wasmoci pull {reference}` first",
         stored_as(names)
     )]
     NotStored {
@@ -55,6 +55,8 @@ pub enum Error {
         reference: Box<Reference>,
         /// The names its digest is stored under, when it names one the store has.
         names: Vec<String>,
+        /// The closest names the store has (` (did you mean …?)`), or nothing.
+        hint: String,
     },
     /// A pull failed.
     #[error("failed to pull `{reference}`")]

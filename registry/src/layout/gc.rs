@@ -126,8 +126,7 @@ impl Layout {
                     _ => {}
                 }
             }
-            let removed: Vec<Digest> = report.blobs.iter().map(|(digest, _)| *digest).collect();
-            self.forget_sources(&removed);
+            self.keep_sources(|digest| report.reachable.contains(digest));
         }
         Ok(report)
     }

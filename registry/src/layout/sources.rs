@@ -57,13 +57,12 @@ impl Layout {
         self.write_sources(&sources);
     }
 
-    /// Forgets `removed` (`gc` holds the index lock).
-    pub(super) fn forget_sources(&self, removed: &[Digest]) {
+    /// Keeps only the blobs `still_stored` says are (`gc` holds the index lock): an entry
+    /// for a blob that is gone (deleted now, or by hand, or before a crash) goes too.
+    pub(super) fn keep_sources(&self, still_stored: impl Fn(&Digest) -> bool) {
         let mut sources = self.read_sources();
         let before = sources.len();
-        for digest in removed {
-            sources.remove(&digest.to_string());
-        }
+        sources.retain(|digest, _| digest.parse::<Digest>().is_ok_and(|d| still_stored(&d)));
         if sources.len() != before {
             self.write_sources(&sources);
         }
@@ -88,7 +87,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembers_the_most_recent_repositories_and_forgets_removed_blobs() {
+    fn remembers_the_most_recent_repositories_and_only_stored_blobs() {
         let dir = tempfile::tempdir().unwrap();
         let plain = Layout::at(dir.path());
         plain.create().unwrap();
@@ -111,7 +110,7 @@ mod tests {
                 "r.example/repo2"
             ]
         );
-        layout.forget_sources(&[a]);
+        layout.keep_sources(|d| *d != a);
         assert!(layout.blob_sources(&a).is_empty());
         assert_eq!(layout.blob_sources(&b).len(), MOST);
         // A file that does not parse is an empty cache, and is replaced.
