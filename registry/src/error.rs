@@ -143,7 +143,9 @@ impl Error {
 fn closest_hint(asked: &str, tags: &[String]) -> String {
     const MOST: usize = 5;
     let name = crate::layout::name_of(asked);
-    let near = (asked.chars().count() / 3).max(2);
+    // Close: within a third of the last path segment (a registry prefix is shared by all).
+    let last = asked.rsplit('/').next().unwrap_or(asked);
+    let near = (last.chars().count() / 3).max(2);
     let mut ranked: Vec<(bool, usize, &String)> = tags
         .iter()
         .map(|t| (crate::layout::name_of(t) != name, distance(asked, t), t))
