@@ -5,7 +5,9 @@ Artifacts of 1 KiB, 10 MiB and 256 MiB (a core module whose data segment holds r
 bytes, stored with `wasmoci build --module` in an OCI layout) are pushed to and pulled from
 Debian's docker-registry on 127.0.0.1, by each tool, several runs each (a fresh repository
 or destination every run). Prints median wall time, client CPU and peak RSS per tool and the
-ratios, and checks that a re-push of identical content uploads 0 blob bytes. Goals (issue
+ratios, and checks that a re-push of identical content uploads 0 blob bytes. `mount`: a
+second push into a new repository of the same registry (wasmoci from the store it pulled
+into, skopeo from the layout it pushed), which both should do by mounting. Goals (issue
 "Registry client"): >= 1.25x faster than the fastest peer at 256 MiB for push and pull;
 client peak RSS <= 64 MiB for a 256 MiB blob.
 
@@ -171,13 +173,22 @@ def main():
                     if py:
                         results.setdefault(("pull", "oras-py"), []).append(measure(
                             [py, "-c", ORAS_PULL, addr, f"{repo}-o:1", tmp / f"oras-{size}-{run}"]))
+                    # A second push into a new repository of the same registry: wasmoci from
+                    # the store it pulled into (it remembers where each blob came from),
+                    # skopeo from the layout it pushed (its blob-info cache): both mount.
+                    results.setdefault(("mount", "wasmoci"), []).append(measure(
+                        [ours, "push", f"{repo}-w:1", f"{repo}-wm:1", "--quiet"],
+                        dict(env, WASMOCI_HOME=str(home))))
+                    results.setdefault(("mount", "skopeo"), []).append(measure(
+                        ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                         f"oci:{skopeo_layout}:big:1.0.0", f"docker://{repo}-sm:1"]))
                     shutil.rmtree(home, ignore_errors=True)
                 for (op, tool), runs in results.items():
                     wall = statistics.median(r[0] for r in runs)
                     cpu = statistics.median(r[1] for r in runs)
                     rss = max(r[2] for r in runs)
                     print(f"{size_text:>8} {op:5} {tool:9} {wall:8.3f} {cpu:8.3f} {rss:8.1f}")
-                for op in ("push", "pull"):
+                for op in ("push", "pull", "mount"):
                     ours_wall = statistics.median(r[0] for r in results[(op, "wasmoci")])
                     peers = {t: statistics.median(r[0] for r in v) for (o, t), v in results.items()
                              if o == op and t != "wasmoci"}
