@@ -18,7 +18,8 @@ backtrace go to stderr), 124 when it hits `--timeout`, 137 when it hits `--memor
 133 when it runs out of `--fuel`; when wasmoci cannot run it at all, 2, or 4/5 when
 pulling it failed (see `wasmoci --help`).
 
-`--json`: after the guest's own output, one line on stdout with the outcome:
+`--json`: after the guest's own output, one line on stdout with the outcome (on a line of
+its own when the guest ended its output with a newline, as most do):
   {\"artifact\", \"digest\", \"exit_code\", \"outcome\", \"message\"}
 (`outcome`: exited, trapped, timeout, memory-limit, out-of-fuel, killed).
 
