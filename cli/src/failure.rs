@@ -108,7 +108,11 @@ pub(crate) fn fail(command: &str, error: &anyhow::Error, json: bool) -> ExitCode
         .map_or(&[][..], |p| &p.problems);
     output::error(error);
     for problem in problems {
-        output::problem(&format!("  {problem}"));
+        // One line each, whatever the artifact put in it.
+        output::problem(&format!(
+            "  {}",
+            wasmoci_spec::escape_controls(problem, false)
+        ));
     }
     if json {
         let error = JsonError {

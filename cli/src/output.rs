@@ -1,5 +1,10 @@
 //! The one place that writes to the terminal: data to stdout, status and errors to stderr.
 //! `--quiet` silences status lines, notes and summaries, never data, problems or errors.
+//!
+//! Text for people may carry what a registry, an artifact or a guest wrote: every line
+//! printed here has its control characters escaped ([`escape_controls`]), and an error's
+//! message and causes their newlines too (each is one line). `--json` and [`raw`] bytes are
+//! exact.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -10,6 +15,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
+use wasmoci_spec::escape_controls;
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -49,8 +55,13 @@ pub(crate) fn report(report: &impl Report, json: bool) {
     }
 }
 
-/// Writes data (a reference, a report, JSON) to stdout. A closed pipe ends quietly.
+/// Writes data (a reference, a report, JSON) to stdout, control characters escaped. A
+/// closed pipe ends quietly.
 pub(crate) fn data(text: &str) {
+    write_stdout(&escape_controls(text, true));
+}
+
+fn write_stdout(text: &str) {
     let mut out = io::stdout().lock();
     let result = out
         .write_all(text.as_bytes())
@@ -82,14 +93,14 @@ pub(crate) fn raw(bytes: &[u8]) {
 /// Writes pretty JSON to stdout, keys sorted (the same order whatever the type's).
 pub(crate) fn json(value: &impl Serialize) {
     let value = serde_json::to_value(value).expect("reports serialize");
-    data(&serde_json::to_string_pretty(&value).expect("JSON values serialize"));
+    write_stdout(&serde_json::to_string_pretty(&value).expect("JSON values serialize"));
 }
 
 /// Writes one JSON object on one line of stdout: for `run` and `serve`, whose reports
 /// share stdout with the guest (JSON Lines: the report is a line of its own).
 pub(crate) fn json_line(value: &impl Serialize) {
     let value = serde_json::to_value(value).expect("reports serialize");
-    data(&serde_json::to_string(&value).expect("JSON values serialize"));
+    write_stdout(&serde_json::to_string(&value).expect("JSON values serialize"));
 }
 
 /// A summary of what a command did, on stdout as `docker rmi` and `docker image prune`
@@ -103,27 +114,28 @@ pub(crate) fn summary(text: &str) {
 /// A status line on stderr (not with `--quiet`).
 pub(crate) fn status(text: &str) {
     if !quiet() {
-        eprintln!("{text}");
+        eprintln!("{}", escape_controls(text, true));
     }
 }
 
 /// A note on stderr (not with `--quiet`).
 pub(crate) fn note(text: &str) {
     if !quiet() {
-        eprintln!("note: {text}");
+        eprintln!("note: {}", escape_controls(text, true));
     }
 }
 
 /// A line about what went wrong, on stderr (even with `--quiet`).
 pub(crate) fn problem(text: &str) {
-    eprintln!("{text}");
+    eprintln!("{}", escape_controls(text, true));
 }
 
 /// Renders an error and its causes on stderr.
 pub(crate) fn error(error: &anyhow::Error) {
-    eprintln!("error: {error}");
+    let line = |text: String| escape_controls(&text, false).into_owned();
+    eprintln!("error: {}", line(error.to_string()));
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", line(cause.to_string()));
     }
     if let Some(backtrace) = crate::debug::backtrace(error) {
         eprintln!("{backtrace}");

@@ -164,3 +164,40 @@ fn a_failed_pull_into_a_new_layout_leaves_no_directory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(existing.join("index.json").is_file());
 }
+
+/// What a hostile registry says reaches people escaped: its error text cannot drive the
+/// terminal or fake a line of ours; `--json` keeps it exact.
+#[test]
+fn registry_text_is_shown_escaped() {
+    let registry = wasmoci_testdata::fake::FakeRegistry::start(|_| {
+        wasmoci_testdata::fake::FakeResponse::new(
+            404,
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"\u001b]0;pwned\u0007\u001b[2J\nvalidated OK"}]}"#,
+        )
+        .header("content-type", "application/json")
+    });
+    let home = tempfile::tempdir().unwrap();
+    let reference = format!("{}/demo/hello:1.0.0", registry.addr);
+    let out = wasmoci(home.path())
+        .args(["pull", &reference])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.contains("\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{a}validated OK"),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("validated OK")),
+        "{text}"
+    );
+    let json = wasmoci(home.path())
+        .args(["pull", &reference, "--json"])
+        .output()
+        .unwrap();
+    let error: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let causes = error["error"]["causes"].to_string();
+    assert!(causes.contains("\\u001b]0;pwned"), "{causes}");
+}

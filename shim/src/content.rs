@@ -272,7 +272,10 @@ pub(crate) fn load(
             }
             Ok(None) => {}
             // As runwasi: an image we cannot read there may still carry the wasm as a file.
-            Err(e) => log::warn!("task `{id}`: {e}; looking in the root filesystem instead"),
+            Err(e) => log::warn!(
+                "task `{id}`: {}; looking in the root filesystem instead",
+                crate::error::shown(&e)
+            ),
         }
     }
     let wasm = read_in_root(rootfs, path).map_err(|error| ContentError::Rootfs {
@@ -306,7 +309,7 @@ fn pull_direct(reference: &Reference, digest: Digest) -> Result<Loaded, ContentE
                 error: Box::new(error),
             };
             Client::new(ClientOptions::default())
-                .map(|client| client.with_notes(|note| log::warn!("{note}")))
+                .map(|client| client.with_notes(|note| log::warn!("{}", crate::error::shown(note))))
                 .and_then(|client| client.pull(reference, &layout, Some(&tag_for(reference))))
                 .map_err(pull)?;
             layout.resolve(&LayoutRef::Digest(digest)).map_err(store)?

@@ -73,13 +73,40 @@ impl ShimError {
 
 impl From<ShimError> for ttrpc::Error {
     fn from(error: ShimError) -> Self {
-        ttrpc::Error::RpcStatus(ttrpc::get_status(error.code(), error.to_string()))
+        ttrpc::Error::RpcStatus(ttrpc::get_status(error.code(), shown(&error)))
     }
+}
+
+/// The most of one message that goes into a log line, an RPC status or a pod's stderr.
+const SHOWN_MAX: usize = 2048;
+
+/// Text that may carry what a registry, an artifact or a guest wrote, for the node's log,
+/// containerd (and so `kubectl describe`) or a pod's stderr: one line, control characters
+/// escaped, at most 2 KiB.
+pub(crate) fn shown(text: impl std::fmt::Display) -> String {
+    let text = text.to_string();
+    let mut line = wasmoci_spec::escape_controls(&text, false).into_owned();
+    if line.len() > SHOWN_MAX {
+        let mut end = SHOWN_MAX;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push('…');
+    }
+    line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_text_is_one_escaped_bounded_line() {
+        assert_eq!(shown("a\u{1b}[2J\nb"), "a\\u{1b}[2J\\u{a}b");
+        let long = shown("é".repeat(SHOWN_MAX));
+        assert!(long.len() <= SHOWN_MAX + '…'.len_utf8() && long.ends_with('…'));
+    }
 
     #[test]
     fn each_kind_of_error_has_its_code() {

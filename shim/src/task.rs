@@ -20,7 +20,7 @@ use wasmoci_runtime::sandbox::Sandbox;
 use wasmoci_runtime::serve::{HttpHandler, ServeOptions};
 
 use crate::content::{self, Containerd};
-use crate::error::ShimError;
+use crate::error::{ShimError, shown};
 use crate::netns;
 use crate::plan::{Container, Plan};
 use crate::stdio::{open_input, open_output};
@@ -249,8 +249,8 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
         && let Some(netns) = &runner.netns
         && let Err(e) = netns::join(netns)
     {
-        log::error!("task `{id}`: {e}");
-        stderr.write_line(&format!("wasmoci: {e}"));
+        log::error!("task `{id}`: {}", shown(&e));
+        stderr.write_line(&format!("wasmoci: {}", shown(&e)));
         return 1;
     }
     match work {
@@ -275,8 +275,8 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
             match serve_until(&name, handler, options, listener, runner) {
                 Ok(code) => code,
                 Err(e) => {
-                    log::error!("task `{id}`: {e}");
-                    stderr.write_line(&format!("wasmoci: {e}"));
+                    log::error!("task `{id}`: {}", shown(&e));
+                    stderr.write_line(&format!("wasmoci: {}", shown(&e)));
                     1
                 }
             }
@@ -313,7 +313,7 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
             match exit {
                 Ok(exit) => {
                     if let Some(why) = exit.describe() {
-                        log::warn!("task `{id}`: {why}");
+                        log::warn!("task `{id}`: {}", shown(&why));
                         // Where `kubectl logs` shows it.
                         stderr.write_line(&format!("wasmoci: {why}"));
                         if matches!(exit, Exit::MemoryLimit(_)) {
@@ -324,14 +324,15 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
                             ..
                         } = &exit
                         {
-                            log::warn!("{bt}");
+                            // Escaped, its lines kept: guest function names are the guest's.
+                            log::warn!("{}", wasmoci_spec::escape_controls(bt, true));
                         }
                     }
                     exit.status() as u32
                 }
                 Err(e) => {
-                    log::error!("task `{id}`: {e}");
-                    stderr.write_line(&format!("wasmoci: {e}"));
+                    log::error!("task `{id}`: {}", shown(&e));
+                    stderr.write_line(&format!("wasmoci: {}", shown(&e)));
                     1
                 }
             }

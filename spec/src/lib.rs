@@ -27,6 +27,7 @@ mod error;
 mod image;
 mod manifest;
 pub mod media_types;
+mod text;
 mod timestamp;
 mod validate;
 mod wasm;
@@ -37,6 +38,7 @@ pub use digest::{Digest, DigestError, DigestWriter, HashingReader};
 pub use error::{Error, Result};
 pub use image::{Image, ImageInput, build_image, image_entrypoint, is_image, wasm_in_image};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, annotations};
+pub use text::escape_controls;
 pub use timestamp::Timestamp;
 pub use validate::{Violation, validate, validate_image};
 pub use wasm::{

@@ -7,6 +7,7 @@ use anyhow::Result;
 use wasmoci_cli::ops::artifact::load;
 use wasmoci_cli::ops::inspect::{Inspected, inspect, wit};
 use wasmoci_cli::reference::ArtifactRef;
+use wasmoci_spec::escape_controls;
 
 use super::args::PullOnDemand;
 use crate::output::{self, Report};
@@ -37,10 +38,12 @@ pub(crate) struct InspectArgs {
 
 impl Report for Inspected {
     fn text(&self) -> Option<String> {
+        // Every value is one line, whatever the artifact put in it.
+        let one = |text: &str| escape_controls(text, false).into_owned();
         let mut out = String::new();
         let mut field = |label: &str, value: Option<&str>| {
             if let Some(v) = value {
-                let _ = writeln!(out, "{label:<15}{v}");
+                let _ = writeln!(out, "{label:<15}{}", one(v));
             }
         };
         let stored = self.stored.as_ref();
@@ -72,14 +75,14 @@ impl Report for Inspected {
             for (key, list) in [("imports", &c.imports), ("exports", &c.exports)] {
                 let _ = writeln!(out, "{key} ({})", list.len());
                 for item in list {
-                    let _ = writeln!(out, "  {item}");
+                    let _ = writeln!(out, "  {}", one(item));
                 }
             }
         }
         if let Some(map) = stored.map(|s| &s.annotations).filter(|m| !m.is_empty()) {
             let _ = writeln!(out, "annotations");
             for (k, v) in map {
-                let _ = writeln!(out, "  {k} = {v}");
+                let _ = writeln!(out, "  {} = {}", one(k), one(v));
             }
         }
         let set: Vec<_> = self.metadata.iter().flatten().collect();
@@ -90,7 +93,7 @@ impl Report for Inspected {
         if !set.is_empty() {
             let _ = writeln!(out, "metadata");
             for (k, v) in set {
-                let _ = writeln!(out, "  {k} = {v}");
+                let _ = writeln!(out, "  {k} = {}", one(v));
             }
         }
         Some(out)
