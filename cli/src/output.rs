@@ -2,9 +2,9 @@
 //! `--quiet` silences status lines, notes and summaries, never data, problems or errors.
 //!
 //! Text for people may carry what a registry, an artifact or a guest wrote: every line
-//! printed here has its control characters escaped ([`escape_controls`]), and an error's
-//! message and causes their newlines too (each is one line). `--json` and [`raw`] bytes are
-//! exact.
+//! printed here has its control characters escaped ([`escape_controls`]), and the lines of
+//! an error's message or cause after its first are indented under it. `--json` and
+//! [`raw`] bytes are exact.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -132,7 +132,9 @@ pub(crate) fn problem(text: &str) {
 
 /// Renders an error and its causes on stderr.
 pub(crate) fn error(error: &anyhow::Error) {
-    let line = |text: String| escape_controls(&text, false).into_owned();
+    // A message of several lines (a TOML error's snippet) keeps them, indented under it:
+    // no line of it can pass for a line of ours.
+    let line = |text: String| escape_controls(&text, true).replace('\n', "\n    ");
     eprintln!("error: {}", line(error.to_string()));
     for cause in error.chain().skip(1) {
         eprintln!("  caused by: {}", line(cause.to_string()));
