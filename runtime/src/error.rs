@@ -50,6 +50,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A compile cache that cannot be trusted with native code.
+    #[error("refusing the compile cache `{}`: {reason} (or run with `--no-cache`)", path.display())]
+    UnsafeCache {
+        /// The directory or key file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A file-system operation of the cache or the server.
     #[error("failed to {action} `{}`", path.display())]
     Io {

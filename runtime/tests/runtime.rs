@@ -17,6 +17,8 @@ use wasmoci_runtime::serve::{ServeOptions, prepare, serve};
 use wasmoci_spec::{Digest, WasmKind};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+mod cache;
+
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -337,7 +339,7 @@ async fn a_command_is_not_an_http_handler() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupt_cache_entry_is_recompiled_not_run() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = CompileCache::new(dir.path());
+    let cache = CompileCache::new(dir.path().join("compiled"));
     let wasm = std::fs::read(fixtures().join("hello.wasm")).unwrap();
     let digest = Digest::of(&wasm);
     let load = || cache.load(engine(), "hello", &wasm, &digest).unwrap();

@@ -1,9 +1,11 @@
 //! Compiled artifacts on disk, keyed by (content digest, engine compatibility hash).
 //!
 //! Layout: `DIR/<compatibility key>/<digest hex>.cwasm` and a sidecar
-//! `<digest hex>.cwasm.sha256` holding the SHA-256 of the `.cwasm`. Both are written to
-//! temporary files and renamed. A load checks the sidecar against the file before wasmtime
-//! maps it (`deserialize_file`), and wasmtime checks the engine compatibility itself; an
+//! `<digest hex>.cwasm.sha256` holding its tag: an HMAC-SHA256, under the key in
+//! `DIR.key`, of the engine key, the wasm digest and the SHA-256 of the `.cwasm`
+//! ([`trust`]). Both are written to temporary files and renamed. A load checks the
+//! directories (this user's, not group- or world-writable) and the tag before wasmtime maps
+//! the file (`deserialize_file`), and wasmtime checks the engine compatibility itself; an
 //! entry that fails either check is compiled again and replaced, never run.
 
 use std::fs;
@@ -16,6 +18,7 @@ use wasmoci_spec::{Digest, WasmKind};
 use wasmtime::Module;
 use wasmtime::component::Component;
 
+use self::trust::{CacheKey, key_path, trusted_dir};
 use crate::engine::{WasmEngine, compatibility_key};
 use crate::error::wasmtime_message;
 use crate::program::Program;
@@ -29,7 +32,10 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 #[derive(Debug, Clone)]
 pub struct CompileCache {
     dir: PathBuf,
+    key: PathBuf,
 }
+
+mod trust;
 
 /// A compiled entry on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +73,13 @@ pub enum CacheOutcome {
 }
 
 impl CompileCache {
-    /// A cache in `dir` (created on first store).
+    /// A cache in `dir` (created 0700 on first store), its key in `<dir>.key`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        CompileCache { dir: dir.into() }
+        let dir = dir.into();
+        CompileCache {
+            key: key_path(&dir),
+            dir,
+        }
     }
 
     /// The cache directory.
@@ -192,7 +202,12 @@ impl CompileCache {
             reason: "not a WebAssembly module or component".into(),
         })?;
         let path = self.entry_path(engine, digest);
-        let outcome = match self.read_entry(engine, kind, &path) {
+        let engine_dir = path.parent().expect("cache entries have a parent");
+        trusted_dir(&self.dir)?;
+        trusted_dir(engine_dir)?;
+        let key = CacheKey::load_or_create(&self.key)?;
+        let engine_key = compatibility_key(engine.engine());
+        let outcome = match self.read_entry(engine, kind, &path, &key, &engine_key, digest) {
             Ok(Some(program)) => return Ok((program, CacheOutcome::Hit)),
             Ok(None) => CacheOutcome::Miss,
             Err(reason) => CacheOutcome::Replaced(reason),
@@ -206,7 +221,8 @@ impl CompileCache {
             name: name.to_owned(),
             reason: wasmtime_message(&e),
         })?;
-        write_entry(&path, &bytes)?;
+        let tag = key.tag(&engine_key, digest, &Sha256::digest(&bytes));
+        write_entry(&path, &bytes, &tag)?;
         Ok((program, outcome))
     }
 
@@ -216,29 +232,39 @@ impl CompileCache {
         engine: &WasmEngine,
         kind: WasmKind,
         path: &Path,
+        key: &CacheKey,
+        engine_key: &str,
+        digest: &Digest,
     ) -> std::result::Result<Option<Program>, String> {
         let sidecar = sidecar_path(path);
-        let expected = match fs::read_to_string(&sidecar) {
-            Ok(text) => text.trim().to_owned(),
+        // Bounded: a tag is one short line.
+        let tag = match fs::File::open(&sidecar) {
+            Ok(file) => {
+                let mut text = String::new();
+                let _ = file.take(256).read_to_string(&mut text);
+                text.trim().to_owned()
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path.exists() => {
                 return Ok(None);
             }
-            Err(_) => return Err("its checksum file is missing".into()),
+            Err(_) => return Err("its tag file is missing".into()),
         };
         let actual = match file_sha256(path) {
-            Ok(hex) => hex,
+            Ok(sha256) => sha256,
             Err(_) => return Err("it cannot be read".into()),
         };
-        if actual != expected {
-            return Err(format!(
-                "its content hashes to `{actual}`, not `{expected}` (corrupt or truncated)"
-            ));
+        if !key.verify(engine_key, digest, &actual, &tag) {
+            return Err(
+                "its tag does not verify (corrupt, truncated, or not this cache's entry for this wasm)"
+                    .into(),
+            );
         }
         // SAFETY: wasmtime's deserialization trusts the bytes to be its own compiler's
-        // output. The file is in our cache directory, was written by `write_entry` after a
-        // compile with an engine of the same compatibility hash (the directory name), and
-        // its SHA-256 was just checked against the sidecar written with it. wasmtime
-        // itself rejects artifacts from an incompatible engine.
+        // output. The file is in a directory only this user can write, and its tag, an
+        // HMAC under this cache's key of (engine key, wasm digest, SHA-256 of these bytes),
+        // was just verified: only `load` of this cache, after compiling this wasm with an
+        // engine of this compatibility key, makes such a tag. wasmtime itself rejects
+        // artifacts from an incompatible engine.
         #[allow(unsafe_code, reason = "loading our own checked, compiled artifacts")]
         let loaded = unsafe {
             match kind {
@@ -294,7 +320,7 @@ fn sidecar_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn file_sha256(path: &Path) -> std::io::Result<String> {
+fn file_sha256(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut file = fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -305,25 +331,16 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().to_vec())
 }
 
-fn write_entry(path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_entry(path: &Path, bytes: &[u8], tag: &str) -> Result<()> {
     let dir = path.parent().expect("cache entries have a parent");
     let io = |action, source| Error::Io {
         action,
         path: dir.to_owned(),
         source,
     };
-    fs::create_dir_all(dir).map_err(|e| io("create", e))?;
-    let hex: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let stage = |path: &Path, bytes: &[u8]| {
         let mut file = AtomicFile::create(path)?;
         file.write_all(bytes)?;
@@ -331,14 +348,14 @@ fn write_entry(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let entry = stage(path, bytes).map_err(|e| io("write a cache entry in", e))?;
     let sidecar =
-        stage(&sidecar_path(path), hex.as_bytes()).map_err(|e| io("write a cache entry in", e))?;
-    // The entry first: a reader that sees the new entry with the old sidecar finds a
-    // mismatch and recompiles; it never runs unchecked bytes.
+        stage(&sidecar_path(path), tag.as_bytes()).map_err(|e| io("write a cache entry in", e))?;
+    // The entry first: a reader that sees the new entry with the old tag finds a mismatch
+    // and recompiles; it never runs unchecked bytes.
     entry
-        .commit(0o644)
+        .commit(0o600)
         .map_err(|e| io("write a cache entry in", e))?;
     sidecar
-        .commit(0o644)
+        .commit(0o600)
         .map_err(|e| io("write a cache entry in", e))?;
     Ok(())
 }
