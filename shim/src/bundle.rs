@@ -34,6 +34,17 @@ pub(crate) struct Process {
     /// `KEY=VALUE` entries.
     #[serde(default)]
     pub(crate) env: Vec<String>,
+    /// The capabilities CRI gives the container.
+    #[serde(default)]
+    pub(crate) capabilities: Option<Capabilities>,
+}
+
+/// `process.capabilities`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Capabilities {
+    /// The bounding set: what the container could ever have.
+    #[serde(default)]
+    pub(crate) bounding: Vec<String>,
 }
 
 /// `root`.

@@ -25,6 +25,9 @@ pub(crate) enum ShimError {
     /// The rootfs mounts of the create request failed.
     #[error("failed to mount the root filesystem: {0}")]
     Mount(containerd_shim::Error),
+    /// A volume the container may not have.
+    #[error(transparent)]
+    Volume(#[from] crate::mounts::MountError),
     /// `config.json` cannot be read.
     #[error(transparent)]
     Bundle(#[from] BundleError),
@@ -61,6 +64,7 @@ impl ShimError {
             | ShimError::StillRunning(_) => ttrpc::Code::FAILED_PRECONDITION,
             ShimError::Stats { .. } => ttrpc::Code::INTERNAL,
             ShimError::Mount(_)
+            | ShimError::Volume(_)
             | ShimError::Bundle(_)
             | ShimError::Plan(_)
             | ShimError::Content(_)

@@ -15,6 +15,7 @@
 pub mod bundle;
 mod content;
 mod error;
+mod mounts;
 mod netns;
 pub mod plan;
 mod service;

@@ -70,6 +70,9 @@ pub struct Container {
     pub listen: SocketAddr,
     /// The pod's network namespace, which the guest's threads join.
     pub netns: Option<PathBuf>,
+    /// Privileged (`CAP_SYS_ADMIN` in its bounding set, as CRI gives a privileged
+    /// container): it may mount the node's pseudo filesystems.
+    pub privileged: bool,
 }
 
 /// Where a container's wasm comes from.
@@ -206,6 +209,11 @@ pub fn plan(bundle: &Bundle, dir: &std::path::Path) -> Result<Plan, PlanError> {
         timeout,
         listen,
         netns: bundle.network_namespace().map(ToOwned::to_owned),
+        privileged: bundle
+            .process
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.bounding.iter().any(|cap| cap == "CAP_SYS_ADMIN")),
     })))
 }
 

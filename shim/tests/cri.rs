@@ -220,6 +220,16 @@ fn artifacts_run_through_cri_on_containerd_1_7() {
     );
     let (exited, log) = node.run(&[], container("cat", &cat, &["cat.wasm"]));
     assert_eq!(exited.exit_code, 2, "read a file it was not given: {log}");
+    // A hostPath of the node's `/proc` (another pod's `environ`) is refused, whatever the
+    // path the pod mounts it at.
+    let mut hostproc = container("cat", &cat, &["cat.wasm"]);
+    hostproc.mounts = vec![("/hostproc".into(), "/proc".into(), true)];
+    let error = node.start_error(&[], hostproc);
+    assert!(
+        error.contains("refusing the volume `/proc` at `/hostproc`")
+            && error.contains("`proc` filesystem"),
+        "{error}"
+    );
 
     // The image-compat format: the wasm is a file in the root filesystem; the image's
     // Entrypoint names it, so no `command:`.
