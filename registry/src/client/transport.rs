@@ -19,6 +19,10 @@ use crate::reference::Reference;
 
 pub(super) type Response = ureq::http::Response<ureq::Body>;
 
+/// The largest token-service answer read (a token is a few KiB; a registry that sends
+/// hundreds of MB is cut off).
+const MAX_TOKEN_ANSWER: u64 = 1 << 20;
+
 /// Where notes go (`credentials for … could not be read …`); the library never prints.
 pub(super) type Notes = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -352,12 +356,27 @@ impl Transport {
                 response.status().as_u16()
             )));
         }
-        let body: serde_json::Value = serde_json::from_reader(response.body_mut().as_reader())
-            .map_err(|e| {
-                unauthorized(&format!(
-                    "the token service answered something that is not JSON: {e}"
-                ))
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_TOKEN_ANSWER)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
+                    action: "read the token for",
+                    reference: r.to_string(),
+                    what: format!(
+                        "the answer of `{realm}` is larger than {}",
+                        super::error::human(MAX_TOKEN_ANSWER)
+                    ),
+                },
+                e => transport_error(r, e),
             })?;
+        let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            unauthorized(&format!(
+                "the token service answered something that is not JSON: {e}"
+            ))
+        })?;
         let token = body["token"]
             .as_str()
             .or(body["access_token"].as_str())
