@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use wasmoci_registry::auth::Secret;
 use wasmoci_registry::client::{Client, ClientOptions, PullOptions, RegistryError};
 use wasmoci_registry::{Layout, Reference};
 use wasmoci_spec::{Descriptor, Digest, ImageManifest};
-use wasmoci_testdata::fake::{FakeRegistry, FakeResponse};
+use wasmoci_testdata::fake::{FakeRegistry, FakeRequest, FakeResponse};
 
 use super::{Artifact, artifact};
 
@@ -224,4 +225,77 @@ fn layers_that_are_not_wasm_stay_at_the_registry_unless_a_copy_asks() {
     assert_eq!(report.downloaded, vec![(extra.digest, extra.size)]);
     assert!(report.skipped.is_empty());
     assert!(layout.blob_path(&extra.digest).is_file());
+}
+
+/// A registry on 127.0.0.1 that wants a Bearer token from the realm `realm` makes of
+/// the token service's address; the token service's requests, logged.
+fn bearer(
+    realm: impl Fn(&str) -> String,
+) -> (FakeRegistry, FakeRegistry, Arc<Mutex<Vec<FakeRequest>>>) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let tokens = FakeRegistry::start(move |req| {
+        log.lock().unwrap().push(req.clone());
+        FakeResponse::new(200, r#"{"token":"t0k3n"}"#)
+    });
+    let realm = realm(&tokens.addr);
+    let registry = FakeRegistry::start(move |req| {
+        if req.header("authorization") != Some("Bearer t0k3n") {
+            return FakeResponse::new(401, Vec::new()).header(
+                "www-authenticate",
+                &format!(r#"Bearer realm="{realm}",service="reg&service=evil""#),
+            );
+        }
+        FakeResponse::new(404, Vec::new())
+    });
+    (registry, tokens, asked)
+}
+
+#[test]
+fn basic_credentials_go_to_a_token_service_only_where_no_one_reads_them() {
+    let basic = "Basic c29tZW9uZTpzZWNyZXQ="; // someone:secret
+    let client = Client::new(ClientOptions {
+        credential: Some(("someone".into(), Secret::new("secret"))),
+        ..options()
+    })
+    .unwrap();
+    // `0.0.0.0` reaches this machine but is not loopback by name: it stands for plain
+    // HTTP to another host. 127.0.0.1 is this machine: nothing crosses a network.
+    let another_host = |addr: &str| {
+        let port = addr.rsplit_once(':').unwrap().1;
+        format!("http://0.0.0.0:{port}/token?x=1")
+    };
+    let this_machine = |addr: &str| format!("http://{addr}/token?x=1");
+    let cases: [(&dyn Fn(&str) -> String, _); 2] =
+        [(&another_host, None), (&this_machine, Some(basic))];
+    for (realm, sent) in cases {
+        let (registry, _tokens, asked) = bearer(realm);
+        let r: Reference = format!("{}/private/app:1", registry.addr).parse().unwrap();
+        let err = client.manifest(&r).unwrap_err();
+        // The token worked: the registry then said the manifest is not there.
+        assert!(matches!(err, RegistryError::NotFound { .. }), "{err:?}");
+        let asked = asked.lock().unwrap();
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert_eq!(asked[0].header("authorization"), sent, "{asked:?}");
+        // Every parameter encoded: the registry's `service` cannot add parameters.
+        assert_eq!(
+            asked[0].path,
+            "/token?x=1&scope=repository%3Aprivate%2Fapp%3Apull&service=reg%26service%3Devil"
+        );
+    }
+}
+
+#[test]
+fn a_token_service_that_is_not_http_is_refused() {
+    let (registry, _tokens, asked) = bearer(|_| "file:///etc/passwd".into());
+    let r: Reference = format!("{}/private/app:1", registry.addr).parse().unwrap();
+    let err = Client::new(options()).unwrap().manifest(&r).unwrap_err();
+    assert!(matches!(err, RegistryError::UnsafeRealm { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "failed to get a token for `{r}`: the registry names the token service `file:///etc/passwd`, and it is not an `https` URL"
+        )
+    );
+    assert!(asked.lock().unwrap().is_empty());
 }

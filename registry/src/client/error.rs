@@ -122,6 +122,19 @@ pub enum RegistryError {
         /// What was too large, and the limit.
         what: String,
     },
+    /// A Bearer challenge naming a token service we will not ask (plain HTTP from a
+    /// registry reached over TLS or on another machine, another scheme, a user in it).
+    #[error(
+        "failed to get a token for `{reference}`: the registry names the token service `{realm}`, and {reason}"
+    )]
+    UnsafeRealm {
+        /// What we asked for.
+        reference: String,
+        /// The `realm` of the challenge.
+        realm: String,
+        /// Why we do not go there.
+        reason: String,
+    },
     /// The local side of a transfer.
     #[error(transparent)]
     Layout(#[from] crate::Error),

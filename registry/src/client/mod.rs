@@ -18,6 +18,7 @@ use crate::auth::Secret;
 mod error;
 mod pull;
 mod push;
+mod realm;
 mod tags;
 mod transport;
 

@@ -13,6 +13,7 @@ use ureq::http::header::AUTHORIZATION;
 
 pub(super) use ureq::http::Method;
 
+use super::realm::Realm;
 use super::{ClientOptions, RegistryError};
 use crate::auth::{Credential, CredentialSource, credential_for};
 use crate::reference::Reference;
@@ -322,33 +323,64 @@ impl Transport {
         let realm = params
             .get("realm")
             .ok_or_else(|| unauthorized("the Bearer challenge has no realm"))?;
-        let mut url = format!("{realm}?scope=repository:{}:{actions}", r.repository);
+        // Plain HTTP to a token service only when the registry itself was reached so on
+        // this machine (or with `--plain-http`): a registry must not send us, or our
+        // credentials, elsewhere in clear text.
+        let plain_ok =
+            self.origin(r).starts_with("http://") && (r.is_loopback() || self.options.plain_http);
+        let checked =
+            Realm::check(realm, plain_ok).map_err(|reason| RegistryError::UnsafeRealm {
+                reference: r.to_string(),
+                realm: realm.clone(),
+                reason,
+            })?;
+        // `actions` may ask for more repositories: `pull,push&scope=repository:x:pull`.
+        let mut scopes = actions.split("&scope=");
+        let mut scope = vec![format!(
+            "repository:{}:{}",
+            r.repository,
+            scopes.next().unwrap_or_default()
+        )];
+        scope.extend(scopes.map(str::to_owned));
+        let mut query: Vec<(&str, &str)> = scope.iter().map(|s| ("scope", s.as_str())).collect();
         if let Some(service) = params.get("service") {
-            url.push_str(&format!("&service={service}"));
+            query.push(("service", service.as_str()));
         }
-        let mut response = if let Credential::IdentityToken(token) = credential {
+        let url = checked.with_query(&query);
+        let anonymous = matches!(credential, Credential::Anonymous);
+        if !checked.private && !anonymous {
+            self.note(&format!(
+                "not sending {source} to the token service `{realm}` of `{}`: it is plain HTTP to another host",
+                r.registry
+            ));
+        }
+        let mut response = match credential {
             // Docker's identity token is an OAuth2 refresh token: POST it in a form body
             // (never in a URL, where servers and proxies log it).
-            let scope = format!("repository:{}:{actions}", r.repository);
-            let mut form = vec![
-                ("grant_type", "refresh_token"),
-                ("client_id", "wasmoci"),
-                ("refresh_token", token.expose()),
-                ("scope", scope.as_str()),
-            ];
-            if let Some(service) = params.get("service") {
-                form.push(("service", service.as_str()));
+            Credential::IdentityToken(token) if checked.private => {
+                let scope = scope.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "wasmoci"),
+                    ("refresh_token", token.expose()),
+                    ("scope", scope.as_str()),
+                ];
+                if let Some(service) = params.get("service") {
+                    form.push(("service", service.as_str()));
+                }
+                self.agent
+                    .post(checked.url())
+                    .send_form(form)
+                    .map_err(|e| transport_error(r, e))?
             }
-            self.agent
-                .post(realm.as_str())
-                .send_form(form)
-                .map_err(|e| transport_error(r, e))?
-        } else {
-            // The token service is another host: the Basic credential goes there on
-            // purpose (that is how it knows who asks).
-            self.request(Method::GET, &url, basic.as_deref())
-                .call()
-                .map_err(|e| transport_error(r, e))?
+            // The token service may be another host: the Basic credential goes there on
+            // purpose (that is how it knows who asks), but only where no one can read it.
+            _ => {
+                let basic = basic.as_deref().filter(|_| checked.private);
+                self.request(Method::GET, &url, basic)
+                    .call()
+                    .map_err(|e| transport_error(r, e))?
+            }
         };
         if !response.status().is_success() {
             return Err(unauthorized(&format!(
