@@ -82,6 +82,12 @@ impl RegistryArgs {
         self.client_with(|_| {})
     }
 
+    /// [`RegistryArgs::client`] for a command that writes to `dest`'s registry: the
+    /// generic `WASMOCI_REGISTRY_USERNAME`/`_PASSWORD` go there (and nowhere else).
+    pub(crate) fn client_writing_to(&self, dest: &Reference) -> Result<Client> {
+        self.client_with(|o| o.env_credentials_for = Some(dest.registry.clone()))
+    }
+
     /// [`RegistryArgs::client`], with `tune` changing its options first.
     pub(crate) fn client_with(&self, tune: impl FnOnce(&mut ClientOptions)) -> Result<Client> {
         let credential = match &self.username {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use wasmoci_cli::ops::artifact::endpoint;
+use wasmoci_cli::ops::artifact::{Endpoint, endpoint};
 use wasmoci_cli::ops::copy::{CopyReport, copy};
 
 use super::args::{DownloadLimits, RegistryArgs};
@@ -46,9 +46,15 @@ impl Report for CopyReport {
 }
 
 pub(crate) fn run(args: CopyArgs) -> Result<ExitCode> {
-    let client = args.registry.client_with(|o| args.limits.apply(o))?;
     let source = endpoint(&args.source)?;
     let dest = endpoint(&args.dest)?;
+    let client = args.registry.client_with(|o| {
+        args.limits.apply(o);
+        // The generic credentials go to the destination only, never to the source.
+        if let Endpoint::Registry(dest) = &dest {
+            o.env_credentials_for = Some(dest.registry.clone());
+        }
+    })?;
     let report = copy(&client, source, &args.source, dest, &args.dest)?;
     output::report(&report, args.json);
     Ok(ExitCode::SUCCESS)

@@ -35,6 +35,10 @@ pub struct ClientOptions {
     pub plain_http: bool,
     /// Credentials from the command line (user name, password).
     pub credential: Option<(String, Secret)>,
+    /// The registry (`host[:port]`) the generic `WASMOCI_REGISTRY_USERNAME`/`_PASSWORD`
+    /// go to: the one the command writes to or logs in to. `None` (a pull, a listing, the
+    /// shim): to none, so a registry a reference names cannot collect them.
+    pub env_credentials_for: Option<String>,
     /// Skip TLS certificate verification.
     pub insecure: bool,
     /// Trust these PEM certificates (instead of Mozilla's roots).
@@ -65,6 +69,7 @@ impl Default for ClientOptions {
         ClientOptions {
             plain_http: false,
             credential: None,
+            env_credentials_for: None,
             insecure: false,
             ca_file: None,
             stall_timeout: Duration::from_secs(60),

@@ -15,7 +15,9 @@ pub(super) use ureq::http::Method;
 
 use super::realm::Realm;
 use super::{ClientOptions, RegistryError};
-use crate::auth::{Credential, CredentialSource, credential_for};
+use crate::auth::{
+    Credential, CredentialSource, PASSWORD_ENV, USERNAME_ENV, credential_for, generic_env_set,
+};
 use crate::reference::Reference;
 
 pub(super) type Response = ureq::http::Response<ureq::Body>;
@@ -171,9 +173,17 @@ impl Transport {
     /// The credential for `r`'s registry. When docker's could not be read, a note says
     /// so (once) and the source carries why, for the error that may follow.
     pub(super) fn credential(&self, r: &Reference) -> (Credential, CredentialSource) {
-        let (credential, source) = credential_for(&r.registry, self.options.credential.clone());
+        let generic = self.options.env_credentials_for.as_deref() == Some(&r.registry);
+        let (credential, source) =
+            credential_for(&r.registry, self.options.credential.clone(), generic);
         if let CredentialSource::Unreadable(e) = &source {
             self.note(&format!("{e}; trying anonymously"));
+        }
+        if !generic && matches!(source, CredentialSource::Anonymous) && generic_env_set() {
+            self.note(&format!(
+                "`{USERNAME_ENV}`/`{PASSWORD_ENV}` go only to the registry a command writes to or logs in to; for `{}`, set `WASMOCI_REGISTRY_<HOST>_USERNAME`/`_PASSWORD` (the host in capitals, other characters `_`)",
+                r.registry
+            ));
         }
         (credential, source)
     }
