@@ -266,8 +266,8 @@ fn basic_credentials_go_to_a_token_service_only_where_no_one_reads_them() {
         format!("http://0.0.0.0:{port}/token?x=1")
     };
     let this_machine = |addr: &str| format!("http://{addr}/token?x=1");
-    let cases: [(&dyn Fn(&str) -> String, _); 2] =
-        [(&another_host, None), (&this_machine, Some(basic))];
+    type Realm<'a> = &'a dyn Fn(&str) -> String;
+    let cases: [(Realm<'_>, _); 2] = [(&another_host, None), (&this_machine, Some(basic))];
     for (realm, sent) in cases {
         let (registry, _tokens, asked) = bearer(realm);
         let r: Reference = format!("{}/private/app:1", registry.addr).parse().unwrap();

@@ -16,6 +16,7 @@ use wasmoci_testdata::fake::{FakeRegistry, FakeResponse};
 use wasmoci_testdata::registry::TestRegistry;
 
 mod hostile;
+mod local_blobs;
 mod mount;
 
 struct Artifact {

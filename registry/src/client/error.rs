@@ -152,7 +152,7 @@ pub enum RegistryError {
 /// `bytes` as people read a limit: `1 GiB`, `4 MiB`, else in bytes.
 pub(crate) fn human(bytes: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{} {unit}", bytes >> shift);
         }
     }
