@@ -520,9 +520,21 @@ fn bearer_tokens_from_a_token_service() {
     let mut push = wasmoci(&home);
     with_creds(&mut push);
     let pushed = json(&ok(push.args(["push", "hello:1.0.0", &dest, "--json"])));
+    // The generic variables go only to where a command writes: a pull names the host.
     let mut pull = wasmoci(&tmp.path().join("other"));
     with_creds(&mut pull);
-    let pulled = json(&ok(pull.args(["pull", &dest, "--json"])));
+    let refused = pull.args(["pull", &dest]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(4));
+    let host: String = registry
+        .addr
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let pulled = json(&ok(wasmoci(&tmp.path().join("other"))
+        .env("DOCKER_CONFIG", tmp.path().join("none"))
+        .env(format!("WASMOCI_REGISTRY_{host}_USERNAME"), "dave")
+        .env(format!("WASMOCI_REGISTRY_{host}_PASSWORD"), "t0ken")
+        .args(["pull", &dest, "--json"])));
     assert_eq!(pulled["digest"], pushed["digest"]);
 
     let anonymous = wasmoci(&tmp.path().join("third"))

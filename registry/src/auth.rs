@@ -2,7 +2,8 @@
 //!
 //! Looked up in order: what the caller passes (`--username`/`--password-stdin`),
 //! `WASMOCI_REGISTRY_<HOST>_USERNAME`/`_PASSWORD` (the host upper-cased, other characters
-//! `_`), `WASMOCI_REGISTRY_USERNAME`/`WASMOCI_REGISTRY_PASSWORD`, docker's `config.json`
+//! `_`), `WASMOCI_REGISTRY_USERNAME`/`WASMOCI_REGISTRY_PASSWORD` (only for the registry a
+//! command writes to or logs in to: never for a source, which may be anyone's), docker's `config.json`
 //! (`$DOCKER_CONFIG` or `~/.docker`: `auths`, `identitytoken`, `credsStore`, `credHelpers`,
 //! running the real `docker-credential-<name>` helper), then anonymous. When docker's
 //! credentials are there but cannot be read (a `config.json` that does not parse, a
@@ -114,10 +115,13 @@ impl fmt::Display for CredentialSource {
 }
 
 /// Finds the credential for `registry`, following the order in the module docs.
-/// `explicit` is what the command line gave.
+/// `explicit` is what the command line gave; `generic` whether the generic
+/// `WASMOCI_REGISTRY_USERNAME`/`_PASSWORD` apply (`registry` is the one the command
+/// writes to or logs in to).
 pub fn credential_for(
     registry: &str,
     explicit: Option<(String, Secret)>,
+    generic: bool,
 ) -> (Credential, CredentialSource) {
     if let Some((username, password)) = explicit {
         return (
@@ -125,22 +129,8 @@ pub fn credential_for(
             CredentialSource::Flags,
         );
     }
-    // The per-host form first: `WASMOCI_REGISTRY_<HOST>_USERNAME`, the host upper-cased
-    // with everything but letters and digits as `_` (`ghcr.io` → `GHCR_IO`).
-    let host: String = registry
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let per_host = (
-        std::env::var(format!("WASMOCI_REGISTRY_{host}_USERNAME")),
-        std::env::var(format!("WASMOCI_REGISTRY_{host}_PASSWORD")),
-    );
+    let (user_var, password_var) = host_env(registry);
+    let per_host = (std::env::var(user_var), std::env::var(password_var));
     if let (Ok(username), Ok(password)) = per_host {
         return (
             Credential::Basic {
@@ -150,8 +140,11 @@ pub fn credential_for(
             CredentialSource::Environment,
         );
     }
-    if let (Ok(username), Ok(password)) = (std::env::var(USERNAME_ENV), std::env::var(PASSWORD_ENV))
-    {
+    if let (true, Ok(username), Ok(password)) = (
+        generic,
+        std::env::var(USERNAME_ENV),
+        std::env::var(PASSWORD_ENV),
+    ) {
         return (
             Credential::Basic {
                 username,
@@ -168,6 +161,31 @@ pub fn credential_for(
             CredentialSource::Unreadable(Box::new(e)),
         ),
     }
+}
+
+/// The per-host variables for `registry`: `WASMOCI_REGISTRY_<HOST>_USERNAME` and
+/// `_PASSWORD`, the host upper-cased with everything but letters and digits as `_`
+/// (`ghcr.io` → `GHCR_IO`).
+pub fn host_env(registry: &str) -> (String, String) {
+    let host: String = registry
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        format!("WASMOCI_REGISTRY_{host}_USERNAME"),
+        format!("WASMOCI_REGISTRY_{host}_PASSWORD"),
+    )
+}
+
+/// Whether the generic `WASMOCI_REGISTRY_USERNAME`/`_PASSWORD` are both set.
+pub fn generic_env_set() -> bool {
+    std::env::var_os(USERNAME_ENV).is_some() && std::env::var_os(PASSWORD_ENV).is_some()
 }
 
 /// The credential docker's `config.json` holds for `registry` (itself or through the

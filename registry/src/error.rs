@@ -98,6 +98,15 @@ pub enum Error {
         /// The digest of its content.
         actual: Digest,
     },
+    /// A blob that is not sent anywhere: a symbolic link, not a regular file, outside the
+    /// layout, or not of its descriptor's size.
+    #[error("refused to send blob `{}`: {reason}", path.display())]
+    BlobRefused {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Content whose size or digest is not what its descriptor says.
     #[error("content for `{expected}` hashes to `{actual}` ({size} bytes); nothing was written")]
     ContentMismatch {

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use wasmoci_cli::ops::artifact::{PullPolicy, needs_pull, pull, store_layout};
 use wasmoci_cli::ops::build::BuildRequest;
 use wasmoci_cli::reference::ArtifactRef;
+use wasmoci_cli::units::parse_size;
 use wasmoci_registry::Reference;
 use wasmoci_registry::auth::Secret;
 use wasmoci_registry::client::{Client, ClientOptions};
@@ -78,6 +79,17 @@ impl RegistryArgs {
     /// A client with these credentials and this transport, with progress bars on a
     /// terminal and its notes on stderr.
     pub(crate) fn client(&self) -> Result<Client> {
+        self.client_with(|_| {})
+    }
+
+    /// [`RegistryArgs::client`] for a command that writes to `dest`'s registry: the
+    /// generic `WASMOCI_REGISTRY_USERNAME`/`_PASSWORD` go there (and nowhere else).
+    pub(crate) fn client_writing_to(&self, dest: &Reference) -> Result<Client> {
+        self.client_with(|o| o.env_credentials_for = Some(dest.registry.clone()))
+    }
+
+    /// [`RegistryArgs::client`], with `tune` changing its options first.
+    pub(crate) fn client_with(&self, tune: impl FnOnce(&mut ClientOptions)) -> Result<Client> {
         let credential = match &self.username {
             Some(user) => {
                 let mut password = String::new();
@@ -91,15 +103,17 @@ impl RegistryArgs {
             }
             None => None,
         };
-        let client = Client::new(ClientOptions {
+        let mut options = ClientOptions {
             plain_http: self.plain_http,
             credential,
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
             ..ClientOptions::default()
-        })?
-        // Credentials that could not be read are said, not silently replaced by none.
-        .with_notes(crate::output::note);
+        };
+        tune(&mut options);
+        let client = Client::new(options)?
+            // Credentials that could not be read are said, not silently replaced by none.
+            .with_notes(crate::output::note);
         Ok(match crate::progress::bars() {
             Some(bars) => client.with_progress(bars),
             None => client,
@@ -116,6 +130,21 @@ impl RegistryArgs {
     }
 }
 
+/// How much a pull downloads, shared by the commands that pull.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DownloadLimits {
+    /// Refuse to download a blob larger than SIZE
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1GiB")]
+    max_blob_size: u64,
+}
+
+impl DownloadLimits {
+    /// Sets these limits on `options`.
+    pub(crate) fn apply(&self, options: &mut ClientOptions) {
+        options.max_blob_size = self.max_blob_size;
+    }
+}
+
 /// Pulling a registry artifact the store lacks before using it, like `docker run`.
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Pulling a `HOST/REPO:TAG` artifact")]
@@ -125,6 +154,8 @@ pub(crate) struct PullOnDemand {
     pull: PullPolicy,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    limits: DownloadLimits,
 }
 
 impl PullOnDemand {
@@ -137,7 +168,8 @@ impl PullOnDemand {
         let store = store_layout()?;
         if needs_pull(reference, self.pull, &store)? {
             self.registry.plain_http_note(reference);
-            let pulled = pull(&self.registry.client()?, reference, &store)?;
+            let client = self.registry.client_with(|o| self.limits.apply(o))?;
+            let pulled = pull(&client, reference, &store)?;
             output::status(&super::pull::summary(&pulled));
         }
         Ok(())

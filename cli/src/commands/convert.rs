@@ -93,7 +93,7 @@ pub(crate) fn run(args: ConvertArgs) -> Result<ExitCode> {
             args.registry.plain_http_note(&dest);
             let report = args
                 .registry
-                .client()?
+                .client_writing_to(&dest)?
                 .push(&into, &converted, &dest)
                 .with_context(|| format!("failed to push `{}` to `{dest}`", args.source))?;
             let digest = report.digest.unwrap_or(converted.descriptor.digest);

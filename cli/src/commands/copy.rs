@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use wasmoci_cli::ops::artifact::endpoint;
+use wasmoci_cli::ops::artifact::{Endpoint, endpoint};
 use wasmoci_cli::ops::copy::{CopyReport, copy};
 
-use super::args::RegistryArgs;
+use super::args::{DownloadLimits, RegistryArgs};
 use crate::output::{self, Report};
 
 const COPY_HELP: &str = concat!(
@@ -32,6 +32,8 @@ pub(crate) struct CopyArgs {
     dest: String,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    limits: DownloadLimits,
     /// Print a JSON object
     #[arg(long)]
     json: bool,
@@ -44,9 +46,15 @@ impl Report for CopyReport {
 }
 
 pub(crate) fn run(args: CopyArgs) -> Result<ExitCode> {
-    let client = args.registry.client()?;
     let source = endpoint(&args.source)?;
     let dest = endpoint(&args.dest)?;
+    let client = args.registry.client_with(|o| {
+        args.limits.apply(o);
+        // The generic credentials go to the destination only, never to the source.
+        if let Endpoint::Registry(dest) = &dest {
+            o.env_credentials_for = Some(dest.registry.clone());
+        }
+    })?;
     let report = copy(&client, source, &args.source, dest, &args.dest)?;
     output::report(&report, args.json);
     Ok(ExitCode::SUCCESS)

@@ -82,6 +82,7 @@ pub(crate) fn run(args: LoginArgs) -> Result<ExitCode> {
     let client = Client::new(ClientOptions {
         plain_http: args.plain_http,
         credential: Some((args.username.clone(), password.clone())),
+        env_credentials_for: Some(probe.registry.clone()),
         ..ClientOptions::default()
     })?;
     let checked = client

@@ -95,6 +95,9 @@ fn install(args: InstallArgs) -> Result<ExitCode> {
     let shim_changed = std::fs::read(&target).ok().as_deref() != Some(new_shim.as_slice());
 
     let config = &args.containerd_config;
+    // A config that is a symbolic link (config management keeps them) is followed on
+    // purpose: its target is rewritten and the link stays.
+    let written = config_target(config)?;
     let before = match std::fs::read_to_string(config) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -142,7 +145,14 @@ fn install(args: InstallArgs) -> Result<ExitCode> {
             output::note(&format!("the previous config is in `{}`", backup.display()));
             installed.backup = Some(backup);
         }
-        write_atomically(config, patched.after.as_bytes(), 0o644)?;
+        if written != *config {
+            output::note(&format!(
+                "`{}` is a symbolic link: writing its target `{}`",
+                config.display(),
+                written.display()
+            ));
+        }
+        write_config(&written, patched.after.as_bytes())?;
     }
     output::status(&summary(verb, &patched, shim_changed, config, &target));
     if patched.changed() || shim_changed {
@@ -152,6 +162,46 @@ fn install(args: InstallArgs) -> Result<ExitCode> {
         output::json(&installed);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the config is written: `config`, or the file a symbolic link `config` leads to
+/// (a link to nothing is refused: we would not know what it was meant to be).
+fn config_target(config: &Path) -> Result<PathBuf> {
+    match std::fs::symlink_metadata(config) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(config)
+            .with_context(|| {
+                format!(
+                    "failed to follow `{}`: it is a symbolic link to `{}`, which does not resolve; the link is left as it is",
+                    config.display(),
+                    std::fs::read_link(config).unwrap_or_default().display()
+                )
+            }),
+        _ => Ok(config.to_owned()),
+    }
+}
+
+/// Replaces the config at `path` (temp file + rename) keeping its owner, group, mode and
+/// extended attributes (it may hold registry passwords: a `0600` config stays `0600`); a
+/// new one is `0644`, as containerd's own.
+fn write_config(path: &Path, bytes: &[u8]) -> Result<()> {
+    let original = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return write_atomically(path, bytes, 0o644);
+        }
+        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", path.display())),
+    };
+    let write = || {
+        let mut file = wasmoci_fs::AtomicFile::create(path)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.commit_like(&original)
+    };
+    write().with_context(|| {
+        format!(
+            "failed to write `{}` with the owner, mode and extended attributes it has",
+            path.display()
+        )
+    })
 }
 
 fn summary(

@@ -105,7 +105,7 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     let dest: Reference = dest.parse()?;
     args.registry.plain_http_note(&dest);
     let policy = ImportPolicy::new(&args.deny_imports, &args.allow_imports)?;
-    let client = args.registry.client()?;
+    let client = args.registry.client_writing_to(&dest)?;
 
     // 1. Build, into a scratch layout.
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;

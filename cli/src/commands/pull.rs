@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use wasmoci_cli::ops::artifact::{Pulled, pull, store_layout};
 use wasmoci_registry::{Layout, LayoutRef, Reference};
 
-use super::args::RegistryArgs;
+use super::args::{DownloadLimits, RegistryArgs};
 use crate::output::{self, Report};
 
 const PULL_HELP: &str = concat!(
@@ -37,6 +37,8 @@ pub(crate) struct PullArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    limits: DownloadLimits,
     /// Print a JSON object
     #[arg(long)]
     json: bool,
@@ -44,13 +46,20 @@ pub(crate) struct PullArgs {
 
 /// The status line of a pull.
 pub(crate) fn summary(pulled: &Pulled) -> String {
-    format!(
+    let mut line = format!(
         "pulled `{}`: {} blob(s) downloaded ({} bytes), {} already here",
         pulled.source,
         pulled.downloaded.len(),
         pulled.downloaded_bytes,
         pulled.reused.len()
-    )
+    );
+    if !pulled.skipped.is_empty() {
+        line.push_str(&format!(
+            ", {} layer(s) not wasm left at the registry",
+            pulled.skipped.len()
+        ));
+    }
+    line
 }
 
 impl Report for Pulled {
@@ -69,7 +78,7 @@ pub(crate) fn run(args: PullArgs) -> Result<ExitCode> {
         Some(dir) => Layout::at(dir),
         None => store_layout()?,
     };
-    let client = args.registry.client()?;
+    let client = args.registry.client_with(|o| args.limits.apply(o))?;
     let mut pulled = pull(&client, &source, &layout)?;
     if let Some(path) = &args.output {
         write_wasm(&layout, &pulled, path)?;

@@ -18,7 +18,9 @@ file or project directory is built first, exactly as `wasmoci build` would. A bl
 store knows to be in another repository of the registry (pulled from or pushed to it) is
 mounted from there instead of uploaded.
 Prints `DEST@sha256:…`. Credentials: `--username` + `--password-stdin`, then
-`WASMOCI_REGISTRY_USERNAME`/`WASMOCI_REGISTRY_PASSWORD`, then docker's `config.json`.
+`WASMOCI_REGISTRY_<HOST>_USERNAME`/`_PASSWORD`, then
+`WASMOCI_REGISTRY_USERNAME`/`WASMOCI_REGISTRY_PASSWORD` (only for the registry a command
+writes to), then docker's `config.json`.
 
 Examples:
   wasmoci push hello:0.1.0 ghcr.io/acme/hello:0.1.0
@@ -116,7 +118,7 @@ pub(crate) fn run(args: PushArgs) -> Result<ExitCode> {
         (layout, stored)
     };
     args.registry.plain_http_note(&dest);
-    let client = args.registry.client()?;
+    let client = args.registry.client_writing_to(&dest)?;
     let report = client
         .push(&layout, &stored, &dest)
         .with_context(|| format!("failed to push `{}` to `{dest}`", args.source))?;

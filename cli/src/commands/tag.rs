@@ -47,7 +47,8 @@ impl Report for Tagged {
 pub(crate) fn run(args: TagArgs) -> Result<ExitCode> {
     let r: Reference = args.reference.parse()?;
     args.registry.plain_http_note(&r);
-    let client = args.registry.client()?;
+    // It writes a tag to the registry it reads from.
+    let client = args.registry.client_writing_to(&r)?;
     let (bytes, digest, content_type) = client
         .manifest(&r)
         .with_context(|| format!("failed to read `{}`", args.reference))?;

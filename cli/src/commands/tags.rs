@@ -21,6 +21,12 @@ pub(crate) struct TagsArgs {
     /// Only semver tags, sorted by version
     #[arg(long)]
     semver: bool,
+    /// Give up on a listing of more than N tags
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_tags: usize,
+    /// Give up on a listing of more than N pages
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_pages: usize,
     #[command(flatten)]
     registry: RegistryArgs,
     /// Print a JSON array
@@ -44,7 +50,10 @@ pub(crate) fn run(args: TagsArgs) -> Result<ExitCode> {
     args.registry.plain_http_note(&repo);
     let mut tags = args
         .registry
-        .client()?
+        .client_with(|o| {
+            o.max_tags = args.max_tags;
+            o.max_tag_pages = args.max_pages;
+        })?
         .tags(&repo)
         .with_context(|| format!("failed to list the tags of `{}`", args.repository))?;
     if args.semver {

@@ -53,6 +53,9 @@ pub struct Pulled {
     pub downloaded: Vec<Blob>,
     /// Blobs the layout already had.
     pub reused: Vec<Blob>,
+    /// Layers left at the registry: not wasm, so nothing here runs them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Blob>,
     /// Where the wasm layer was written too, if asked.
     pub output: Option<PathBuf>,
     /// What was pulled, as named.
@@ -88,6 +91,7 @@ pub fn pull(client: &Client, source: &Reference, layout: &Layout) -> Result<Pull
         downloaded_bytes: report.downloaded.iter().map(|(_, s)| s).sum(),
         downloaded: Blob::list(&report.downloaded),
         reused: Blob::list(&report.reused),
+        skipped: Blob::list(&report.skipped),
         output: None,
         source: source.clone(),
     })

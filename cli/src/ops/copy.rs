@@ -2,7 +2,7 @@
 //! digest stays the same.
 
 use serde::Serialize;
-use wasmoci_registry::client::{Client, PullReport, PushReport, RegistryError};
+use wasmoci_registry::client::{Client, PullOptions, PullReport, PushReport, RegistryError};
 use wasmoci_registry::{Layout, LayoutRef, StoredArtifact};
 use wasmoci_spec::Digest;
 
@@ -65,10 +65,12 @@ pub fn copy(
         (Endpoint::Registry(src), Endpoint::Registry(dst)) => {
             let scratch = tempfile::tempdir().map_err(Error::TempDir)?;
             let layout = Layout::at(scratch.path());
-            let pulled = client.pull(&src, &layout, None).map_err(|e| Error::Read {
-                name: src.to_string(),
-                source: e.into(),
-            })?;
+            let pulled = client
+                .pull_with(&src, &layout, None, every_layer())
+                .map_err(|e| Error::Read {
+                    name: src.to_string(),
+                    source: e.into(),
+                })?;
             let stored = layout.resolve(&LayoutRef::Digest(pulled.manifest.digest))?;
             let pushed = client
                 .push_from(&layout, &stored, &dst, Some(&src))
@@ -78,7 +80,7 @@ pub fn copy(
         (Endpoint::Registry(src), Endpoint::Local(layout, reference)) => {
             let tag = dest_tag(&reference, &src.to_string())?;
             let pulled = client
-                .pull(&src, &layout, Some(&tag))
+                .pull_with(&src, &layout, Some(&tag), every_layer())
                 .map_err(|e| Error::Copy {
                     reference: Box::new(src.clone()),
                     source: Box::new(e),
@@ -106,6 +108,15 @@ pub fn copy(
         skipped: moved.skipped,
         mounted: moved.mounted,
     })
+}
+
+/// A copy moves the artifact as it is: every layer, wasm or not (within the client's
+/// blob size limit).
+fn every_layer() -> PullOptions {
+    PullOptions {
+        all_layers: true,
+        ..PullOptions::default()
+    }
 }
 
 fn resolve(layout: &Layout, reference: &LayoutRef, name: &str) -> Result<StoredArtifact> {

@@ -111,6 +111,30 @@ pub enum RegistryError {
         /// Why (the media types found).
         reason: String,
     },
+    /// An answer, a listing or a blob larger than the client accepts (a registry that
+    /// is broken or hostile: a huge token, endless tag pages, a lying blob size).
+    #[error("failed to {action} `{reference}`: {what}")]
+    TooLarge {
+        /// What we were doing.
+        action: &'static str,
+        /// On what (it names the registry).
+        reference: String,
+        /// What was too large, and the limit.
+        what: String,
+    },
+    /// A Bearer challenge naming a token service we will not ask (plain HTTP from a
+    /// registry reached over TLS or on another machine, another scheme, a user in it).
+    #[error(
+        "failed to get a token for `{reference}`: the registry names the token service `{realm}`, and {reason}"
+    )]
+    UnsafeRealm {
+        /// What we asked for.
+        reference: String,
+        /// The `realm` of the challenge.
+        realm: String,
+        /// Why we do not go there.
+        reason: String,
+    },
     /// The local side of a transfer.
     #[error(transparent)]
     Layout(#[from] crate::Error),
@@ -123,6 +147,16 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `bytes` as people read a limit: `1 GiB`, `4 MiB`, else in bytes.
+pub(crate) fn human(bytes: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// When docker's credentials could not be read, why (the request went out anonymously):

@@ -18,11 +18,15 @@ use crate::auth::Secret;
 mod error;
 mod pull;
 mod push;
+mod realm;
 mod tags;
 mod transport;
 
 pub use error::RegistryError;
 pub use pull::PullOptions;
+
+/// The default largest blob a pull downloads: 1 GiB (the shim's largest wasm file too).
+pub const DEFAULT_MAX_BLOB_SIZE: u64 = 1 << 30;
 
 /// How to talk to registries.
 #[derive(Debug, Clone)]
@@ -31,6 +35,10 @@ pub struct ClientOptions {
     pub plain_http: bool,
     /// Credentials from the command line (user name, password).
     pub credential: Option<(String, Secret)>,
+    /// The registry (`host[:port]`) the generic `WASMOCI_REGISTRY_USERNAME`/`_PASSWORD`
+    /// go to: the one the command writes to or logs in to. `None` (a pull, a listing, the
+    /// shim): to none, so a registry a reference names cannot collect them.
+    pub env_credentials_for: Option<String>,
     /// Skip TLS certificate verification.
     pub insecure: bool,
     /// Trust these PEM certificates (instead of Mozilla's roots).
@@ -47,6 +55,13 @@ pub struct ClientOptions {
     pub retries: u32,
     /// The longest total wait between retries.
     pub retry_budget: Duration,
+    /// The largest blob a pull downloads (checked against the manifest before a byte
+    /// moves, and the download is cut off there too): 1 GiB by default.
+    pub max_blob_size: u64,
+    /// The most tags a listing keeps (100,000 by default).
+    pub max_tags: usize,
+    /// The most pages a tag listing follows (10,000 by default).
+    pub max_tag_pages: usize,
 }
 
 impl Default for ClientOptions {
@@ -54,12 +69,16 @@ impl Default for ClientOptions {
         ClientOptions {
             plain_http: false,
             credential: None,
+            env_credentials_for: None,
             insecure: false,
             ca_file: None,
             stall_timeout: Duration::from_secs(60),
             chunk_size: 512 << 20,
             retries: 4,
             retry_budget: Duration::from_secs(30),
+            max_blob_size: DEFAULT_MAX_BLOB_SIZE,
+            max_tags: 100_000,
+            max_tag_pages: 10_000,
         }
     }
 }
@@ -156,4 +175,7 @@ pub struct PullReport {
     pub downloaded: Vec<(Digest, u64)>,
     /// Blobs the layout already had.
     pub reused: Vec<(Digest, u64)>,
+    /// Layers left at the registry: not wasm, so nothing runs them
+    /// ([`PullOptions::all_layers`] fetches them too).
+    pub skipped: Vec<(Digest, u64)>,
 }

@@ -22,11 +22,18 @@ pub struct PullOptions {
     /// Refuse a manifest without a wasm layer (before any blob is fetched). On by
     /// default: what wasmoci pulls is meant to run.
     pub require_wasm: bool,
+    /// Fetch every layer. Off by default: layers that are not wasm (nothing runs them)
+    /// stay at the registry, and the report lists them as skipped; `copy`, which moves
+    /// an artifact as it is, turns it on.
+    pub all_layers: bool,
 }
 
 impl Default for PullOptions {
     fn default() -> Self {
-        PullOptions { require_wasm: true }
+        PullOptions {
+            require_wasm: true,
+            all_layers: false,
+        }
     }
 }
 
@@ -139,15 +146,40 @@ impl Client {
         if options.require_wasm {
             require_wasm_layer(src, &manifest)?;
         }
+        let mut blobs = vec![manifest.config.clone()];
+        let mut skipped = Vec::new();
+        for layer in &manifest.layers {
+            if options.all_layers || media_types::is_readable_wasm_layer(&layer.media_type) {
+                blobs.push(layer.clone());
+            } else {
+                skipped.push((layer.digest, layer.size));
+            }
+        }
+        // Before a byte moves: a manifest may claim any size.
+        let limit = self.transport.options.max_blob_size;
+        let big = blobs
+            .iter()
+            .find(|b| b.size > limit && !layout.blob_path(&b.digest).is_file());
+        if let Some(big) = big {
+            return Err(RegistryError::TooLarge {
+                action: "download",
+                reference: src.to_string(),
+                what: format!(
+                    "blob `{}` is {} bytes, more than the limit of {}",
+                    big.digest,
+                    big.size,
+                    super::error::human(limit)
+                ),
+            });
+        }
         // Only now: a manifest we refuse leaves no new, empty layout behind.
         layout.create()?;
         let mut report = PullReport {
             manifest: Descriptor::for_bytes(media_types::OCI_MANIFEST, &bytes),
             downloaded: Vec::new(),
             reused: Vec::new(),
+            skipped,
         };
-        let mut blobs = vec![manifest.config.clone()];
-        blobs.extend(manifest.layers.iter().cloned());
         for blob in &blobs {
             if layout.blob_path(&blob.digest).is_file() {
                 report.reused.push((blob.digest, blob.size));

@@ -2,7 +2,6 @@
 //! be, else streamed from the layout, in one `PUT` or in chunks), then the manifest.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 use wasmoci_spec::{Descriptor, Digest, HashingReader, media_types};
 
@@ -193,6 +192,9 @@ impl Client {
         dest: &Reference,
         blob: &Descriptor,
     ) -> Result<(), RegistryError> {
+        // Checked before the registry hears of it: a symlink, a file of another size or
+        // content (a layout made to leak a file) never leaves.
+        let file = layout.open_blob(blob)?;
         let start = format!("{}/blobs/uploads/", self.transport.base(dest));
         let response =
             self.transport
@@ -212,8 +214,14 @@ impl Client {
         })?;
         let mut url = self.transport.resolve(dest, location);
         let path = layout.blob_path(&blob.digest);
+        // Each attempt (a 401 makes a second) reads the checked file from its start.
+        let rewound = |offset: u64| -> Result<std::fs::File, ureq::Error> {
+            let mut f = file.try_clone().map_err(ureq::Error::Io)?;
+            f.seek(SeekFrom::Start(offset)).map_err(ureq::Error::Io)?;
+            Ok(f)
+        };
         if blob.size > self.transport.options.chunk_size {
-            return self.upload_chunked(dest, blob, &path, url);
+            return self.upload_chunked(dest, blob, &rewound, url);
         }
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={}", blob.digest));
@@ -221,9 +229,8 @@ impl Client {
         let response = self
             .transport
             .send(dest, "pull,push", Method::PUT, &url, &mut |req| {
-                let file = std::fs::File::open(&path).map_err(ureq::Error::Io)?;
                 let mut reader = HashingReader::new(Counted {
-                    inner: file,
+                    inner: rewound(0)?.take(blob.size),
                     digest: blob.digest,
                     progress: &*self.progress,
                 });
@@ -234,14 +241,15 @@ impl Client {
                 hashed = Some(reader.finish());
                 result
             })?;
+        // Checked before, so only a file changed while it was sent gets here.
         if let Some((actual, _)) = hashed
             && actual != blob.digest
         {
-            return Err(RegistryError::DigestMismatch {
-                reference: dest.to_string(),
+            return Err(RegistryError::Layout(crate::Error::BlobCorrupt {
+                path,
                 expected: blob.digest,
                 actual,
-            });
+            }));
         }
         if response.status().as_u16() != 201 {
             return Err(self
@@ -257,7 +265,7 @@ impl Client {
         &self,
         dest: &Reference,
         blob: &Descriptor,
-        path: &Path,
+        rewound: &dyn Fn(u64) -> Result<std::fs::File, ureq::Error>,
         mut url: String,
     ) -> Result<(), RegistryError> {
         let chunk_size = self.transport.options.chunk_size;
@@ -267,11 +275,8 @@ impl Client {
             let response =
                 self.transport
                     .send(dest, "pull,push", Method::PATCH, &url, &mut |req| {
-                        let mut file = std::fs::File::open(path).map_err(ureq::Error::Io)?;
-                        file.seek(SeekFrom::Start(offset))
-                            .map_err(ureq::Error::Io)?;
                         let mut chunk = Counted {
-                            inner: file.take(len),
+                            inner: rewound(offset)?.take(len),
                             digest: blob.digest,
                             progress: &*self.progress,
                         };

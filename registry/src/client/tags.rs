@@ -1,18 +1,34 @@
 //! What a registry lists and whether it lets us in: tags (every page) and login.
 
+use super::error::human;
 use super::transport::{Method, header, transport_error};
 use super::{Client, RegistryError};
 use crate::reference::Reference;
 
+/// The largest page of a tag listing read (100 tags of the longest kind are 13 KiB; a
+/// registry that ignores `n` and sends every tag of a big repository still fits).
+const MAX_TAG_PAGE: u64 = 4 << 20;
+
+/// The longest tag (the distribution spec's limit).
+const MAX_TAG_LEN: usize = 128;
+
 impl Client {
-    /// Every tag of `r`'s repository, following `Link` pagination to the end.
+    /// Every tag of `r`'s repository, following `Link` pagination to the end: at most
+    /// [`ClientOptions::max_tag_pages`](super::ClientOptions) pages of at most 4 MiB,
+    /// and [`ClientOptions::max_tags`](super::ClientOptions) tags in all.
     pub fn tags(&self, r: &Reference) -> Result<Vec<String>, RegistryError> {
+        let options = &self.transport.options;
+        let too_large = |what: String| RegistryError::TooLarge {
+            action: "list the tags of",
+            reference: r.to_string(),
+            what,
+        };
         // 100 per page: what most registries cap a page at anyway.
         let mut url = format!("{}/tags/list?n=100", self.transport.base(r));
         let mut tags = Vec::new();
         // Bounded: a registry that links back to a page it already gave is cut off.
         let mut seen = std::collections::HashSet::new();
-        for _ in 0..100_000 {
+        for _ in 0..options.max_tag_pages {
             if !seen.insert(url.clone()) {
                 return Err(RegistryError::Status {
                     action: "list the tags of",
@@ -31,9 +47,15 @@ impl Client {
             let bytes = response
                 .body_mut()
                 .with_config()
-                .limit(64 << 20)
+                .limit(MAX_TAG_PAGE)
                 .read_to_vec()
-                .map_err(|e| transport_error(r, e))?;
+                .map_err(|e| match e {
+                    ureq::Error::BodyExceedsLimit(_) => too_large(format!(
+                        "a page of the listing is larger than {}",
+                        human(MAX_TAG_PAGE)
+                    )),
+                    e => transport_error(r, e),
+                })?;
             let body: serde_json::Value =
                 serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
                     action: "list the tags of",
@@ -41,19 +63,31 @@ impl Client {
                     status: 200,
                     detail: format!("the answer is not JSON: {e}"),
                 })?;
-            tags.extend(
-                body["tags"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| t.as_str().map(str::to_owned)),
-            );
+            for tag in body["tags"].as_array().into_iter().flatten() {
+                let Some(tag) = tag.as_str() else { continue };
+                if tag.len() > MAX_TAG_LEN {
+                    return Err(too_large(format!(
+                        "the registry listed a tag of {} bytes (a tag has at most {MAX_TAG_LEN})",
+                        tag.len()
+                    )));
+                }
+                if tags.len() == options.max_tags {
+                    return Err(too_large(format!(
+                        "the listing has more tags than the limit of {}",
+                        options.max_tags
+                    )));
+                }
+                tags.push(tag.to_owned());
+            }
             match next {
                 Some(next) => url = self.transport.resolve(r, next),
                 None => return Ok(tags),
             }
         }
-        Ok(tags)
+        Err(too_large(format!(
+            "the listing has more pages than the limit of {}",
+            options.max_tag_pages
+        )))
     }
 
     /// Checks that the registry accepts our credentials (`GET /v2/`, authenticated for

@@ -13,11 +13,18 @@ use ureq::http::header::AUTHORIZATION;
 
 pub(super) use ureq::http::Method;
 
+use super::realm::Realm;
 use super::{ClientOptions, RegistryError};
-use crate::auth::{Credential, CredentialSource, credential_for};
+use crate::auth::{
+    Credential, CredentialSource, PASSWORD_ENV, USERNAME_ENV, credential_for, generic_env_set,
+};
 use crate::reference::Reference;
 
 pub(super) type Response = ureq::http::Response<ureq::Body>;
+
+/// The largest token-service answer read (a token is a few KiB; a registry that sends
+/// hundreds of MB is cut off).
+const MAX_TOKEN_ANSWER: u64 = 1 << 20;
 
 /// Where notes go (`credentials for … could not be read …`); the library never prints.
 pub(super) type Notes = Arc<dyn Fn(&str) + Send + Sync>;
@@ -166,9 +173,17 @@ impl Transport {
     /// The credential for `r`'s registry. When docker's could not be read, a note says
     /// so (once) and the source carries why, for the error that may follow.
     pub(super) fn credential(&self, r: &Reference) -> (Credential, CredentialSource) {
-        let (credential, source) = credential_for(&r.registry, self.options.credential.clone());
+        let generic = self.options.env_credentials_for.as_deref() == Some(&r.registry);
+        let (credential, source) =
+            credential_for(&r.registry, self.options.credential.clone(), generic);
         if let CredentialSource::Unreadable(e) = &source {
             self.note(&format!("{e}; trying anonymously"));
+        }
+        if !generic && matches!(source, CredentialSource::Anonymous) && generic_env_set() {
+            self.note(&format!(
+                "`{USERNAME_ENV}`/`{PASSWORD_ENV}` go only to the registry a command writes to or logs in to; for `{}`, set `WASMOCI_REGISTRY_<HOST>_USERNAME`/`_PASSWORD` (the host in capitals, other characters `_`)",
+                r.registry
+            ));
         }
         (credential, source)
     }
@@ -318,33 +333,64 @@ impl Transport {
         let realm = params
             .get("realm")
             .ok_or_else(|| unauthorized("the Bearer challenge has no realm"))?;
-        let mut url = format!("{realm}?scope=repository:{}:{actions}", r.repository);
+        // Plain HTTP to a token service only when the registry itself was reached so on
+        // this machine (or with `--plain-http`): a registry must not send us, or our
+        // credentials, elsewhere in clear text.
+        let plain_ok =
+            self.origin(r).starts_with("http://") && (r.is_loopback() || self.options.plain_http);
+        let checked =
+            Realm::check(realm, plain_ok).map_err(|reason| RegistryError::UnsafeRealm {
+                reference: r.to_string(),
+                realm: realm.clone(),
+                reason,
+            })?;
+        // `actions` may ask for more repositories: `pull,push&scope=repository:x:pull`.
+        let mut scopes = actions.split("&scope=");
+        let mut scope = vec![format!(
+            "repository:{}:{}",
+            r.repository,
+            scopes.next().unwrap_or_default()
+        )];
+        scope.extend(scopes.map(str::to_owned));
+        let mut query: Vec<(&str, &str)> = scope.iter().map(|s| ("scope", s.as_str())).collect();
         if let Some(service) = params.get("service") {
-            url.push_str(&format!("&service={service}"));
+            query.push(("service", service.as_str()));
         }
-        let mut response = if let Credential::IdentityToken(token) = credential {
+        let url = checked.with_query(&query);
+        let anonymous = matches!(credential, Credential::Anonymous);
+        if !checked.private && !anonymous {
+            self.note(&format!(
+                "not sending {source} to the token service `{realm}` of `{}`: it is plain HTTP to another host",
+                r.registry
+            ));
+        }
+        let mut response = match credential {
             // Docker's identity token is an OAuth2 refresh token: POST it in a form body
             // (never in a URL, where servers and proxies log it).
-            let scope = format!("repository:{}:{actions}", r.repository);
-            let mut form = vec![
-                ("grant_type", "refresh_token"),
-                ("client_id", "wasmoci"),
-                ("refresh_token", token.expose()),
-                ("scope", scope.as_str()),
-            ];
-            if let Some(service) = params.get("service") {
-                form.push(("service", service.as_str()));
+            Credential::IdentityToken(token) if checked.private => {
+                let scope = scope.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "wasmoci"),
+                    ("refresh_token", token.expose()),
+                    ("scope", scope.as_str()),
+                ];
+                if let Some(service) = params.get("service") {
+                    form.push(("service", service.as_str()));
+                }
+                self.agent
+                    .post(checked.url())
+                    .send_form(form)
+                    .map_err(|e| transport_error(r, e))?
             }
-            self.agent
-                .post(realm.as_str())
-                .send_form(form)
-                .map_err(|e| transport_error(r, e))?
-        } else {
-            // The token service is another host: the Basic credential goes there on
-            // purpose (that is how it knows who asks).
-            self.request(Method::GET, &url, basic.as_deref())
-                .call()
-                .map_err(|e| transport_error(r, e))?
+            // The token service may be another host: the Basic credential goes there on
+            // purpose (that is how it knows who asks), but only where no one can read it.
+            _ => {
+                let basic = basic.as_deref().filter(|_| checked.private);
+                self.request(Method::GET, &url, basic)
+                    .call()
+                    .map_err(|e| transport_error(r, e))?
+            }
         };
         if !response.status().is_success() {
             return Err(unauthorized(&format!(
@@ -352,12 +398,27 @@ impl Transport {
                 response.status().as_u16()
             )));
         }
-        let body: serde_json::Value = serde_json::from_reader(response.body_mut().as_reader())
-            .map_err(|e| {
-                unauthorized(&format!(
-                    "the token service answered something that is not JSON: {e}"
-                ))
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_TOKEN_ANSWER)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
+                    action: "read the token for",
+                    reference: r.to_string(),
+                    what: format!(
+                        "the answer of `{realm}` is larger than {}",
+                        super::error::human(MAX_TOKEN_ANSWER)
+                    ),
+                },
+                e => transport_error(r, e),
             })?;
+        let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            unauthorized(&format!(
+                "the token service answered something that is not JSON: {e}"
+            ))
+        })?;
         let token = body["token"]
             .as_str()
             .or(body["access_token"].as_str())

@@ -254,7 +254,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::at(dir.path());
         let config = Descriptor::for_bytes("x/y", b"{}");
-        let layer = Descriptor::for_bytes("x/y", b"collected");
+        // A wasm layer must be there; one that is not wasm may stay at the registry.
+        let layer = Descriptor::for_bytes(wasmoci_spec::media_types::WASM_LAYER, b"collected");
         let manifest = manifest_over(&config, &[&layer]);
         let err = layout
             .store(&manifest, &[(&config, b"{}")], Some("a"))

@@ -22,6 +22,7 @@ use crate::error::{Error, IoContext, Result};
 
 mod gc;
 mod list;
+mod open;
 mod sources;
 mod write;
 

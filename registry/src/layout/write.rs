@@ -57,9 +57,14 @@ impl Layout {
                 added.push(self.blob_path(&manifest.digest));
             }
             // A concurrent `gc` cannot have removed what a pull streamed in (the lease), but
-            // the index must never name a blob that is not there.
+            // the index must never name a config or wasm layer that is not there (layers
+            // that are not wasm may stay at the registry: nothing here runs them).
             if let Ok(parsed) = ImageManifest::from_json(manifest_bytes) {
-                for d in std::iter::once(&parsed.config).chain(&parsed.layers) {
+                let needed = parsed
+                    .layers
+                    .iter()
+                    .filter(|l| media_types::is_readable_wasm_layer(&l.media_type));
+                for d in std::iter::once(&parsed.config).chain(needed) {
                     if !self.blob_path(&d.digest).is_file() {
                         return Err(Error::BlobMissing {
                             digest: d.digest,
