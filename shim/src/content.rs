@@ -13,8 +13,10 @@ use containerd_client::tonic::Request;
 use containerd_client::with_namespace;
 use wasmoci_fs::Home;
 use wasmoci_registry::client::{Client, ClientOptions};
-use wasmoci_registry::store::tag_for;
-use wasmoci_registry::{Layout, LayoutRef, Reference};
+use wasmoci_registry::store::{locate, tag_for};
+
+use crate::pull_policy::{PullPolicy, PullRefused, own_addresses};
+use wasmoci_registry::{Layout, Reference};
 use wasmoci_spec::{Digest, ImageIndex, ImageManifest, WASM_ARCHITECTURE, WasmKind, media_types};
 
 use crate::plan::Source;
@@ -210,6 +212,9 @@ pub(crate) enum ContentError {
         reference: String,
         error: Box<wasmoci_registry::client::RegistryError>,
     },
+    /// The node's rules refuse the pull.
+    #[error(transparent)]
+    Refused(#[from] PullRefused),
     /// The node's store could not be read.
     #[error("failed to read `{reference}` from the node's store: {error}")]
     Store {
@@ -257,7 +262,7 @@ pub(crate) fn load(
     id: &str,
 ) -> Result<Loaded, ContentError> {
     let (path, rootfs) = match source {
-        Source::Pull { reference, digest } => return pull_direct(reference, *digest),
+        Source::Pull { reference, .. } => return pull_direct(reference),
         Source::Image { path, rootfs } => (path, rootfs),
     };
     if let Some(containerd) = containerd {
@@ -293,26 +298,34 @@ pub(crate) fn load(
     })
 }
 
-/// Pulls `reference` (pinned by the manifest `digest`) into the node's store, unless it is there
-/// already, and returns its wasm layer.
-fn pull_direct(reference: &Reference, digest: Digest) -> Result<Loaded, ContentError> {
+/// Pulls `reference` (pinned by a manifest digest) into the node's store, unless it is
+/// there already under that name, and returns its wasm layer.
+fn pull_direct(reference: &Reference) -> Result<Loaded, ContentError> {
     let store = |error| ContentError::Store {
         reference: reference.to_string(),
         error: Box::new(error),
     };
+    // The node's rules first, for every pod: content another pod's pull left in the
+    // store is reused only under this pod's own reference (its name at its digest).
+    let policy = PullPolicy::from_env();
+    policy.check(reference, &own_addresses())?;
     let layout = Layout::at(Home::node().store());
-    let stored = match layout.resolve(&LayoutRef::Digest(digest)) {
+    let stored = match layout.resolve(&locate(reference)) {
         Ok(stored) => stored,
         Err(_) => {
             let pull = |error| ContentError::Pull {
                 reference: reference.to_string(),
                 error: Box::new(error),
             };
-            Client::new(ClientOptions::default())
+            let options = ClientOptions {
+                anonymous: !policy.credentials(reference),
+                ..ClientOptions::default()
+            };
+            Client::new(options)
                 .map(|client| client.with_notes(|note| log::warn!("{}", crate::error::shown(note))))
                 .and_then(|client| client.pull(reference, &layout, Some(&tag_for(reference))))
                 .map_err(pull)?;
-            layout.resolve(&LayoutRef::Digest(digest)).map_err(store)?
+            layout.resolve(&locate(reference)).map_err(store)?
         }
     };
     let manifest = stored.manifest().map_err(store)?;

@@ -18,6 +18,7 @@ mod error;
 mod mounts;
 mod netns;
 pub mod plan;
+mod pull_policy;
 mod service;
 mod stdio;
 mod task;

@@ -268,6 +268,20 @@ fn artifacts_run_through_cri_on_containerd_1_7() {
         container("direct", &compat, &["exit3.wasm"]),
     );
     assert!(unpinned.contains("must pin a digest"), "{unpinned}");
+    // A pod cannot point the node at itself: a loopback registry the node does not name.
+    let port = node.registry.addr.rsplit(':').next().unwrap();
+    let elsewhere = format!(
+        "127.0.0.2:{port}/wasmoci-test/exit3@{}",
+        artifact.manifest_digest
+    );
+    let refused = node.start_error(
+        &[("wasmoci.dev/image", elsewhere.as_str())],
+        container("direct", &compat, &["exit3.wasm"]),
+    );
+    assert!(
+        refused.contains("refusing to pull") && refused.contains("is loopback"),
+        "{refused}"
+    );
     let native = push_native(
         &node.registry,
         "native",

@@ -39,6 +39,9 @@ pub struct ClientOptions {
     /// go to: the one the command writes to or logs in to. `None` (a pull, a listing, the
     /// shim): to none, so a registry a reference names cannot collect them.
     pub env_credentials_for: Option<String>,
+    /// Never send credentials: none from flags, variables or docker's `config.json` (the
+    /// shim's direct pulls, unless the node allows the repository).
+    pub anonymous: bool,
     /// Skip TLS certificate verification.
     pub insecure: bool,
     /// Trust these PEM certificates (instead of Mozilla's roots).
@@ -70,6 +73,7 @@ impl Default for ClientOptions {
             plain_http: false,
             credential: None,
             env_credentials_for: None,
+            anonymous: false,
             insecure: false,
             ca_file: None,
             stall_timeout: Duration::from_secs(60),

@@ -173,6 +173,9 @@ impl Transport {
     /// The credential for `r`'s registry. When docker's could not be read, a note says
     /// so (once) and the source carries why, for the error that may follow.
     pub(super) fn credential(&self, r: &Reference) -> (Credential, CredentialSource) {
+        if self.options.anonymous {
+            return (Credential::Anonymous, CredentialSource::Anonymous);
+        }
         let generic = self.options.env_credentials_for.as_deref() == Some(&r.registry);
         let (credential, source) =
             credential_for(&r.registry, self.options.credential.clone(), generic);

@@ -217,6 +217,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 ),
             )
             .env("WASMOCI_HOME", &setup.wasmoci_home)
+            // The node allows direct pulls from the test registry on loopback (and only it).
+            .env("WASMOCI_NODE_INSECURE_REGISTRIES", &setup.registry)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
