@@ -14,8 +14,7 @@ use hyper::server::conn::http1;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use wasmtime::Store;
-use wasmtime::component::{Component, ResourceTable};
-use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime::component::Component;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -24,8 +23,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::engine::WasmEngine;
 use crate::error::wasmtime_message;
 use crate::exit::{Exit, classify};
-use crate::host::{Host, NoOutgoingHttp, Output, apply_output, component_linker, configure};
-use crate::limits::{Limiter, Limits};
+use crate::host::{Host, Output, apply_output, component_linker, configure};
+use crate::limits::Limits;
 use crate::sandbox::Sandbox;
 use crate::{Error, Result};
 
@@ -212,13 +211,7 @@ async fn run_guest(
     let mut builder = options.sandbox.wasi().map_err(|e| (500, e.to_string()))?;
     apply_output(&mut builder, &options.stdout, false);
     apply_output(&mut builder, &options.stderr, true);
-    let host = Host {
-        wasi: builder.build(),
-        http: WasiHttpCtx::new(),
-        table: ResourceTable::new(),
-        limiter: Limiter::new(&options.limits),
-        hooks: NoOutgoingHttp,
-    };
+    let host = Host::new(builder.build(), &options.limits);
     let mut store = Store::new(state.pre.engine(), host);
     store.limiter(|h| &mut h.limiter);
     configure(&mut store, &options.limits, None).map_err(|e| (500, e.to_string()))?;

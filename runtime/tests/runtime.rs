@@ -17,7 +17,9 @@ use wasmoci_runtime::serve::{ServeOptions, prepare, serve};
 use wasmoci_spec::{Digest, WasmKind};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-fn fixtures() -> &'static Path {
+mod limits;
+
+pub(crate) fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
