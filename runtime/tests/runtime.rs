@@ -18,6 +18,7 @@ use wasmoci_spec::{Digest, WasmKind};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 mod limits;
+mod serving;
 
 pub(crate) fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
