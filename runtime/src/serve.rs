@@ -42,7 +42,9 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
     /// Requests whose guest runs at once (a guest holds its slot until it ends, body
-    /// included).
+    /// included). 50 by default: the engine's pool holds 1000 core instances, and a
+    /// component is several (a componentize-py HTTP component about a dozen); past the
+    /// pool, requests are refused with 503.
     pub max_concurrent: usize,
     /// Requests that may wait for a slot; more are refused with 503 at once, and a
     /// request that waits longer than its time limit is refused with 503 too.
@@ -57,7 +59,7 @@ pub struct Admission {
 impl Default for Admission {
     fn default() -> Self {
         Admission {
-            max_concurrent: 100,
+            max_concurrent: 50,
             max_queued: 1000,
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
@@ -410,8 +412,20 @@ fn error_response(status: u16, message: &str) -> hyper::Response<ResponseBody> {
     response
 }
 
-/// Why a guest failed, for the operator.
+/// Why a guest failed, for the operator: 503 when the server is full (the shared memory
+/// or the engine's instance pool used up), not the guest broken.
 fn failure(e: &wasmtime::Error) -> (u16, String) {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return (
+            503,
+            format!(
+                "the engine's instance pool is full ({}): lower `--max-concurrent`",
+                wasmtime_message(e)
+            ),
+        );
+    }
     match classify(e) {
         Some(exit @ Exit::Timeout(_)) => (504, exit.describe().unwrap_or_default()),
         Some(Exit::MemoryLimit(limit)) if limit.shared => {

@@ -180,3 +180,52 @@ async fn a_client_slow_to_send_its_headers_is_cut_off() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_instance_pool_answers_503() {
+    use wasmoci_runtime::engine::{EngineSettings, build_engine};
+    use wasmoci_runtime::program::Program;
+    use wasmoci_runtime::serve::{prepare, serve};
+    // A pool of four core instances (one request takes more than two: the module and
+    // the shims wit-component adds), and two requests at once.
+    let engine = build_engine(&EngineSettings {
+        pooling: Some(true),
+        pool_instances: 4,
+        max_memory: 1 << 20,
+        ..EngineSettings::default()
+    })
+    .unwrap();
+    let wasm = std::fs::read(super::fixtures().join("http-slow.wasm")).unwrap();
+    let Program::Component(component) = wasmoci_runtime::cache::compile(
+        &engine,
+        "http-slow.wasm",
+        wasmoci_spec::WasmKind::Component,
+        &wasm,
+    )
+    .unwrap() else {
+        panic!("a component");
+    };
+    let handler = prepare(&engine, &component, "http-slow.wasm").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        handler,
+        "slow",
+        listener,
+        ServeOptions::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let first = tokio::spawn(get(addr));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = get(addr).await;
+    assert!(second.starts_with("HTTP/1.1 503"), "{second}");
+    assert!(second.contains("retry-after: 1\r\n"), "{second}");
+    let first = first.await.unwrap();
+    assert!(first.starts_with("HTTP/1.1 200 OK"), "{first}");
+    stop.send(()).unwrap();
+    let report = server.await.unwrap().unwrap();
+    assert_eq!((report.requests, report.refused), (1, 1));
+}

@@ -27,7 +27,7 @@ pub mod annotations {
     /// A duration (`30s`, `500ms`): a command's time limit, or each request's (60s
     /// unless given, for an HTTP component).
     pub const TIMEOUT: &str = "wasmoci.dev/timeout";
-    /// An HTTP component's requests whose guest runs at once (default 100).
+    /// An HTTP component's requests whose guest runs at once (default 50).
     pub const MAX_CONCURRENT: &str = "wasmoci.dev/max-concurrent";
     /// Requests that may wait for a running one to end; more get 503 (default 1000).
     pub const MAX_QUEUED: &str = "wasmoci.dev/max-queued";
