@@ -7,12 +7,14 @@
 //! - `pull`: pulling on demand (`run HOST/REPO:TAG`, `--pull`), and failed pulls.
 //! - `store`: `ls`, `rm`, `gc` with a pull in flight and skopeo; shell completions.
 //! - `serve`: `wasmoci serve` as a process, over real HTTP on loopback.
+//! - `limits`: `--memory` against memories, tables and host resources, as peak RSS.
 //! - `workspace`: the dependency rules of ARCHITECTURE.md.
 
 #![allow(clippy::print_stderr, reason = "tests say what they skip")]
 
 mod build;
 mod cases;
+mod limits;
 mod pull;
 mod registry;
 mod serve;

@@ -94,7 +94,7 @@ fn serve_json_prints_a_line_when_listening_and_one_when_stopped() {
     let stopped: serde_json::Value = serde_json::from_str(rest.trim()).unwrap();
     assert_eq!(
         stopped,
-        serde_json::json!({"event": "stopped", "requests": 1, "failures": 0})
+        serde_json::json!({"event": "stopped", "requests": 1, "failures": 0, "refused": 0})
     );
 }
 
@@ -114,4 +114,69 @@ fn serve_refuses_what_is_not_an_http_handler_before_listening() {
         stderr.contains("`hello.wasm` is a command (`wasi:cli/run`): use `wasmoci run`"),
         "{stderr}"
     );
+}
+
+/// `serve FIXTURE ARGS` on an ephemeral port: the process and its address.
+fn serve_fixture(home: &std::path::Path, fixture: &str, args: &[&str]) -> (Child, String) {
+    let mut server = wasmoci(home)
+        .arg("serve")
+        .arg(fixtures().join(fixture))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first.trim().strip_prefix("http://").unwrap().to_owned();
+    (server, addr)
+}
+
+#[test]
+fn guests_whose_clients_hung_up_after_the_head_do_not_keep_the_shared_memory() {
+    // Each guest sends its head, then waits an hour; 256 KiB holds four of them.
+    let home = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve_fixture(
+        home.path(),
+        "http-stall.wasm",
+        &["--timeout", "1s", "--total-memory", "256KiB"],
+    );
+    for _ in 0..8 {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .unwrap();
+        let mut head = [0u8; 15];
+        stream.read_exact(&mut head).unwrap();
+        assert_eq!(String::from_utf8_lossy(&head), "HTTP/1.1 200 OK");
+        drop(stream);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn serve_refuses_requests_past_its_queue_with_503() {
+    let home = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve_fixture(
+        home.path(),
+        "http-slow.wasm",
+        &["--max-concurrent", "1", "--max-queued", "0"],
+    );
+    let slow = {
+        let addr = addr.clone();
+        std::thread::spawn(move || get(&addr))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let refused = get(&addr);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("retry-after: 1\r\n"), "{refused}");
+    let answered = slow.join().unwrap();
+    assert!(answered.starts_with("HTTP/1.1 200 OK"), "{answered}");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

@@ -15,7 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 use crate::engine::WasmEngine;
 use crate::error::wasmtime_message;
 use crate::exit::StopHandle;
-use crate::limits::{Limiter, Limits, set_deadline};
+use crate::limits::{Limiter, Limits, MAX_FIELDS_BYTES, MAX_HOST_RESOURCES, set_deadline};
 use crate::{Error, Result};
 
 /// Where the guest's standard input comes from.
@@ -105,6 +105,24 @@ pub(crate) struct Host {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) hooks: NoOutgoingHttp,
+}
+
+impl Host {
+    /// A component's store data: `wasi` from its sandbox, host resources and header
+    /// fields bounded ([`MAX_HOST_RESOURCES`], [`MAX_FIELDS_BYTES`]), memory by `limits`.
+    pub(crate) fn new(wasi: WasiCtx, limits: &Limits) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HOST_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELDS_BYTES);
+        Host {
+            wasi,
+            http,
+            table,
+            limiter: Limiter::new(limits),
+            hooks: NoOutgoingHttp,
+        }
+    }
 }
 
 impl WasiView for Host {

@@ -11,9 +11,10 @@ use crate::exit::{Killed, MemoryLimitExceeded, StopHandle, TimeLimitExceeded};
 /// What a guest may use. `None` means unlimited (up to the engine's maximum memory).
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
-    /// Bytes of linear memory one instance may have (each of its memories counted).
+    /// Bytes one instance (one command, one HTTP request) may have: all its linear
+    /// memories together, plus its tables at [`TABLE_ELEMENT_BYTES`] an element.
     pub memory: Option<u64>,
-    /// Bytes of linear memory all instances sharing this budget may have together
+    /// Bytes of memories and tables all instances sharing this budget may have together
     /// (an HTTP server's concurrent requests, a pod's containers).
     pub total_memory: Option<Arc<MemoryBudget>>,
     /// Wall-clock time for a command, or for one HTTP request.
@@ -60,11 +61,45 @@ impl MemoryBudget {
     }
 }
 
-/// The `ResourceLimiter` of one store.
+/// Bytes a table element is charged: a pointer (funcref and externref slots are one word
+/// in wasmtime's tables).
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
+
+/// Elements one table may have whatever the memory limit (wasmtime's own ceiling is far
+/// higher).
+pub const MAX_TABLE_ELEMENTS: u64 = 10_000_000;
+
+/// Core instances one store (one command, one HTTP request) may create. A component is
+/// several core instances (its modules, adapters and shims): tens for a big one.
+pub const MAX_INSTANCES: usize = 1000;
+
+/// Linear memories one store may create (all of them count against the memory limit
+/// too; this bounds the per-memory bookkeeping and address-space reservations).
+pub const MAX_MEMORIES: usize = 100;
+
+/// Tables one store may create (their elements count against the memory limit too).
+pub const MAX_TABLES: usize = 1000;
+
+/// Host resources (WASI streams, pollables, descriptors, HTTP fields and bodies) one
+/// guest may hold at once: like `ulimit -n 1024`. They live on the host's heap, outside
+/// the guest's linear memory.
+pub const MAX_HOST_RESOURCES: usize = 1024;
+
+/// Bytes of header names and values one `wasi:http` `fields` the guest builds may hold
+/// (wasmtime's default is 128 KiB; a reverse proxy such as nginx takes 8 KiB of response
+/// headers by default). With [`MAX_HOST_RESOURCES`], a guest's host-side headers stay
+/// under 32 MiB.
+pub const MAX_FIELDS_BYTES: usize = 32 << 10;
+
+/// The `ResourceLimiter` of one store: every linear memory and every table of the store
+/// count against the per-instance limit and the shared budget together.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     memory: Option<u64>,
     budget: Option<Arc<MemoryBudget>>,
+    /// Bytes of memories and tables the store holds.
+    used: u64,
+    /// What of `used` is reserved in `budget`.
     reserved: u64,
 }
 
@@ -73,8 +108,35 @@ impl Limiter {
         Limiter {
             memory: limits.memory,
             budget: limits.total_memory.clone(),
+            used: 0,
             reserved: 0,
         }
+    }
+
+    /// Takes `more` bytes, or says which limit they would pass.
+    fn charge(&mut self, more: u64) -> Result<(), MemoryLimitExceeded> {
+        let requested = self.used.saturating_add(more);
+        if let Some(limit) = self.memory
+            && requested > limit
+        {
+            return Err(MemoryLimitExceeded {
+                limit,
+                requested,
+                shared: false,
+            });
+        }
+        if let Some(budget) = &self.budget {
+            if !budget.reserve(more) {
+                return Err(MemoryLimitExceeded {
+                    limit: budget.limit,
+                    requested: budget.used().saturating_add(more),
+                    shared: true,
+                });
+            }
+            self.reserved += more;
+        }
+        self.used = requested;
+        Ok(())
     }
 }
 
@@ -93,39 +155,35 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let (current, desired) = (current as u64, desired as u64);
-        if let Some(limit) = self.memory
-            && desired > limit
-        {
-            return Err(MemoryLimitExceeded {
-                limit,
-                requested: desired,
-                shared: false,
-            }
-            .into());
-        }
-        if let Some(budget) = &self.budget {
-            let more = desired.saturating_sub(current);
-            if !budget.reserve(more) {
-                return Err(MemoryLimitExceeded {
-                    limit: budget.limit,
-                    requested: budget.used() + more,
-                    shared: true,
-                }
-                .into());
-            }
-            self.reserved += more;
-        }
+        let more = (desired as u64).saturating_sub(current as u64);
+        self.charge(more)?;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 10_000_000)
+        if desired as u64 > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        let more = (desired as u64).saturating_sub(current as u64) * TABLE_ELEMENT_BYTES;
+        self.charge(more)?;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 

@@ -2,14 +2,12 @@
 //! and a core module's chosen function.
 
 use wasmtime::Store;
-use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::engine::WasmEngine;
 use crate::error::wasmtime_message;
 use crate::exit::{Exit, StopHandle, classify};
-use crate::host::{Host, NoOutgoingHttp, P1Host, Stdio, apply_stdio, component_linker, configure};
+use crate::host::{Host, P1Host, Stdio, apply_stdio, component_linker, configure};
 use crate::limits::{Limiter, Limits};
 use crate::program::Program;
 use crate::sandbox::Sandbox;
@@ -71,13 +69,7 @@ impl Guest<'_> {
                     .imports(engine.engine())
                     .any(|(name, _)| name.starts_with("wasi:http/"));
                 let linker = component_linker(engine, imports_http)?;
-                let host = Host {
-                    wasi: builder.build(),
-                    http: WasiHttpCtx::new(),
-                    table: ResourceTable::new(),
-                    limiter: Limiter::new(limits),
-                    hooks: NoOutgoingHttp,
-                };
+                let host = Host::new(builder.build(), limits);
                 let mut store = Store::new(engine.engine(), host);
                 store.limiter(|h| &mut h.limiter);
                 configure(&mut store, limits, Some(stop.clone()))?;

@@ -18,8 +18,10 @@ use wasmoci_spec::{Digest, WasmKind};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 mod cache;
+mod limits;
+mod serving;
 
-fn fixtures() -> &'static Path {
+pub(crate) fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures");

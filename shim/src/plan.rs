@@ -10,6 +10,7 @@ use std::time::Duration;
 use wasmoci_registry::Reference;
 use wasmoci_runtime::limits::{Limits, MemoryBudget};
 use wasmoci_runtime::sandbox::{DirGrant, NetworkGrant, Sandbox};
+use wasmoci_runtime::serve::Admission;
 use wasmoci_spec::Digest;
 
 use crate::bundle::Bundle;
@@ -23,8 +24,17 @@ pub mod annotations {
     pub const LISTEN: &str = "wasmoci.dev/listen";
     /// `true`: the guest may open sockets (in the pod's network namespace).
     pub const ALLOW_NET: &str = "wasmoci.dev/allow-net";
-    /// A duration (`30s`, `500ms`): a command's time limit, or each request's.
+    /// A duration (`30s`, `500ms`): a command's time limit, or each request's (60s
+    /// unless given, for an HTTP component).
     pub const TIMEOUT: &str = "wasmoci.dev/timeout";
+    /// An HTTP component's requests whose guest runs at once (default 50).
+    pub const MAX_CONCURRENT: &str = "wasmoci.dev/max-concurrent";
+    /// Requests that may wait for a running one to end; more get 503 (default 1000).
+    pub const MAX_QUEUED: &str = "wasmoci.dev/max-queued";
+    /// Open connections an HTTP component takes (default 1024).
+    pub const MAX_CONNECTIONS: &str = "wasmoci.dev/max-connections";
+    /// How long a client may take to send a request's headers (default `10s`).
+    pub const HEADER_TIMEOUT: &str = "wasmoci.dev/header-timeout";
 }
 
 /// Where an HTTP component listens unless `wasmoci.dev/listen` says otherwise (runwasi's
@@ -66,6 +76,9 @@ pub struct Container {
     pub cpu: Option<f64>,
     /// `wasmoci.dev/timeout`.
     pub timeout: Option<Duration>,
+    /// An HTTP component's connections and requests at once (`wasmoci.dev/max-*`,
+    /// `wasmoci.dev/header-timeout`).
+    pub admission: Admission,
     /// Where an HTTP component listens.
     pub listen: SocketAddr,
     /// The pod's network namespace, which the guest's threads join.
@@ -186,6 +199,7 @@ pub fn plan(bundle: &Bundle, dir: &std::path::Path) -> Result<Plan, PlanError> {
         value: listen.to_owned(),
         reason: format!("expected `ADDRESS:PORT` ({e})"),
     })?;
+    let admission = admission(bundle)?;
     let env = bundle
         .process
         .env
@@ -207,6 +221,7 @@ pub fn plan(bundle: &Bundle, dir: &std::path::Path) -> Result<Plan, PlanError> {
         memory_limit: bundle.memory_limit(),
         cpu: bundle.cpu_share(),
         timeout,
+        admission,
         listen,
         netns: bundle.network_namespace().map(ToOwned::to_owned),
         privileged: bundle
@@ -215,6 +230,49 @@ pub fn plan(bundle: &Bundle, dir: &std::path::Path) -> Result<Plan, PlanError> {
             .as_ref()
             .is_some_and(|c| c.bounding.iter().any(|cap| cap == "CAP_SYS_ADMIN")),
     })))
+}
+
+/// `wasmoci.dev/max-*` and `wasmoci.dev/header-timeout` over the defaults.
+fn admission(bundle: &Bundle) -> Result<Admission, PlanError> {
+    let mut admission = Admission::default();
+    let count = |key: &'static str, least: usize, into: &mut usize| {
+        let Some(value) = bundle.annotations.get(key) else {
+            return Ok(());
+        };
+        match value.parse::<usize>() {
+            Ok(n) if n >= least => {
+                *into = n;
+                Ok(())
+            }
+            _ => Err(PlanError::Annotation {
+                key,
+                value: value.clone(),
+                reason: format!("expected a whole number, at least {least}"),
+            }),
+        }
+    };
+    count(
+        annotations::MAX_CONCURRENT,
+        1,
+        &mut admission.max_concurrent,
+    )?;
+    count(annotations::MAX_QUEUED, 0, &mut admission.max_queued)?;
+    count(
+        annotations::MAX_CONNECTIONS,
+        1,
+        &mut admission.max_connections,
+    )?;
+    if let Some(value) = bundle.annotations.get(annotations::HEADER_TIMEOUT) {
+        admission.header_timeout =
+            wasmoci_runtime::units::parse_duration(value).map_err(|reason| {
+                PlanError::Annotation {
+                    key: annotations::HEADER_TIMEOUT,
+                    value: value.clone(),
+                    reason,
+                }
+            })?;
+    }
+    Ok(admission)
 }
 
 /// Bind mounts that are the pod's volumes, as directory grants (read-only when `ro`).

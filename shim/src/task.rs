@@ -140,6 +140,7 @@ pub(crate) fn prepare(
         options: ServeOptions {
             sandbox,
             limits,
+            admission: container.admission.clone(),
             ..ServeOptions::default()
         },
         listener,

@@ -150,6 +150,9 @@ pub fn adapted(name: &str) -> Vec<u8> {
 /// | `exit3.wasm`, `trap.wasm`, `loop.wasm`, `membomb.wasm`, `cat.wasm`, `sleep.wasm` | wasip1 commands that exit 3, trap, never end, grow memory without end, print a granted file, sleep 10 s in a host call |
 /// | `exit3.component.wasm` | `exit3` adapted: exits through `wasi:cli/exit` |
 /// | `http-slow.wasm` | an HTTP handler that sleeps 300 ms before answering |
+/// | `http-never.wasm`, `http-stall.wasm` | HTTP handlers that wait an hour: before answering, after sending the head |
+/// | `http-handles.wasm` | an HTTP handler that makes host resources (pollables) without end |
+/// | `multimem.wasm`, `tables.wasm`, `many-memories.wasm` | wasip1 commands: 16 memories grown to 32 MiB each, 4 tables of 10 M elements; `many-memories.wasm`: a `wasi:cli/run` component of 101 core instances with a memory each |
 /// | `connect.wasm` | a component that opens a TCP connection to 127.0.0.1:argv[1] |
 /// | `wit/` | `fixtures.wit` with its WASI `deps/`, for `--wit` |
 /// | `layouts/<case>/` | every `spec/<case>` as an OCI layout tagged `<case>` |
@@ -178,8 +181,21 @@ pub fn build_fixtures(dir: &Path) -> &Path {
         files.insert("invalid-body.wasm".into(), core("invalid-body"));
         files.insert("connect.wasm".into(), component("connect", "connect"));
         files.insert("http-slow.wasm".into(), component("http-slow", "http-slow"));
+        for name in ["http-never", "http-stall", "http-handles"] {
+            files.insert(format!("{name}.wasm"), component(name, "http-slow"));
+        }
         files.insert("exit3.component.wasm".into(), adapted("exit3"));
-        for name in ["exit3", "trap", "loop", "membomb", "cat", "sleep"] {
+        for name in [
+            "exit3",
+            "trap",
+            "loop",
+            "membomb",
+            "cat",
+            "sleep",
+            "multimem",
+            "tables",
+            "many-memories",
+        ] {
             files.insert(format!("{name}.wasm"), core(name));
         }
         files.insert("bad-magic.wasm".into(), b"\0asx\x01\0\0\0".to_vec());

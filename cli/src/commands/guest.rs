@@ -38,7 +38,8 @@ pub(crate) struct RunCommon {
     /// Stop the guest after this long (per request for `serve`), e.g. `2s`, `500ms`
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
-    /// Linear memory one instance may have, e.g. `64MiB`
+    /// Memory one instance may have, e.g. `64MiB`: all its linear memories and tables
+    /// together (8 bytes a table element)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory: Option<u64>,
     /// Run with fuel: stop after this many units

@@ -3,11 +3,13 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use wasmoci_cli::units::parse_size;
+use std::time::Duration;
+
+use wasmoci_cli::units::{parse_duration, parse_size};
 use wasmoci_runtime::host::Output;
 use wasmoci_runtime::program::Program;
 use wasmoci_runtime::program::Want;
-use wasmoci_runtime::serve::{ServeOptions, prepare, serve};
+use wasmoci_runtime::serve::{Admission, ServeOptions, prepare, serve};
 
 use super::guest::{RunCommon, check_target, engine, limits, load_program, sandbox, wasm_of};
 use crate::output;
@@ -17,9 +19,15 @@ Serves HTTP/1.1 with one instance per request. The first stdout line is the URL 
 on (useful with port 0). SIGINT or SIGTERM stops accepting, lets requests in flight finish
 and exits 0.
 
+No guest outlives its request: it is stopped when its client hangs up or its time limit
+passes (`--timeout`, 60s unless given), before or after the response head. At most
+`--max-concurrent` guests run at once; up to `--max-queued` more requests wait for one
+(as long as their time limit), the rest are answered 503 with `Retry-After`, as is a
+request whose guest finds `--total-memory` used up.
+
 `--json`: JSON Lines on stdout instead, the first when it listens, the last when it stops:
   {\"event\": \"listening\", \"url\", \"artifact\", \"digest\"}
-  {\"event\": \"stopped\", \"requests\", \"failures\"}
+  {\"event\": \"stopped\", \"requests\", \"failures\", \"refused\"}
 
 Examples:
   wasmoci serve http:1.0.0
@@ -37,6 +45,18 @@ pub(crate) struct ServeArgs {
     /// Linear memory all requests in flight may have together, e.g. `1GiB`
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     total_memory: Option<u64>,
+    /// Requests whose guest runs at once
+    #[arg(long, value_name = "N", default_value_t = Admission::default().max_concurrent)]
+    max_concurrent: usize,
+    /// Requests that may wait for a running one to end; more are answered 503
+    #[arg(long, value_name = "N", default_value_t = Admission::default().max_queued)]
+    max_queued: usize,
+    /// Open connections; no more are accepted until one closes
+    #[arg(long, value_name = "N", default_value_t = Admission::default().max_connections)]
+    max_connections: usize,
+    /// How long a client may take to send a request's headers (or stay idle between requests)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    header_timeout: Duration,
     /// Print JSON Lines: one when listening, one when stopped
     #[arg(long)]
     json: bool,
@@ -57,6 +77,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     let options = ServeOptions {
         sandbox: sandbox(common, wasm.name.clone(), Vec::new())?,
         limits: limits(common, args.total_memory),
+        admission: Admission {
+            max_concurrent: args.max_concurrent,
+            max_queued: args.max_queued,
+            max_connections: args.max_connections,
+            header_timeout: args.header_timeout,
+        },
         stdout: Output::Inherit,
         stderr: Output::Inherit,
         drain_timeout: None,
@@ -88,14 +114,15 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         anyhow::Ok(report)
     })?;
     output::status(&format!(
-        "stopped: {} requests answered, {} failed",
-        report.requests, report.failures
+        "stopped: {} requests answered, {} failed, {} refused",
+        report.requests, report.failures, report.refused
     ));
     if args.json {
         output::json_line(&serde_json::json!({
             "event": "stopped",
             "requests": report.requests,
             "failures": report.failures,
+            "refused": report.refused,
         }));
     }
     Ok(ExitCode::SUCCESS)
