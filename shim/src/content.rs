@@ -356,18 +356,21 @@ const MAX_WASM_FILE: u64 = 1 << 30;
 
 /// Reads `path` inside `root` as the container would see it: `..` and symlinks, absolute
 /// ones included, resolve inside `root` (`openat2` with `RESOLVE_IN_ROOT`), and only a
-/// regular file of at most [`MAX_WASM_FILE`] bytes is read (never a fifo or a device).
+/// regular file of at most [`MAX_WASM_FILE`] bytes is read. It is found with `O_PATH`
+/// (which opens nothing: a device's driver or a fifo's writer never sees us), checked with
+/// `fstat`, and only then opened for reading, through that same handle.
 pub(crate) fn read_in_root(root: &Path, path: &str) -> std::io::Result<Vec<u8>> {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
     use std::io::Read;
+    use std::os::fd::AsRawFd;
     let dir = std::fs::File::open(root)?;
     let relative = path.trim_start_matches('/');
     let relative = if relative.is_empty() { "." } else { relative };
     let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let file = std::fs::File::from(openat2(&dir, relative, how)?);
-    let metadata = file.metadata()?;
+    let found = std::fs::File::from(openat2(&dir, relative, how)?);
+    let metadata = found.metadata()?;
     if !metadata.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
@@ -377,7 +380,47 @@ pub(crate) fn read_in_root(root: &Path, path: &str) -> std::io::Result<Vec<u8>> 
             metadata.len()
         )));
     }
+    // The same inode, opened for reading through the `O_PATH` handle.
+    let file = std::fs::File::open(format!("/proc/self/fd/{}", found.as_raw_fd()))?;
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
     file.take(MAX_WASM_FILE).read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_in_root;
+
+    /// A fifo named as the wasm is refused without being opened: a writer waiting on it
+    /// stays blocked (an open for reading would have let it through).
+    #[test]
+    fn a_fifo_is_refused_without_being_opened() {
+        let root = tempfile::tempdir().unwrap();
+        let fifo = root.path().join("app.wasm");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer_path = fifo.clone();
+        std::thread::spawn(move || {
+            let opened = std::fs::OpenOptions::new().write(true).open(&writer_path);
+            let _ = tx.send(opened.is_ok());
+        });
+        let err = read_in_root(root.path(), "/app.wasm").unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file");
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "the fifo was opened for reading"
+        );
+        // Let the writer go.
+        let _reader = std::fs::File::open(&fifo).unwrap();
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)), Ok(true));
+        // A regular file reads, through `..` past the root and an absolute symlink, both
+        // resolved inside the root.
+        std::fs::write(root.path().join("real.wasm"), b"\0asm").unwrap();
+        std::os::unix::fs::symlink("/real.wasm", root.path().join("link.wasm")).unwrap();
+        assert_eq!(
+            read_in_root(root.path(), "../../link.wasm").unwrap(),
+            b"\0asm"
+        );
+    }
 }
