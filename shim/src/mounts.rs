@@ -1,14 +1,24 @@
-//! Which of a pod's bind mounts may become a guest's directories: never a pseudo
-//! filesystem of the node (`/proc`, `/sys`, devices, cgroups) unless the container is
-//! privileged. Judged by the filesystem the source is on (the node's mount table), not by
-//! the destination's path, which the pod chooses.
+//! Which of a pod's bind mounts may become a guest's directories, unless the container is
+//! privileged: never a pseudo filesystem of the node (`/proc`, `/sys`, devices, cgroups),
+//! nor a directory with one mounted below it (a hostPath of `/` reaches `/proc` too), nor
+//! what holds the shim's own state (wasmoci's node home with its compile cache and key,
+//! containerd's directories), at, below or above them. Judged by the node's mount table
+//! and the source's real path, not by the destination's path, which the pod chooses.
 
 use std::path::{Path, PathBuf};
 
 /// Filesystems that expose the node itself: another pod's `environ` through `proc`, raw
 /// devices through `devtmpfs`, the node's settings through `sysfs`, `cgroup` and the rest.
-const NODE_FILESYSTEMS: [&str; 15] = [
+const NODE_FILESYSTEMS: [&str; 23] = [
     "proc",
+    "binfmt_misc",
+    "selinuxfs",
+    "hugetlbfs",
+    "nsfs",
+    "rpc_pipefs",
+    "nfsd",
+    "autofs",
+    "smackfs",
     "sysfs",
     "devtmpfs",
     "devpts",
@@ -30,8 +40,9 @@ const NODE_FILESYSTEMS: [&str; 15] = [
 pub(crate) enum MountError {
     /// A node filesystem, in a container that is not privileged.
     #[error(
-        "refusing the volume `{}` at `{destination}`: it is on the node's `{fs}` filesystem, which only a privileged container may mount",
-        path.display()
+        "failed to mount the volume `{}` at `{destination}`: the node's `{fs}` filesystem is at `{}`; only a privileged container may mount it",
+        path.display(),
+        at.display()
     )]
     NodeFilesystem {
         /// The host path.
@@ -40,6 +51,24 @@ pub(crate) enum MountError {
         destination: String,
         /// The filesystem type.
         fs: String,
+        /// Where it is mounted: the source or below it.
+        at: PathBuf,
+    },
+    /// A directory that holds the shim's own state, or is inside it.
+    #[error(
+        "failed to mount the volume `{}` at `{destination}`: it overlaps `{}`, which holds the node's {what}; only a privileged container may mount it",
+        path.display(),
+        state.display()
+    )]
+    NodeState {
+        /// The host path.
+        path: PathBuf,
+        /// Where the pod mounts it.
+        destination: String,
+        /// The node's directory.
+        state: PathBuf,
+        /// What it holds.
+        what: &'static str,
     },
     /// The mount table could not be read.
     #[error("failed to find the filesystem of the volume `{}`", path.display())]
@@ -52,12 +81,28 @@ pub(crate) enum MountError {
     },
 }
 
-/// Refuses `source` (mounted at `destination`) when it is on a node filesystem and the
-/// container is not `privileged`.
+/// Directories of the node that hold the shim's own state, and what they hold.
+pub(crate) fn node_state() -> Vec<(PathBuf, &'static str)> {
+    vec![
+        (
+            wasmoci_fs::Home::node().root().to_owned(),
+            "wasmoci store, compile cache and cache key",
+        ),
+        (
+            "/var/lib/containerd".into(),
+            "containerd content and snapshots",
+        ),
+        ("/run/containerd".into(), "containerd sockets and state"),
+    ]
+}
+
+/// Refuses `source` (mounted at `destination`) when it is on a node filesystem or has one
+/// below it, or overlaps a directory of `state`, unless the container is `privileged`.
 pub(crate) fn check_volume(
     source: &Path,
     destination: &str,
     privileged: bool,
+    state: &[(PathBuf, &'static str)],
 ) -> Result<(), MountError> {
     if privileged {
         return Ok(());
@@ -67,15 +112,46 @@ pub(crate) fn check_volume(
         error,
     };
     let real = std::fs::canonicalize(source).map_err(unknown)?;
+    for (dir, what) in state {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        if real.starts_with(&dir) || dir.starts_with(&real) {
+            return Err(MountError::NodeState {
+                path: source.to_owned(),
+                destination: destination.to_owned(),
+                state: dir,
+                what,
+            });
+        }
+    }
     let table = std::fs::read_to_string("/proc/self/mountinfo").map_err(unknown)?;
-    match filesystem_of(&table, &real) {
-        Some(fs) if NODE_FILESYSTEMS.contains(&fs.as_str()) => Err(MountError::NodeFilesystem {
-            path: source.to_owned(),
-            destination: destination.to_owned(),
-            fs,
-        }),
+    let mut found = filesystem_of(&table, &real).map(|fs| (fs, real.clone()));
+    if !found
+        .as_ref()
+        .is_some_and(|(fs, _)| NODE_FILESYSTEMS.contains(&fs.as_str()))
+    {
+        found = node_filesystem_below(&table, &real);
+    }
+    match found {
+        Some((fs, at)) if NODE_FILESYSTEMS.contains(&fs.as_str()) => {
+            Err(MountError::NodeFilesystem {
+                path: source.to_owned(),
+                destination: destination.to_owned(),
+                fs,
+                at,
+            })
+        }
         _ => Ok(()),
     }
+}
+
+/// The first node filesystem mounted strictly below `path` in a mountinfo text.
+fn node_filesystem_below(mountinfo: &str, path: &Path) -> Option<(String, PathBuf)> {
+    mountinfo.lines().find_map(|line| {
+        let point = PathBuf::from(unescape(line.split(' ').nth(4)?));
+        let fs = line.split(" - ").nth(1)?.split(' ').next()?;
+        (point != path && point.starts_with(path) && NODE_FILESYSTEMS.contains(&fs))
+            .then(|| (fs.to_owned(), point))
+    })
 }
 
 /// The filesystem type of the mount that holds `path` (canonical) in a
@@ -163,14 +239,39 @@ mod tests {
     }
 
     #[test]
-    fn node_filesystems_are_refused_unless_privileged() {
-        let err = check_volume(Path::new("/proc"), "/hostproc", false).unwrap_err();
+    fn a_node_filesystem_below_a_volume_is_found() {
+        let below = |p: &str| node_filesystem_below(TABLE, Path::new(p));
+        assert_eq!(below("/").map(|(fs, _)| fs), Some("devtmpfs".into()));
+        assert_eq!(
+            below("/sys/fs").map(|(fs, at)| (fs, at.display().to_string())),
+            Some(("cgroup2".into(), "/sys/fs/cgroup".into()))
+        );
+        assert_eq!(below("/home"), None);
+        assert_eq!(below("/var/lib/kubelet"), None);
+    }
+
+    #[test]
+    fn node_filesystems_and_state_are_refused_unless_privileged() {
+        let none: Vec<(PathBuf, &'static str)> = Vec::new();
+        let err = check_volume(Path::new("/proc"), "/hostproc", false, &none).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "refusing the volume `/proc` at `/hostproc`: it is on the node's `proc` filesystem, which only a privileged container may mount"
+            "failed to mount the volume `/proc` at `/hostproc`: the node's `proc` filesystem is at `/proc`; only a privileged container may mount it"
         );
-        assert!(check_volume(Path::new("/proc"), "/hostproc", true).is_ok());
+        assert!(check_volume(Path::new("/proc"), "/hostproc", true, &none).is_ok());
+        let err = check_volume(Path::new("/"), "/host", false, &none).unwrap_err();
+        assert!(err.to_string().contains("filesystem is at `/"), "{err}");
         let dir = tempfile::tempdir().unwrap();
-        assert!(check_volume(dir.path(), "/data", false).is_ok());
+        assert!(check_volume(dir.path(), "/data", false, &none).is_ok());
+        let state = vec![(dir.path().join("home"), "wasmoci store")];
+        std::fs::create_dir_all(dir.path().join("home/cache")).unwrap();
+        for source in [dir.path().to_owned(), dir.path().join("home/cache")] {
+            let err = check_volume(&source, "/x", false, &state).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("which holds the node's wasmoci store"),
+                "{err}"
+            );
+        }
     }
 }

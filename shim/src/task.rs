@@ -107,8 +107,9 @@ pub(crate) fn prepare(
     // files: `/etc/hosts`, `/etc/resolv.conf`, …).
     let mut sandbox = sandbox.clone();
     sandbox.dirs.retain(|d| d.host.is_dir());
+    let state = crate::mounts::node_state();
     for dir in &sandbox.dirs {
-        crate::mounts::check_volume(&dir.host, &dir.guest, container.privileged)?;
+        crate::mounts::check_volume(&dir.host, &dir.guest, container.privileged, &state)?;
     }
     let limits = container.limits(memory.clone());
     let component = match program.target(engine.engine(), name, entry.as_deref(), Want::Any)? {

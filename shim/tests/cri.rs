@@ -226,7 +226,7 @@ fn artifacts_run_through_cri_on_containerd_1_7() {
     hostproc.mounts = vec![("/hostproc".into(), "/proc".into(), true)];
     let error = node.start_error(&[], hostproc);
     assert!(
-        error.contains("refusing the volume `/proc` at `/hostproc`")
+        error.contains("failed to mount the volume `/proc` at `/hostproc`")
             && error.contains("`proc` filesystem"),
         "{error}"
     );

@@ -4,9 +4,10 @@
 //! `<digest hex>.cwasm.sha256` holding its tag: an HMAC-SHA256, under the key in
 //! `DIR.key`, of the engine key, the wasm digest and the SHA-256 of the `.cwasm`
 //! ([`trust`]). Both are written to temporary files and renamed. A load checks the
-//! directories (this user's, not group- or world-writable) and the tag before wasmtime maps
-//! the file (`deserialize_file`), and wasmtime checks the engine compatibility itself; an
-//! entry that fails either check is compiled again and replaced, never run.
+//! directories (this user's, not group- or world-writable), reads the entry into memory
+//! once and checks the tag over those bytes before wasmtime deserializes them, and
+//! wasmtime checks the engine compatibility itself; an entry that fails either check is
+//! compiled again and replaced, never run.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -249,30 +250,32 @@ impl CompileCache {
             }
             Err(_) => return Err("its tag file is missing".into()),
         };
-        let actual = match file_sha256(path) {
-            Ok(sha256) => sha256,
+        // Read once, into memory, with a bound: what is verified is what is loaded (a file
+        // renamed over the entry or rewritten after the check changes nothing).
+        let bytes = match read_bounded(path) {
+            Ok(bytes) => bytes,
             Err(_) => return Err("it cannot be read".into()),
         };
-        if !key.verify(engine_key, digest, &actual, &tag) {
+        if !key.verify(engine_key, digest, &Sha256::digest(&bytes), &tag) {
             return Err(
                 "its tag does not verify (corrupt, truncated, or not this cache's entry for this wasm)"
                     .into(),
             );
         }
         // SAFETY: wasmtime's deserialization trusts the bytes to be its own compiler's
-        // output. The file is in a directory only this user can write, and its tag, an
-        // HMAC under this cache's key of (engine key, wasm digest, SHA-256 of these bytes),
-        // was just verified: only `load` of this cache, after compiling this wasm with an
-        // engine of this compatibility key, makes such a tag. wasmtime itself rejects
-        // artifacts from an incompatible engine.
+        // output. These bytes are in our memory, and their tag, an HMAC under this cache's
+        // key of (engine key, wasm digest, SHA-256 of these very bytes), was just verified:
+        // only `load` of this cache, after compiling this wasm with an engine of this
+        // compatibility key, makes such a tag. wasmtime itself rejects artifacts from an
+        // incompatible engine.
         #[allow(unsafe_code, reason = "loading our own checked, compiled artifacts")]
         let loaded = unsafe {
             match kind {
                 WasmKind::Component => {
-                    Component::deserialize_file(engine.engine(), path).map(Program::Component)
+                    Component::deserialize(engine.engine(), &bytes).map(Program::Component)
                 }
                 WasmKind::Module => {
-                    Module::deserialize_file(engine.engine(), path).map(Program::Module)
+                    Module::deserialize(engine.engine(), &bytes).map(Program::Module)
                 }
             }
         };
@@ -320,18 +323,15 @@ fn sidecar_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn file_sha256(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().to_vec())
+/// The largest cache entry read (compiled code is a few times its wasm, which is at most
+/// 1 GiB).
+const MAX_ENTRY: u64 = 4 << 30;
+
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(file.metadata()?.len().min(MAX_ENTRY) as usize);
+    file.take(MAX_ENTRY).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn write_entry(path: &Path, bytes: &[u8], tag: &str) -> Result<()> {

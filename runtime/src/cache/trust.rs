@@ -115,8 +115,8 @@ impl CacheKey {
             .and_then(|mut random| random.read_exact(&mut bytes))
             .map_err(|e| io("read random bytes for", e))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let staged = dir.join(format!(".{}.{}", KEY_LEN, std::process::id()));
-        let _ = fs::remove_file(&staged);
+        // A name no other thread or process stages under (the new key's own bytes in it).
+        let staged = dir.join(format!(".key.{}.{}", std::process::id(), hex(&bytes[..8])));
         fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -131,6 +131,7 @@ impl CacheKey {
         let _ = fs::remove_file(&staged);
         match linked {
             Ok(()) => Ok(CacheKey(bytes)),
+            // Another made it first: theirs is the key.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::read(path)?
                 .ok_or_else(|| unsafe_cache(path, "the key vanished while it was made".into())),
             Err(e) => Err(io("write", e)),
