@@ -198,3 +198,25 @@ fn registry_text_is_shown_escaped() {
     let causes = error["error"]["causes"].to_string();
     assert!(causes.contains("\\u001b]0;pwned"), "{causes}");
 }
+
+/// A hostile registry's tags are listed one line each, escaped; `--json` is exact.
+#[test]
+fn hostile_tags_are_listed_escaped() {
+    let registry = wasmoci_testdata::fake::FakeRegistry::start(|_| {
+        wasmoci_testdata::fake::FakeResponse::new(
+            200,
+            r#"{"name":"demo/hello","tags":["1.0.0\u001b[2J\nvalidated OK","2.0.0"]}"#,
+        )
+        .header("content-type", "application/json")
+    });
+    let home = tempfile::tempdir().unwrap();
+    let repository = format!("{}/demo/hello", registry.addr);
+    let out = ok(wasmoci(home.path()).args(["tags", &repository]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1.0.0\\u{1b}[2J\\u{a}validated OK\n2.0.0\n"
+    );
+    let json = ok(wasmoci(home.path()).args(["tags", &repository, "--json"]));
+    let tags: Vec<String> = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(tags[0], "1.0.0\u{1b}[2J\nvalidated OK");
+}

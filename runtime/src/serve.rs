@@ -117,9 +117,13 @@ impl State {
     }
 
     fn log(&self, message: &str) {
-        self.options
-            .stderr
-            .write_line(&format!("wasmoci: `{}`: {message}", self.name));
+        self.options.stderr.write_line(&format!(
+            "wasmoci: `{}`: {}",
+            self.name,
+            // A trap's message and backtrace carry the guest's names: escaped, so they
+            // cannot drive the terminal (their lines are kept).
+            wasmoci_spec::escape_controls(message, true)
+        ));
     }
 }
 

@@ -320,7 +320,7 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
                     if let Some(why) = exit.describe() {
                         log::warn!("task `{id}`: {}", shown(&why));
                         // Where `kubectl logs` shows it.
-                        stderr.write_line(&format!("wasmoci: {why}"));
+                        stderr.write_line(&format!("wasmoci: {}", shown(&why)));
                         if matches!(exit, Exit::MemoryLimit(_)) {
                             events.oom(id);
                         }
@@ -329,8 +329,8 @@ pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work)
                             ..
                         } = &exit
                         {
-                            // Escaped, its lines kept: guest function names are the guest's.
-                            log::warn!("{}", wasmoci_spec::escape_controls(bt, true));
+                            // One escaped line: guest function names are the guest's.
+                            log::warn!("task `{id}`: {}", shown(bt));
                         }
                     }
                     exit.status() as u32

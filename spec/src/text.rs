@@ -4,10 +4,21 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Whether `c` may change what a terminal shows beyond printing itself: C0 controls (ESC
-/// starts the sequences that retitle, clear or move), DEL, C1 controls, and the bidi
-/// overrides and isolates that reorder a line.
+/// starts the sequences that retitle, clear or move), DEL, C1 controls, the bidi marks,
+/// overrides and isolates that reorder a line, and the Unicode line and paragraph
+/// separators.
 fn is_control(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{061c}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
 }
 
 /// `text` with every control character written as a Rust escape (`\u{1b}`), so it can
@@ -37,10 +48,10 @@ mod tests {
 
     #[test]
     fn controls_are_escaped_and_plain_text_borrowed() {
-        let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\r\nvalidated OK\u{9b}\u{202e}";
+        let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\r\nvalidated OK\u{9b}\u{202e}\u{2028}";
         assert_eq!(
             escape_controls(hostile, false),
-            "\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{d}\\u{a}validated OK\\u{9b}\\u{202e}"
+            "\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{d}\\u{a}validated OK\\u{9b}\\u{202e}\\u{2028}"
         );
         assert_eq!(escape_controls("a\nb\u{1b}", true), "a\nb\\u{1b}");
         assert!(matches!(

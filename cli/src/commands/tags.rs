@@ -41,7 +41,14 @@ struct Tags(Vec<String>);
 
 impl Report for Tags {
     fn text(&self) -> Option<String> {
-        (!self.0.is_empty()).then(|| self.0.join("\n"))
+        // A registry's tags, one line each whatever they hold (`--json` is exact).
+        (!self.0.is_empty()).then(|| {
+            self.0
+                .iter()
+                .map(|t| wasmoci_spec::escape_controls(t, false))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
     }
 }
 
