@@ -100,7 +100,7 @@ pub enum Error {
     },
     /// A blob that is not sent anywhere: a symbolic link, not a regular file, outside the
     /// layout, or not of its descriptor's size.
-    #[error("refused to send blob `{}`: {reason}", path.display())]
+    #[error("failed to send blob `{}`: {reason}", path.display())]
     BlobRefused {
         /// The file.
         path: PathBuf,

@@ -15,6 +15,7 @@ use wasmoci_spec::{ArtifactInput, Timestamp, build_artifact};
 use wasmoci_testdata::fake::{FakeRegistry, FakeResponse};
 use wasmoci_testdata::registry::TestRegistry;
 
+mod guard;
 mod hostile;
 mod local_blobs;
 mod mount;

@@ -51,7 +51,7 @@ pub enum Error {
         reason: String,
     },
     /// A compile cache that cannot be trusted with native code.
-    #[error("refusing the compile cache `{}`: {reason} (or run with `--no-cache`)", path.display())]
+    #[error("failed to use the compile cache `{}`: {reason}", path.display())]
     UnsafeCache {
         /// The directory or key file.
         path: PathBuf,

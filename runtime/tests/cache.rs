@@ -75,7 +75,7 @@ fn a_cache_others_can_write_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("refusing the compile cache") && err.contains("mode 0777"),
+        err.contains("failed to use the compile cache") && err.contains("mode 0777"),
         "{err}"
     );
     assert_eq!(

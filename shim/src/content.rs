@@ -308,7 +308,8 @@ fn pull_direct(reference: &Reference) -> Result<Loaded, ContentError> {
     // The node's rules first, for every pod: content another pod's pull left in the
     // store is reused only under this pod's own reference (its name at its digest).
     let policy = PullPolicy::from_env();
-    policy.check(reference, &own_addresses())?;
+    let own = own_addresses();
+    policy.check(reference, &own)?;
     let layout = Layout::at(Home::node().store());
     let stored = match layout.resolve(&locate(reference)) {
         Ok(stored) => stored,
@@ -319,6 +320,8 @@ fn pull_direct(reference: &Reference) -> Result<Loaded, ContentError> {
             };
             let options = ClientOptions {
                 anonymous: !policy.credentials(reference),
+                https_only: !policy.insecure(reference),
+                only_addresses: policy.address_filter(reference, own),
                 ..ClientOptions::default()
             };
             Client::new(options)

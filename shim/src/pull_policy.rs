@@ -14,9 +14,10 @@
 //! Every other registry must resolve to addresses that are not loopback, link-local,
 //! unspecified or the node's own, and is talked to over TLS only.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 use wasmoci_registry::Reference;
+use wasmoci_registry::client::AddressFilter;
 
 /// The variable naming the repositories that may use the node's credentials.
 pub(crate) const CREDENTIALS_FOR: &str = "WASMOCI_NODE_CREDENTIALS_FOR";
@@ -28,7 +29,7 @@ pub(crate) const INSECURE_REGISTRIES: &str = "WASMOCI_NODE_INSECURE_REGISTRIES";
 pub(crate) enum PullRefused {
     /// The registry is the node, or next to it.
     #[error(
-        "refusing to pull `{reference}`: `{registry}` is {what} (`{addr}`); a node pulls only from other hosts unless `{INSECURE_REGISTRIES}` names the registry"
+        "failed to pull `{reference}`: `{registry}` is {what} (`{addr}`); a node pulls only from other hosts unless `{INSECURE_REGISTRIES}` names the registry"
     )]
     Address {
         reference: String,
@@ -91,6 +92,19 @@ impl PullPolicy {
         self.insecure.contains(&reference.registry)
     }
 
+    /// What the client may connect to for `reference`: for a registry that is not exempt,
+    /// no address [`check`](Self::check) refuses, on every request and at connect time
+    /// (redirects, token realms, a name that resolves differently the second time), and
+    /// only over TLS.
+    pub(crate) fn address_filter(
+        &self,
+        reference: &Reference,
+        own: Vec<IpAddr>,
+    ) -> Option<AddressFilter> {
+        (!self.insecure(reference))
+            .then(|| AddressFilter::new(move |addr| forbidden(addr, &own).map(str::to_owned)))
+    }
+
     /// Refuses `reference` unless its registry is exempt or resolves only to addresses
     /// that are not the node's (`own`) or next to it.
     pub(crate) fn check(&self, reference: &Reference, own: &[IpAddr]) -> Result<(), PullRefused> {
@@ -135,8 +149,15 @@ fn forbidden(addr: IpAddr, own: &[IpAddr]) -> Option<&'static str> {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => v6.is_unicast_link_local(),
     };
+    // Cloud metadata services outside the link-local range: AWS's IPv6 one, Alibaba's.
+    let metadata = [
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+        IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+    ];
     if addr.is_loopback() {
         Some("loopback")
+    } else if metadata.contains(&addr) {
+        Some("a cloud's metadata service")
     } else if addr.is_unspecified() {
         Some("unspecified")
     } else if link_local {
@@ -150,8 +171,14 @@ fn forbidden(addr: IpAddr, own: &[IpAddr]) -> Option<&'static str> {
 
 /// This node's addresses (every interface's).
 pub(crate) fn own_addresses() -> Vec<IpAddr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
+    let addrs = match nix::ifaddrs::getifaddrs() {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            log::warn!(
+                "failed to list this node's addresses ({e}): direct pulls are checked without them"
+            );
+            return Vec::new();
+        }
     };
     addrs
         .filter_map(|a| a.address)
@@ -187,6 +214,13 @@ mod tests {
             assert!(err.contains(INSECURE_REGISTRIES), "{err}");
         }
         assert!(none.check(&reference("10.0.0.8:5000/a/b"), &own).is_ok());
+        assert!(none.check(&reference("100.100.100.200/a/b"), &own).is_err());
+        // The same rule at connect time, for redirects and realms.
+        let filter = none.address_filter(&reference("ghcr.io/a/b:1"), own.clone());
+        assert!(filter.is_some());
+        let exempt_filter = PullPolicy::new("", "127.0.0.1:5000")
+            .address_filter(&reference("127.0.0.1:5000/a/b"), own.clone());
+        assert!(exempt_filter.is_none());
         let exempt = PullPolicy::new("", "127.0.0.1:5000, other:1");
         assert!(exempt.check(&reference("127.0.0.1:5000/a/b"), &own).is_ok());
         assert!(

@@ -279,7 +279,7 @@ fn artifacts_run_through_cri_on_containerd_1_7() {
         container("direct", &compat, &["exit3.wasm"]),
     );
     assert!(
-        refused.contains("refusing to pull") && refused.contains("is loopback"),
+        refused.contains("failed to pull") && refused.contains("is loopback"),
         "{refused}"
     );
     let native = push_native(

@@ -90,7 +90,13 @@ pub(crate) fn load_program(engine: &WasmEngine, wasm: &Wasm, no_cache: bool) -> 
             .with_context(|| format!("`{}` is not a WebAssembly module or component", wasm.name))?;
         return Ok(compile(engine, &wasm.name, kind, &wasm.bytes)?);
     }
-    let (program, outcome) = cache()?.load(engine, &wasm.name, &wasm.bytes, &wasm.digest)?;
+    let (program, outcome) = cache()?
+        .load(engine, &wasm.name, &wasm.bytes, &wasm.digest)
+        .inspect_err(|e| {
+            if matches!(e, wasmoci_runtime::Error::UnsafeCache { .. }) {
+                output::note("`--no-cache` runs without the compile cache");
+            }
+        })?;
     if let CacheOutcome::Replaced(reason) = outcome {
         output::note(&format!(
             "the compile cache entry of `{}` was unusable ({reason}); compiled it again",

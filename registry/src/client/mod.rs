@@ -16,6 +16,7 @@ use wasmoci_spec::{Descriptor, Digest};
 use crate::auth::Secret;
 
 mod error;
+mod guard;
 mod pull;
 mod push;
 mod realm;
@@ -23,6 +24,7 @@ mod tags;
 mod transport;
 
 pub use error::RegistryError;
+pub use guard::AddressFilter;
 pub use pull::PullOptions;
 
 /// The default largest blob a pull downloads: 1 GiB (the shim's largest wasm file too).
@@ -42,6 +44,11 @@ pub struct ClientOptions {
     /// Never send credentials: none from flags, variables or docker's `config.json` (the
     /// shim's direct pulls, unless the node allows the repository).
     pub anonymous: bool,
+    /// Connect only to addresses this filter lets through (every request: redirects,
+    /// token realms; checked when connecting). `None`: anywhere.
+    pub only_addresses: Option<AddressFilter>,
+    /// Never plain HTTP, not even to a loopback registry or a redirect's target.
+    pub https_only: bool,
     /// Skip TLS certificate verification.
     pub insecure: bool,
     /// Trust these PEM certificates (instead of Mozilla's roots).
@@ -74,6 +81,8 @@ impl Default for ClientOptions {
             credential: None,
             env_credentials_for: None,
             anonymous: false,
+            only_addresses: None,
+            https_only: false,
             insecure: false,
             ca_file: None,
             stall_timeout: Duration::from_secs(60),
