@@ -107,6 +107,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A blob that is not a file to read whole.
+    #[error("failed to read blob `{}`: {reason}", path.display())]
+    BlobUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Content whose size or digest is not what its descriptor says.
     #[error("content for `{expected}` hashes to `{actual}` ({size} bytes); nothing was written")]
     ContentMismatch {

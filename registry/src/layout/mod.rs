@@ -322,16 +322,45 @@ impl Layout {
 
     /// Reads a blob as it is on disk, without checking its digest: for `validate`, which
     /// reports a blob that does not match its descriptor instead of failing on it.
+    /// Only a regular file of at most 1 GiB is read (a layout's blob
+    /// may be a symlink to a device or a fifo: never read, never waited on).
     pub fn read_blob_as_stored(&self, digest: &Digest) -> Result<Vec<u8>> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.blob_path(digest);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::BlobMissing {
-                digest: *digest,
-                path,
-            }),
-            Err(e) => Err(e).io("read", path),
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::BlobMissing {
+                    digest: *digest,
+                    path,
+                });
+            }
+            Err(e) => return Err(e).io("read", path),
+        };
+        let meta = file.metadata().io("read", &path)?;
+        let unreadable = |reason: String| Error::BlobUnreadable {
+            path: path.clone(),
+            reason,
+        };
+        if !meta.is_file() {
+            return Err(unreadable("it is not a regular file".into()));
         }
+        if meta.len() > MAX_BLOB_READ {
+            return Err(unreadable(format!(
+                "it is {} bytes, more than the {MAX_BLOB_READ} a blob read whole may have",
+                meta.len()
+            )));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_BLOB_READ)
+            .read_to_end(&mut bytes)
+            .io("read", &path)?;
+        Ok(bytes)
     }
 
     /// The index lock, exclusive: held while `index.json` is read and replaced.
@@ -390,6 +419,9 @@ impl Layout {
         wasmoci_fs::write_atomic(path, bytes, PUBLISHED_MODE).io("write", path)
     }
 }
+
+/// The largest blob read whole into memory (a wasm layer is at most 1 GiB).
+pub(crate) const MAX_BLOB_READ: u64 = 1 << 30;
 
 /// Layout files are readable by everyone (containerd, skopeo or a CI user may read them);
 /// temporary files start out private.
