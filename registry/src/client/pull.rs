@@ -64,7 +64,17 @@ fn read_checked(
         .with_config()
         .limit(MAX_MANIFEST)
         .read_to_vec()
-        .map_err(|e| transport_error(r, e))?;
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
+                action: "read",
+                reference: r.to_string(),
+                what: format!(
+                    "a manifest or config is larger than {}",
+                    super::error::human(MAX_MANIFEST)
+                ),
+            },
+            e => transport_error(r, e),
+        })?;
     let actual = Digest::of(&bytes);
     match expected {
         Some(expected) if expected != actual => Err(RegistryError::DigestMismatch {

@@ -26,10 +26,11 @@ impl Client {
         // 100 per page: what most registries cap a page at anyway.
         let mut url = format!("{}/tags/list?n=100", self.transport.base(r));
         let mut tags = Vec::new();
-        // Bounded: a registry that links back to a page it already gave is cut off.
+        // Bounded: a registry that links back to a page it already gave is cut off (each
+        // page kept as its digest: a page's URL may be long, there may be many).
         let mut seen = std::collections::HashSet::new();
         for _ in 0..options.max_tag_pages {
-            if !seen.insert(url.clone()) {
+            if !seen.insert(wasmoci_spec::Digest::of(url.as_bytes())) {
                 return Err(RegistryError::Status {
                     action: "list the tags of",
                     reference: r.to_string(),
