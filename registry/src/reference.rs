@@ -43,12 +43,7 @@ impl Reference {
     /// Whether the registry is on this machine (`localhost`, 127.0.0.0/8, `[::1]`), where
     /// plain HTTP is used without being asked.
     pub fn is_loopback(&self) -> bool {
-        let host = host_of(&self.registry);
-        host == "localhost"
-            || host == "::1"
-            || host
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(&self.registry)
     }
 
     /// `host/repository`, without a tag or digest.
@@ -72,6 +67,17 @@ impl Reference {
             ..self.clone()
         }
     }
+}
+
+/// Whether `authority` (`host[:port]`) is this machine: `localhost` (any case), an IPv4
+/// address in 127.0.0.0/8 or IPv6's loopback. The one rule for a registry and a token
+/// service alike.
+pub fn is_loopback_host(authority: &str) -> bool {
+    let host = host_of(authority);
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host part of `host[:port]` (brackets removed from IPv6).

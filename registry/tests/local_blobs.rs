@@ -3,28 +3,10 @@
 //! a blob reaches the registry.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-
 use wasmoci_registry::client::{Client, ClientOptions, RegistryError};
 use wasmoci_registry::{Error, Reference};
-use wasmoci_testdata::fake::{FakeRegistry, FakeRequest, FakeResponse};
 
 use super::{artifact, stored};
-
-/// A registry that has no blob and takes every upload; it logs each request.
-fn sink() -> (FakeRegistry, Arc<Mutex<Vec<FakeRequest>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let registry = FakeRegistry::start(move |req| {
-        log.lock().unwrap().push(req.clone());
-        match req.method.as_str() {
-            "HEAD" => FakeResponse::new(404, Vec::new()),
-            "POST" => FakeResponse::new(202, Vec::new()).header("location", "/v2/upload/1"),
-            _ => FakeResponse::new(201, Vec::new()),
-        }
-    });
-    (registry, seen)
-}
 
 #[test]
 fn a_push_never_sends_a_blob_the_layout_does_not_really_hold() {
@@ -84,7 +66,8 @@ fn a_push_never_sends_a_blob_the_layout_does_not_really_hold() {
         let layer = stored.manifest().unwrap().layers[0].clone();
         let outside = dir.path().join("secret.txt");
         spoil(&layout.blob_path(&layer.digest), &outside, &secret);
-        let (registry, seen) = sink();
+        // No layout here remembers a source: nothing is mounted, everything uploaded.
+        let (registry, seen) = super::mount::upload_sink(201);
         let dest: Reference = format!("{}/leak/app:1", registry.addr).parse().unwrap();
         let err = Client::new(ClientOptions::default())
             .unwrap()

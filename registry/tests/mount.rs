@@ -11,7 +11,7 @@ use super::{artifact, stored};
 
 /// A registry that has no blob, answers a mount with `mount` and takes every upload; it
 /// logs each request.
-fn registry(mount: u16) -> (FakeRegistry, Arc<Mutex<Vec<FakeRequest>>>) {
+pub(super) fn upload_sink(mount: u16) -> (FakeRegistry, Arc<Mutex<Vec<FakeRequest>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let registry = FakeRegistry::start(move |req| {
@@ -44,7 +44,7 @@ fn a_push_mounts_from_remembered_repositories_and_uploads_when_refused() {
     for (answer, mounted, uploaded) in [(201, 2, 0), (403, 0, 2)] {
         let (_dir, layout, stored) = stored(&a);
         let layout = layout.remembering_sources();
-        let (registry, seen) = registry(answer);
+        let (registry, seen) = upload_sink(answer);
         let manifest = stored.manifest().unwrap();
         let blobs = [manifest.config.digest, manifest.layers[0].digest];
         // Known in two repositories of this registry, and in one of another.

@@ -87,6 +87,16 @@ impl From<&ComponentSection> for Component {
     }
 }
 
+impl Component {
+    /// Its imports and exports, each sorted: what two descriptions are compared by.
+    fn sorted(&self) -> (Vec<String>, Vec<String>) {
+        let (mut imports, mut exports) = (self.imports.clone(), self.exports.clone());
+        imports.sort();
+        exports.sort();
+        (imports, exports)
+    }
+}
+
 /// What `wasm` imports and exports, read from the bytes.
 fn from_bytes(wasm: &[u8], kind: WasmKind) -> Result<Component, wasmoci_spec::Error> {
     match kind {
@@ -152,24 +162,12 @@ pub fn inspect(loaded: &Loaded) -> Result<Inspected> {
     } else {
         let config = parts.config()?;
         // The config is what is shown; the caller says so when the bytes disagree with it.
-        let lists = |c: Option<(&[String], &[String])>| {
-            c.map(|(i, e)| {
-                let (mut i, mut e) = (i.to_vec(), e.to_vec());
-                i.sort();
-                e.sort();
-                (i, e)
-            })
-        };
         let from_config = config.component.as_ref().map(Component::from);
         let bytes_say = bytes_say.ok();
         let mismatch = kind.os() != config.os
             || (kind == WasmKind::Component
-                && lists(bytes_say.as_ref().map(|c| (&c.imports[..], &c.exports[..])))
-                    != lists(
-                        from_config
-                            .as_ref()
-                            .map(|c| (&c.imports[..], &c.exports[..])),
-                    ));
+                && bytes_say.as_ref().map(Component::sorted)
+                    != from_config.as_ref().map(Component::sorted));
         (
             config.os,
             config.created.map(|t| t.to_string()),

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use wasmoci_spec::{Descriptor, Digest, ImageManifest, media_types};
 
-use super::transport::{Method, Response, header, transport_error};
+use super::transport::{Method, Response, header, read_limited};
 use super::{Client, Counted, PullReport, RegistryError};
 use crate::layout::Layout;
 use crate::reference::Reference;
@@ -59,22 +59,7 @@ fn read_checked(
     response: &mut Response,
     expected: Option<Digest>,
 ) -> Result<(Vec<u8>, Digest), RegistryError> {
-    let bytes = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_MANIFEST)
-        .read_to_vec()
-        .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
-                action: "read",
-                reference: r.to_string(),
-                what: format!(
-                    "a manifest or config is larger than {}",
-                    super::error::human(MAX_MANIFEST)
-                ),
-            },
-            e => transport_error(r, e),
-        })?;
+    let bytes = read_limited(r, response, MAX_MANIFEST, "read", "a manifest or config")?;
     let actual = Digest::of(&bytes);
     match expected {
         Some(expected) if expected != actual => Err(RegistryError::DigestMismatch {

@@ -36,7 +36,7 @@ impl Realm {
         }
         Ok(Realm {
             url: realm.to_owned(),
-            private: tls || is_loopback(authority),
+            private: tls || crate::reference::is_loopback_host(authority),
         })
     }
 
@@ -64,15 +64,6 @@ fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
     url.get(..scheme.len())
         .filter(|s| s.eq_ignore_ascii_case(scheme))
         .map(|_| &url[scheme.len()..])
-}
-
-/// Whether `authority` (`host[:port]`) is this machine.
-fn is_loopback(authority: &str) -> bool {
-    let host = crate::reference::host_of(authority);
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Percent-encodes all but the unreserved characters (RFC 3986).

@@ -1,7 +1,6 @@
 //! What a registry lists and whether it lets us in: tags (every page) and login.
 
-use super::error::human;
-use super::transport::{Method, header, transport_error};
+use super::transport::{Method, header, read_limited};
 use super::{Client, RegistryError};
 use crate::reference::Reference;
 
@@ -45,18 +44,13 @@ impl Client {
                 return Err(self.transport.status_error(r, "list the tags of", response));
             }
             let next = header(&response, "link").and_then(|l| next_link(&l));
-            let bytes = response
-                .body_mut()
-                .with_config()
-                .limit(MAX_TAG_PAGE)
-                .read_to_vec()
-                .map_err(|e| match e {
-                    ureq::Error::BodyExceedsLimit(_) => too_large(format!(
-                        "a page of the listing is larger than {}",
-                        human(MAX_TAG_PAGE)
-                    )),
-                    e => transport_error(r, e),
-                })?;
+            let bytes = read_limited(
+                r,
+                &mut response,
+                MAX_TAG_PAGE,
+                "list the tags of",
+                "a page of the listing",
+            )?;
             let body: serde_json::Value =
                 serde_json::from_slice(&bytes).map_err(|e| RegistryError::Status {
                     action: "list the tags of",

@@ -390,6 +390,30 @@ impl Transport {
     }
 }
 
+/// Reads `response`'s body whole, at most `limit` bytes; a longer one is `TooLarge`:
+/// `action` on `r` failed because `what` (said with the limit) is larger.
+pub(super) fn read_limited(
+    r: &Reference,
+    response: &mut Response,
+    limit: u64,
+    action: &'static str,
+    what: &str,
+) -> Result<Vec<u8>, RegistryError> {
+    response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
+                action,
+                reference: r.to_string(),
+                what: format!("{what} is larger than {}", super::error::human(limit)),
+            },
+            e => transport_error(r, e),
+        })
+}
+
 /// A connection that failed: TLS, or no answer at all.
 pub(super) fn transport_error(r: &Reference, e: ureq::Error) -> RegistryError {
     let reason = e.to_string();

@@ -117,7 +117,7 @@ impl CacheKey {
         let dir = path.parent().unwrap_or(Path::new("."));
         // A name no other thread or process stages under (the new key's own bytes in it).
         let staged = dir.join(format!(".key.{}.{}", std::process::id(), hex(&bytes[..8])));
-        fs::OpenOptions::new()
+        let linked = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -126,8 +126,8 @@ impl CacheKey {
                 file.write_all(&bytes)?;
                 file.sync_all()
             })
-            .map_err(|e| io("write", e))?;
-        let linked = fs::hard_link(&staged, path);
+            .and_then(|()| fs::hard_link(&staged, path));
+        // Whatever happened, the staged name goes: no half-written key is left behind.
         let _ = fs::remove_file(&staged);
         match linked {
             Ok(()) => Ok(CacheKey(bytes)),

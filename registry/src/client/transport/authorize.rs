@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 
-use super::{Method, Transport, transport_error};
+use super::{Method, Transport, read_limited, transport_error};
 use crate::auth::{Credential, CredentialSource};
 use crate::client::RegistryError;
 use crate::client::realm::Realm;
@@ -124,22 +124,13 @@ impl Transport {
                 response.status().as_u16()
             )));
         }
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_TOKEN_ANSWER)
-            .read_to_vec()
-            .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
-                    action: "read the token for",
-                    reference: r.to_string(),
-                    what: format!(
-                        "the answer of `{realm}` is larger than {}",
-                        crate::client::error::human(MAX_TOKEN_ANSWER)
-                    ),
-                },
-                e => transport_error(r, e),
-            })?;
+        let bytes = read_limited(
+            r,
+            &mut response,
+            MAX_TOKEN_ANSWER,
+            "read the token for",
+            &format!("the answer of `{realm}`"),
+        )?;
         let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             unauthorized(&format!(
                 "the token service answered something that is not JSON: {e}"
