@@ -374,16 +374,24 @@ fn get_inside(netns: &Path, port: u16) -> std::io::Result<String> {
 
 /// Starts `container` in `pod`, lets it run for `settle`, reads its `ContainerStats`,
 /// and removes it.
+/// Starts `container` and reads its stats until `ready` holds for them (the guest may
+/// not have started when the task has): every 50 ms, for 5 s at most. The last stats.
 async fn stats_while_running(
     cri: &mut Cri,
     pod: &Pod,
     container: &ContainerSpec,
-    settle: Duration,
+    ready: impl Fn(&k8s_cri::v1::ContainerStats) -> bool,
 ) -> k8s_cri::v1::ContainerStats {
     let id = cri.create(pod, container).await.unwrap();
     cri.start(&id).await.unwrap();
-    tokio::time::sleep(settle).await;
-    let stats = cri.stats(&id).await.expect("ContainerStats");
+    let started = std::time::Instant::now();
+    let stats = loop {
+        let stats = cri.stats(&id).await.expect("ContainerStats");
+        if ready(&stats) || started.elapsed() > Duration::from_secs(5) {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     cri.remove(&id).await.unwrap();
     stats
 }
@@ -452,17 +460,18 @@ fn http_component_serves_inside_the_pod_network_namespace() {
     // Stats report the guest's memory: a sleeping module's linear memory.
     let sleep = push_artifact(&node.registry, "sleep", &fixture("sleep.wasm"));
     node.pull(&sleep).unwrap();
-    let usage = node
-        .rt
-        .block_on(stats_while_running(
-            &mut cri,
-            &pod,
-            &container("sleep", &sleep, &["sleep.wasm"]),
-            Duration::ZERO,
-        ))
-        .memory
-        .and_then(|m| m.usage_bytes)
-        .map_or(0, |u| u.value);
+    let memory = |s: &k8s_cri::v1::ContainerStats| {
+        s.memory
+            .as_ref()
+            .and_then(|m| m.usage_bytes.as_ref())
+            .map_or(0, |u| u.value)
+    };
+    let usage = memory(&node.rt.block_on(stats_while_running(
+        &mut cri,
+        &pod,
+        &container("sleep", &sleep, &["sleep.wasm"]),
+        |s| memory(s) >= 64 << 10,
+    )));
     assert!(
         usage >= 64 << 10,
         "memory usage {usage} is not the guest's memory"
@@ -470,17 +479,18 @@ fn http_component_serves_inside_the_pod_network_namespace() {
     // …and the CPU time of a busy one.
     let busy = push_artifact(&node.registry, "loop", &fixture("loop.wasm"));
     node.pull(&busy).unwrap();
-    let cpu = node
-        .rt
-        .block_on(stats_while_running(
-            &mut cri,
-            &pod,
-            &container("busy", &busy, &["loop.wasm"]),
-            Duration::from_millis(300),
-        ))
-        .cpu
-        .and_then(|c| c.usage_core_nano_seconds)
-        .map_or(0, |u| u.value);
+    let cpu_of = |s: &k8s_cri::v1::ContainerStats| {
+        s.cpu
+            .as_ref()
+            .and_then(|c| c.usage_core_nano_seconds.as_ref())
+            .map_or(0, |u| u.value)
+    };
+    let cpu = cpu_of(&node.rt.block_on(stats_while_running(
+        &mut cri,
+        &pod,
+        &container("busy", &busy, &["loop.wasm"]),
+        |s| cpu_of(s) > 0,
+    )));
     assert!(cpu > 0, "a busy guest shows no CPU time");
 
     // A guest waiting for input (`stdin: true`, nothing written) still stops.
