@@ -65,12 +65,60 @@ impl Program {
         self.shape(engine).entry_points()
     }
 
+    /// Whether it is a component or a core module.
+    pub fn kind(&self) -> WasmKind {
+        match self {
+            Program::Component(_) => WasmKind::Component,
+            Program::Module(_) => WasmKind::Module,
+        }
+    }
+
+    /// Its compiled code, for another process running an engine of the same settings
+    /// ([`Program::from_handed_bytes`]).
+    pub fn to_bytes(&self, name: &str) -> crate::Result<Vec<u8>> {
+        match self {
+            Program::Component(c) => c.serialize(),
+            Program::Module(m) => m.serialize(),
+        }
+        .map_err(|e| crate::Error::Compile {
+            name: name.to_owned(),
+            reason: crate::error::wasmtime_message(&e),
+        })
+    }
+
+    /// Loads compiled code that [`Program::to_bytes`] made.
+    ///
+    /// # Safety
+    /// wasmtime runs the code as it is: `bytes` must be [`Program::to_bytes`] output of an
+    /// engine with the same settings that no one can have changed since, such as what a
+    /// process read from a sealed memfd it inherited from the process that compiled it.
+    #[allow(unsafe_code, reason = "the caller vouches for the bytes")]
+    pub unsafe fn from_handed_bytes(
+        engine: &crate::engine::WasmEngine,
+        kind: WasmKind,
+        name: &str,
+        bytes: &[u8],
+    ) -> crate::Result<Program> {
+        // SAFETY: the caller's promise, above.
+        let loaded = unsafe {
+            match kind {
+                WasmKind::Component => {
+                    Component::deserialize(engine.engine(), bytes).map(Program::Component)
+                }
+                WasmKind::Module => {
+                    Module::deserialize(engine.engine(), bytes).map(Program::Module)
+                }
+            }
+        };
+        loaded.map_err(|e| crate::Error::Compile {
+            name: name.to_owned(),
+            reason: crate::error::wasmtime_message(&e),
+        })
+    }
+
     fn shape(&self, engine: &wasmtime::Engine) -> Shape {
         Shape {
-            kind: match self {
-                Program::Component(_) => WasmKind::Component,
-                Program::Module(_) => WasmKind::Module,
-            },
+            kind: self.kind(),
             exports: self.exports(engine),
         }
     }

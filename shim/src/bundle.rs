@@ -37,14 +37,50 @@ pub(crate) struct Process {
     /// The capabilities CRI gives the container.
     #[serde(default)]
     pub(crate) capabilities: Option<Capabilities>,
+    /// Who the container runs as (`runAsUser`, `runAsGroup`, `fsGroup`,
+    /// `supplementalGroups`).
+    #[serde(default)]
+    pub(crate) user: User,
+    /// `allowPrivilegeEscalation: false`.
+    #[serde(default, rename = "noNewPrivileges")]
+    pub(crate) no_new_privileges: bool,
 }
 
-/// `process.capabilities`.
+/// `process.user`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct User {
+    /// The user id.
+    #[serde(default)]
+    pub(crate) uid: u32,
+    /// The group id.
+    #[serde(default)]
+    pub(crate) gid: u32,
+    /// The supplementary groups.
+    #[serde(default, rename = "additionalGids")]
+    pub(crate) additional_gids: Vec<u32>,
+    /// The umask.
+    #[serde(default)]
+    pub(crate) umask: Option<u32>,
+}
+
+/// `process.capabilities`: capability names (`CAP_CHOWN`, …) by set.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Capabilities {
     /// The bounding set: what the container could ever have.
     #[serde(default)]
     pub(crate) bounding: Vec<String>,
+    /// The effective set.
+    #[serde(default)]
+    pub(crate) effective: Vec<String>,
+    /// The permitted set.
+    #[serde(default)]
+    pub(crate) permitted: Vec<String>,
+    /// The inheritable set.
+    #[serde(default)]
+    pub(crate) inheritable: Vec<String>,
+    /// The ambient set.
+    #[serde(default)]
+    pub(crate) ambient: Vec<String>,
 }
 
 /// `root`.
@@ -79,6 +115,10 @@ pub(crate) struct Linux {
     /// The namespaces to join or create.
     #[serde(default)]
     pub(crate) namespaces: Vec<Namespace>,
+    /// The container's cgroup: a path (cgroupfs driver) or `slice:prefix:name` (systemd
+    /// driver).
+    #[serde(default, rename = "cgroupsPath")]
+    pub(crate) cgroups_path: Option<String>,
 }
 
 /// `linux.namespaces[]`.
@@ -101,6 +141,17 @@ pub(crate) struct Resources {
     /// CPU.
     #[serde(default)]
     pub(crate) cpu: Option<Cpu>,
+    /// Processes.
+    #[serde(default)]
+    pub(crate) pids: Option<Pids>,
+}
+
+/// `linux.resources.pids`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Pids {
+    /// The most tasks (threads) the cgroup may hold; 0 or less: no limit.
+    #[serde(default)]
+    pub(crate) limit: i64,
 }
 
 /// `linux.resources.cpu`.

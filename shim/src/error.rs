@@ -46,6 +46,16 @@ pub(crate) enum ShimError {
     /// The shim's engine could not be built (the same error for every task).
     #[error("failed to set up the engine: {0}")]
     EngineSetup(std::sync::Arc<wasmoci_runtime::Error>),
+    /// The container's cgroup cannot be made or used.
+    #[error("failed to {action} the cgroup `{}`: {reason}", path.display())]
+    Cgroup {
+        action: &'static str,
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// The worker process that runs a guest cannot be started.
+    #[error("failed to start the worker for task `{id}`: {reason}")]
+    Worker { id: String, reason: String },
     /// Stats could not be encoded.
     #[error("failed to encode the stats of `{id}`: {error}")]
     Stats {
@@ -62,13 +72,14 @@ impl ShimError {
             ShimError::StoppedBeforeStart(_)
             | ShimError::AlreadyStarted(_)
             | ShimError::StillRunning(_) => ttrpc::Code::FAILED_PRECONDITION,
-            ShimError::Stats { .. } => ttrpc::Code::INTERNAL,
+            ShimError::Stats { .. } | ShimError::Worker { .. } => ttrpc::Code::INTERNAL,
             ShimError::Mount(_)
             | ShimError::Volume(_)
             | ShimError::Bundle(_)
             | ShimError::Plan(_)
             | ShimError::Content(_)
             | ShimError::Netns(_)
+            | ShimError::Cgroup { .. }
             | ShimError::Engine(_)
             | ShimError::EngineSetup(_) => ttrpc::Code::INVALID_ARGUMENT,
         }

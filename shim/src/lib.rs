@@ -13,6 +13,7 @@
 //!   guest (SIGTERM drains an HTTP server).
 
 pub mod bundle;
+pub mod confine;
 mod content;
 mod error;
 mod mounts;
@@ -22,5 +23,6 @@ mod pull_policy;
 mod service;
 mod stdio;
 mod task;
+mod worker;
 
 pub use service::main;

@@ -14,6 +14,7 @@ use wasmoci_runtime::serve::Admission;
 use wasmoci_spec::Digest;
 
 use crate::bundle::Bundle;
+pub use crate::confine::Confinement;
 
 /// Pod annotations the shim reads (`wasmoci.dev/*`, passed through by containerd's
 /// `pod_annotations` / `container_annotations`).
@@ -83,9 +84,8 @@ pub struct Container {
     pub listen: SocketAddr,
     /// The pod's network namespace, which the guest's threads join.
     pub netns: Option<PathBuf>,
-    /// Privileged (`CAP_SYS_ADMIN` in its bounding set, as CRI gives a privileged
-    /// container): it may mount the node's pseudo filesystems.
-    pub privileged: bool,
+    /// The identity, capabilities and cgroup its guest runs with.
+    pub confinement: Confinement,
 }
 
 /// Where a container's wasm comes from.
@@ -132,9 +132,26 @@ pub enum PlanError {
         "`wasmoci.dev/image` `{0}` must pin a digest (`REF@sha256:…`), so the node runs exactly what was reviewed"
     )]
     Unpinned(String),
+    /// `process.capabilities` names a capability this shim does not know.
+    #[error("unknown capability `{0}` in `process.capabilities`")]
+    Capability(String),
+    /// `linux.cgroupsPath` is neither a path nor `slice:prefix:name`.
+    #[error("invalid `linux.cgroupsPath` `{value}`: {reason}")]
+    CgroupsPath {
+        /// Its value.
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
 }
 
 impl Container {
+    /// Privileged (`CAP_SYS_ADMIN` in its bounding set, as CRI gives a privileged
+    /// container): it may mount the node's pseudo filesystems, and runs unconfined.
+    pub fn privileged(&self) -> bool {
+        self.confinement.privileged()
+    }
+
     /// The engine's limits: the memory limit bounds each instance and, through `budget`,
     /// all of them together (an HTTP server's requests in flight).
     pub fn limits(&self, budget: std::sync::Arc<MemoryBudget>) -> Limits {
@@ -224,11 +241,7 @@ pub fn plan(bundle: &Bundle, dir: &std::path::Path) -> Result<Plan, PlanError> {
         admission,
         listen,
         netns: bundle.network_namespace().map(ToOwned::to_owned),
-        privileged: bundle
-            .process
-            .capabilities
-            .as_ref()
-            .is_some_and(|c| c.bounding.iter().any(|cap| cap == "CAP_SYS_ADMIN")),
+        confinement: Confinement::of(bundle)?,
     })))
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Condvar, Mutex};
 
 use containerd_shim as shim;
@@ -15,7 +16,6 @@ use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, TtrpcContext, TtrpcResult, api};
 use wasmoci_runtime::containerd::RUNTIME_TYPE;
 use wasmoci_runtime::exit::StopHandle;
-use wasmoci_runtime::limits::MemoryBudget;
 
 use crate::bundle::Bundle;
 use crate::content::Containerd;
@@ -74,28 +74,22 @@ impl Service {
     }
 }
 
-type Created = (Plan, Arc<MemoryBudget>, Work, Option<netns::Holder>);
+type Created = (Plan, Work, Option<netns::Holder>);
 
 impl Service {
     /// Reads the bundle, plans the task and does what it needs before it can start.
     fn prepare(&self, id: &str, bundle: &Path) -> Result<Created, ShimError> {
         let plan = plan(&Bundle::load(bundle)?, bundle)?;
-        let memory_limit = match &plan {
-            Plan::Container(c) => c.memory_limit,
-            Plan::Sandbox { .. } => None,
-        };
-        // The budget all the task's instances share, and what Stats reports as its usage.
-        let memory = MemoryBudget::new(memory_limit.unwrap_or(u64::MAX));
         let containerd = (!self.address.is_empty()).then_some(Containerd {
             address: &self.address,
             namespace: &self.namespace,
         });
-        let work = prepare(&plan, containerd, id, &memory)?;
+        let work = prepare(&plan, containerd, id)?;
         let holder = match &plan {
             Plan::Sandbox { netns } => Some(netns::Holder::spawn(netns.as_deref())?),
             Plan::Container(_) => None,
         };
-        Ok((plan, memory, work, holder))
+        Ok((plan, work, holder))
     }
 }
 
@@ -113,7 +107,7 @@ impl Events for Service {
         let mut event = TaskExit::new();
         event.container_id = id.to_owned();
         event.id = id.to_owned();
-        event.pid = task.pid;
+        event.pid = task.pid();
         event.exit_status = code;
         event.exited_at = Some(at.clone()).into();
         self.publish(topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
@@ -219,23 +213,20 @@ impl shim::Task for Service {
         let created = self.prepare(&req.id, &bundle).inspect_err(|_| {
             let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
         })?;
-        let (plan, memory, work, holder) = created;
+        let (plan, work, holder) = created;
         let pid = holder
             .as_ref()
             .map_or_else(std::process::id, netns::Holder::pid);
-        let (memory_limit, netns) = match &plan {
+        let (memory_limit, cgroup) = match &plan {
             Plan::Sandbox { .. } => (None, None),
-            Plan::Container(c) => (c.memory_limit, c.netns.clone()),
+            Plan::Container(c) => (c.memory_limit, c.confinement.cgroup.clone()),
         };
         let task = Arc::new(Task {
-            pid,
+            pid: AtomicU32::new(pid),
             memory_limit: memory_limit.unwrap_or(0),
-            memory,
-            threads: Arc::default(),
-            cpu_seen: std::sync::atomic::AtomicU64::new(0),
+            cgroup,
             holder: Mutex::new(holder),
-            hard_stop: Arc::new(tokio::sync::Notify::new()),
-            netns,
+            worker: Mutex::new(None),
             bundle: req.bundle.clone(),
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -268,26 +259,36 @@ impl shim::Task for Service {
     ) -> TtrpcResult<api::StartResponse> {
         let task = self.task(&req.id)?;
         let work = task.begin(&req.id)?;
-        let pid = task.pid;
-        // TaskStart goes out before anything can exit.
-        let mut event = TaskStart::new();
-        event.container_id = req.id.clone();
-        event.pid = pid;
-        self.publish(topics::TASK_START_EVENT_TOPIC, Box::new(event));
         let service = self.clone();
         let id = req.id.clone();
         let runner = task.clone();
+        // The task's thread starts the worker, tells its pid, and waits for TaskStart to
+        // go out before it waits for the worker: TaskStart comes before any TaskExit.
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
         let spawned = std::thread::Builder::new()
             .name(format!("task-{id}"))
             .spawn(move || {
-                let worker =
-                    std::panic::AssertUnwindSafe(|| run_work(&service, &id, &runner, work));
+                let launched = move |_pid: Option<u32>| {
+                    let _ = started_tx.send(());
+                    let _ = go_rx.recv();
+                };
+                let worker = std::panic::AssertUnwindSafe(|| {
+                    run_work(&service, &id, &runner, work, launched)
+                });
                 let code = std::panic::catch_unwind(worker).unwrap_or_else(|_| {
                     log::error!("task `{id}`: the shim failed (a panic); reported as exit 139");
                     139
                 });
                 service.exited(&id, &runner, code);
             });
+        let _ = started.recv();
+        let pid = task.pid();
+        let mut event = TaskStart::new();
+        event.container_id = req.id.clone();
+        event.pid = pid;
+        self.publish(topics::TASK_START_EVENT_TOPIC, Box::new(event));
+        let _ = go.send(());
         if let Err(e) = spawned {
             log::error!("task `{}`: failed to start a thread: {e}", req.id);
             self.exited(&req.id, &task, 1);
@@ -309,10 +310,7 @@ impl shim::Task for Service {
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
         let task = self.task(&req.id)?;
         let signal = i32::try_from(req.signal).unwrap_or(9);
-        task.stop.stop(signal);
-        if signal == 9 {
-            task.hard_stop.notify_one();
-        }
+        task.signal(signal);
         // Killed before it started: it never will.
         if task.cancel() {
             task.holder.lock().expect("not poisoned").take();
@@ -335,7 +333,10 @@ impl shim::Task for Service {
         let rootfs = Path::new(&task.bundle).join("rootfs");
         let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
         task.holder.lock().expect("not poisoned").take();
-        let pid = task.pid;
+        if let Some(cgroup) = &task.cgroup {
+            crate::worker::remove_cgroup(cgroup);
+        }
+        let pid = task.pid();
         let mut event = TaskDelete::new();
         event.container_id = req.id.clone();
         event.id = req.id.clone();
@@ -359,7 +360,7 @@ impl shim::Task for Service {
         let mut response = api::StateResponse::new();
         response.id = req.id.clone();
         response.bundle = task.bundle.clone();
-        response.pid = task.pid;
+        response.pid = task.pid();
         response.stdin = task.stdin.clone();
         response.stdout = task.stdout.clone();
         response.stderr = task.stderr.clone();
@@ -379,7 +380,7 @@ impl shim::Task for Service {
     fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
         let task = self.task(&req.id)?;
         let mut info = containerd_shim::protos::types::task::ProcessInfo::new();
-        info.pid = task.pid;
+        info.pid = task.pid();
         let mut response = api::PidsResponse::new();
         response.processes = vec![info];
         Ok(response)
@@ -392,17 +393,17 @@ impl shim::Task for Service {
     ) -> TtrpcResult<api::StatsResponse> {
         // A valid cgroup v2 `Metrics`, as runc's shim sends: CRI decodes every task's
         // stats, and one it cannot decode fails `ListContainerStats` for the whole node.
-        // Memory usage is the guests' linear memory (what the limit bounds); CPU usage the
-        // time of the threads that run them.
+        // Usage is the container cgroup's (the worker's, when it has none).
         use containerd_shim::protos::cgroups_v2::metrics::{CPUStat, MemoryStat, Metrics};
         use containerd_shim::protos::protobuf::Message;
         let task = self.task(&req.id)?;
+        let (used, cpu_usec) = task.usage();
         let mut memory = MemoryStat::new();
         memory.usage_limit = task.memory_limit;
-        memory.usage = task.memory.used();
+        memory.usage = used;
         memory.anon = memory.usage;
         let mut cpu = CPUStat::new();
-        cpu.usage_usec = task.cpu_usage_usec();
+        cpu.usage_usec = cpu_usec;
         let mut metrics = Metrics::new();
         metrics.memory = Some(memory).into();
         metrics.cpu = Some(cpu).into();
@@ -439,7 +440,11 @@ impl shim::Task for Service {
     }
 }
 
-/// Runs the shim (the binary's `main`).
+/// Runs the shim (the binary's `main`), or a worker when the shim started itself as one.
 pub fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(crate::worker::ARG) {
+        crate::worker::child_main(&args[2..]);
+    }
     shim::run::<Service>(RUNTIME_TYPE, None);
 }

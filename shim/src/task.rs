@@ -4,26 +4,22 @@
 //! status. Exits are reported through [`Events`], so a task knows nothing of ttrpc.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use wasmoci_fs::Home;
 use wasmoci_runtime::cache::CompileCache;
 use wasmoci_runtime::engine::{EngineSettings, WasmEngine, build_engine};
-use wasmoci_runtime::exit::{Exit, StopHandle};
-use wasmoci_runtime::host::{Output, Stdio};
-use wasmoci_runtime::limits::{Limits, MemoryBudget};
+use wasmoci_runtime::exit::StopHandle;
 use wasmoci_runtime::program::{Program, Target, Want};
-use wasmoci_runtime::run::Guest;
-use wasmoci_runtime::sandbox::Sandbox;
-use wasmoci_runtime::serve::{HttpHandler, ServeOptions};
 
 use crate::content::{self, Containerd};
 use crate::error::{ShimError, shown};
 use crate::netns;
 use crate::plan::{Container, Plan};
-use crate::stdio::{open_input, open_output};
+use crate::stdio::open_output;
+use crate::worker::{Image, Launch, Worker};
 
 /// What a task tells the service as it runs.
 pub(crate) trait Events: Send + Sync + 'static {
@@ -62,30 +58,21 @@ pub(crate) enum Work {
     /// The pod sandbox: nothing runs; it lives until it is killed (its holder thread
     /// keeps the pod's network namespace).
     Hold,
-    /// A `wasi:http/incoming-handler` component, served on a listener in the pod's
-    /// network namespace.
-    Http {
-        name: String,
-        handler: HttpHandler,
-        options: ServeOptions,
-        listener: std::net::TcpListener,
-    },
-    /// A command.
-    Command {
-        name: String,
-        program: Program,
-        sandbox: Sandbox,
-        limits: Limits,
+    /// A container: its compiled program, run by a worker process ([`crate::worker`]);
+    /// an HTTP component's listener, bound in the pod's network namespace.
+    Guest {
+        image: Image,
+        listener: Option<std::net::TcpListener>,
     },
 }
 
 /// Does what `plan` needs done before the task can start: fetches and compiles the wasm,
-/// decides what it runs as, binds an HTTP component's listener.
+/// checks what it runs as and its volumes, binds an HTTP component's listener, makes the
+/// container's cgroup.
 pub(crate) fn prepare(
     plan: &Plan,
     containerd: Option<Containerd<'_>>,
     id: &str,
-    memory: &Arc<MemoryBudget>,
 ) -> Result<Work, ShimError> {
     let container = match plan {
         Plan::Sandbox { .. } => return Ok(Work::Hold),
@@ -105,25 +92,18 @@ pub(crate) fn prepare(
     let (program, _) = cache.load(engine, name, &loaded.wasm, &loaded.digest)?;
     // Only what exists on the host becomes a directory the guest may use (CRI also binds
     // files: `/etc/hosts`, `/etc/resolv.conf`, …).
-    let mut sandbox = sandbox.clone();
-    sandbox.dirs.retain(|d| d.host.is_dir());
     let state = crate::mounts::node_state();
-    for dir in &sandbox.dirs {
-        crate::mounts::check_volume(&dir.host, &dir.guest, container.privileged, &state)?;
+    for dir in sandbox.dirs.iter().filter(|d| d.host.is_dir()) {
+        crate::mounts::check_volume(&dir.host, &dir.guest, container.privileged(), &state)?;
     }
-    let limits = container.limits(memory.clone());
-    let component = match program.target(engine.engine(), name, entry.as_deref(), Want::Any)? {
-        Target::Command { entry } => {
-            sandbox.entry = entry;
-            return Ok(Work::Command {
-                name: name.clone(),
-                program,
-                sandbox,
-                limits,
-            });
-        }
+    let listener = match program.target(engine.engine(), name, entry.as_deref(), Want::Any)? {
+        Target::Command { .. } => None,
         Target::Http => match &program {
-            Program::Component(component) => component,
+            Program::Component(component) => {
+                // Checked here, so that a component that cannot serve fails its Create.
+                wasmoci_runtime::serve::prepare(engine, component, name)?;
+                Some(netns::bind_in(netns.as_deref(), *listen)?)
+            }
             Program::Module(_) => {
                 return Err(ShimError::Engine(wasmoci_runtime::Error::Mismatch {
                     name: name.clone(),
@@ -133,38 +113,24 @@ pub(crate) fn prepare(
             }
         },
     };
-    let handler = wasmoci_runtime::serve::prepare(engine, component, name)?;
-    let listener = netns::bind_in(netns.as_deref(), *listen)?;
-    Ok(Work::Http {
-        name: name.clone(),
-        handler,
-        options: ServeOptions {
-            sandbox,
-            limits,
-            admission: container.admission.clone(),
-            ..ServeOptions::default()
-        },
-        listener,
-    })
+    let image = Image::seal(&program, name)?;
+    if let Some(cgroup) = &container.confinement.cgroup {
+        crate::worker::create_cgroup(cgroup, &container.confinement.resources)?;
+    }
+    Ok(Work::Guest { image, listener })
 }
 
 pub(crate) struct Task {
-    /// The pid containerd sees: the holder thread's for the sandbox, the shim's otherwise.
-    pub(crate) pid: u32,
+    /// The pid containerd sees: the holder thread's for the sandbox, the worker's once a
+    /// container has started, the shim's before.
+    pub(crate) pid: AtomicU32,
     /// `linux.resources.memory.limit` (0: none), for Stats.
     pub(crate) memory_limit: u64,
-    /// The linear memory all the task's instances hold now, for Stats.
-    pub(crate) memory: Arc<MemoryBudget>,
-    /// The threads that run its guests, and the most CPU time (ns) seen on them, for
-    /// Stats (a counter must not go down when a thread ends).
-    pub(crate) threads: Arc<Mutex<Vec<u32>>>,
-    pub(crate) cpu_seen: AtomicU64,
+    /// The container's cgroup, which the shim made and removes.
+    pub(crate) cgroup: Option<PathBuf>,
     pub(crate) holder: Mutex<Option<netns::Holder>>,
-    /// A second, hard stop (SIGKILL after SIGTERM) ends an HTTP drain.
-    pub(crate) hard_stop: Arc<tokio::sync::Notify>,
-    /// The pod's network namespace, which the guest's threads join (so its sockets, when
-    /// granted, are the pod's, not the node's).
-    pub(crate) netns: Option<PathBuf>,
+    /// The worker running the guest, once started.
+    pub(crate) worker: Mutex<Option<Worker>>,
     pub(crate) bundle: String,
     pub(crate) stdin: String,
     pub(crate) stdout: String,
@@ -172,6 +138,7 @@ pub(crate) struct Task {
     /// Status and the work not yet started, under one lock: Start and Kill race.
     pub(crate) state: Mutex<TaskState>,
     pub(crate) changed: Condvar,
+    /// A kill: ends a holder; remembered for a worker not yet running.
     pub(crate) stop: StopHandle,
 }
 
@@ -220,172 +187,124 @@ impl Task {
         matches!(state.status, Status::Created) && state.work.take().is_some()
     }
 
-    /// CPU time (µs) its guests' threads have run, as far as it can still be read.
-    pub(crate) fn cpu_usage_usec(&self) -> u64 {
-        let now: u64 = self
-            .threads
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .filter_map(|tid| {
-                std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()
-            })
-            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-            .sum();
-        let seen = self.cpu_seen.fetch_max(now, Ordering::Relaxed).max(now);
-        seen / 1000
+    /// The pid containerd sees now.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid.load(Ordering::Relaxed)
+    }
+
+    /// Sends `signal` to the task: to its worker once it runs; a holder (and a worker
+    /// about to start) stops through [`Task::stop`].
+    pub(crate) fn signal(&self, signal: i32) {
+        self.stop.stop(signal);
+        if let Some(worker) = self.worker.lock().expect("not poisoned").as_ref()
+            && let Err(e) = worker.signal(signal)
+            && e.raw_os_error() != Some(libc::ESRCH)
+        {
+            log::warn!("failed to signal the worker {}: {e}", worker.pid());
+        }
+    }
+
+    /// Memory in bytes and CPU time in µs the task uses: its cgroup's, else its
+    /// worker's.
+    pub(crate) fn usage(&self) -> (u64, u64) {
+        if let Some(cgroup) = &self.cgroup {
+            return crate::worker::usage(cgroup);
+        }
+        if self.worker.lock().expect("not poisoned").is_none() {
+            return (0, 0);
+        }
+        process_usage(self.pid())
     }
 }
 
-/// Runs a task's work on its own thread to the end: the exit status.
-pub(crate) fn run_work(events: &dyn Events, id: &str, runner: &Task, work: Work) -> u32 {
-    runner
-        .threads
-        .lock()
-        .expect("not poisoned")
-        .push(current_tid());
-    let stderr = match work {
-        Work::Hold => Output::Null,
-        _ => open_output(&runner.stderr),
-    };
-    // The guest's threads (this one, and every one its runtime starts from here) live in
-    // the pod's network namespace.
-    if !matches!(work, Work::Hold)
-        && let Some(netns) = &runner.netns
-        && let Err(e) = netns::join(netns)
-    {
-        log::error!("task `{id}`: {}", shown(&e));
-        stderr.write_line(&format!("wasmoci: {}", shown(&e)));
-        return 1;
-    }
+/// A process's resident memory (bytes) and CPU time (µs), from `/proc`.
+fn process_usage(pid: u32) -> (u64, u64) {
+    let memory = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0);
+    // utime and stime, fields 14 and 15, after the parenthesised name.
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: u64 =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            // SAFETY: sysconf has no preconditions.
+            #[allow(unsafe_code, reason = "sysconf(_SC_CLK_TCK) has no safe wrapper here")]
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+            Some(ticks * 1_000_000 / hz)
+        })
+        .unwrap_or(0);
+    (memory, cpu)
+}
+
+/// Runs a task's work to the end: the exit status. A guest runs in a worker, started
+/// here; `launched` is told its pid (or that it failed to start) before this waits.
+pub(crate) fn run_work(
+    events: &dyn Events,
+    id: &str,
+    task: &Task,
+    work: Work,
+    launched: impl FnOnce(Option<u32>),
+) -> u32 {
     match work {
         Work::Hold => {
+            launched(None);
             // The sandbox holds until it is killed.
             let signal = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map(|rt| rt.block_on(runner.stop.wait()))
+                .map(|rt| rt.block_on(task.stop.wait()))
                 .unwrap_or(9);
-            runner.holder.lock().expect("not poisoned").take();
+            task.holder.lock().expect("not poisoned").take();
             128 + signal as u32
         }
-        Work::Http {
-            name,
-            handler,
-            mut options,
-            listener,
-        } => {
-            options.stdout = open_output(&runner.stdout);
-            options.stderr = stderr.clone();
-            match serve_until(&name, handler, options, listener, runner) {
-                Ok(code) => code,
-                Err(e) => {
-                    log::error!("task `{id}`: {}", shown(&e));
-                    stderr.write_line(&format!("wasmoci: {}", shown(&e)));
-                    1
-                }
-            }
-        }
-        Work::Command {
-            name,
-            program,
-            sandbox,
-            limits,
-        } => {
-            let stdio = Stdio {
-                stdin: open_input(&runner.stdin),
-                stdout: open_output(&runner.stdout),
-                stderr: stderr.clone(),
-            };
-            let exit = match engine() {
-                Ok((engine, _)) => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())
-                    .and_then(|rt| {
-                        let guest = Guest {
-                            engine,
-                            program: &program,
-                            name: &name,
-                            sandbox: &sandbox,
-                            limits: &limits,
-                        };
-                        rt.block_on(guest.run(stdio, &runner.stop))
-                            .map_err(|e| e.to_string())
-                    }),
-                Err(e) => Err(e.to_string()),
-            };
-            match exit {
-                Ok(exit) => {
-                    if let Some(why) = exit.describe() {
-                        log::warn!("task `{id}`: {}", shown(&why));
-                        // Where `kubectl logs` shows it.
-                        stderr.write_line(&format!("wasmoci: {}", shown(&why)));
-                        if matches!(exit, Exit::MemoryLimit(_)) {
-                            events.oom(id);
-                        }
-                        if let Exit::Trap {
-                            backtrace: Some(bt),
-                            ..
-                        } = &exit
-                        {
-                            // One escaped line: guest function names are the guest's.
-                            log::warn!("task `{id}`: {}", shown(bt));
-                        }
+        Work::Guest { image, listener } => {
+            let started = Worker::start(&Launch {
+                id,
+                bundle: &task.bundle,
+                stdin: &task.stdin,
+                stdout: &task.stdout,
+                stderr: &task.stderr,
+                image: &image,
+                listener: listener.as_ref(),
+            });
+            // The worker holds its own copies now.
+            drop((image, listener));
+            let ending = match started {
+                Ok((worker, ending)) => {
+                    task.pid.store(worker.pid(), Ordering::Relaxed);
+                    *task.worker.lock().expect("not poisoned") = Some(worker);
+                    // A kill that came while it started.
+                    if let Some(signal) = task.stop.stopped() {
+                        task.signal(signal);
                     }
-                    exit.status() as u32
+                    launched(Some(task.pid()));
+                    ending
                 }
                 Err(e) => {
+                    launched(None);
                     log::error!("task `{id}`: {}", shown(&e));
-                    stderr.write_line(&format!("wasmoci: {}", shown(&e)));
-                    1
+                    open_output(&task.stderr).write_line(&format!("wasmoci: {}", shown(&e)));
+                    return 1;
                 }
+            };
+            let (code, oom) = ending.wait();
+            let killed_by_kernel = code == 137
+                && task
+                    .cgroup
+                    .as_deref()
+                    .is_some_and(crate::worker::oom_killed);
+            if oom || killed_by_kernel {
+                events.oom(id);
             }
+            code
         }
     }
-}
-
-pub(crate) fn current_tid() -> u32 {
-    u32::try_from(nix::unistd::gettid().as_raw()).unwrap_or_default()
-}
-
-/// Serves until the task is stopped: SIGTERM stops accepting and lets requests in flight
-/// finish (exit 0), SIGKILL (also after SIGTERM) stops at once (137).
-fn serve_until(
-    name: &str,
-    handler: HttpHandler,
-    options: ServeOptions,
-    listener: std::net::TcpListener,
-    task: &Task,
-) -> Result<u32, String> {
-    let threads = task.threads.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .on_thread_start(move || threads.lock().expect("not poisoned").push(current_tid()))
-        .enable_all()
-        .build()
-        .map_err(|e| format!("failed to start an async runtime: {e}"))?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| format!("failed to set up the listener: {e}"))?;
-        let stop = task.stop.clone();
-        let hard = task.hard_stop.clone();
-        tokio::select! {
-            report = wasmoci_runtime::serve::serve(handler, name, listener, options, async move {
-                stop.wait().await;
-            }) => {
-                let report = report.map_err(|e| e.to_string())?;
-                log::info!(
-                    "`{name}`: served {} request(s), {} failed",
-                    report.requests,
-                    report.failures
-                );
-                Ok(match task.stop.stopped() {
-                    Some(15) | None => 0,
-                    Some(signal) => 128 + signal as u32,
-                })
-            }
-            () = hard.notified() => Ok(137),
-        }
-    })
 }

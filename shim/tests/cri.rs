@@ -72,6 +72,7 @@ impl Node {
                 .collect::<HashMap<_, _>>(),
             host_network,
             handler: String::new(),
+            cgroup_parent: format!("/{}/pod-{}", self.cgroup_root(), self.pods),
         };
         let mut cri = self.cri.clone();
         self.rt
@@ -103,6 +104,22 @@ impl Node {
             exited
         });
         (exited, log_messages(&log))
+    }
+}
+
+impl Node {
+    /// The cgroup (relative to each hierarchy's root) under which this node's pods are,
+    /// as kubelet's `kubepods`.
+    pub(crate) fn cgroup_root(&self) -> String {
+        let dir = self.containerd.dir().file_name().unwrap().to_string_lossy();
+        format!("wasmoci-test/{}", dir.trim_start_matches('.'))
+    }
+}
+
+impl Drop for Node {
+    /// Removes the pods' cgroups (kubelet's part: the shim removes the containers').
+    fn drop(&mut self) {
+        crate::support::cri::remove_cgroups(Path::new(&self.cgroup_root()));
     }
 }
 

@@ -195,6 +195,7 @@ pub fn build_fixtures(dir: &Path) -> &Path {
             "multimem",
             "tables",
             "many-memories",
+            "hog",
         ] {
             files.insert(format!("{name}.wasm"), core(name));
         }

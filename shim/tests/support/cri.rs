@@ -301,6 +301,9 @@ pub(crate) struct PodSpec {
     pub(crate) log_directory: PathBuf,
     /// The RuntimeClass handler (`wasmoci` when empty).
     pub(crate) handler: String,
+    /// The pod's cgroup (cgroupfs driver), as kubelet sets it: containerd puts each
+    /// container's at `PARENT/ID` in its spec. None when empty.
+    pub(crate) cgroup_parent: String,
 }
 
 /// A container as the tests describe it.
@@ -324,6 +327,10 @@ pub(crate) struct ContainerSpec {
     pub(crate) env: Vec<(String, String)>,
     /// `stdin: true`.
     pub(crate) stdin: bool,
+    /// `securityContext.runAsUser`.
+    pub(crate) run_as_user: Option<i64>,
+    /// The pod's `fsGroup` and `supplementalGroups`.
+    pub(crate) supplemental_groups: Vec<i64>,
 }
 
 /// A started pod: its id and the config CRI wants again with every container.
@@ -399,6 +406,7 @@ impl Cri {
                     }),
                     ..Default::default()
                 }),
+                cgroup_parent: spec.cgroup_parent.clone(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -465,7 +473,11 @@ impl Cri {
             stdin: spec.stdin,
             linux: Some(cri::LinuxContainerConfig {
                 resources: Some(resources),
-                ..Default::default()
+                security_context: Some(cri::LinuxContainerSecurityContext {
+                    run_as_user: spec.run_as_user.map(|value| cri::Int64Value { value }),
+                    supplemental_groups: spec.supplemental_groups.clone(),
+                    ..Default::default()
+                }),
             }),
             ..Default::default()
         };
@@ -595,4 +607,33 @@ pub(crate) fn log_messages(path: &Path) -> String {
         }
     }
     out
+}
+
+/// Removes the cgroup at `relative` and every one below it, in every hierarchy (v2, or
+/// each v1 controller), deepest first; what is still in use stays.
+pub(crate) fn remove_cgroups(relative: &Path) {
+    fn remove_tree(dir: &Path) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&entry.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let mut bases = vec![root.to_owned()];
+    if let Ok(hierarchies) = std::fs::read_dir(root) {
+        bases.extend(hierarchies.flatten().map(|h| h.path()));
+    }
+    for base in bases {
+        remove_tree(&base.join(relative));
+        // Its parents too, once empty (the tests' top cgroup, when no other test uses it).
+        for parent in relative.ancestors().skip(1) {
+            if !parent.as_os_str().is_empty() {
+                let _ = std::fs::remove_dir(base.join(parent));
+            }
+        }
+    }
 }

@@ -1,0 +1,305 @@
+//! The worker itself: the shim binary run as `containerd-shim-wasmoci-v1
+//! __wasmoci-worker ID BUNDLE STDIN STDOUT STDERR KIND LISTENER`, with the compiled program on
+//! fd 3, the report pipe on fd 4 and an HTTP component's listener on fd 5.
+//!
+//! While it has one thread and is still root it joins the pod's network namespace and
+//! the container's cgroup, opens the stdio fifos, seals the volumes in a mount namespace
+//! of its own and maps the program; then it takes the container's identity and
+//! capabilities, sets `no_new_privs` and installs the seccomp filter; only then does it
+//! start threads and run the guest. Its exit status is the task's.
+
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use wasmoci_runtime::exit::{Exit, StopHandle};
+use wasmoci_runtime::host::{Output, Stdio};
+use wasmoci_runtime::limits::MemoryBudget;
+use wasmoci_runtime::program::{Program, Target, Want};
+use wasmoci_runtime::run::Guest;
+use wasmoci_runtime::serve::ServeOptions;
+use wasmoci_spec::WasmKind;
+
+use super::{IMAGE_FD, LISTENER_FD, REPORT_FD, identity, seccomp, volumes};
+use crate::bundle::Bundle;
+use crate::error::shown;
+use crate::plan::{Container, Plan, plan};
+use crate::stdio::{open_input, open_output};
+use crate::task::engine;
+
+/// What the shim passes on the command line.
+struct Args {
+    bundle: PathBuf,
+    stdin: String,
+    stdout: String,
+    stderr: String,
+    kind: WasmKind,
+    listener: bool,
+}
+
+impl Args {
+    fn parse(args: &[String]) -> Option<Args> {
+        // The id is there for `ps`: the shim's log names the task.
+        let [_id, bundle, stdin, stdout, stderr, kind, listener] = args else {
+            return None;
+        };
+        let kind = match kind.as_str() {
+            "component" => WasmKind::Component,
+            "module" => WasmKind::Module,
+            _ => return None,
+        };
+        Some(Args {
+            bundle: PathBuf::from(bundle),
+            stdin: stdin.clone(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            kind,
+            listener: listener == "listener",
+        })
+    }
+}
+
+/// Runs the worker to its exit status; never returns.
+pub(crate) fn main(args: &[String]) -> ! {
+    log::set_logger(&STDERR_LOG).ok();
+    log::set_max_level(log::LevelFilter::Info);
+    let Some(args) = Args::parse(args) else {
+        log::error!(
+            "expected ID BUNDLE STDIN STDOUT STDERR KIND LISTENER after `{}`",
+            super::ARG
+        );
+        std::process::exit(2);
+    };
+    // The guest's stderr, for the reasons it stopped; the node's log gets them too.
+    let mut stderr = Output::Null;
+    let code = match run(&args, &mut stderr) {
+        Ok(code) => code,
+        Err(message) => {
+            let message = shown(&message);
+            log::error!("{message}");
+            stderr.write_line(&format!("wasmoci: {message}"));
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(args: &Args, stderr: &mut Output) -> Result<i32, String> {
+    let container = match plan(
+        &Bundle::load(&args.bundle).map_err(|e| e.to_string())?,
+        &args.bundle,
+    )
+    .map_err(|e| e.to_string())?
+    {
+        Plan::Container(container) => container,
+        Plan::Sandbox { .. } => return Err("a pod sandbox runs no worker".into()),
+    };
+    // One thread, root: join, open, read.
+    if let Some(netns) = &container.netns {
+        crate::netns::join(netns).map_err(|e| e.to_string())?;
+    }
+    if let Some(cgroup) = &container.confinement.cgroup {
+        super::cgroup::join(cgroup).map_err(|e| e.to_string())?;
+    }
+    *stderr = open_output(&args.stderr);
+    let stdio = Stdio {
+        stdin: open_input(&args.stdin),
+        stdout: open_output(&args.stdout),
+        stderr: stderr.clone(),
+    };
+    let mut sandbox = container.sandbox.clone();
+    sandbox.dirs.retain(|d| d.host.is_dir());
+    let privileged = container.privileged();
+    if !privileged {
+        volumes::seal(&mut sandbox.dirs)?;
+    }
+    let image = read_image()?;
+    // SAFETY: fd 4 is the report pipe the shim made for this worker.
+    #[allow(unsafe_code, reason = "taking the fds the shim placed")]
+    let report = unsafe { std::fs::File::from_raw_fd(REPORT_FD) };
+    let listener = if args.listener {
+        // SAFETY: fd 5 is the listener the shim bound for this worker.
+        #[allow(unsafe_code, reason = "taking the fds the shim placed")]
+        let fd = unsafe { OwnedFd::from_raw_fd(LISTENER_FD) };
+        Some(std::net::TcpListener::from(fd))
+    } else {
+        None
+    };
+    // Now the container's identity, and no way back; threads only after this.
+    identity::take(&container.confinement)?;
+    if !privileged {
+        seccomp::install().map_err(|e| format!("failed to install the seccomp filter: {e}"))?;
+    }
+    let (engine, _) = engine().map_err(|e| e.to_string())?;
+    let name = &container.name;
+    // SAFETY: the bytes are what the shim wrote with `Program::to_bytes` of this program,
+    // read from a memfd it sealed against every write before starting this process.
+    #[allow(
+        unsafe_code,
+        reason = "loading the shim's own sealed, compiled program"
+    )]
+    let program = unsafe { Program::from_handed_bytes(engine, args.kind, name, &image) }
+        .map_err(|e| e.to_string())?;
+    drop(image);
+    let target = program
+        .target(engine.engine(), name, container.entry.as_deref(), Want::Any)
+        .map_err(|e| e.to_string())?;
+    let handler = match (&target, &program) {
+        (Target::Http, Program::Component(component)) => Some(
+            wasmoci_runtime::serve::prepare(engine, component, name).map_err(|e| e.to_string())?,
+        ),
+        _ => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("failed to start an async runtime: {e}"))?;
+    let stop = StopHandle::default();
+    {
+        let _inside = runtime.enter();
+        forward_signals(&stop);
+    }
+    let limit = container.memory_limit.unwrap_or(u64::MAX);
+    let limits = container.limits(MemoryBudget::new(limit));
+    match (target, handler, listener) {
+        (Target::Command { entry }, _, _) => {
+            sandbox.entry = entry;
+            let guest = Guest {
+                engine,
+                program: &program,
+                name,
+                sandbox: &sandbox,
+                limits: &limits,
+            };
+            let exit = runtime
+                .block_on(guest.run(stdio, &stop))
+                .map_err(|e| e.to_string())?;
+            Ok(reported(&exit, stderr, report))
+        }
+        (Target::Http, Some(handler), Some(listener)) => {
+            let options = ServeOptions {
+                sandbox,
+                limits,
+                admission: container.admission.clone(),
+                stdout: stdio.stdout,
+                stderr: stdio.stderr,
+                ..ServeOptions::default()
+            };
+            serve(&runtime, &container, handler, options, listener, &stop)
+        }
+        _ => Err(format!(
+            "`{name}` serves `wasi:http` but the shim bound no listener"
+        )),
+    }
+}
+
+/// The compiled program the shim handed over (fd 3, a sealed memfd), read while this
+/// process is still root and alone.
+fn read_image() -> Result<Vec<u8>, String> {
+    // SAFETY: fd 3 is the memfd the shim placed for this worker; nothing else owns it.
+    #[allow(unsafe_code, reason = "taking the fds the shim placed")]
+    let file = unsafe { std::fs::File::from_raw_fd(IMAGE_FD) };
+    let failed = |e: std::io::Error| format!("failed to read the compiled program: {e}");
+    // From the start: the shim's writes left the shared offset at the end.
+    let size = file.metadata().map_err(failed)?.len();
+    let mut bytes = vec![0; usize::try_from(size).map_err(|e| e.to_string())?];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, 0).map_err(failed)?;
+    Ok(bytes)
+}
+
+/// The exit status of a command, with why it stopped on its stderr and in the report.
+fn reported(exit: &Exit, stderr: &Output, mut report: std::fs::File) -> i32 {
+    if let Some(why) = exit.describe() {
+        log::warn!("{}", shown(&why));
+        stderr.write_line(&format!("wasmoci: {}", shown(&why)));
+        if matches!(exit, Exit::MemoryLimit(_)) {
+            let _ = report.write_all(super::REPORT_OOM);
+        }
+        if let Exit::Trap {
+            backtrace: Some(bt),
+            ..
+        } = exit
+        {
+            // One escaped line: guest function names are the guest's.
+            log::warn!("{}", shown(bt));
+        }
+    }
+    exit.status()
+}
+
+/// Serves until SIGTERM (requests in flight finish: exit 0) or another signal (128 + it);
+/// SIGKILL ends the process.
+fn serve(
+    runtime: &tokio::runtime::Runtime,
+    container: &Container,
+    handler: wasmoci_runtime::serve::HttpHandler,
+    options: ServeOptions,
+    listener: std::net::TcpListener,
+    stop: &StopHandle,
+) -> Result<i32, String> {
+    let name = &container.name;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| format!("failed to set up the listener: {e}"))?;
+        let waiting = stop.clone();
+        let report = wasmoci_runtime::serve::serve(handler, name, listener, options, async move {
+            waiting.wait().await;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        log::info!(
+            "`{name}`: served {} request(s), {} failed",
+            report.requests,
+            report.failures
+        );
+        Ok(match stop.stopped() {
+            Some(15) | None => 0,
+            Some(signal) => 128 + signal,
+        })
+    })
+}
+
+/// Turns the signals a task's Kill sends into a stop of the guest (the first one wins);
+/// must run inside the runtime.
+fn forward_signals(stop: &StopHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    for kind in [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::hangup(),
+        SignalKind::quit(),
+    ] {
+        let raw = kind.as_raw_value();
+        match signal(kind) {
+            Ok(mut stream) => {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    if stream.recv().await.is_some() {
+                        stop.stop(raw);
+                    }
+                });
+            }
+            Err(e) => log::warn!("failed to handle signal {raw}: {e}"),
+        }
+    }
+}
+
+/// The worker's log: lines on its stderr, which the shim reads into the node's log.
+struct StderrLog;
+static STDERR_LOG: StderrLog = StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Info
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = format!("{} {}\n", record.level(), shown(record.args()));
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    }
+
+    fn flush(&self) {}
+}

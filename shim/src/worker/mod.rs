@@ -1,0 +1,282 @@
+//! A worker process per container: the guest runs in a process of its own, which the
+//! shim starts at Start by executing itself (`/proc/self/exe __wasmoci-worker …`, so it
+//! shares no threads or memory with the shim), in the container's cgroup and network
+//! namespace, as the container's user with its capabilities, `no_new_privs` and a
+//! seccomp filter ([`child`]). The shim hands it the program it compiled at Create, in
+//! a sealed memfd, and an HTTP component's listener; the worker's pid is the task's,
+//! its exit status the task's, a Kill a signal to it (through a pidfd).
+
+mod cgroup;
+mod child;
+mod identity;
+mod seccomp;
+mod volumes;
+
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+
+use containerd_shim::monitor::{Subject, Subscription, Topic, monitor_subscribe};
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use wasmoci_runtime::program::Program;
+use wasmoci_spec::WasmKind;
+
+pub(crate) use cgroup::{create as create_cgroup, oom_killed, remove as remove_cgroup, usage};
+pub(crate) use child::main as child_main;
+
+use crate::error::{ShimError, shown};
+
+/// The first argument that makes the shim binary a worker.
+pub(crate) const ARG: &str = "__wasmoci-worker";
+
+/// Where the worker finds what the shim hands it.
+const IMAGE_FD: RawFd = 3;
+const REPORT_FD: RawFd = 4;
+const LISTENER_FD: RawFd = 5;
+
+/// What the worker writes to the report pipe when its guest hit the memory limit.
+const REPORT_OOM: &[u8] = b"oom\n";
+
+/// The longest line of the worker's log that reaches the node's log.
+const LOG_LINE_MAX: u64 = 4096;
+
+/// A compiled program in a sealed memfd: the worker maps it, no one can change it.
+#[derive(Debug)]
+pub(crate) struct Image {
+    file: std::fs::File,
+    kind: WasmKind,
+}
+
+impl Image {
+    /// Seals `program`'s compiled code.
+    pub(crate) fn seal(program: &Program, name: &str) -> Result<Image, ShimError> {
+        let failed = |reason: String| ShimError::Worker {
+            id: name.to_owned(),
+            reason: format!("failed to hand over the compiled program: {reason}"),
+        };
+        let bytes = program.to_bytes(name)?;
+        let fd = memfd_create(
+            "wasmoci-program",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(&bytes).map_err(|e| failed(e.to_string()))?;
+        let seals = SealFlag::F_SEAL_SEAL
+            | SealFlag::F_SEAL_SHRINK
+            | SealFlag::F_SEAL_GROW
+            | SealFlag::F_SEAL_WRITE;
+        fcntl(&file, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| failed(e.to_string()))?;
+        Ok(Image {
+            file,
+            kind: program.kind(),
+        })
+    }
+}
+
+/// What a worker is started with.
+pub(crate) struct Launch<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) bundle: &'a str,
+    pub(crate) stdin: &'a str,
+    pub(crate) stdout: &'a str,
+    pub(crate) stderr: &'a str,
+    pub(crate) image: &'a Image,
+    pub(crate) listener: Option<&'a std::net::TcpListener>,
+}
+
+/// A running worker, to signal.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pid: u32,
+    pidfd: OwnedFd,
+}
+
+/// A running worker's end, to wait for.
+pub(crate) struct Ending {
+    pid: u32,
+    report: std::io::PipeReader,
+    exits: Subscription,
+}
+
+impl Worker {
+    /// Starts the worker for a task.
+    pub(crate) fn start(launch: &Launch<'_>) -> Result<(Worker, Ending), ShimError> {
+        let id = launch.id;
+        let failed = |what: &str, e: &dyn std::fmt::Display| ShimError::Worker {
+            id: id.to_owned(),
+            reason: format!("failed to {what}: {e}"),
+        };
+        // Subscribed before the worker exists: its exit cannot be missed.
+        let exits = monitor_subscribe(Topic::Pid).map_err(|e| failed("watch exits", &e))?;
+        let (report, report_child) = std::io::pipe().map_err(|e| failed("make a pipe", &e))?;
+        let (log, log_child) = std::io::pipe().map_err(|e| failed("make a pipe", &e))?;
+        // Above the fds the worker expects, so that placing one cannot close another.
+        let high = |fd: std::os::fd::BorrowedFd<'_>| {
+            let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10))
+                .map_err(|e| failed("duplicate an fd", &e))?;
+            // SAFETY: a new fd that nothing else owns; dropped when the worker has it.
+            #[allow(unsafe_code, reason = "owning the fd fcntl returned")]
+            Ok::<_, ShimError>(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+        };
+        let image = high(launch.image.file.as_fd())?;
+        let report_fd = high(report_child.as_fd())?;
+        let listener = launch.listener.map(|l| high(l.as_fd())).transpose()?;
+        let placed: Vec<(RawFd, RawFd)> = [
+            Some((image.as_raw_fd(), IMAGE_FD)),
+            Some((report_fd.as_raw_fd(), REPORT_FD)),
+            listener.as_ref().map(|l| (l.as_raw_fd(), LISTENER_FD)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let kind = match launch.image.kind {
+            WasmKind::Component => "component",
+            WasmKind::Module => "module",
+        };
+        let mut command = std::process::Command::new("/proc/self/exe");
+        command
+            .arg0("containerd-shim-wasmoci-v1")
+            .arg(ARG)
+            .args([
+                id,
+                launch.bundle,
+                launch.stdin,
+                launch.stdout,
+                launch.stderr,
+                kind,
+                if launch.listener.is_some() {
+                    "listener"
+                } else {
+                    "-"
+                },
+            ])
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_child);
+        // SAFETY: between fork and exec the closure only calls dup2(2), which is
+        // async-signal-safe, on fds that are open in the child.
+        #[allow(unsafe_code, reason = "placing fds in the child")]
+        unsafe {
+            command.pre_exec(move || {
+                for (from, to) in &placed {
+                    if libc::dup2(*from, *to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| failed("run `/proc/self/exe`", &e))?;
+        drop(command);
+        let pid = child.id();
+        // The shim's reaper waits for it; nothing here does.
+        drop(child);
+        let pidfd = pidfd_open(pid).map_err(|e| failed("open a pidfd", &e))?;
+        relay_log(id, log);
+        Ok((Worker { pid, pidfd }, Ending { pid, report, exits }))
+    }
+
+    /// The worker's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `signal` to the worker (not to a process that took its pid after it ended).
+    pub(crate) fn signal(&self, signal: i32) -> std::io::Result<()> {
+        // SAFETY: a pidfd we own, a null siginfo, no flags.
+        #[allow(
+            unsafe_code,
+            reason = "pidfd_send_signal(2) has no wrapper in our dependencies"
+        )]
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
+impl Ending {
+    /// Waits for the worker to exit: its status (128 + the signal that killed it), and
+    /// whether its guest hit the memory limit.
+    pub(crate) fn wait(mut self) -> (u32, bool) {
+        let pid = i32::try_from(self.pid).unwrap_or(-1);
+        let code = loop {
+            match self.exits.rx.recv() {
+                Ok(event) if matches!(event.subject, Subject::Pid(p) if p == pid) => {
+                    break event.exit_code;
+                }
+                Ok(_) => continue,
+                Err(_) => break 255,
+            }
+        };
+        let mut report = Vec::new();
+        let _ = (&mut self.report).take(64).read_to_end(&mut report);
+        (
+            u32::try_from(code).unwrap_or(255),
+            report.starts_with(REPORT_OOM),
+        )
+    }
+}
+
+fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
+    #[allow(
+        unsafe_code,
+        reason = "pidfd_open(2) has no wrapper in our dependencies"
+    )]
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    #[allow(unsafe_code, reason = "owning the fd pidfd_open returned")]
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Copies the worker's log lines (escaped, each bounded) into the node's log.
+fn relay_log(id: &str, log: std::io::PipeReader) {
+    let id_for_warning = id;
+    let id = id.to_owned();
+    let relay = move || {
+        let mut lines = std::io::BufReader::new(log);
+        loop {
+            let mut line = Vec::new();
+            match (&mut lines).take(LOG_LINE_MAX).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    log::info!("task `{id}`: {}", shown(text.trim_end()));
+                    if !line.ends_with(b"\n") {
+                        // The rest of an overlong line is dropped.
+                        let _ = lines.skip_until(b'\n');
+                    }
+                }
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("worker-log".into())
+        .spawn(relay)
+    {
+        log::warn!(
+            "failed to read the log of the worker of `{}`: {e}",
+            shown(id_for_warning)
+        );
+    }
+}
