@@ -7,8 +7,9 @@
 //! - first start: a digest no start has compiled yet (each sample gets its own, by a custom
 //!   section), so the shim compiles;
 //! - warm start: the same digest again (the compile cache hits);
-//! - idle RSS: the shim processes of one pod (and their children) while its one container
-//!   sleeps in a host call.
+//! - idle RSS: the shim processes of one pod (and their children: wasmoci's worker) while
+//!   its one container sleeps in a host call; and their PSS, which counts the pages two
+//!   processes share (the binary's text) once.
 //!
 //! The pod sandbox is made before the clock starts; the pause image is a real static
 //! binary (a peer may run it).
@@ -125,7 +126,13 @@ impl Bench {
 
     /// RSS (KiB) of the shim processes serving one pod, and their children, while its
     /// container sleeps.
-    fn idle_rss(&mut self, handler: &str, image: &str, shim_name: &str, address: &str) -> u64 {
+    fn idle_rss(
+        &mut self,
+        handler: &str,
+        image: &str,
+        shim_name: &str,
+        address: &str,
+    ) -> (u64, u64) {
         let spec = self.pod_spec(handler);
         let mut cri = self.cri.clone();
         self.rt.block_on(async {
@@ -148,7 +155,8 @@ fn proc_field(pid: &str, file: &str, key: &str) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
-fn shim_tree_rss(shim_name: &str, address: &str) -> u64 {
+/// RSS and PSS (KiB) of the shim processes of `address` and their children.
+fn shim_tree_rss(shim_name: &str, address: &str) -> (u64, u64) {
     let pids: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -199,10 +207,13 @@ fn shim_tree_rss(shim_name: &str, address: &str) -> u64 {
             );
         }
     }
-    tree.iter()
-        .filter_map(|p| proc_field(p, "status", "VmRSS:"))
-        .filter_map(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
-        .sum()
+    let sum = |file: &str, key: &str| -> u64 {
+        tree.iter()
+            .filter_map(|p| proc_field(p, file, key))
+            .filter_map(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
+            .sum()
+    };
+    (sum("status", "VmRSS:"), sum("smaps_rollup", "Pss:"))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -323,14 +334,15 @@ fn main() {
         }
         // The first pod of a digest compiles it (the compiler's code is paged in); later
         // pods load it from the cache.
-        let rss_compiled = bench.idle_rss(handler, &sleeper, shim_name, &address);
-        let rss = bench.idle_rss(handler, &sleeper, shim_name, &address);
+        let (rss_compiled, _) = bench.idle_rss(handler, &sleeper, shim_name, &address);
+        let (rss, pss) = bench.idle_rss(handler, &sleeper, shim_name, &address);
         let (first, warm) = (median(first), median(warm));
         println!(
-            "{handler:>10}: first start {:>8.1} ms   warm start {:>8.1} ms   idle RSS per pod {:>7.1} MiB ({:.1} MiB in the pod that compiled)",
+            "{handler:>10}: first start {:>8.1} ms   warm start {:>8.1} ms   idle RSS per pod {:>7.1} MiB, PSS {:.1} MiB ({:.1} MiB RSS in the pod that compiled)",
             first.as_secs_f64() * 1e3,
             warm.as_secs_f64() * 1e3,
             rss as f64 / 1024.0,
+            pss as f64 / 1024.0,
             rss_compiled as f64 / 1024.0
         );
         results.push((handler.clone(), first, warm, rss));

@@ -61,6 +61,7 @@ impl Args {
 
 /// Runs the worker to its exit status; never returns.
 pub(crate) fn main(args: &[String]) -> ! {
+    let shim = nix::unistd::getppid();
     log::set_logger(&STDERR_LOG).ok();
     log::set_max_level(log::LevelFilter::Info);
     let Some(args) = Args::parse(args) else {
@@ -72,7 +73,7 @@ pub(crate) fn main(args: &[String]) -> ! {
     };
     // The guest's stderr, for the reasons it stopped; the node's log gets them too.
     let mut stderr = Output::Null;
-    let code = match run(&args, &mut stderr) {
+    let code = match run(&args, shim, &mut stderr) {
         Ok(code) => code,
         Err(message) => {
             let message = shown(&message);
@@ -84,7 +85,7 @@ pub(crate) fn main(args: &[String]) -> ! {
     std::process::exit(code);
 }
 
-fn run(args: &Args, stderr: &mut Output) -> Result<i32, String> {
+fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, String> {
     let container = match plan(
         &Bundle::load(&args.bundle).map_err(|e| e.to_string())?,
         &args.bundle,
@@ -126,7 +127,7 @@ fn run(args: &Args, stderr: &mut Output) -> Result<i32, String> {
         None
     };
     // Now the container's identity, and no way back; threads only after this.
-    identity::take(&container.confinement)?;
+    identity::take(&container.confinement, shim)?;
     if !privileged {
         seccomp::install().map_err(|e| format!("failed to install the seccomp filter: {e}"))?;
     }
@@ -150,11 +151,18 @@ fn run(args: &Args, stderr: &mut Output) -> Result<i32, String> {
         ),
         _ => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("failed to start an async runtime: {e}"))?;
+    // A command runs on this thread (its file I/O on tokio's blocking pool); a server's
+    // requests on two.
+    let runtime = match target {
+        Target::Command { .. } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Target::Http => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    }
+    .map_err(|e| format!("failed to start an async runtime: {e}"))?;
     let stop = StopHandle::default();
     {
         let _inside = runtime.enter();

@@ -35,8 +35,9 @@ pub(crate) fn alone() -> Result<(), String> {
     }
 }
 
-/// Becomes the container's user with its capabilities; sets `no_new_privs` and `umask`.
-pub(crate) fn take(confinement: &Confinement) -> Result<(), String> {
+/// Becomes the container's user with its capabilities; sets `no_new_privs` and `umask`;
+/// dies with `shim`, its parent.
+pub(crate) fn take(confinement: &Confinement, shim: nix::unistd::Pid) -> Result<(), String> {
     alone()?;
     let CapabilitySets {
         bounding,
@@ -93,6 +94,15 @@ pub(crate) fn take(confinement: &Confinement) -> Result<(), String> {
     }
     prctl(libc::PR_SET_KEEPCAPS, 0, "stop keeping capabilities")?;
     prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set `no_new_privs`")?;
+    // A worker never outlives its shim (the uid change cleared any earlier request).
+    prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "ask for SIGKILL when the shim ends",
+    )?;
+    if nix::unistd::getppid() != shim {
+        return Err("the shim ended before its worker started".into());
+    }
     if let Some(umask) = confinement.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
     }
