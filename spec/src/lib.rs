@@ -22,6 +22,7 @@
 
 mod artifact;
 mod config;
+pub mod deps;
 mod digest;
 mod error;
 mod image;
