@@ -21,11 +21,20 @@
 //! [policy]
 //! deny-imports = ["wasi:sockets/*"]    # globs over `ns:pkg/iface@version`
 //! allow-imports = ["wasi:*"]
+//!
+//! [dependencies]                       # see `ops::deps::manifest`
+//! "acme:kv" = { oci = "ghcr.io/acme/kv", version = "^1.2" }
+//!
+//! [registries]
+//! acme = "ghcr.io/acme-corp/"
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::ops::deps::manifest::{self, Dependency, RawDependencies};
+use std::collections::BTreeMap;
 
 /// The file name.
 pub const PROJECT_FILE: &str = "wasmoci.toml";
@@ -41,6 +50,18 @@ pub struct Project {
     /// `[policy]`.
     #[serde(default)]
     pub policy: PolicySection,
+    /// `[dependencies]`, as written.
+    #[serde(default, rename = "dependencies")]
+    raw_dependencies: RawDependencies,
+    /// `[registries]`, as written.
+    #[serde(default, rename = "registries")]
+    raw_registries: RawDependencies,
+    /// `[dependencies]`, read.
+    #[serde(skip)]
+    pub dependencies: Vec<Dependency>,
+    /// `[registries]`: namespace → `HOST/PREFIX`.
+    #[serde(skip)]
+    pub registries: BTreeMap<String, String>,
     /// The directory holding the file.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -124,6 +145,18 @@ pub enum ProjectError {
         /// What the parser said, with line and column.
         reason: String,
     },
+    /// A `[dependencies]` or `[registries]` entry that cannot be used.
+    #[error("invalid `[{section}]` entry in `{}`, line {line}: {reason}", path.display())]
+    Entry {
+        /// The file.
+        path: PathBuf,
+        /// `dependencies` or `registries`.
+        section: &'static str,
+        /// The entry's line.
+        line: usize,
+        /// Why.
+        reason: String,
+    },
     /// A value that parses but is wrong.
     #[error("invalid `{field}` in `{}`: {reason}", path.display())]
     Invalid {
@@ -177,6 +210,18 @@ impl Project {
                 "a world needs `build.wit`, the directory it is in".into(),
             ));
         }
+        let entry = |section| {
+            move |e: manifest::EntryError| ProjectError::Entry {
+                path: path.to_owned(),
+                section,
+                line: e.line,
+                reason: e.reason,
+            }
+        };
+        project.registries =
+            manifest::registries(text, &project.raw_registries).map_err(entry("registries"))?;
+        project.dependencies = manifest::dependencies(text, &project.raw_dependencies)
+            .map_err(entry("dependencies"))?;
         project.dir = path.parent().unwrap_or(Path::new(".")).to_owned();
         Ok(project)
     }
@@ -211,6 +256,20 @@ mod tests {
         assert_eq!(p.build.wasm, Path::new("out/hello.wasm"));
         assert_eq!(p.policy.deny_imports, ["wasi:sockets/*"]);
         assert_eq!(p.dir, Path::new("p"));
+        assert!(p.dependencies.is_empty());
+    }
+
+    #[test]
+    fn a_bad_dependency_is_named_with_its_line() {
+        let err = parse(
+            "[package]\nname = \"a\"\nversion = \"1.0.0\"\n[build]\nwasm = \"a.wasm\"\n[dependencies]\n\"acme:kv\" = \"^^1\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("invalid `[dependencies]` entry in `p/wasmoci.toml`, line 7: `^^1` is not a version requirement"),
+            "{err}"
+        );
     }
 
     #[test]

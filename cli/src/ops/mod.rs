@@ -8,6 +8,7 @@
 //! - [`componentize`]: a module or component into the bytes that go into an artifact.
 //! - [`convert`]: an artifact into the image-compat format.
 //! - [`copy`]: an artifact between registries and layouts, keeping its digest.
+//! - [`deps`]: component dependencies: `[dependencies]`, resolution.
 //! - [`inspect`]: what an artifact is, and a component's WIT.
 //! - [`publish`]: checking what `publish` built, and its receipt.
 //! - [`store`]: the embedded store's everyday commands: list, remove, collect garbage.
@@ -18,6 +19,7 @@ pub mod check;
 pub mod componentize;
 pub mod convert;
 pub mod copy;
+pub mod deps;
 mod error;
 pub mod inspect;
 pub mod publish;

@@ -1,0 +1,6 @@
+//! Component dependencies (Helm's and cargo's model): `[dependencies]` by semver range,
+//! resolved by `wasmoci_spec::deps::solve` over what registries publish.
+//!
+//! - [`manifest`]: the `[dependencies]` and `[registries]` entries of `wasmoci.toml`.
+
+pub mod manifest;
