@@ -2,5 +2,7 @@
 //! resolved by `wasmoci_spec::deps::solve` over what registries publish.
 //!
 //! - [`manifest`]: the `[dependencies]` and `[registries]` entries of `wasmoci.toml`.
+//! - [`lock`]: `wasmoci.lock`, and the inputs hash that shows drift.
 
+pub mod lock;
 pub mod manifest;
