@@ -57,6 +57,8 @@ enum Command {
     Publish(commands::publish::PublishArgs),
     Copy(commands::copy::CopyArgs),
     Convert(commands::convert::ConvertArgs),
+    #[command(visible_alias = "dep")]
+    Dependency(commands::dependency::DependencyArgs),
     #[command(visible_alias = "images")]
     Ls(commands::ls::LsArgs),
     Rm(commands::rm::RmArgs),
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => commands::publish::run(args),
         Command::Copy(args) => commands::copy::run(args),
         Command::Convert(args) => commands::convert::run(args),
+        Command::Dependency(args) => commands::dependency::run(args),
         Command::Node(command) => commands::node::run(command),
         Command::Ls(args) => commands::ls::run(args),
         Command::Rm(args) => commands::rm::run(args),

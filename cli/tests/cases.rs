@@ -23,8 +23,10 @@
 //! `secret`); `[CWD]`, the case directory. `< FILE` at the end of a command is its stdin
 //! (`FILE` relative to the case directory). In the output, those directories, the case
 //! directory and the registries' addresses read `[FIXTURES]`, `[TESTDATA]`, `[CWD]`,
-//! `[REGISTRY]`, `[TLS_REGISTRY]` and `[AUTH_REGISTRY]`. `WASMOCI_BLESS=1` rewrites the
-//! expectations.
+//! `[REGISTRY]`, `[TLS_REGISTRY]` and `[AUTH_REGISTRY]`; in a file whose header has the
+//! line `# digests: masked`, every `sha256:` digest reads `sha256:[DIGEST]` (for artifacts
+//! that hold a registry's address). `WASMOCI_BLESS=1` rewrites the expectations; `#`
+//! lines after a blank line just above a command are kept.
 
 use std::fs;
 use std::path::Path;
@@ -34,8 +36,27 @@ use wasmoci_testdata::registry::TestRegistry;
 use crate::support::{fixtures, wasmoci};
 
 struct Step {
+    /// `#` lines just above the command (after a blank line), kept when re-blessing.
+    comment: String,
     command: String,
     expected: String,
+}
+
+/// The `#` lines that end `block` after its last blank line, taken off it.
+fn take_comment(block: &mut String) -> String {
+    let lines: Vec<&str> = block.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| l.trim().is_empty())
+        .map_or(0, |i| i + 1);
+    let tail = &lines[start..];
+    if start == 0 || tail.is_empty() || !tail.iter().all(|l| l.starts_with('#')) {
+        return String::new();
+    }
+    let comment = tail.iter().map(|l| format!("{l}\n")).collect();
+    let kept: String = lines[..start].iter().map(|l| format!("{l}\n")).collect();
+    *block = kept;
+    comment
 }
 
 fn parse(text: &str) -> (String, Vec<Step>) {
@@ -43,7 +64,12 @@ fn parse(text: &str) -> (String, Vec<Step>) {
     let mut steps: Vec<Step> = Vec::new();
     for line in text.lines() {
         if let Some(command) = line.strip_prefix("$ ") {
+            let comment = steps
+                .last_mut()
+                .map(|step| take_comment(&mut step.expected))
+                .unwrap_or_default();
             steps.push(Step {
+                comment,
                 command: command.to_owned(),
                 expected: String::new(),
             });
@@ -114,7 +140,27 @@ impl Registries {
     }
 }
 
-fn run_step(command: &str, cwd: &Path, registries: &Registries) -> String {
+/// `sha256:` and 64 hex digits read `sha256:[DIGEST]`: for case files whose artifacts
+/// hold a registry's address (its port differs every run), marked `# digests: masked`.
+fn mask_digests(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("sha256:") {
+        let (before, after) = rest.split_at(at + "sha256:".len());
+        out.push_str(before);
+        let hex = &after[..after.len().min(64)];
+        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            out.push_str("[DIGEST]");
+            rest = &after[64..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn run_step(command: &str, cwd: &Path, registries: &Registries, masked: bool) -> String {
     let testdata = wasmoci_testdata::root();
     let mut expanded = command
         .replace("[FIXTURES]", &fixtures().display().to_string())
@@ -166,7 +212,8 @@ fn run_step(command: &str, cwd: &Path, registries: &Registries) -> String {
         for (mark, value) in &by_length {
             text = text.replace(value, mark);
         }
-        engine_keys(&text)
+        let text = engine_keys(&text);
+        if masked { mask_digests(&text) } else { text }
     };
     let code = out
         .status
@@ -226,6 +273,7 @@ fn cli_cases() {
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
         let (header, steps) = parse(&text);
+        let masked = header.lines().any(|l| l.trim() == "# digests: masked");
         let mut registries = Registries::default();
         let commands: Vec<&str> = steps.iter().map(|s| s.command.as_str()).collect();
         if !registries.start_for(&commands) {
@@ -234,7 +282,7 @@ fn cli_cases() {
         let cwd = tempfile::tempdir().unwrap();
         let mut rewritten = header;
         for step in &steps {
-            let actual = run_step(&step.command, cwd.path(), &registries);
+            let actual = run_step(&step.command, cwd.path(), &registries, masked);
             // Blank lines between steps are layout, not output.
             if step.expected.trim_end() != actual.trim_end() {
                 failures.push(format!(
@@ -245,7 +293,7 @@ fn cli_cases() {
                     actual
                 ));
             }
-            rewritten.push_str(&format!("$ {}\n{actual}\n", step.command));
+            rewritten.push_str(&format!("{}$ {}\n{actual}\n", step.comment, step.command));
         }
         if bless {
             fs::write(&file, rewritten.trim_end().to_owned() + "\n").unwrap();

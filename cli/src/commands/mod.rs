@@ -8,6 +8,7 @@ pub(crate) mod compile;
 pub(crate) mod completions;
 pub(crate) mod convert;
 pub(crate) mod copy;
+pub(crate) mod dependency;
 pub(crate) mod gc;
 pub(crate) mod guest;
 pub(crate) mod inspect;

@@ -131,6 +131,8 @@ struct Input {
     wit: Option<WitWorld>,
     policy: ImportPolicy,
     from_project: bool,
+    /// The project's requirements, for `dev.wasmoci.dependencies`.
+    dependencies: Option<String>,
 }
 
 fn input(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) -> Result<Input> {
@@ -156,6 +158,8 @@ fn input(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) -> Res
             wit,
             policy,
             from_project: true,
+            dependencies: crate::ops::deps::resolve::annotation(&project)
+                .map_err(|e| Error::Dependencies(Box::new(e)))?,
         });
     }
     if !request.path.exists() {
@@ -176,6 +180,7 @@ fn input(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) -> Res
         wit: None,
         policy: ImportPolicy::new(&[], &[])?,
         from_project: false,
+        dependencies: None,
     })
 }
 
@@ -193,6 +198,7 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
         wit,
         policy,
         from_project,
+        dependencies,
     } = input(request, on_command)?;
     let (name, version) = match &request.tag {
         Some(tag) => {
@@ -260,6 +266,12 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
 
     // 3. The artifact.
     let mut manifest_annotations = metadata.annotations();
+    if let Some(dependencies) = dependencies {
+        manifest_annotations.insert(
+            crate::ops::deps::resolve::ANNOTATION.to_owned(),
+            dependencies,
+        );
+    }
     manifest_annotations.extend(extra_annotations);
     let mut input = ArtifactInput::new(&wasm, created);
     input.author = metadata.authors_text();

@@ -38,6 +38,9 @@ pub enum Error {
     /// `wasmoci.toml`.
     #[error(transparent)]
     Project(#[from] ProjectError),
+    /// `[dependencies]` that cannot be used.
+    #[error(transparent)]
+    Dependencies(Box<crate::ops::deps::resolve::DepsError>),
     /// An import pattern.
     #[error(transparent)]
     Policy(#[from] PolicyError),

@@ -4,5 +4,8 @@
 //! - [`manifest`]: the `[dependencies]` and `[registries]` entries of `wasmoci.toml`.
 //! - [`lock`]: `wasmoci.lock`, and the inputs hash that shows drift.
 
+mod error;
+mod index;
 pub mod lock;
 pub mod manifest;
+pub mod resolve;

@@ -1,0 +1,191 @@
+//! The solver's index over registries: one tag listing per package, one manifest per
+//! version the solver looks at, each read once; the repositories packages come from,
+//! learnt from the project and from each manifest's `dev.wasmoci.dependencies`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use semver::{Version, VersionReq};
+use wasmoci_registry::Reference;
+use wasmoci_registry::client::Client;
+use wasmoci_spec::deps::solve::Index;
+use wasmoci_spec::deps::tags;
+use wasmoci_spec::{Digest, ImageManifest};
+
+use super::error::DepsError;
+use super::resolve::ANNOTATION;
+
+/// The versions and manifests of packages, read from registries as the solver asks.
+pub(super) struct RegistryIndex<'a> {
+    pub(super) client: &'a Client,
+    /// package → repository.
+    pub(super) repositories: RefCell<BTreeMap<String, String>>,
+    /// package → (version, tag), read once.
+    pub(super) tags: RefCell<BTreeMap<String, Vec<(Version, String)>>>,
+    /// (package, version) → manifest and its digest, read once.
+    pub(super) manifests: RefCell<BTreeMap<(String, Version), (ImageManifest, Digest)>>,
+    /// The typed error behind the last failure the solver reports.
+    pub(super) failure: RefCell<Option<DepsError>>,
+}
+
+impl RegistryIndex<'_> {
+    pub(super) fn fail(&self, error: DepsError) -> String {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        *self.failure.borrow_mut() = Some(error);
+        text
+    }
+
+    fn repository(&self, package: &str) -> std::result::Result<Reference, String> {
+        let repository = self
+            .repositories
+            .borrow()
+            .get(package)
+            .cloned()
+            .ok_or_else(|| format!("no repository is known for `{package}`"))?;
+        repository
+            .parse()
+            .map_err(|e| format!("invalid repository `{repository}`: {e}"))
+    }
+
+    pub(super) fn manifest(
+        &self,
+        package: &str,
+        version: &Version,
+    ) -> std::result::Result<(ImageManifest, Digest), String> {
+        let key = (package.to_owned(), version.clone());
+        if let Some(found) = self.manifests.borrow().get(&key) {
+            return Ok(found.clone());
+        }
+        let tag = self
+            .tags
+            .borrow()
+            .get(package)
+            .and_then(|all| {
+                all.iter()
+                    .find(|(v, _)| v == version)
+                    .map(|(_, t)| t.clone())
+            })
+            .unwrap_or_else(|| tags::tag(version));
+        let mut reference = self.repository(package)?;
+        reference.tag = Some(tag);
+        let found = fetch_manifest(self.client, &reference).map_err(|e| self.fail(e))?;
+        self.manifests.borrow_mut().insert(key, found.clone());
+        Ok(found)
+    }
+
+    pub(super) fn learn(&self, package: &str, repository: &str) -> std::result::Result<(), String> {
+        let mut known = self.repositories.borrow_mut();
+        match known.get(package) {
+            Some(first) if first != repository => Err(self.fail(DepsError::TwoRepositories {
+                package: package.to_owned(),
+                first: first.clone(),
+                second: repository.to_owned(),
+            })),
+            _ => {
+                known.insert(package.to_owned(), repository.to_owned());
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Index for RegistryIndex<'_> {
+    fn versions(&self, package: &str) -> std::result::Result<Vec<Version>, String> {
+        if let Some(found) = self.tags.borrow().get(package) {
+            return Ok(found.iter().map(|(v, _)| v.clone()).collect());
+        }
+        let reference = self.repository(package)?;
+        let listed = self.client.tags(&reference).map_err(|source| {
+            self.fail(DepsError::Fetch {
+                reference: reference.to_string(),
+                source: Box::new(source),
+            })
+        })?;
+        let found: Vec<(Version, String)> = listed
+            .into_iter()
+            .filter_map(|t: String| tags::version(&t).map(|v| (v, t)))
+            .collect();
+        let versions = found.iter().map(|(v, _)| v.clone()).collect();
+        self.tags.borrow_mut().insert(package.to_owned(), found);
+        Ok(versions)
+    }
+
+    fn requirements(
+        &self,
+        package: &str,
+        version: &Version,
+    ) -> std::result::Result<Vec<(String, VersionReq)>, String> {
+        let (manifest, _) = self.manifest(package, version)?;
+        let wanted = requirements_of(&manifest).map_err(|reason| {
+            self.fail(DepsError::Manifest {
+                reference: format!("{package}@{version}"),
+                reason,
+            })
+        })?;
+        let mut out = Vec::new();
+        for (name, requirement, repository) in wanted {
+            self.learn(&name, &repository)?;
+            out.push((name, requirement));
+        }
+        Ok(out)
+    }
+}
+
+/// [`ANNOTATION`] of a manifest: (package, requirement, repository) each; none without it.
+fn requirements_of(
+    manifest: &ImageManifest,
+) -> std::result::Result<Vec<(String, VersionReq, String)>, String> {
+    let Some(text) = manifest
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION))
+    else {
+        return Ok(Vec::new());
+    };
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| format!("`{ANNOTATION}` is not a JSON object: {e}"))?;
+    let mut out = Vec::new();
+    for (key, entry) in entries {
+        let field = |name: &str| {
+            entry
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let package = field("package").unwrap_or_else(|| key.clone());
+        let (Some(version), Some(oci)) = (field("version"), field("oci")) else {
+            return Err(format!(
+                "`{ANNOTATION}` entry `{key}` needs `version` and `oci`"
+            ));
+        };
+        let requirement = VersionReq::parse(&version)
+            .map_err(|e| format!("`{ANNOTATION}` entry `{key}`: `{version}`: {e}"))?;
+        out.push((package, requirement, oci));
+    }
+    Ok(out)
+}
+
+pub(super) fn fetch_manifest(
+    client: &Client,
+    reference: &Reference,
+) -> Result<(ImageManifest, Digest)> {
+    let (bytes, digest, _) = client
+        .manifest(reference)
+        .map_err(|source| DepsError::Fetch {
+            reference: reference.to_string(),
+            source: Box::new(source),
+        })?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| DepsError::Manifest {
+            reference: reference.to_string(),
+            reason: format!("not an OCI image manifest: {e}"),
+        })?;
+    Ok((manifest, digest))
+}
+
+type Result<T> = std::result::Result<T, DepsError>;

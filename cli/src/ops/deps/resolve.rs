@@ -1,0 +1,493 @@
+//! `dependency update` and `dependency build`: resolving `[dependencies]` against the
+//! registries (one tag listing per package, one manifest per version the solver looks
+//! at), pinning the result in `wasmoci.lock`, and fetching exactly what a lock says.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use semver::{Version, VersionReq};
+use serde::Serialize;
+use wasmoci_registry::client::Client;
+use wasmoci_registry::{Layout, Reference};
+use wasmoci_spec::deps::solve::{Node, Request, Solution, SolveError, solve};
+use wasmoci_spec::{Digest, ImageManifest, WasmKind};
+
+pub use super::error::DepsError;
+use super::index::{RegistryIndex, fetch_manifest};
+use super::lock::{LOCK_FILE, LOCK_VERSION, Lock, LockedPackage, inputs};
+use super::manifest::{Dependency, Source, repository_under};
+use crate::project::{PROJECT_FILE, Project};
+
+/// The manifest annotation that carries an artifact's own requirements: sorted JSON,
+/// package → `{"version": REQ, "oci": REPO}`.
+pub const ANNOTATION: &str = "dev.wasmoci.dependencies";
+
+type Result<T> = std::result::Result<T, DepsError>;
+
+/// The repository of a `[dependencies]` entry, if the project says.
+fn repository_of(dep: &Dependency, registries: &BTreeMap<String, String>) -> Option<String> {
+    match &dep.source {
+        Source::Range {
+            repository: Some(repository),
+            ..
+        } => Some(repository.clone()),
+        Source::Pinned { repository, .. } => Some(repository.clone()),
+        _ => {
+            let ns = dep.package.split_once(':')?.0;
+            registries
+                .get(ns)
+                .map(|prefix| repository_under(prefix, &dep.package))
+        }
+    }
+}
+
+/// The project's requirements as [`ANNOTATION`]'s value (none without ranged entries).
+pub fn annotation(project: &Project) -> Result<Option<String>> {
+    let mut entries = BTreeMap::new();
+    for dep in &project.dependencies {
+        if let Source::Range { requirement, .. } = &dep.source {
+            let repository =
+                repository_of(dep, &project.registries).ok_or_else(|| DepsError::NoRepository {
+                    package: dep.package.clone(),
+                    line: dep.line,
+                })?;
+            entries.insert(
+                dep.key.clone(),
+                serde_json::json!({"oci": repository, "version": requirement.to_string(), "package": dep.package}),
+            );
+        }
+    }
+    Ok((!entries.is_empty())
+        .then(|| serde_json::Value::from(serde_json::Map::from_iter(entries)).to_string()))
+}
+
+/// What `dependency update` asks.
+pub struct Update<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// The registry client.
+    pub client: &'a Client,
+    /// The store the packages are fetched into.
+    pub layout: &'a Layout,
+    /// Only these packages (and what they force) move; empty: all.
+    pub only: &'a [String],
+    /// With one package in `only`: exactly this version.
+    pub precise: Option<&'a Version>,
+}
+
+/// What `dependency update` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateReport {
+    /// The lock written.
+    pub lock: PathBuf,
+    /// `acme:kv 1.2.0 → 1.3.1`, `acme:log 0.3.1 (new)`, `acme:old 1.0.0 (removed)`.
+    pub changes: Vec<String>,
+    /// What the lock holds now.
+    pub packages: Vec<LockedPackage>,
+}
+
+/// The lock beside a project, if there is one.
+pub fn read_lock(dir: &Path) -> Result<Option<Lock>> {
+    let path = dir.join(LOCK_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(Lock::parse(&text)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(DepsError::LockFile {
+            action: "read",
+            path,
+            source,
+        }),
+    }
+}
+
+fn node_of(dep: &Dependency) -> Node {
+    Node::Package {
+        name: dep.package.clone(),
+        alias: dep.renamed.then(|| dep.key.clone()),
+    }
+}
+
+fn node_of_locked(package: &LockedPackage) -> Node {
+    Node::Package {
+        name: package.name.clone(),
+        alias: package.alias.clone(),
+    }
+}
+
+/// Resolves, fetches into the store, writes the lock.
+pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
+    let project = request.project;
+    let old = read_lock(&project.dir)?;
+    let index = RegistryIndex {
+        client: request.client,
+        repositories: RefCell::default(),
+        tags: RefCell::default(),
+        manifests: RefCell::default(),
+        failure: RefCell::default(),
+    };
+    let mut roots = Vec::new();
+    for dep in &project.dependencies {
+        if let Source::Range { requirement, .. } = &dep.source {
+            let repository =
+                repository_of(dep, &project.registries).ok_or_else(|| DepsError::NoRepository {
+                    package: dep.package.clone(),
+                    line: dep.line,
+                })?;
+            index
+                .learn(&dep.package, &repository)
+                .map_err(|_| index.failure.take().unwrap_or(DepsError::OutOfSync))?;
+            let mut requirement = requirement.clone();
+            if let (Some(precise), [only]) = (request.precise, request.only)
+                && (only == &dep.key || only == &dep.package)
+            {
+                requirement = VersionReq::parse(&format!("={precise}"))
+                    .map_err(|e| DepsError::Usage(e.to_string()))?;
+            }
+            roots.push(Request {
+                node: node_of(dep),
+                requirement,
+            });
+        }
+    }
+    if request.precise.is_some() && request.only.len() != 1 {
+        return Err(DepsError::Usage(
+            "`--precise` takes exactly one package".into(),
+        ));
+    }
+    // Locked versions stay, but for the packages asked to move.
+    let moving = |p: &LockedPackage| {
+        request
+            .only
+            .iter()
+            .any(|o| *o == p.name || p.alias.as_deref() == Some(o))
+    };
+    let locked: BTreeMap<Node, Version> = match &old {
+        Some(lock) if request.only.is_empty() => {
+            let _ = lock;
+            BTreeMap::new()
+        }
+        Some(lock) => lock
+            .packages
+            .iter()
+            .filter(|p| !moving(p))
+            .filter_map(|p| Some((node_of_locked(p), Version::parse(&p.version).ok()?)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let solution = match solve(&index, &roots, &locked) {
+        Ok(solution) => solution,
+        Err(SolveError::Index { .. }) if index.failure.borrow().is_some() => {
+            return Err(index.failure.take().unwrap_or(DepsError::OutOfSync));
+        }
+        Err(SolveError::NoSolution(explanation)) => {
+            let asked = project
+                .dependencies
+                .iter()
+                .filter(|d| explanation.contains(&d.package))
+                .filter_map(|d| match &d.source {
+                    Source::Range { requirement, .. } => Some(format!(
+                        "{PROJECT_FILE} line {}: \"{}\" = \"{requirement}\"",
+                        d.line, d.key
+                    )),
+                    _ => None,
+                })
+                .collect();
+            return Err(DepsError::NoSolution { explanation, asked });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut packages = ranged(&index, &solution, request)?;
+    for dep in &project.dependencies {
+        match &dep.source {
+            Source::Pinned { repository, digest } => {
+                packages.push(pinned(request, dep, repository, digest)?);
+            }
+            Source::Path(path) => packages.push(local(project, dep, path)?),
+            Source::Range { .. } => {}
+        }
+    }
+    twice(project, &packages)?;
+    let lock = Lock {
+        version: LOCK_VERSION,
+        inputs: inputs(&project.dependencies, &project.registries),
+        packages,
+    };
+    let path = project.dir.join(LOCK_FILE);
+    let text = lock.render();
+    wasmoci_fs::write_atomic(&path, text.as_bytes(), 0o644).map_err(|source| {
+        DepsError::LockFile {
+            action: "write",
+            path: path.clone(),
+            source,
+        }
+    })?;
+    let packages = Lock::parse(&text)?.packages;
+    Ok(UpdateReport {
+        lock: path,
+        changes: changes(old.as_ref().map_or(&[][..], |l| &l.packages), &packages),
+        packages,
+    })
+}
+
+/// The solved packages, fetched into the store and described for the lock.
+fn ranged(
+    index: &RegistryIndex<'_>,
+    solution: &Solution,
+    request: &Update<'_>,
+) -> Result<Vec<LockedPackage>> {
+    let mut out = Vec::new();
+    for (node, version) in &solution.versions {
+        let name = node.name().unwrap_or_default();
+        let (manifest, digest) = index
+            .manifest(name, version)
+            .map_err(|_| index.failure.take().unwrap_or(DepsError::OutOfSync))?;
+        let repository = index
+            .repositories
+            .borrow()
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        let (layer, size, kind) = fetch(request, &repository, &digest, &manifest)?;
+        let requested = solution.requested.get(node).cloned().unwrap_or_default();
+        let dependencies = solution
+            .edges
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|dep| {
+                let version = solution.versions.get(dep)?;
+                Some(format!("{}@{version}", dep.name().unwrap_or_default()))
+            })
+            .collect();
+        let Node::Package { alias, .. } = node else {
+            continue;
+        };
+        out.push(LockedPackage {
+            name: name.to_owned(),
+            alias: alias.clone(),
+            version: version.to_string(),
+            source: format!("oci://{repository}"),
+            manifest: Some(digest.to_string()),
+            layer: layer.to_string(),
+            size,
+            kind,
+            requirement: requested.into_iter().collect(),
+            dependencies,
+        });
+    }
+    Ok(out)
+}
+
+/// Pulls `repository@digest` into the store: its wasm layer's digest, size and kind.
+fn fetch(
+    request: &Update<'_>,
+    repository: &str,
+    digest: &Digest,
+    manifest: &ImageManifest,
+) -> Result<(Digest, u64, String)> {
+    let reference: Reference =
+        format!("{repository}@{digest}")
+            .parse()
+            .map_err(|e| DepsError::Manifest {
+                reference: format!("{repository}@{digest}"),
+                reason: format!("{e}"),
+            })?;
+    crate::ops::artifact::pull(request.client, &reference, request.layout)
+        .map_err(|e| DepsError::Store(Box::new(e)))?;
+    let layer = manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == wasmoci_spec::media_types::WASM_LAYER)
+        .ok_or_else(|| DepsError::Manifest {
+            reference: reference.to_string(),
+            reason: "no `application/wasm` layer".into(),
+        })?;
+    let bytes = request
+        .layout
+        .read_blob(&layer.digest)
+        .map_err(|e| DepsError::Store(Box::new(crate::ops::Error::Layout(Box::new(e)))))?;
+    Ok((layer.digest, layer.size, kind_of(&bytes)))
+}
+
+/// `component`, `wit` (a component that is a WIT package) or `module`.
+fn kind_of(wasm: &[u8]) -> String {
+    match WasmKind::detect(wasm) {
+        Some(WasmKind::Module) => "module".into(),
+        _ => match wit_component::decode(wasm) {
+            Ok(wit_component::DecodedWasm::WitPackage(..)) => "wit".into(),
+            _ => "component".into(),
+        },
+    }
+}
+
+fn pinned(
+    request: &Update<'_>,
+    dep: &Dependency,
+    repository: &str,
+    digest: &Digest,
+) -> Result<LockedPackage> {
+    let reference: Reference =
+        format!("{repository}@{digest}")
+            .parse()
+            .map_err(|e| DepsError::Manifest {
+                reference: format!("{repository}@{digest}"),
+                reason: format!("{e}"),
+            })?;
+    let (manifest, _) = fetch_manifest(request.client, &reference)?;
+    let (layer, size, kind) = fetch(request, repository, digest, &manifest)?;
+    let version = manifest
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(wasmoci_spec::annotations::VERSION))
+        .and_then(|v| Version::parse(v).ok())
+        .map_or_else(|| "0.0.0".to_owned(), |v| v.to_string());
+    Ok(LockedPackage {
+        name: dep.package.clone(),
+        alias: dep.renamed.then(|| dep.key.clone()),
+        version,
+        source: format!("oci://{repository}"),
+        manifest: Some(digest.to_string()),
+        layer: layer.to_string(),
+        size,
+        kind,
+        requirement: Vec::new(),
+        dependencies: Vec::new(),
+    })
+}
+
+fn local(project: &Project, dep: &Dependency, path: &Path) -> Result<LockedPackage> {
+    let bytes = std::fs::read(project.dir.join(path)).map_err(|source| DepsError::Path {
+        path: path.to_owned(),
+        line: dep.line,
+        source,
+    })?;
+    Ok(LockedPackage {
+        name: dep.package.clone(),
+        alias: dep.renamed.then(|| dep.key.clone()),
+        version: "0.0.0".into(),
+        source: format!("path+{}", path.to_string_lossy()),
+        manifest: None,
+        layer: Digest::of(&bytes).to_string(),
+        size: bytes.len() as u64,
+        kind: kind_of(&bytes),
+        requirement: Vec::new(),
+        dependencies: Vec::new(),
+    })
+}
+
+/// Two project entries that ended as the same package at the same version.
+fn twice(project: &Project, packages: &[LockedPackage]) -> Result<()> {
+    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+    for package in packages {
+        let key = package
+            .alias
+            .clone()
+            .unwrap_or_else(|| package.name.clone());
+        let id = (package.name.clone(), package.version.clone());
+        if let Some(first) = seen.insert(id, key.clone())
+            && project.dependencies.iter().any(|d| d.key == key)
+        {
+            return Err(DepsError::Twice {
+                first,
+                second: key,
+                package: format!("{}@{}", package.name, package.version),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What moved between two locks, one line each, sorted.
+fn changes(old: &[LockedPackage], new: &[LockedPackage]) -> Vec<String> {
+    let id = |p: &LockedPackage| match &p.alias {
+        Some(alias) => format!("{} (as `{alias}`)", p.name),
+        None => p.name.clone(),
+    };
+    let before: BTreeMap<String, &LockedPackage> = old.iter().map(|p| (id(p), p)).collect();
+    let after: BTreeMap<String, &LockedPackage> = new.iter().map(|p| (id(p), p)).collect();
+    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let mut out = Vec::new();
+    for name in names {
+        match (before.get(name), after.get(name)) {
+            (Some(a), Some(b)) if a.version != b.version => {
+                out.push(format!("{name} {} → {}", a.version, b.version));
+            }
+            (Some(a), Some(b)) if a.manifest != b.manifest || a.layer != b.layer => {
+                out.push(format!("{name} {} (new content)", b.version));
+            }
+            (None, Some(b)) => out.push(format!("{name} {} (new)", b.version)),
+            (Some(a), None) => out.push(format!("{name} {} (removed)", a.version)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What `dependency build` fetched.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    /// Each package, as locked.
+    pub packages: Vec<LockedPackage>,
+}
+
+/// Fetches exactly what the lock says (by manifest digest, the layer digest checked), no
+/// resolution; a lock out of sync with the project is refused.
+pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Result<BuildReport> {
+    let lock = read_lock(&project.dir)?.ok_or_else(|| DepsError::NoLock {
+        dir: project.dir.clone(),
+    })?;
+    if lock.inputs != inputs(&project.dependencies, &project.registries) {
+        return Err(DepsError::OutOfSync);
+    }
+    let update = Update {
+        project,
+        client,
+        layout,
+        only: &[],
+        precise: None,
+    };
+    for package in &lock.packages {
+        let (Some(repository), Some(manifest)) =
+            (package.source.strip_prefix("oci://"), &package.manifest)
+        else {
+            // A local file: its hash must still match.
+            let path = package.source.strip_prefix("path+").unwrap_or_default();
+            let bytes =
+                std::fs::read(project.dir.join(path)).map_err(|source| DepsError::Path {
+                    path: PathBuf::from(path),
+                    line: 0,
+                    source,
+                })?;
+            if Digest::of(&bytes).to_string() != package.layer {
+                return Err(DepsError::OutOfSync);
+            }
+            continue;
+        };
+        let digest: Digest = manifest.parse().map_err(|e| DepsError::Manifest {
+            reference: format!("{repository}@{manifest}"),
+            reason: format!("{e}"),
+        })?;
+        let reference: Reference =
+            format!("{repository}@{digest}")
+                .parse()
+                .map_err(|e| DepsError::Manifest {
+                    reference: format!("{repository}@{digest}"),
+                    reason: format!("{e}"),
+                })?;
+        let (fetched, _) = fetch_manifest(client, &reference)?;
+        let (layer, _, _) = fetch(&update, repository, &digest, &fetched)?;
+        if layer.to_string() != package.layer {
+            return Err(DepsError::Manifest {
+                reference: reference.to_string(),
+                reason: format!(
+                    "its wasm layer is `{layer}`, not the locked `{}`",
+                    package.layer
+                ),
+            });
+        }
+    }
+    Ok(BuildReport {
+        packages: lock.packages,
+    })
+}
