@@ -6,9 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use serde::Serialize;
 use wasmoci_cli::ops::artifact::store_layout;
+use wasmoci_cli::ops::deps::list::{Listed, list};
 use wasmoci_cli::ops::deps::lock::LockedPackage;
-use wasmoci_cli::ops::deps::resolve::{BuildReport, Update, UpdateReport, build_locked, update};
+use wasmoci_cli::ops::deps::resolve::{
+    BuildReport, Update, UpdateReport, build_locked, offline_build, update,
+};
 use wasmoci_cli::project::Project;
 
 use super::args::RegistryArgs;
@@ -44,6 +48,85 @@ enum DependencyCommand {
     Update(UpdateArgs),
     /// Fetch exactly what wasmoci.lock says, by digest
     Build(BuildArgs),
+    /// Each dependency: its requirement, locked and latest versions, status
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+}
+
+/// `--locked`, `--offline`, `--frozen`: cargo's.
+#[derive(Debug, clap::Args)]
+struct Strictness {
+    /// Fail if wasmoci.lock would change
+    #[arg(long)]
+    locked: bool,
+    /// No network: the store only; fail naming what is missing
+    #[arg(long)]
+    offline: bool,
+    /// Both `--locked` and `--offline`
+    #[arg(long)]
+    frozen: bool,
+}
+
+impl Strictness {
+    fn locked(&self) -> bool {
+        self.locked || self.frozen
+    }
+    fn offline(&self) -> bool {
+        self.offline || self.frozen
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// The project directory
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    project: PathBuf,
+    /// No network: leave LATEST and `tag moved` out
+    #[arg(long)]
+    offline: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Print a JSON array
+    #[arg(long)]
+    json: bool,
+}
+
+struct Listing(Vec<Listed>);
+
+impl Serialize for Listing {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl Report for Listing {
+    fn text(&self) -> Option<String> {
+        let mut rows = vec![
+            [
+                "NAME",
+                "REQUIREMENT",
+                "LOCKED",
+                "LATEST",
+                "SOURCE",
+                "STATUS",
+            ]
+            .map(str::to_owned),
+        ];
+        for row in &self.0 {
+            rows.push([
+                row.name.clone(),
+                row.requirement.clone(),
+                row.locked.clone().unwrap_or_else(|| "-".into()),
+                row.latest.clone().unwrap_or_else(|| "-".into()),
+                row.source.clone(),
+                row.status.to_owned(),
+            ]);
+        }
+        Some(wasmoci_spec::escape_controls(output::columns(&rows).trim_end(), true).into_owned())
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +141,8 @@ struct UpdateArgs {
     #[arg(long, value_name = "DIR", default_value = ".")]
     project: PathBuf,
     #[command(flatten)]
+    strictness: Strictness,
+    #[command(flatten)]
     registry: RegistryArgs,
     /// Print the lock's packages as JSON
     #[arg(long)]
@@ -69,6 +154,8 @@ struct BuildArgs {
     /// The project directory
     #[arg(long, value_name = "DIR", default_value = ".")]
     project: PathBuf,
+    #[command(flatten)]
+    strictness: Strictness,
     #[command(flatten)]
     registry: RegistryArgs,
     /// Print the lock's packages as JSON
@@ -138,6 +225,11 @@ pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
                 .map(semver::Version::parse)
                 .transpose()
                 .context("invalid `--precise`")?;
+            if args.strictness.offline() {
+                anyhow::bail!(
+                    "`dependency update --offline` cannot resolve without the registries: use `dependency build --offline` to check the store against the lock"
+                );
+            }
             let client = args.registry.client()?;
             let layout = store_layout()?;
             let report = update(&Update {
@@ -146,17 +238,34 @@ pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
                 layout: &layout,
                 only: &args.packages,
                 precise: precise.as_ref(),
+                locked: args.strictness.locked(),
             })
             .context("failed to update the dependencies")?;
             output::report(&report, args.json);
         }
         DependencyCommand::Build(args) => {
             let project = Project::load(&args.project)?;
-            let client = args.registry.client()?;
             let layout = store_layout()?;
-            let report = build_locked(&project, &client, &layout)
-                .context("failed to fetch the locked dependencies")?;
+            let report = if args.strictness.offline() {
+                offline_build(&project, &layout)
+            } else {
+                let client = args.registry.client()?;
+                build_locked(&project, &client, &layout)
+            }
+            .context("failed to fetch the locked dependencies")?;
             output::report(&report, args.json);
+        }
+        DependencyCommand::List(args) => {
+            let project = Project::load(&args.project)?;
+            let layout = store_layout()?;
+            let client = if args.offline {
+                None
+            } else {
+                Some(args.registry.client()?)
+            };
+            let rows = list(&project, client.as_ref(), &layout)
+                .context("failed to list the dependencies")?;
+            output::report(&Listing(rows), args.json);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -87,6 +87,16 @@ pub enum DepsError {
         /// The project.
         dir: PathBuf,
     },
+    /// `--locked`, and the lock would change.
+    #[error(
+        "`{LOCK_FILE}` would change ({0}) and `--locked` was given: run `wasmoci dependency update` without it, and commit the lock"
+    )]
+    WouldChange(String),
+    /// `--offline`, and the store lacks what the lock pins.
+    #[error(
+        "`--offline`, and the store lacks {0}: run `wasmoci dependency build` with the network once"
+    )]
+    Offline(String),
     /// The lock does not match the project.
     #[error("`{LOCK_FILE}` is out of sync with `{PROJECT_FILE}`: run `wasmoci dependency update`")]
     OutOfSync,

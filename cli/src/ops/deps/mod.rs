@@ -6,6 +6,7 @@
 
 mod error;
 mod index;
+pub mod list;
 pub mod lock;
 pub mod manifest;
 pub mod resolve;

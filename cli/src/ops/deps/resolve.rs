@@ -74,6 +74,8 @@ pub struct Update<'a> {
     pub only: &'a [String],
     /// With one package in `only`: exactly this version.
     pub precise: Option<&'a Version>,
+    /// `--locked`: fail, writing nothing, if the lock would change.
+    pub locked: bool,
 }
 
 /// What `dependency update` did.
@@ -215,6 +217,16 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
     };
     let path = project.dir.join(LOCK_FILE);
     let text = lock.render();
+    if request.locked && old.as_ref().map(Lock::render) != Some(text.clone()) {
+        let mut moved = changes(
+            old.as_ref().map_or(&[][..], |l| &l.packages),
+            &Lock::parse(&text)?.packages,
+        );
+        if moved.is_empty() {
+            moved.push("its inputs hash".into());
+        }
+        return Err(DepsError::WouldChange(moved.join(", ")));
+    }
     wasmoci_fs::write_atomic(&path, text.as_bytes(), 0o644).map_err(|source| {
         DepsError::LockFile {
             action: "write",
@@ -446,6 +458,7 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
         layout,
         only: &[],
         precise: None,
+        locked: true,
     };
     for package in &lock.packages {
         let (Some(repository), Some(manifest)) =
@@ -486,6 +499,38 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
                 ),
             });
         }
+    }
+    Ok(BuildReport {
+        packages: lock.packages,
+    })
+}
+
+/// `dependency build --offline`: the lock is this project's and the store has every
+/// package it pins (manifest and wasm layer); nothing is fetched.
+pub fn offline_build(project: &Project, layout: &Layout) -> Result<BuildReport> {
+    let lock = read_lock(&project.dir)?.ok_or_else(|| DepsError::NoLock {
+        dir: project.dir.clone(),
+    })?;
+    if lock.inputs != inputs(&project.dependencies, &project.registries) {
+        return Err(DepsError::OutOfSync);
+    }
+    let mut missing = Vec::new();
+    for package in &lock.packages {
+        let digests = package
+            .manifest
+            .iter()
+            .chain(std::iter::once(&package.layer));
+        let present = package.source.starts_with("path+")
+            || digests.into_iter().all(|d| {
+                d.parse::<Digest>()
+                    .is_ok_and(|d| layout.blob_path(&d).is_file())
+            });
+        if !present {
+            missing.push(format!("{}@{}", package.name, package.version));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(DepsError::Offline(missing.join(", ")));
     }
     Ok(BuildReport {
         packages: lock.packages,
