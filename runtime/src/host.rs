@@ -214,6 +214,7 @@ pub(crate) fn component_linker(engine: &WasmEngine, http: bool) -> Result<Linker
     let mut linker = Linker::new(engine.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| Error::Engine(wasmtime_message(&e)))?;
+    crate::special::guard_component(&mut linker)?;
     if http {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(wasmtime_message(&e)))?;

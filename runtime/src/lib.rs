@@ -31,6 +31,7 @@ pub mod program;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
+mod special;
 pub mod units;
 
 pub use error::{Error, Result};

@@ -185,6 +185,7 @@ pub fn build_fixtures(dir: &Path) -> &Path {
             files.insert(format!("{name}.wasm"), component(name, "http-slow"));
         }
         files.insert("exit3.component.wasm".into(), adapted("exit3"));
+        files.insert("cat.component.wasm".into(), adapted("cat"));
         for name in [
             "exit3",
             "trap",
