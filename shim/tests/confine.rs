@@ -80,6 +80,24 @@ fn guests_run_as_the_pod_user_in_its_cgroup_without_devices() {
     let (code, log) = cat_as(&mut node, &cat, device.to_str().unwrap(), None, &[]);
     assert_eq!(code, 2, "read a device node: {log:?}");
 
+    // A FIFO on a volume: a component's open fails (`cat` adapted exits 1) instead of
+    // blocking until someone writes.
+    let fifo = volumes.path().join("fifo");
+    std::fs::create_dir(&fifo).unwrap();
+    nix::unistd::mkfifo(
+        &fifo.join("hello.txt"),
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+    )
+    .unwrap();
+    let cat_component = push_artifact(
+        &node.registry,
+        "cat-component",
+        &fixture("cat.component.wasm"),
+    );
+    node.pull(&cat_component).unwrap();
+    let (code, log) = cat_as(&mut node, &cat_component, fifo.to_str().unwrap(), None, &[]);
+    assert_eq!(code, 1, "opened a FIFO: {log:?}");
+
     // The guest's memory is the container cgroup's, not the shim's (containerd's).
     let hog = push_artifact(&node.registry, "hog", &fixture("hog.wasm"));
     node.pull(&hog).unwrap();
