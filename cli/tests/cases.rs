@@ -140,24 +140,33 @@ impl Registries {
     }
 }
 
-/// `sha256:` and 64 hex digits read `sha256:[DIGEST]`: for case files whose artifacts
-/// hold a registry's address (its port differs every run), marked `# digests: masked`.
-fn mask_digests(text: &str) -> String {
+/// `MARK` followed by `len` hex digits (and `end`, if any) reads `MARK` + `with`.
+fn mask_hex(text: &str, mark: &str, len: usize, end: &str, with: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find("sha256:") {
-        let (before, after) = rest.split_at(at + "sha256:".len());
+    while let Some(at) = rest.find(mark) {
+        let (before, after) = rest.split_at(at + mark.len());
         out.push_str(before);
-        let hex = &after[..after.len().min(64)];
-        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            out.push_str("[DIGEST]");
-            rest = &after[64..];
+        let whole = len + end.len();
+        let candidate = &after[..after.len().min(whole)];
+        if candidate.len() == whole
+            && candidate.ends_with(end)
+            && candidate[..len].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            out.push_str(with);
+            rest = &after[whole..];
         } else {
             rest = after;
         }
     }
     out.push_str(rest);
     out
+}
+
+/// `sha256:` and 64 hex digits read `sha256:[DIGEST]`: for case files whose artifacts
+/// hold a registry's address (its port differs every run), marked `# digests: masked`.
+fn mask_digests(text: &str) -> String {
+    mask_hex(text, "sha256:", 64, "", "[DIGEST]")
 }
 
 fn run_step(command: &str, cwd: &Path, registries: &Registries, masked: bool) -> String {
@@ -235,23 +244,7 @@ fn run_step(command: &str, cwd: &Path, registries: &Registries, masked: bool) ->
 /// The compile cache directory is named after the engine's compatibility hash, which
 /// depends on the host CPU: `compiled/<16 hex>/` reads `compiled/[ENGINE]/`.
 fn engine_keys(text: &str) -> String {
-    const MARK: &str = "/compiled/";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(MARK) {
-        let (before, after) = rest.split_at(at + MARK.len());
-        out.push_str(before);
-        let key = &after[..after.len().min(17)];
-        if key.len() == 17 && key.ends_with('/') && key[..16].bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            out.push_str("[ENGINE]/");
-            rest = &after[17..];
-        } else {
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
+    mask_hex(text, "/compiled/", 16, "/", "[ENGINE]/")
 }
 
 #[test]

@@ -137,20 +137,19 @@ struct UpdateArgs {
     /// With one PKG: exactly this version
     #[arg(long, value_name = "VERSION")]
     precise: Option<String>,
-    /// The project directory
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    project: PathBuf,
     #[command(flatten)]
-    strictness: Strictness,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    /// Print the lock's packages as JSON
-    #[arg(long)]
-    json: bool,
+    common: Common,
 }
 
 #[derive(Debug, clap::Args)]
 struct BuildArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+/// What `update` and `build` share.
+#[derive(Debug, clap::Args)]
+struct Common {
     /// The project directory
     #[arg(long, value_name = "DIR", default_value = ".")]
     project: PathBuf,
@@ -217,10 +216,13 @@ impl Report for BuildReport {
 
 pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
     match args.command {
-        DependencyCommand::Update(args) => {
+        DependencyCommand::Update(UpdateArgs {
+            packages,
+            precise,
+            common: args,
+        }) => {
             let project = Project::load(&args.project)?;
-            let precise = args
-                .precise
+            let precise = precise
                 .as_deref()
                 .map(semver::Version::parse)
                 .transpose()
@@ -236,14 +238,14 @@ pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
                 project: &project,
                 client: &client,
                 layout: &layout,
-                only: &args.packages,
+                only: &packages,
                 precise: precise.as_ref(),
                 locked: args.strictness.locked(),
             })
             .context("failed to update the dependencies")?;
             output::report(&report, args.json);
         }
-        DependencyCommand::Build(args) => {
+        DependencyCommand::Build(BuildArgs { common: args }) => {
             let project = Project::load(&args.project)?;
             let layout = store_layout()?;
             let report = if args.strictness.offline() {

@@ -42,16 +42,20 @@ fn repository_of(dep: &Dependency, registries: &BTreeMap<String, String>) -> Opt
     }
 }
 
+/// The repository of a ranged entry, which the project must say.
+fn required_repository(dep: &Dependency, registries: &BTreeMap<String, String>) -> Result<String> {
+    repository_of(dep, registries).ok_or_else(|| DepsError::NoRepository {
+        package: dep.package.clone(),
+        line: dep.line,
+    })
+}
+
 /// The project's requirements as [`ANNOTATION`]'s value (none without ranged entries).
 pub fn annotation(project: &Project) -> Result<Option<String>> {
     let mut entries = BTreeMap::new();
     for dep in &project.dependencies {
         if let Source::Range { requirement, .. } = &dep.source {
-            let repository =
-                repository_of(dep, &project.registries).ok_or_else(|| DepsError::NoRepository {
-                    package: dep.package.clone(),
-                    line: dep.line,
-                })?;
+            let repository = required_repository(dep, &project.registries)?;
             entries.insert(
                 dep.key.clone(),
                 serde_json::json!({"oci": repository, "version": requirement.to_string(), "package": dep.package}),
@@ -131,11 +135,7 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
     let mut roots = Vec::new();
     for dep in &project.dependencies {
         if let Source::Range { requirement, .. } = &dep.source {
-            let repository =
-                repository_of(dep, &project.registries).ok_or_else(|| DepsError::NoRepository {
-                    package: dep.package.clone(),
-                    line: dep.line,
-                })?;
+            let repository = required_repository(dep, &project.registries)?;
             index
                 .learn(&dep.package, &repository)
                 .map_err(|_| index.failure.take().unwrap_or(DepsError::OutOfSync))?;
