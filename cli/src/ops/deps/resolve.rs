@@ -298,13 +298,7 @@ fn fetch(
     digest: &Digest,
     manifest: &ImageManifest,
 ) -> Result<(Digest, u64, String)> {
-    let reference: Reference =
-        format!("{repository}@{digest}")
-            .parse()
-            .map_err(|e| DepsError::Manifest {
-                reference: format!("{repository}@{digest}"),
-                reason: format!("{e}"),
-            })?;
+    let reference = pinned_reference(repository, digest)?;
     crate::ops::artifact::pull(request.client, &reference, request.layout)
         .map_err(|e| DepsError::Store(Box::new(e)))?;
     let layer = manifest
@@ -320,6 +314,15 @@ fn fetch(
         .read_blob(&layer.digest)
         .map_err(|e| DepsError::Store(Box::new(crate::ops::Error::Layout(Box::new(e)))))?;
     Ok((layer.digest, layer.size, kind_of(&bytes)))
+}
+
+/// `REPO@DIGEST` as a reference.
+fn pinned_reference(repository: &str, digest: &Digest) -> Result<Reference> {
+    let text = format!("{repository}@{digest}");
+    text.parse().map_err(|e| DepsError::Manifest {
+        reference: text.clone(),
+        reason: format!("{e}"),
+    })
 }
 
 /// `component`, `wit` (a component that is a WIT package) or `module`.
@@ -339,13 +342,7 @@ fn pinned(
     repository: &str,
     digest: &Digest,
 ) -> Result<LockedPackage> {
-    let reference: Reference =
-        format!("{repository}@{digest}")
-            .parse()
-            .map_err(|e| DepsError::Manifest {
-                reference: format!("{repository}@{digest}"),
-                reason: format!("{e}"),
-            })?;
+    let reference = pinned_reference(repository, digest)?;
     let (manifest, _) = fetch_manifest(request.client, &reference)?;
     let (layer, size, kind) = fetch(request, repository, digest, &manifest)?;
     let version = manifest
