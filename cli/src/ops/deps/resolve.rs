@@ -478,13 +478,7 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
             reference: format!("{repository}@{manifest}"),
             reason: format!("{e}"),
         })?;
-        let reference: Reference =
-            format!("{repository}@{digest}")
-                .parse()
-                .map_err(|e| DepsError::Manifest {
-                    reference: format!("{repository}@{digest}"),
-                    reason: format!("{e}"),
-                })?;
+        let reference = pinned_reference(repository, &digest)?;
         let (fetched, _) = fetch_manifest(client, &reference)?;
         let (layer, _, _) = fetch(&update, repository, &digest, &fetched)?;
         if layer.to_string() != package.layer {
