@@ -204,8 +204,13 @@ impl Report for UpdateReport {
 
 impl Report for BuildReport {
     fn status(&self) -> Option<String> {
+        let done = if self.fetched {
+            "fetched"
+        } else {
+            "found in the store"
+        };
         Some(format!(
-            "fetched {} package(s) as locked",
+            "{done} {} package(s) as locked",
             self.packages.len()
         ))
     }

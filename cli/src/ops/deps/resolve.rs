@@ -438,6 +438,8 @@ fn changes(old: &[LockedPackage], new: &[LockedPackage]) -> Vec<String> {
 pub struct BuildReport {
     /// Each package, as locked.
     pub packages: Vec<LockedPackage>,
+    /// False offline: the store was only checked.
+    pub fetched: bool,
 }
 
 /// Fetches exactly what the lock says (by manifest digest, the layer digest checked), no
@@ -493,6 +495,7 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
     }
     Ok(BuildReport {
         packages: lock.packages,
+        fetched: true,
     })
 }
 
@@ -525,5 +528,6 @@ pub fn offline_build(project: &Project, layout: &Layout) -> Result<BuildReport> 
     }
     Ok(BuildReport {
         packages: lock.packages,
+        fetched: false,
     })
 }
