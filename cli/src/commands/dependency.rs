@@ -204,15 +204,12 @@ impl Report for UpdateReport {
 
 impl Report for BuildReport {
     fn status(&self) -> Option<String> {
-        let done = if self.fetched {
-            "fetched"
+        let n = self.packages.len();
+        Some(if self.fetched {
+            format!("fetched {n} package(s) as locked")
         } else {
-            "found in the store"
-        };
-        Some(format!(
-            "{done} {} package(s) as locked",
-            self.packages.len()
-        ))
+            format!("the store holds the {n} package(s) the lock pins")
+        })
     }
     fn text(&self) -> Option<String> {
         table(&self.packages)
