@@ -205,11 +205,10 @@ impl Report for UpdateReport {
 impl Report for BuildReport {
     fn status(&self) -> Option<String> {
         let n = self.packages.len();
-        Some(if self.fetched {
-            format!("fetched {n} package(s) as locked")
-        } else {
-            format!("the store holds the {n} package(s) the lock pins")
-        })
+        Some(format!(
+            "the store holds the {n} package(s) the lock pins ({} fetched now)",
+            self.fetched
+        ))
     }
     fn text(&self) -> Option<String> {
         table(&self.packages)

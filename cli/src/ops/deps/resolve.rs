@@ -438,8 +438,8 @@ fn changes(old: &[LockedPackage], new: &[LockedPackage]) -> Vec<String> {
 pub struct BuildReport {
     /// Each package, as locked.
     pub packages: Vec<LockedPackage>,
-    /// False offline: the store was only checked.
-    pub fetched: bool,
+    /// How many were fetched (the rest were in the store).
+    pub fetched: usize,
 }
 
 /// Fetches exactly what the lock says (by manifest digest, the layer digest checked), no
@@ -459,7 +459,12 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
         precise: None,
         locked: true,
     };
+    let mut fetched = 0;
     for package in &lock.packages {
+        // What the store already holds costs no request.
+        if package.source.starts_with("oci://") && in_store(package, layout) {
+            continue;
+        }
         let (Some(repository), Some(manifest)) =
             (package.source.strip_prefix("oci://"), &package.manifest)
         else {
@@ -481,8 +486,9 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
             reason: format!("{e}"),
         })?;
         let reference = pinned_reference(repository, &digest)?;
-        let (fetched, _) = fetch_manifest(client, &reference)?;
-        let (layer, _, _) = fetch(&update, repository, &digest, &fetched)?;
+        let (manifest, _) = fetch_manifest(client, &reference)?;
+        let (layer, _, _) = fetch(&update, repository, &digest, &manifest)?;
+        fetched += 1;
         if layer.to_string() != package.layer {
             return Err(DepsError::Manifest {
                 reference: reference.to_string(),
@@ -495,8 +501,20 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
     }
     Ok(BuildReport {
         packages: lock.packages,
-        fetched: true,
+        fetched,
     })
+}
+
+/// Whether the store holds a locked package's manifest and wasm layer.
+fn in_store(package: &LockedPackage, layout: &Layout) -> bool {
+    package
+        .manifest
+        .iter()
+        .chain(std::iter::once(&package.layer))
+        .all(|d| {
+            d.parse::<Digest>()
+                .is_ok_and(|d| layout.blob_path(&d).is_file())
+        })
 }
 
 /// `dependency build --offline`: the lock is this project's and the store has every
@@ -528,6 +546,6 @@ pub fn offline_build(project: &Project, layout: &Layout) -> Result<BuildReport> 
     }
     Ok(BuildReport {
         packages: lock.packages,
-        fetched: false,
+        fetched: 0,
     })
 }
