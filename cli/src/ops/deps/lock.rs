@@ -54,13 +54,19 @@ pub struct LockedPackage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
     /// The version chosen (`0.0.0` for a path or a digest pin without one).
+    #[serde(deserialize_with = "checked::version")]
     pub version: String,
     /// `oci://HOST/REPO`, or `path+RELATIVE` (relative to the project).
     pub source: String,
     /// The manifest digest (none for a path).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::some_digest"
+    )]
     pub manifest: Option<String>,
     /// The wasm layer's digest (a path's file hash).
+    #[serde(deserialize_with = "checked::digest")]
     pub layer: String,
     /// The layer's size in bytes.
     pub size: u64,
@@ -72,6 +78,29 @@ pub struct LockedPackage {
     /// Its dependencies, as `name@version`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<String>,
+}
+
+/// Fields checked as they are read, so that the parser's error names the line.
+mod checked {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    pub(super) fn version<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let text = String::deserialize(d)?;
+        semver::Version::parse(&text)
+            .map_err(|e| D::Error::custom(format!("`{text}` is not a version: {e}")))?;
+        Ok(text)
+    }
+
+    pub(super) fn digest<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<wasmoci_spec::Digest>()
+            .map_err(|e| D::Error::custom(format!("`{text}` is not a digest: {e}")))?;
+        Ok(text)
+    }
+
+    pub(super) fn some_digest<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        digest(d).map(Some)
+    }
 }
 
 /// A lock file that cannot be used.
@@ -190,6 +219,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `generated`"), "{err}");
+        // A hand-edited digest or version: the line is named.
+        let good = Lock {
+            version: 1,
+            inputs: "sha256:00".into(),
+            packages: vec![package("acme:kv", "1.2.0")],
+        }
+        .render();
+        for (from, to, says) in [
+            ("sha256:bbbb", "sha256:zz", "is not a digest"),
+            ("1.2.0", "one", "is not a version"),
+        ] {
+            let bad = good.replacen(from, to, 1);
+            let err = Lock::parse(&bad).unwrap_err().to_string();
+            assert!(err.contains(says) && err.contains("line "), "{err}");
+        }
     }
 
     #[test]
