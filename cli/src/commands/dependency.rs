@@ -13,6 +13,7 @@ use wasmoci_cli::ops::deps::lock::LockedPackage;
 use wasmoci_cli::ops::deps::resolve::{
     BuildReport, Update, UpdateReport, build_locked, offline_build, update,
 };
+use wasmoci_cli::ops::deps::tree;
 use wasmoci_cli::project::Project;
 
 use super::args::RegistryArgs;
@@ -51,6 +52,31 @@ enum DependencyCommand {
     /// Each dependency: its requirement, locked and latest versions, status
     #[command(visible_alias = "ls")]
     List(ListArgs),
+    /// The locked graph, from wasmoci.lock alone
+    Tree(TreeArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TreeFormat {
+    Text,
+    Dot,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct TreeArgs {
+    /// The project directory
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    project: PathBuf,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    format: TreeFormat,
+    /// Show what pulls PKG in, instead of what the project pulls in
+    #[arg(long, value_name = "PKG")]
+    invert: Option<String>,
+    /// At most N levels below the top
+    #[arg(long, value_name = "N")]
+    depth: Option<usize>,
 }
 
 /// `--locked`, `--offline`, `--frozen`: cargo's.
@@ -257,6 +283,18 @@ pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
             }
             .context("failed to fetch the locked dependencies")?;
             output::report(&report, args.json);
+        }
+        DependencyCommand::Tree(args) => {
+            let project = Project::load(&args.project)?;
+            let nodes = tree::tree(&project, args.invert.as_deref(), args.depth)
+                .context("failed to show the dependency tree")?;
+            match args.format {
+                TreeFormat::Text => output::data(
+                    wasmoci_spec::escape_controls(tree::text(&nodes).trim_end(), true).as_ref(),
+                ),
+                TreeFormat::Dot => output::data(tree::dot(&nodes).trim_end()),
+                TreeFormat::Json => output::json(&nodes),
+            }
         }
         DependencyCommand::List(args) => {
             let project = Project::load(&args.project)?;

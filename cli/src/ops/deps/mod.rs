@@ -10,3 +10,4 @@ pub mod list;
 pub mod lock;
 pub mod manifest;
 pub mod resolve;
+pub mod tree;
