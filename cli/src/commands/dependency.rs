@@ -11,7 +11,8 @@ use wasmoci_cli::ops::artifact::store_layout;
 use wasmoci_cli::ops::deps::list::{Listed, list};
 use wasmoci_cli::ops::deps::lock::LockedPackage;
 use wasmoci_cli::ops::deps::resolve::{
-    BuildReport, Update, UpdateReport, build_locked, offline_build, update,
+    BuildReport, Update, UpdateReport, VENDOR_DIR, VendorReport, build_locked, offline_build,
+    update, vendor,
 };
 use wasmoci_cli::ops::deps::tree;
 use wasmoci_cli::project::Project;
@@ -54,6 +55,31 @@ enum DependencyCommand {
     List(ListArgs),
     /// The locked graph, from wasmoci.lock alone
     Tree(TreeArgs),
+    /// The locked closure as an OCI image layout, for builds without the registries
+    Vendor(VendorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VendorArgs {
+    /// Where (default: `vendor/` beside wasmoci.toml, which `--offline` builds read)
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+impl Report for VendorReport {
+    fn status(&self) -> Option<String> {
+        Some(format!(
+            "vendored {} artifact(s) into `{}`",
+            self.artifacts.len(),
+            self.layout.display()
+        ))
+    }
+    fn text(&self) -> Option<String> {
+        (!self.artifacts.is_empty())
+            .then(|| wasmoci_spec::escape_controls(&self.artifacts.join("\n"), true).into_owned())
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -282,6 +308,18 @@ pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
                 build_locked(&project, &client, &layout)
             }
             .context("failed to fetch the locked dependencies")?;
+            output::report(&report, args.json);
+        }
+        DependencyCommand::Vendor(VendorArgs { dir, common: args }) => {
+            let project = Project::load(&args.project)?;
+            if args.strictness.offline() {
+                anyhow::bail!("`dependency vendor` fetches what the store lacks: drop `--offline`");
+            }
+            let client = args.registry.client()?;
+            let layout = store_layout()?;
+            let dir = dir.unwrap_or_else(|| project.dir.join(VENDOR_DIR));
+            let report = vendor(&project, &client, &layout, &dir)
+                .context("failed to vendor the dependencies")?;
             output::report(&report, args.json);
         }
         DependencyCommand::Tree(args) => {

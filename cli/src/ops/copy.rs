@@ -29,7 +29,7 @@ pub struct CopyReport {
 
 /// What moved, as a push reports it.
 #[derive(Default)]
-struct Moved {
+pub(crate) struct Moved {
     uploaded: Vec<Blob>,
     skipped: Vec<Blob>,
     mounted: Vec<Blob>,
@@ -135,7 +135,7 @@ fn write_error(dst: &wasmoci_registry::Reference, source: RegistryError) -> Erro
 
 /// Layout to layout: each blob the destination lacks is streamed across (digest and size
 /// checked on the way, never whole in memory), then the manifest is tagged.
-fn copy_local(
+pub(crate) fn copy_local(
     from: &Layout,
     stored: &StoredArtifact,
     to: &Layout,
