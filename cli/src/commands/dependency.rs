@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use wasmoci_cli::ops::artifact::store_layout;
+use wasmoci_cli::ops::deps::build::{
+    BuildReport, VENDOR_DIR, VendorReport, build_locked, offline_build, vendor,
+};
 use wasmoci_cli::ops::deps::list::{Listed, list};
 use wasmoci_cli::ops::deps::lock::LockedPackage;
-use wasmoci_cli::ops::deps::resolve::{
-    BuildReport, Update, UpdateReport, VENDOR_DIR, VendorReport, build_locked, offline_build,
-    update, vendor,
-};
+use wasmoci_cli::ops::deps::resolve::{Update, UpdateReport, update};
 use wasmoci_cli::ops::deps::tree;
 use wasmoci_cli::project::Project;
 

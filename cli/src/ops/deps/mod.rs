@@ -4,6 +4,7 @@
 //! - [`manifest`]: the `[dependencies]` and `[registries]` entries of `wasmoci.toml`.
 //! - [`lock`]: `wasmoci.lock`, and the inputs hash that shows drift.
 
+pub mod build;
 mod error;
 mod index;
 pub mod list;
