@@ -2,6 +2,7 @@
 //!
 //! - `cases`: every `testdata/cli/*.case` file: commands and their expected exit code,
 //!   stdout and stderr side by side. `WASMOCI_BLESS=1` rewrites them.
+//! - `deps`: dependencies against a registry that counts requests (zero when warm).
 //! - `build`: reproducibility, atomicity and interop with real tools (skopeo).
 //! - `registry`: push and pull against a real registry (docker-registry), with skopeo.
 //! - `pull`: pulling on demand (`run HOST/REPO:TAG`, `--pull`), and failed pulls.
@@ -14,6 +15,7 @@
 
 mod build;
 mod cases;
+mod deps;
 mod limits;
 mod pull;
 mod registry;
