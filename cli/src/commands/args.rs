@@ -37,6 +37,15 @@ pub(crate) struct BuildFlags {
     /// the annotations still carry it)
     #[arg(long)]
     no_metadata: bool,
+    /// Fail unless wasmoci.lock is in sync with the project's `[dependencies]`
+    #[arg(long)]
+    locked: bool,
+    /// Fetch nothing (a build never fetches its dependencies; accepted for CI scripts)
+    #[arg(long)]
+    offline: bool,
+    /// `--locked` and `--offline`
+    #[arg(long)]
+    frozen: bool,
 }
 
 impl BuildFlags {
@@ -50,6 +59,7 @@ impl BuildFlags {
             world: self.world,
             revision: self.revision,
             no_metadata: self.no_metadata,
+            locked: self.locked || self.frozen,
             ..BuildRequest::default()
         }
     }

@@ -43,6 +43,8 @@ pub struct BuildRequest {
     pub revision: Option<String>,
     /// Store the wasm without embedding the package metadata (annotations still carry it).
     pub no_metadata: bool,
+    /// `--locked`: a project with `[dependencies]` needs a `wasmoci.lock` in sync.
+    pub locked: bool,
 }
 
 impl BuildRequest {
@@ -138,6 +140,10 @@ struct Input {
 fn input(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) -> Result<Input> {
     if request.path.is_dir() {
         let project = Project::load(&request.path)?;
+        if request.locked && !project.dependencies.is_empty() {
+            crate::ops::deps::build::check_lock(&project)
+                .map_err(|e| Error::Dependencies(Box::new(e)))?;
+        }
         if let Some(command) = &project.build.command {
             on_command(command, &project.dir);
             run_build_command(command, &project.dir)?;

@@ -30,12 +30,7 @@ pub struct BuildReport {
 /// Fetches exactly what the lock says (by manifest digest, the layer digest checked), no
 /// resolution; a lock out of sync with the project is refused.
 pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Result<BuildReport> {
-    let lock = read_lock(&project.dir)?.ok_or_else(|| DepsError::NoLock {
-        dir: project.dir.clone(),
-    })?;
-    if lock.inputs != inputs(&project.dependencies, &project.registries) {
-        return Err(DepsError::OutOfSync);
-    }
+    let lock = check_lock(project)?;
     let update = Update {
         project,
         client,
@@ -127,6 +122,17 @@ fn in_store(package: &LockedPackage, layout: &Layout) -> bool {
         })
 }
 
+/// The project's lock, which must be in sync with its `[dependencies]`.
+pub fn check_lock(project: &Project) -> Result<super::lock::Lock> {
+    let lock = read_lock(&project.dir)?.ok_or_else(|| DepsError::NoLock {
+        dir: project.dir.clone(),
+    })?;
+    if lock.inputs != inputs(&project.dependencies, &project.registries) {
+        return Err(DepsError::OutOfSync);
+    }
+    Ok(lock)
+}
+
 /// The default vendor directory, beside `wasmoci.toml`.
 pub const VENDOR_DIR: &str = "vendor";
 
@@ -191,12 +197,7 @@ pub fn vendor(
 /// package it pins (manifest and wasm layer), taking what it lacks from the project's
 /// `vendor/` layout when there is one; nothing goes to a registry.
 pub fn offline_build(project: &Project, layout: &Layout) -> Result<BuildReport> {
-    let lock = read_lock(&project.dir)?.ok_or_else(|| DepsError::NoLock {
-        dir: project.dir.clone(),
-    })?;
-    if lock.inputs != inputs(&project.dependencies, &project.registries) {
-        return Err(DepsError::OutOfSync);
-    }
+    let lock = check_lock(project)?;
     let vendored = Layout::at(project.dir.join(VENDOR_DIR));
     let mut missing = Vec::new();
     for package in &lock.packages {
