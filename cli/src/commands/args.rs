@@ -37,15 +37,32 @@ pub(crate) struct BuildFlags {
     /// the annotations still carry it)
     #[arg(long)]
     no_metadata: bool,
-    /// Fail unless wasmoci.lock is in sync with the project's `[dependencies]`
+    #[command(flatten)]
+    strictness: Strictness,
+}
+
+/// `--locked`, `--offline`, `--frozen`: cargo's, on the `dependency` commands, `build`
+/// and `publish` (which check the lock and never fetch dependencies).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Strictness {
+    /// Fail if wasmoci.lock is out of sync, or would change
     #[arg(long)]
     locked: bool,
-    /// Fetch nothing (a build never fetches its dependencies; accepted for CI scripts)
+    /// No network for dependencies: the store (and vendor/) only
     #[arg(long)]
     offline: bool,
-    /// `--locked` and `--offline`
+    /// Both `--locked` and `--offline`
     #[arg(long)]
     frozen: bool,
+}
+
+impl Strictness {
+    pub(crate) fn locked(&self) -> bool {
+        self.locked || self.frozen
+    }
+    pub(crate) fn offline(&self) -> bool {
+        self.offline || self.frozen
+    }
 }
 
 impl BuildFlags {
@@ -59,7 +76,7 @@ impl BuildFlags {
             world: self.world,
             revision: self.revision,
             no_metadata: self.no_metadata,
-            locked: self.locked || self.frozen,
+            locked: self.strictness.locked(),
             ..BuildRequest::default()
         }
     }

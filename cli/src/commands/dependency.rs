@@ -17,7 +17,7 @@ use wasmoci_cli::ops::deps::resolve::{Update, UpdateReport, update};
 use wasmoci_cli::ops::deps::tree;
 use wasmoci_cli::project::Project;
 
-use super::args::RegistryArgs;
+use super::args::{RegistryArgs, Strictness};
 use crate::output::{self, Report};
 
 const HELP: &str = concat!(
@@ -103,29 +103,6 @@ struct TreeArgs {
     /// At most N levels below the top
     #[arg(long, value_name = "N")]
     depth: Option<usize>,
-}
-
-/// `--locked`, `--offline`, `--frozen`: cargo's.
-#[derive(Debug, clap::Args)]
-struct Strictness {
-    /// Fail if wasmoci.lock would change
-    #[arg(long)]
-    locked: bool,
-    /// No network: the store only; fail naming what is missing
-    #[arg(long)]
-    offline: bool,
-    /// Both `--locked` and `--offline`
-    #[arg(long)]
-    frozen: bool,
-}
-
-impl Strictness {
-    fn locked(&self) -> bool {
-        self.locked || self.frozen
-    }
-    fn offline(&self) -> bool {
-        self.offline || self.frozen
-    }
 }
 
 #[derive(Debug, clap::Args)]
