@@ -23,7 +23,7 @@ pub(super) struct RegistryIndex<'a> {
     /// package → (version, tag), read once.
     pub(super) tags: RefCell<BTreeMap<String, Vec<(Version, String)>>>,
     /// (package, version) → manifest and its digest, read once.
-    pub(super) manifests: RefCell<BTreeMap<(String, Version), (ImageManifest, Digest)>>,
+    pub(super) manifests: RefCell<BTreeMap<(String, Version), Fetched>>,
     /// The typed error behind the last failure the solver reports.
     pub(super) failure: RefCell<Option<DepsError>>,
 }
@@ -56,7 +56,7 @@ impl RegistryIndex<'_> {
         &self,
         package: &str,
         version: &Version,
-    ) -> std::result::Result<(ImageManifest, Digest), String> {
+    ) -> std::result::Result<Fetched, String> {
         let key = (package.to_owned(), version.clone());
         if let Some(found) = self.manifests.borrow().get(&key) {
             return Ok(found.clone());
@@ -120,7 +120,7 @@ impl Index for RegistryIndex<'_> {
         package: &str,
         version: &Version,
     ) -> std::result::Result<Vec<(String, VersionReq)>, String> {
-        let (manifest, _) = self.manifest(package, version)?;
+        let (manifest, _, _) = self.manifest(package, version)?;
         let wanted = requirements_of(&manifest).map_err(|reason| {
             self.fail(DepsError::Manifest {
                 reference: format!("{package}@{version}"),
@@ -170,10 +170,10 @@ fn requirements_of(
     Ok(out)
 }
 
-pub(super) fn fetch_manifest(
-    client: &Client,
-    reference: &Reference,
-) -> Result<(ImageManifest, Digest)> {
+/// A manifest as fetched: parsed, its digest, its bytes (checked against the digest).
+pub(super) type Fetched = (ImageManifest, Digest, Vec<u8>);
+
+pub(super) fn fetch_manifest(client: &Client, reference: &Reference) -> Result<Fetched> {
     let (bytes, digest, _) = client
         .manifest(reference)
         .map_err(|source| DepsError::Fetch {
@@ -185,7 +185,7 @@ pub(super) fn fetch_manifest(
             reference: reference.to_string(),
             reason: format!("not an OCI image manifest: {e}"),
         })?;
-    Ok((manifest, digest))
+    Ok((manifest, digest, bytes))
 }
 
 type Result<T> = std::result::Result<T, DepsError>;

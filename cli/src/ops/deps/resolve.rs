@@ -251,7 +251,7 @@ fn ranged(
     let mut out = Vec::new();
     for (node, version) in &solution.versions {
         let name = node.name().unwrap_or_default();
-        let (manifest, digest) = index
+        let (manifest, digest, bytes) = index
             .manifest(name, version)
             .map_err(|_| index.failure.take().unwrap_or(DepsError::OutOfSync))?;
         let repository = index
@@ -260,7 +260,7 @@ fn ranged(
             .get(name)
             .cloned()
             .unwrap_or_default();
-        let (layer, size, kind) = fetch(request, &repository, &digest, &manifest)?;
+        let (layer, size, kind) = fetch(request, &repository, &digest, &manifest, &bytes)?;
         let requested = solution.requested.get(node).cloned().unwrap_or_default();
         let dependencies = solution
             .edges
@@ -291,16 +291,19 @@ fn ranged(
     Ok(out)
 }
 
-/// Pulls `repository@digest` into the store: its wasm layer's digest, size and kind.
+/// Stores `repository@digest` (whose manifest is `manifest`, as `bytes`) in the store,
+/// fetching only the blobs it lacks, by digest (the manifest is not asked for again):
+/// its wasm layer's digest, size and kind. An artifact with layers other than its wasm
+/// is pulled whole instead.
 pub(super) fn fetch(
     request: &Update<'_>,
     repository: &str,
     digest: &Digest,
     manifest: &ImageManifest,
+    bytes: &[u8],
 ) -> Result<(Digest, u64, String)> {
     let reference = pinned_reference(repository, digest)?;
-    crate::ops::artifact::pull(request.client, &reference, request.layout)
-        .map_err(|e| DepsError::Store(Box::new(e)))?;
+    let layout = request.layout;
     let layer = manifest
         .layers
         .iter()
@@ -309,11 +312,40 @@ pub(super) fn fetch(
             reference: reference.to_string(),
             reason: "no `application/wasm` layer".into(),
         })?;
-    let bytes = request
-        .layout
-        .read_blob(&layer.digest)
-        .map_err(|e| DepsError::Store(Box::new(crate::ops::Error::Layout(Box::new(e)))))?;
-    Ok((layer.digest, layer.size, kind_of(&bytes)))
+    let store_error = |e| DepsError::Store(Box::new(crate::ops::Error::Layout(Box::new(e))));
+    let stored = |d: &Digest| layout.blob_path(d).is_file();
+    if !stored(digest) || !stored(&layer.digest) {
+        if manifest.layers.len() == 1 {
+            let mut blobs = Vec::new();
+            for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                let content = if stored(&descriptor.digest) {
+                    layout.read_blob(&descriptor.digest).map_err(store_error)?
+                } else {
+                    request
+                        .client
+                        .blob(&reference, &descriptor.digest)
+                        .map_err(|source| DepsError::Fetch {
+                            reference: reference.to_string(),
+                            source: Box::new(source),
+                        })?
+                };
+                blobs.push((descriptor, content));
+            }
+            let given: Vec<_> = blobs.iter().map(|(d, b)| (*d, b.as_slice())).collect();
+            layout
+                .store(
+                    bytes,
+                    &given,
+                    Some(&crate::ops::artifact::store_tag(&reference)),
+                )
+                .map_err(store_error)?;
+        } else {
+            crate::ops::artifact::pull(request.client, &reference, layout)
+                .map_err(|e| DepsError::Store(Box::new(e)))?;
+        }
+    }
+    let wasm = layout.read_blob(&layer.digest).map_err(store_error)?;
+    Ok((layer.digest, layer.size, kind_of(&wasm)))
 }
 
 /// `REPO@DIGEST` as a reference.
@@ -343,8 +375,8 @@ fn pinned(
     digest: &Digest,
 ) -> Result<LockedPackage> {
     let reference = pinned_reference(repository, digest)?;
-    let (manifest, _) = fetch_manifest(request.client, &reference)?;
-    let (layer, size, kind) = fetch(request, repository, digest, &manifest)?;
+    let (manifest, _, bytes) = fetch_manifest(request.client, &reference)?;
+    let (layer, size, kind) = fetch(request, repository, digest, &manifest, &bytes)?;
     let version = manifest
         .annotations
         .as_ref()
