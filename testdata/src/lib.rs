@@ -81,6 +81,18 @@ pub fn resolve() -> (Resolve, wit_parser::PackageId) {
 }
 
 /// Compiles `wat/<name>.wat` into a core module.
+/// A WIT package as wasm (what `wkg wit build` publishes): `acme:types@0.1.0`.
+pub fn wit_package() -> Vec<u8> {
+    let mut resolve = Resolve::default();
+    let package = resolve
+        .push_str(
+            "types.wit",
+            "package acme:types@0.1.0;\n\ninterface store {\n  get: func(key: string) -> option<string>;\n}\n",
+        )
+        .unwrap();
+    wit_component::encode(&resolve, package, false).unwrap()
+}
+
 pub fn core(name: &str) -> Vec<u8> {
     let path = root().join("wat").join(format!("{name}.wat"));
     wat::parse_file(&path).unwrap_or_else(|e| panic!("failed to compile `{}`: {e}", path.display()))
@@ -186,6 +198,7 @@ pub fn build_fixtures(dir: &Path) -> &Path {
         }
         files.insert("exit3.component.wasm".into(), adapted("exit3"));
         files.insert("cat.component.wasm".into(), adapted("cat"));
+        files.insert("types.wit.wasm".into(), wit_package());
         for name in [
             "exit3",
             "trap",

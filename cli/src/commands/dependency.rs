@@ -234,10 +234,16 @@ impl Report for UpdateReport {
 impl Report for BuildReport {
     fn status(&self) -> Option<String> {
         let n = self.packages.len();
-        Some(format!(
+        let mut lines = vec![format!(
             "the store holds the {n} package(s) the lock pins ({} fetched now)",
             self.fetched
-        ))
+        )];
+        lines.extend(
+            self.wit
+                .iter()
+                .map(|path| format!("wrote `{}`", path.display())),
+        );
+        Some(lines.join("\n"))
     }
     fn text(&self) -> Option<String> {
         table(&self.packages)

@@ -25,6 +25,8 @@ pub struct BuildReport {
     pub packages: Vec<LockedPackage>,
     /// How many were fetched (the rest were in the store).
     pub fetched: usize,
+    /// The WIT files written under `wit/deps/`.
+    pub wit: Vec<PathBuf>,
 }
 
 /// Fetches exactly what the lock says (by manifest digest, the layer digest checked), no
@@ -79,10 +81,71 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
             });
         }
     }
+    let wit = write_wit(project, layout, &lock.packages)?;
     Ok(BuildReport {
         packages: lock.packages,
         fetched,
+        wit,
     })
+}
+
+/// Writes each locked WIT package (`kind = "wit"`, and the packages it carries) as
+/// `wit/deps/<ns>-<name>-<version>/package.wit`, as `wkg wit fetch` does, so that
+/// `wasmoci build --wit wit` and wit-bindgen find them. Other files there stay.
+fn write_wit(
+    project: &Project,
+    layout: &Layout,
+    packages: &[LockedPackage],
+) -> Result<Vec<PathBuf>> {
+    let deps = project.dir.join("wit").join("deps");
+    let mut written = Vec::new();
+    for package in packages.iter().filter(|p| p.kind == "wit") {
+        let wit_error = |reason: String| DepsError::Manifest {
+            reference: format!("{}@{}", package.name, package.version),
+            reason,
+        };
+        let digest: Digest = package
+            .layer
+            .parse()
+            .map_err(|e| wit_error(format!("{e}")))?;
+        let wasm = match package.source.strip_prefix("path+") {
+            Some(path) => {
+                std::fs::read(project.dir.join(path)).map_err(|source| DepsError::Path {
+                    path: PathBuf::from(path),
+                    line: 0,
+                    source,
+                })?
+            }
+            None => layout
+                .read_blob(&digest)
+                .map_err(|e| DepsError::Store(Box::new(crate::ops::Error::Layout(Box::new(e)))))?,
+        };
+        let Ok(wit_component::DecodedWasm::WitPackage(resolve, _)) = wit_component::decode(&wasm)
+        else {
+            return Err(wit_error("its wasm is not a WIT package".into()));
+        };
+        for (id, wit_package) in resolve.packages.iter() {
+            let mut printer = wit_component::WitPrinter::default();
+            printer
+                .print(&resolve, id, &[])
+                .map_err(|e| wit_error(format!("failed to print its WIT: {e}")))?;
+            let dir = deps.join(wit_package.name.to_string().replace([':', '@'], "-"));
+            let file = dir.join("package.wit");
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    wasmoci_fs::write_atomic(&file, printer.output.to_string().as_bytes(), 0o644)
+                })
+                .map_err(|source| DepsError::LockFile {
+                    action: "write",
+                    path: file.clone(),
+                    source,
+                })?;
+            written.push(file);
+        }
+    }
+    written.sort();
+    written.dedup();
+    Ok(written)
 }
 
 /// Copies a locked package from the vendor layout into the store, if it is there.
@@ -211,8 +274,10 @@ pub fn offline_build(project: &Project, layout: &Layout) -> Result<BuildReport> 
     if !missing.is_empty() {
         return Err(DepsError::Offline(missing.join(", ")));
     }
+    let wit = write_wit(project, layout, &lock.packages)?;
     Ok(BuildReport {
         packages: lock.packages,
         fetched: 0,
+        wit,
     })
 }
