@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use wasmoci_cli::ops::artifact::store_layout;
 use wasmoci_cli::ops::deps::build::{
-    BuildReport, VENDOR_DIR, VendorReport, build_locked, offline_build, vendor,
+    BuildReport, VENDOR_DIR, VendorReport, VendorTo, build_locked, offline_build, vendor,
 };
 use wasmoci_cli::ops::deps::list::{Listed, list};
 use wasmoci_cli::ops::deps::lock::LockedPackage;
@@ -62,8 +62,12 @@ enum DependencyCommand {
 #[derive(Debug, clap::Args)]
 struct VendorArgs {
     /// Where (default: `vendor/` beside wasmoci.toml, which `--offline` builds read)
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", conflicts_with = "to")]
     dir: Option<PathBuf>,
+    /// Mirror to another registry instead (`HOST/PREFIX/`: each package at
+    /// `HOST/PREFIX/<ns>/<name>:<version>`), digests kept
+    #[arg(long, value_name = "HOST/PREFIX")]
+    to: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -73,7 +77,7 @@ impl Report for VendorReport {
         Some(format!(
             "vendored {} artifact(s) into `{}`",
             self.artifacts.len(),
-            self.layout.display()
+            self.to
         ))
     }
     fn text(&self) -> Option<String> {
@@ -293,15 +297,33 @@ pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
             .context("failed to fetch the locked dependencies")?;
             output::report(&report, args.json);
         }
-        DependencyCommand::Vendor(VendorArgs { dir, common: args }) => {
+        DependencyCommand::Vendor(VendorArgs {
+            dir,
+            to,
+            common: args,
+        }) => {
             let project = Project::load(&args.project)?;
             if args.strictness.offline() {
                 anyhow::bail!("`dependency vendor` fetches what the store lacks: drop `--offline`");
             }
-            let client = args.registry.client()?;
             let layout = store_layout()?;
             let dir = dir.unwrap_or_else(|| project.dir.join(VENDOR_DIR));
-            let report = vendor(&project, &client, &layout, &dir)
+            // `HOST/PREFIX/`, whatever the trailing slash: packages go below it.
+            let prefix = to.map(|p| format!("{}/", p.trim_end_matches('/')));
+            let (client, destination) = match &prefix {
+                Some(prefix) => {
+                    // A repository below the prefix names the registry written to.
+                    let below: wasmoci_registry::Reference = format!("{prefix}wasmoci")
+                        .parse()
+                        .with_context(|| format!("invalid `--to {prefix}`"))?;
+                    (
+                        args.registry.client_writing_to(&below)?,
+                        VendorTo::Registry(prefix),
+                    )
+                }
+                None => (args.registry.client()?, VendorTo::Layout(&dir)),
+            };
+            let report = vendor(&project, &client, &layout, &destination)
                 .context("failed to vendor the dependencies")?;
             output::report(&report, args.json);
         }

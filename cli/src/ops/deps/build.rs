@@ -202,23 +202,30 @@ pub const VENDOR_DIR: &str = "vendor";
 /// What `dependency vendor` wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct VendorReport {
-    /// The OCI image layout.
-    pub layout: PathBuf,
+    /// The OCI image layout, or the registry prefix mirrored to.
+    pub to: String,
     /// Each artifact, as `oci:DIR:TAG@DIGEST`.
     pub artifacts: Vec<String>,
 }
 
+/// Where `dependency vendor` puts the locked closure.
+pub enum VendorTo<'a> {
+    /// An OCI image layout, each artifact tagged `REPO:VERSION`.
+    Layout(&'a Path),
+    /// Another registry: each package at `PREFIX<ns>/<name>:<version>` (wkg's naming).
+    Registry(&'a str),
+}
+
 /// `dependency vendor`: the locked closure (fetched first where the store lacks it) as
-/// an OCI image layout at `dir`, each artifact tagged `REPO:VERSION` with its digest kept,
-/// for `--offline` builds without the registries (skopeo and oras read it too).
+/// an OCI image layout, for `--offline` builds without the registries (skopeo and oras
+/// read it too), or mirrored to another registry; digests are kept either way.
 pub fn vendor(
     project: &Project,
     client: &Client,
     layout: &Layout,
-    dir: &Path,
+    to: &VendorTo<'_>,
 ) -> Result<VendorReport> {
     let built = build_locked(project, client, layout)?;
-    let target = Layout::at(dir);
     let mut artifacts = Vec::new();
     for package in &built.packages {
         let (Some(repository), Some(manifest)) =
@@ -233,7 +240,29 @@ pub fn vendor(
         let version = Version::parse(&package.version)
             .map(|v| wasmoci_spec::deps::tags::tag(&v))
             .unwrap_or_else(|_| package.version.clone());
-        let tag = format!("{repository}:{version}");
+        let (dest, dest_text) = match to {
+            VendorTo::Layout(dir) => {
+                let tag = format!("{repository}:{version}");
+                (
+                    crate::ops::artifact::Endpoint::Local(
+                        Layout::at(dir),
+                        wasmoci_registry::LayoutRef::Tag(tag.clone()),
+                    ),
+                    format!("oci:{}:{tag}", dir.display()),
+                )
+            }
+            VendorTo::Registry(prefix) => {
+                let text = format!(
+                    "{}:{version}",
+                    super::manifest::repository_under(prefix, &package.name)
+                );
+                let reference = text.parse().map_err(|e| DepsError::Manifest {
+                    reference: text.clone(),
+                    reason: format!("{e}"),
+                })?;
+                (crate::ops::artifact::Endpoint::Registry(reference), text)
+            }
+        };
         crate::ops::copy::copy(
             client,
             crate::ops::artifact::Endpoint::Local(
@@ -241,17 +270,17 @@ pub fn vendor(
                 wasmoci_registry::LayoutRef::Digest(digest),
             ),
             &format!("{repository}@{digest}"),
-            crate::ops::artifact::Endpoint::Local(
-                target.clone(),
-                wasmoci_registry::LayoutRef::Tag(tag.clone()),
-            ),
-            &format!("oci:{}:{tag}", dir.display()),
+            dest,
+            &dest_text,
         )
         .map_err(|e| DepsError::Store(Box::new(e)))?;
-        artifacts.push(format!("oci:{}:{tag}@{digest}", dir.display()));
+        artifacts.push(format!("{dest_text}@{digest}"));
     }
     Ok(VendorReport {
-        layout: dir.to_owned(),
+        to: match to {
+            VendorTo::Layout(dir) => dir.display().to_string(),
+            VendorTo::Registry(prefix) => (*prefix).to_owned(),
+        },
         artifacts,
     })
 }
