@@ -26,3 +26,15 @@ pub fn home() -> Result<Home, NoHome> {
 pub fn source_date_epoch() -> Option<String> {
     std::env::var(SOURCE_DATE_EPOCH).ok()
 }
+
+/// wkg's configuration file, as wkg finds it: `$XDG_CONFIG_HOME/wasm-pkg/config.toml`,
+/// else `~/.config/wasm-pkg/config.toml`.
+pub fn wkg_config_file() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+        })?;
+    Some(base.join("wasm-pkg").join("config.toml"))
+}

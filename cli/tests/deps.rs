@@ -38,6 +38,15 @@ fn serve(layout: &Path, request: &FakeRequest) -> FakeResponse {
         .ok()
     };
     let path = request.path.split('?').next().unwrap_or_default();
+    // wkg's discovery: this host is the registry, with no namespace prefix.
+    if path == "/.well-known/wasm-pkg/registry.json" {
+        let host = request.header("host").unwrap_or_default();
+        return FakeResponse::new(
+            200,
+            serde_json::json!({"oci": {"registry": host, "namespacePrefix": ""}}).to_string(),
+        )
+        .header("content-type", "application/json");
+    }
     let Some(path) = path.strip_prefix("/v2/") else {
         return not_found();
     };
@@ -83,11 +92,14 @@ fn serve(layout: &Path, request: &FakeRequest) -> FakeResponse {
     not_found()
 }
 
-#[test]
-fn a_warm_build_asks_the_registry_nothing() {
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("published");
-    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+/// What the fake registry was asked, `METHOD PATH` each.
+type Asked = Arc<Mutex<Vec<String>>>;
+
+/// A fake registry serving the layout `WORK/published` (empty until something is built
+/// into it), recording what it is asked.
+fn published(work: &Path) -> (PathBuf, Asked, FakeRegistry) {
+    let layout = work.join("published");
+    let asked: Asked = Arc::default();
     let registry = {
         let layout = layout.clone();
         let asked = asked.clone();
@@ -99,6 +111,13 @@ fn a_warm_build_asks_the_registry_nothing() {
             serve(&layout, request)
         })
     };
+    (layout, asked, registry)
+}
+
+#[test]
+fn a_warm_build_asks_the_registry_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, asked, registry) = published(work.path());
     let home = work.path().join("home");
     let hello = fixtures().join("hello.wasm");
     let log = format!(
@@ -170,5 +189,70 @@ fn a_warm_build_asks_the_registry_nothing() {
     assert!(
         !refill.iter().any(|r| r.contains("/tags/list")),
         "{refill:#?}"
+    );
+}
+
+/// A namespace that neither `oci` nor `[registries]` maps is found as wkg finds it:
+/// wkg's config names its registry domain, whose `.well-known/wasm-pkg/registry.json`
+/// names the OCI registry. Without a config, the error says what was tried.
+#[test]
+fn a_namespace_is_discovered_through_wkg_config() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, asked, registry) = published(work.path());
+    let home = work.path().join("home");
+    ok(wasmoci(&home)
+        .arg("build")
+        .arg(fixtures().join("hello.wasm"))
+        .arg("--layout")
+        .arg(&layout)
+        .args(["--tag", "acme/log:0.3.1"]));
+    let project = work.path().join("app");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("wasmoci.toml"),
+        "[package]\nname = \"app\"\nversion = \"1.0.0\"\n[build]\nwasm = \"app.wasm\"\n[dependencies]\n\"acme:log\" = \"0.3\"\n",
+    )
+    .unwrap();
+    let config = work.path().join("config");
+    let update = || {
+        wasmoci(&home)
+            .env("XDG_CONFIG_HOME", &config)
+            .args(["dependency", "update", "--project"])
+            .arg(&project)
+            .output()
+            .unwrap()
+    };
+    let out = update();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no repository for `acme:log` (line 7 of `wasmoci.toml`)")
+            && stderr.contains("wasm-pkg/config.toml` (not there)"),
+        "{stderr}"
+    );
+    std::fs::create_dir_all(config.join("wasm-pkg")).unwrap();
+    std::fs::write(
+        config.join("wasm-pkg/config.toml"),
+        format!("[namespace_registries]\nacme = \"{}\"\n", registry.addr),
+    )
+    .unwrap();
+    let out = update();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lock = std::fs::read_to_string(project.join("wasmoci.lock")).unwrap();
+    assert!(
+        lock.contains(&format!("source = \"oci://{}/acme/log\"", registry.addr)),
+        "{lock}"
+    );
+    assert!(
+        asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r == "GET /.well-known/wasm-pkg/registry.json"),
+        "{asked:?}"
     );
 }

@@ -85,6 +85,34 @@ impl Client {
         )))
     }
 
+    /// The registry configuration a package domain publishes, as wkg reads it:
+    /// `GET https://DOMAIN/.well-known/wasm-pkg/registry.json` (plain HTTP only where a
+    /// registry at `DOMAIN` would be: loopback, or `--plain-http`), at most 64 KiB. `at`
+    /// is any reference on `DOMAIN`: its host decides the scheme and the address rules.
+    pub fn well_known(&self, at: &Reference) -> Result<Vec<u8>, RegistryError> {
+        let url = format!(
+            "{}/.well-known/wasm-pkg/registry.json",
+            self.transport.origin(at)
+        );
+        let mut response = self
+            .transport
+            .send_idempotent(at, "pull", Method::GET, &url, &mut |req| req.call())
+            .map_err(|e| for_registry(e, &at.registry))?;
+        if !response.status().is_success() {
+            let e = self
+                .transport
+                .status_error(at, "discover the registry of", response);
+            return Err(for_registry(e, &at.registry));
+        }
+        read_limited(
+            at,
+            &mut response,
+            64 << 10,
+            "discover the registry of",
+            "its `registry.json`",
+        )
+    }
+
     /// Checks that the registry accepts our credentials (`GET /v2/`, authenticated for
     /// `r`, a repository of that registry). `Ok(false)`: the registry asked for none, so
     /// they were not checked. Errors name the registry, not `r`.

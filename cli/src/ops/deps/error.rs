@@ -21,6 +21,18 @@ pub enum DepsError {
         /// Its entry's line.
         line: usize,
     },
+    /// Nothing says where a package is, and wkg's discovery found nothing either.
+    #[error(
+        "no repository for `{package}` (line {line} of `{PROJECT_FILE}`): it has no `oci` and no `[registries]` entry; tried {tried}. Give it `oci = \"HOST/REPO\"`, or map its namespace in `[registries]`"
+    )]
+    Discovery {
+        /// The package.
+        package: String,
+        /// Its entry's line.
+        line: usize,
+        /// What was tried, in order.
+        tried: String,
+    },
     /// Two repositories for one package.
     #[error("`{package}` comes from two repositories, `{first}` and `{second}`")]
     TwoRepositories {

@@ -9,6 +9,7 @@
 //! - [`list`], [`tree`]: what is locked, and how it compares with the registries.
 
 pub mod build;
+mod discover;
 mod error;
 mod index;
 pub mod list;

@@ -53,9 +53,25 @@ fn required_repository(dep: &Dependency, registries: &BTreeMap<String, String>) 
 /// The project's requirements as [`ANNOTATION`]'s value (none without ranged entries).
 pub fn annotation(project: &Project) -> Result<Option<String>> {
     let mut entries = BTreeMap::new();
+    // A repository found by discovery is in the lock.
+    let lock = read_lock(&project.dir).ok().flatten();
+    let locked = |dep: &Dependency| {
+        lock.as_ref()?
+            .packages
+            .iter()
+            .find(|p| {
+                p.name == dep.package && p.alias.as_deref() == dep.renamed.then_some(&*dep.key)
+            })?
+            .source
+            .strip_prefix("oci://")
+            .map(str::to_owned)
+    };
     for dep in &project.dependencies {
         if let Source::Range { requirement, .. } = &dep.source {
-            let repository = required_repository(dep, &project.registries)?;
+            let repository = match repository_of(dep, &project.registries).or_else(|| locked(dep)) {
+                Some(repository) => repository,
+                None => required_repository(dep, &project.registries)?,
+            };
             entries.insert(
                 dep.key.clone(),
                 serde_json::json!({"oci": repository, "version": requirement.to_string(), "package": dep.package}),
@@ -135,7 +151,10 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
     let mut roots = Vec::new();
     for dep in &project.dependencies {
         if let Source::Range { requirement, .. } = &dep.source {
-            let repository = required_repository(dep, &project.registries)?;
+            let repository = match repository_of(dep, &project.registries) {
+                Some(repository) => repository,
+                None => super::discover::discover(request.client, dep)?,
+            };
             index
                 .learn(&dep.package, &repository)
                 .map_err(|_| index.failure.take().unwrap_or(DepsError::OutOfSync))?;
