@@ -269,7 +269,7 @@ impl shim::Task for Service {
         let spawned = std::thread::Builder::new()
             .name(format!("task-{id}"))
             .spawn(move || {
-                let launched = move |_pid: Option<u32>| {
+                let launched = move || {
                     let _ = started_tx.send(());
                     let _ = go_rx.recv();
                 };

@@ -113,7 +113,7 @@ pub(crate) fn prepare(
             }
         },
     };
-    let image = Image::seal(&program, name)?;
+    let image = Image::seal(&program, name, id)?;
     if let Some(cgroup) = &container.confinement.cgroup {
         crate::worker::create_cgroup(cgroup, &container.confinement.resources)?;
     }
@@ -245,17 +245,18 @@ fn process_usage(pid: u32) -> (u64, u64) {
 }
 
 /// Runs a task's work to the end: the exit status. A guest runs in a worker, started
-/// here; `launched` is told its pid (or that it failed to start) before this waits.
+/// here; `launched` is called once it runs (its pid set) or failed to start, before this
+/// waits.
 pub(crate) fn run_work(
     events: &dyn Events,
     id: &str,
     task: &Task,
     work: Work,
-    launched: impl FnOnce(Option<u32>),
+    launched: impl FnOnce(),
 ) -> u32 {
     match work {
         Work::Hold => {
-            launched(None);
+            launched();
             // The sandbox holds until it is killed.
             let signal = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -285,11 +286,11 @@ pub(crate) fn run_work(
                     if let Some(signal) = task.stop.stopped() {
                         task.signal(signal);
                     }
-                    launched(Some(task.pid()));
+                    launched();
                     ending
                 }
                 Err(e) => {
-                    launched(None);
+                    launched();
                     log::error!("task `{id}`: {}", shown(&e));
                     open_output(&task.stderr).write_line(&format!("wasmoci: {}", shown(&e)));
                     return 1;

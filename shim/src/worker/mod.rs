@@ -50,10 +50,10 @@ pub(crate) struct Image {
 }
 
 impl Image {
-    /// Seals `program`'s compiled code.
-    pub(crate) fn seal(program: &Program, name: &str) -> Result<Image, ShimError> {
+    /// Seals `program`'s compiled code (`name`, of task `id`).
+    pub(crate) fn seal(program: &Program, name: &str, id: &str) -> Result<Image, ShimError> {
         let failed = |reason: String| ShimError::Worker {
-            id: name.to_owned(),
+            id: id.to_owned(),
             reason: format!("failed to hand over the compiled program: {reason}"),
         };
         let bytes = program.to_bytes(name)?;
@@ -170,14 +170,21 @@ impl Worker {
                 Ok(())
             });
         }
-        let child = command
+        let mut child = command
             .spawn()
             .map_err(|e| failed("run `/proc/self/exe`", &e))?;
         drop(command);
         let pid = child.id();
+        let pidfd = match pidfd_open(pid) {
+            Ok(pidfd) => pidfd,
+            Err(e) => {
+                // No worker is left running that nothing could signal.
+                let _ = child.kill();
+                return Err(failed("open a pidfd", &e));
+            }
+        };
         // The shim's reaper waits for it; nothing here does.
         drop(child);
-        let pidfd = pidfd_open(pid).map_err(|e| failed("open a pidfd", &e))?;
         relay_log(id, log);
         Ok((Worker { pid, pidfd }, Ending { pid, report, exits }))
     }

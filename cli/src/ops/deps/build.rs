@@ -51,15 +51,10 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
             (package.source.strip_prefix("oci://"), &package.manifest)
         else {
             // A local file: its hash must still match.
-            let path = package.source.strip_prefix("path+").unwrap_or_default();
-            let bytes =
-                std::fs::read(project.dir.join(path)).map_err(|source| DepsError::Path {
-                    path: PathBuf::from(path),
-                    line: 0,
-                    source,
-                })?;
+            let bytes = read_local(project, package)?;
             if Digest::of(&bytes).to_string() != package.layer {
-                return Err(DepsError::OutOfSync);
+                let (path, line) = local_entry(project, package);
+                return Err(DepsError::LocalChanged { path, line });
             }
             continue;
         };
@@ -109,13 +104,7 @@ fn write_wit(
             .parse()
             .map_err(|e| wit_error(format!("{e}")))?;
         let wasm = match package.source.strip_prefix("path+") {
-            Some(path) => {
-                std::fs::read(project.dir.join(path)).map_err(|source| DepsError::Path {
-                    path: PathBuf::from(path),
-                    line: 0,
-                    source,
-                })?
-            }
+            Some(_) => read_local(project, package)?,
             None => layout
                 .read_blob(&digest)
                 .map_err(|e| DepsError::Store(Box::new(crate::ops::Error::Layout(Box::new(e)))))?,
@@ -171,6 +160,25 @@ fn from_vendor(package: &LockedPackage, vendored: &Layout, layout: &Layout) -> b
     });
     crate::ops::copy::copy_local(vendored, &stored, layout, &tag).is_ok()
         && in_store(package, layout)
+}
+
+/// A locked local file's path (relative to the project) and its entry's line.
+fn local_entry(project: &Project, package: &LockedPackage) -> (PathBuf, usize) {
+    let path = PathBuf::from(package.source.strip_prefix("path+").unwrap_or_default());
+    let line = project
+        .dependencies
+        .iter()
+        .find(|d| {
+            d.package == package.name && package.alias.as_deref() == d.renamed.then_some(&*d.key)
+        })
+        .map_or(0, |d| d.line);
+    (path, line)
+}
+
+/// The bytes of a locked local file.
+fn read_local(project: &Project, package: &LockedPackage) -> Result<Vec<u8>> {
+    let (path, line) = local_entry(project, package);
+    std::fs::read(project.dir.join(&path)).map_err(|source| DepsError::Path { path, line, source })
 }
 
 /// Whether the store holds a locked package's manifest and wasm layer.

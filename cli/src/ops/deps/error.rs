@@ -83,6 +83,14 @@ pub enum DepsError {
         #[source]
         source: std::io::Error,
     },
+    /// A local dependency changed since the lock was written.
+    #[error("`{}` (line {line} of `{PROJECT_FILE}`) changed since `{LOCK_FILE}` was written: run `wasmoci dependency update`", path.display())]
+    LocalChanged {
+        /// The file, relative to the project.
+        path: PathBuf,
+        /// Its entry's line.
+        line: usize,
+    },
     /// Two entries became the same package at the same version.
     #[error("`{first}` and `{second}` resolve to the same package and version, `{package}`")]
     Twice {

@@ -40,6 +40,16 @@ impl RegistryIndex<'_> {
         text
     }
 
+    /// The typed error behind a failure the index reported as `reason` about `package`.
+    pub(super) fn failure_or(&self, package: &str, reason: String) -> DepsError {
+        self.failure.take().unwrap_or_else(|| {
+            DepsError::Solve(wasmoci_spec::deps::solve::SolveError::Index {
+                package: package.to_owned(),
+                reason,
+            })
+        })
+    }
+
     fn repository(&self, package: &str) -> std::result::Result<Reference, String> {
         let repository = self
             .repositories

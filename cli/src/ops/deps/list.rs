@@ -13,7 +13,7 @@ use wasmoci_spec::deps::tags;
 use super::error::DepsError;
 use super::lock::{LockedPackage, inputs};
 use super::manifest::Source;
-use super::resolve::read_lock;
+use super::resolve::{read_lock, repository_of};
 use crate::project::Project;
 
 /// One row.
@@ -45,28 +45,14 @@ pub fn list(
         .is_some_and(|l| l.inputs == inputs(&project.dependencies, &project.registries));
     let mut rows = Vec::new();
     for dep in &project.dependencies {
-        let locked: Option<&LockedPackage> = lock.as_ref().and_then(|l| {
-            l.packages.iter().find(|p| {
-                p.name == dep.package && p.alias.as_deref() == dep.renamed.then_some(&*dep.key)
-            })
-        });
-        let (requirement, repository) = match &dep.source {
-            Source::Range {
-                requirement,
-                repository,
-            } => (
-                requirement.to_string(),
-                repository.clone().or_else(|| {
-                    let ns = dep.package.split_once(':')?.0;
-                    project
-                        .registries
-                        .get(ns)
-                        .map(|prefix| super::manifest::repository_under(prefix, &dep.package))
-                }),
-            ),
-            Source::Pinned { repository, .. } => ("-".to_owned(), Some(repository.clone())),
-            Source::Path(_) => ("-".to_owned(), None),
+        let locked: Option<&LockedPackage> = lock.as_ref().and_then(|l| l.package_of(dep));
+        let requirement = match &dep.source {
+            Source::Range { requirement, .. } => requirement.to_string(),
+            _ => "-".to_owned(),
         };
+        // What the project says, else where discovery found it (the lock).
+        let repository = repository_of(dep, &project.registries)
+            .or_else(|| locked?.source.strip_prefix("oci://").map(str::to_owned));
         let source =
             locked
                 .map(|p| p.source.clone())

@@ -125,17 +125,29 @@ impl Lock {
         Ok(lock)
     }
 
-    /// The file's text: packages and lists sorted, so equal locks are equal bytes.
-    pub fn render(&self) -> String {
-        let mut lock = self.clone();
-        for package in &mut lock.packages {
+    /// What the lock pins for a `[dependencies]` entry (its package, under its alias).
+    pub fn package_of(&self, dep: &Dependency) -> Option<&LockedPackage> {
+        self.packages.iter().find(|p| {
+            p.name == dep.package && p.alias.as_deref() == dep.renamed.then_some(&*dep.key)
+        })
+    }
+
+    /// The same lock with its packages and their lists sorted and deduplicated: what
+    /// [`Lock::render`] writes.
+    pub fn normalized(mut self) -> Lock {
+        for package in &mut self.packages {
             package.requirement.sort();
             package.requirement.dedup();
             package.dependencies.sort();
             package.dependencies.dedup();
         }
-        lock.packages.sort();
-        let body = toml::to_string(&lock).unwrap_or_default();
+        self.packages.sort();
+        self
+    }
+
+    /// The file's text: packages and lists sorted, so equal locks are equal bytes.
+    pub fn render(&self) -> String {
+        let body = toml::to_string(&self.clone().normalized()).unwrap_or_default();
         format!("# wasmoci.lock: written by `wasmoci dependency update`; do not edit\n{body}")
     }
 }

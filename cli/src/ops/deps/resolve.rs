@@ -26,14 +26,20 @@ pub const ANNOTATION: &str = "dev.wasmoci.dependencies";
 type Result<T> = std::result::Result<T, DepsError>;
 
 /// The repository of a `[dependencies]` entry, if the project says.
-fn repository_of(dep: &Dependency, registries: &BTreeMap<String, String>) -> Option<String> {
+pub(super) fn repository_of(
+    dep: &Dependency,
+    registries: &BTreeMap<String, String>,
+) -> Option<String> {
     match &dep.source {
         Source::Range {
             repository: Some(repository),
             ..
         } => Some(repository.clone()),
         Source::Pinned { repository, .. } => Some(repository.clone()),
-        _ => {
+        Source::Path(_) => None,
+        Source::Range {
+            repository: None, ..
+        } => {
             let ns = dep.package.split_once(':')?.0;
             registries
                 .get(ns)
@@ -42,36 +48,23 @@ fn repository_of(dep: &Dependency, registries: &BTreeMap<String, String>) -> Opt
     }
 }
 
-/// The repository of a ranged entry, which the project must say.
-fn required_repository(dep: &Dependency, registries: &BTreeMap<String, String>) -> Result<String> {
-    repository_of(dep, registries).ok_or_else(|| DepsError::NoRepository {
-        package: dep.package.clone(),
-        line: dep.line,
-    })
-}
-
 /// The project's requirements as [`ANNOTATION`]'s value (none without ranged entries).
 pub fn annotation(project: &Project) -> Result<Option<String>> {
     let mut entries = BTreeMap::new();
     // A repository found by discovery is in the lock.
     let lock = read_lock(&project.dir).ok().flatten();
     let locked = |dep: &Dependency| {
-        lock.as_ref()?
-            .packages
-            .iter()
-            .find(|p| {
-                p.name == dep.package && p.alias.as_deref() == dep.renamed.then_some(&*dep.key)
-            })?
-            .source
-            .strip_prefix("oci://")
-            .map(str::to_owned)
+        let package = lock.as_ref()?.package_of(dep)?;
+        package.source.strip_prefix("oci://").map(str::to_owned)
     };
     for dep in &project.dependencies {
         if let Source::Range { requirement, .. } = &dep.source {
-            let repository = match repository_of(dep, &project.registries).or_else(|| locked(dep)) {
-                Some(repository) => repository,
-                None => required_repository(dep, &project.registries)?,
-            };
+            let repository = repository_of(dep, &project.registries)
+                .or_else(|| locked(dep))
+                .ok_or_else(|| DepsError::NoRepository {
+                    package: dep.package.clone(),
+                    line: dep.line,
+                })?;
             entries.insert(
                 dep.key.clone(),
                 serde_json::json!({"oci": repository, "version": requirement.to_string(), "package": dep.package}),
@@ -157,7 +150,7 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
             };
             index
                 .learn(&dep.package, &repository)
-                .map_err(|_| index.failure.take().unwrap_or(DepsError::OutOfSync))?;
+                .map_err(|reason| index.failure_or(&dep.package, reason))?;
             let mut requirement = requirement.clone();
             if let (Some(precise), [only]) = (request.precise, request.only)
                 && (only == &dep.key || only == &dep.package)
@@ -183,23 +176,20 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
             .iter()
             .any(|o| *o == p.name || p.alias.as_deref() == Some(o))
     };
+    // With no package named, everything moves: a fresh resolution.
     let locked: BTreeMap<Node, Version> = match &old {
-        Some(lock) if request.only.is_empty() => {
-            let _ = lock;
-            BTreeMap::new()
-        }
-        Some(lock) => lock
+        Some(lock) if !request.only.is_empty() => lock
             .packages
             .iter()
             .filter(|p| !moving(p))
             .filter_map(|p| Some((node_of_locked(p), Version::parse(&p.version).ok()?)))
             .collect(),
-        None => BTreeMap::new(),
+        _ => BTreeMap::new(),
     };
     let solution = match solve(&index, &roots, &locked) {
         Ok(solution) => solution,
-        Err(SolveError::Index { .. }) if index.failure.borrow().is_some() => {
-            return Err(index.failure.take().unwrap_or(DepsError::OutOfSync));
+        Err(SolveError::Index { package, reason }) => {
+            return Err(index.failure_or(&package, reason));
         }
         Err(SolveError::NoSolution(explanation)) => {
             let asked = project
@@ -216,7 +206,6 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
                 .collect();
             return Err(DepsError::NoSolution { explanation, asked });
         }
-        Err(e) => return Err(e.into()),
     };
     let mut packages = ranged(&index, &solution, request)?;
     for dep in &project.dependencies {
@@ -233,14 +222,13 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
         version: LOCK_VERSION,
         inputs: inputs(&project.dependencies, &project.registries),
         packages,
-    };
+    }
+    .normalized();
     let path = project.dir.join(LOCK_FILE);
     let text = lock.render();
+    let before = old.as_ref().map_or(&[][..], |l| &l.packages);
     if request.locked && old.as_ref().map(Lock::render) != Some(text.clone()) {
-        let mut moved = changes(
-            old.as_ref().map_or(&[][..], |l| &l.packages),
-            &Lock::parse(&text)?.packages,
-        );
+        let mut moved = changes(before, &lock.packages);
         if moved.is_empty() {
             moved.push("its inputs hash".into());
         }
@@ -253,11 +241,10 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
             source,
         }
     })?;
-    let packages = Lock::parse(&text)?.packages;
     Ok(UpdateReport {
         lock: path,
-        changes: changes(old.as_ref().map_or(&[][..], |l| &l.packages), &packages),
-        packages,
+        changes: changes(before, &lock.packages),
+        packages: lock.packages,
     })
 }
 
@@ -272,7 +259,7 @@ fn ranged(
         let name = node.name().unwrap_or_default();
         let (manifest, digest, bytes) = index
             .manifest(name, version)
-            .map_err(|_| index.failure.take().unwrap_or(DepsError::OutOfSync))?;
+            .map_err(|reason| index.failure_or(name, reason))?;
         let repository = index
             .repositories
             .borrow()

@@ -137,11 +137,10 @@ pub fn tree(
                 .packages
                 .iter()
                 .filter(|p| {
-                    project.dependencies.iter().any(|d| {
-                        d.package == p.name
-                            && d.renamed == p.alias.is_some()
-                            && (!d.renamed || p.alias.as_deref() == Some(&*d.key))
-                    })
+                    project
+                        .dependencies
+                        .iter()
+                        .any(|d| lock.package_of(d).is_some_and(|q| std::ptr::eq(q, *p)))
                 })
                 .collect();
             Ok(tops
