@@ -214,14 +214,7 @@ impl CompileCache {
             Err(reason) => CacheOutcome::Replaced(reason),
         };
         let program = compile(engine, name, kind, wasm)?;
-        let bytes = match &program {
-            Program::Component(c) => c.serialize(),
-            Program::Module(m) => m.serialize(),
-        }
-        .map_err(|e| Error::Compile {
-            name: name.to_owned(),
-            reason: wasmtime_message(&e),
-        })?;
+        let bytes = program.to_bytes(name)?;
         let tag = key.tag(&engine_key, digest, &Sha256::digest(&bytes));
         write_entry(&path, &bytes, &tag)?;
         Ok((program, outcome))
