@@ -43,6 +43,8 @@ impl Default for EngineSettings {
 pub struct WasmEngine {
     engine: Engine,
     pooling: bool,
+    /// The wasip1 open guard's helper, compiled on first use ([`crate::special`]).
+    p1_guard: Arc<std::sync::OnceLock<wasmtime::Module>>,
     _ticker: Arc<Ticker>,
 }
 
@@ -63,6 +65,11 @@ impl WasmEngine {
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.pooling
+    }
+
+    /// The cell holding the wasip1 open guard's helper module.
+    pub(crate) fn p1_guard(&self) -> Arc<std::sync::OnceLock<wasmtime::Module>> {
+        self.p1_guard.clone()
     }
 }
 
@@ -135,6 +142,7 @@ pub fn build_engine(settings: &EngineSettings) -> Result<WasmEngine> {
     Ok(WasmEngine {
         engine,
         pooling,
+        p1_guard: Default::default(),
         _ticker: Arc::new(Ticker { stop }),
     })
 }

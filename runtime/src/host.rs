@@ -148,6 +148,13 @@ impl WasiHttpView for Host {
 pub(crate) struct P1Host {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: Limiter,
+    pub(crate) guard: crate::special::ModuleGuard,
+}
+
+impl crate::special::GuardedModule for P1Host {
+    fn guard(&mut self) -> &mut crate::special::ModuleGuard {
+        &mut self.guard
+    }
 }
 
 pub(crate) fn apply_stdio(builder: &mut WasiCtxBuilder, stdio: Stdio) {

@@ -11,6 +11,7 @@ use crate::host::{Host, P1Host, Stdio, apply_stdio, component_linker, configure}
 use crate::limits::{Limiter, Limits};
 use crate::program::Program;
 use crate::sandbox::Sandbox;
+use crate::special::ModuleGuard;
 use crate::{Error, Result};
 
 /// A command ready to run: the compiled program, what it may touch and its limits.
@@ -88,12 +89,15 @@ impl Guest<'_> {
                 let mut linker = wasmtime::Linker::<P1Host>::new(engine.engine());
                 wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi)
                     .map_err(|e| Error::Engine(wasmtime_message(&e)))?;
+                crate::special::guard_module(&mut linker)?;
                 let host = P1Host {
                     wasi: builder.build_p1(),
                     limiter: Limiter::new(limits),
+                    guard: ModuleGuard::new(engine.p1_guard()),
                 };
                 let mut store = Store::new(engine.engine(), host);
                 store.limiter(|h| &mut h.limiter);
+                ModuleGuard::prepare(&linker, &mut store)?;
                 configure(&mut store, limits, Some(stop.clone()))?;
                 let instance = match linker.instantiate_async(&mut store, module).await {
                     Ok(instance) => instance,

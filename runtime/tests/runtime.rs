@@ -20,6 +20,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 mod cache;
 mod limits;
 mod serving;
+mod special;
 
 pub(crate) fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

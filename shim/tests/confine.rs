@@ -80,8 +80,8 @@ fn guests_run_as_the_pod_user_in_its_cgroup_without_devices() {
     let (code, log) = cat_as(&mut node, &cat, device.to_str().unwrap(), None, &[]);
     assert_eq!(code, 2, "read a device node: {log:?}");
 
-    // A FIFO on a volume: a component's open fails (`cat` adapted exits 1) instead of
-    // blocking until someone writes.
+    // A FIFO on a volume: a module's open fails (`cat` exits 2), and a component's
+    // (`cat` adapted exits 1), instead of blocking until someone writes.
     let fifo = volumes.path().join("fifo");
     std::fs::create_dir(&fifo).unwrap();
     nix::unistd::mkfifo(
@@ -89,6 +89,8 @@ fn guests_run_as_the_pod_user_in_its_cgroup_without_devices() {
         nix::sys::stat::Mode::from_bits_truncate(0o666),
     )
     .unwrap();
+    let (code, log) = cat_as(&mut node, &cat, fifo.to_str().unwrap(), None, &[]);
+    assert_eq!(code, 2, "a module opened a FIFO: {log:?}");
     let cat_component = push_artifact(
         &node.registry,
         "cat-component",
