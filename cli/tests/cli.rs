@@ -3,6 +3,8 @@
 //! - `cases`: every `testdata/cli/*.case` file: commands and their expected exit code,
 //!   stdout and stderr side by side. `WASMOCI_BLESS=1` rewrites them.
 //! - `deps`: dependencies against a registry that counts requests (zero when warm).
+//! - `graph`: dependencies over a generated 30 × 20 graph on a real registry; auth, HTTPS
+//!   discovery.
 //! - `build`: reproducibility, atomicity and interop with real tools (skopeo).
 //! - `registry`: push and pull against a real registry (docker-registry), with skopeo.
 //! - `pull`: pulling on demand (`run HOST/REPO:TAG`, `--pull`), and failed pulls.
@@ -16,6 +18,7 @@
 mod build;
 mod cases;
 mod deps;
+mod graph;
 mod limits;
 mod pull;
 mod registry;

@@ -30,6 +30,21 @@ impl Drop for TestRegistry {
     }
 }
 
+/// Files served over HTTPS ([`TestRegistry::serve_files`]), stopped on drop.
+#[derive(Debug)]
+pub struct FileServer {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Whether a real part is available. When it is not: under `CI=true` this panics (a CI
 /// machine must have it: `.ci/install`); elsewhere it returns false and the test skips.
 pub fn require(path: &str) -> bool {
@@ -48,6 +63,65 @@ pub fn require(path: &str) -> bool {
 }
 
 impl TestRegistry {
+    /// Removes `repository:tag` and nothing else (its manifest stays, by digest), as an
+    /// operator does on distribution 2.8, whose API deletes only whole manifests: the
+    /// tag's directory in the registry's storage.
+    pub fn delete_tag(&self, repository: &str, tag: &str) {
+        let dir = self
+            ._dir
+            .path()
+            .join("data/docker/registry/v2/repositories")
+            .join(repository)
+            .join("_manifests/tags")
+            .join(tag);
+        std::fs::remove_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("failed to delete the tag `{}`: {e}", dir.display()));
+    }
+
+    /// Serves the files under `root` over HTTPS, with this (TLS) registry's certificate:
+    /// `openssl s_server -WWW`, a real TLS server the clients must trust through the CA.
+    pub fn serve_files(&self, root: &Path) -> FileServer {
+        let (cert, key) = (
+            self._dir.path().join("cert.pem"),
+            self._dir.path().join("key.pem"),
+        );
+        assert!(
+            cert.exists(),
+            "`serve_files` needs a registry from `start_tls`"
+        );
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let addr = format!("127.0.0.1:{port}");
+            let mut child = Command::new("openssl")
+                .args(["s_server", "-WWW", "-quiet", "-accept", &addr, "-cert"])
+                .arg(&cert)
+                .arg("-key")
+                .arg(&key)
+                .current_dir(root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("`openssl` is installed by .ci/install");
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(&addr).is_ok() {
+                    return FileServer { child, addr };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("`openssl s_server` did not start");
+    }
+
     /// Starts a registry; with `basic_auth`, it requires that user and password.
     /// `None` when the registry is not installed (and this is not CI).
     pub fn start(basic_auth: Option<(&str, &str)>) -> Option<TestRegistry> {

@@ -114,7 +114,7 @@ struct ListArgs {
     /// The project directory
     #[arg(long, value_name = "DIR", default_value = ".")]
     project: PathBuf,
-    /// No network: leave LATEST and `tag moved` out
+    /// No network: leave LATEST, `tag moved` and `tag deleted` out
     #[arg(long)]
     offline: bool,
     #[command(flatten)]

@@ -1,6 +1,11 @@
 //! The solver's index over registries: one tag listing per package, one manifest per
 //! version the solver looks at, each read once; the repositories packages come from,
 //! learnt from the project and from each manifest's `dev.wasmoci.dependencies`.
+//!
+//! The solver asks one question at a time, but the tag listings of the packages a
+//! manifest (or the project) names are independent and all needed soon: they are read
+//! together, [`PARALLEL`] at a time, when the packages become known. Manifests are read
+//! only when asked, so none is fetched for a version the solver never looks at.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -28,7 +33,45 @@ pub(super) struct RegistryIndex<'a> {
     pub(super) failure: RefCell<Option<DepsError>>,
 }
 
+/// Tag listings read at once.
+const PARALLEL: usize = 8;
+
 impl RegistryIndex<'_> {
+    /// Lists the tags of those of `packages` not listed yet, together. A failure is left
+    /// for [`Index::versions`] to meet again and report.
+    pub(super) fn prefetch<'p>(&self, packages: impl IntoIterator<Item = &'p str>) {
+        let todo: Vec<(String, Reference)> = packages
+            .into_iter()
+            .filter(|p| !self.tags.borrow().contains_key(*p))
+            .filter_map(|p| Some((p.to_owned(), self.repository(p).ok()?)))
+            .collect();
+        if todo.len() < 2 {
+            return;
+        }
+        let client = self.client;
+        for chunk in todo.chunks(PARALLEL) {
+            let listed: Vec<(String, Vec<String>)> = std::thread::scope(|scope| {
+                let running: Vec<_> = chunk
+                    .iter()
+                    .map(|(package, reference)| {
+                        scope.spawn(move || (package.clone(), client.tags(reference)))
+                    })
+                    .collect();
+                running
+                    .into_iter()
+                    .filter_map(|r| match r.join() {
+                        Ok((package, Ok(tags))) => Some((package, tags)),
+                        _ => None,
+                    })
+                    .collect()
+            });
+            let mut known = self.tags.borrow_mut();
+            for (package, tags) in listed {
+                known.insert(package, versions_of(tags));
+            }
+        }
+    }
+
     pub(super) fn fail(&self, error: DepsError) -> String {
         let mut text = error.to_string();
         let mut source = std::error::Error::source(&error);
@@ -116,10 +159,7 @@ impl Index for RegistryIndex<'_> {
                 source: Box::new(source),
             })
         })?;
-        let found: Vec<(Version, String)> = listed
-            .into_iter()
-            .filter_map(|t: String| tags::version(&t).map(|v| (v, t)))
-            .collect();
+        let found = versions_of(listed);
         let versions = found.iter().map(|(v, _)| v.clone()).collect();
         self.tags.borrow_mut().insert(package.to_owned(), found);
         Ok(versions)
@@ -142,8 +182,16 @@ impl Index for RegistryIndex<'_> {
             self.learn(&name, &repository)?;
             out.push((name, requirement));
         }
+        self.prefetch(out.iter().map(|(name, _)| name.as_str()));
         Ok(out)
     }
+}
+
+/// The tags that are versions, with the version each reads as.
+pub(super) fn versions_of(tags: Vec<String>) -> Vec<(Version, String)> {
+    tags.into_iter()
+        .filter_map(|t| tags::version(&t).map(|v| (v, t)))
+        .collect()
 }
 
 /// [`ANNOTATION`] of a manifest: (package, requirement, repository) each; none without it.

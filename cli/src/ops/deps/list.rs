@@ -1,16 +1,18 @@
 //! `dependency list`: each `[dependencies]` entry, what the lock pins for it, the newest
 //! version its registry has, and one status: `ok`, `missing` (not in the store), `out of
 //! sync` (the lock is not this project's), `tag moved` (the locked version's tag now
-//! names other content: the lock's digest is still what is used), `update available`.
+//! names other content: the lock's digest is still what is used), `tag deleted` (the
+//! registry no longer tags the locked version: it still builds, by digest), `update
+//! available`.
 
 use serde::Serialize;
 use wasmoci_registry::client::Client;
 use wasmoci_registry::{Layout, Reference};
 use wasmoci_spec::Digest;
 use wasmoci_spec::deps::requirement::{admits, ranges};
-use wasmoci_spec::deps::tags;
 
 use super::error::DepsError;
+use super::index::versions_of;
 use super::lock::{LockedPackage, inputs};
 use super::manifest::Source;
 use super::resolve::{read_lock, repository_of};
@@ -29,7 +31,7 @@ pub struct Listed {
     pub latest: Option<String>,
     /// `oci://HOST/REPO` or `path+…`.
     pub source: String,
-    /// `ok`, `missing`, `out of sync`, `tag moved`, `update available`.
+    /// `ok`, `missing`, `out of sync`, `tag moved`, `tag deleted`, `update available`.
     pub status: &'static str,
 }
 
@@ -64,6 +66,7 @@ pub fn list(
         let mut latest = None;
         let mut newer = false;
         let mut moved = false;
+        let mut deleted = false;
         if let (Some(client), Some(repository), Source::Range { requirement, .. }) =
             (client, &repository, &dep.source)
         {
@@ -75,10 +78,7 @@ pub fn list(
                 reference: repository.clone(),
                 source: Box::new(source),
             })?;
-            let versions: Vec<(semver::Version, String)> = listed
-                .into_iter()
-                .filter_map(|t| tags::version(&t).map(|v| (v, t)))
-                .collect();
+            let versions = versions_of(listed);
             latest = versions
                 .iter()
                 .filter(|(v, _)| v.pre.is_empty())
@@ -101,6 +101,8 @@ pub fn list(
                             source: Box::new(source),
                         })?;
                     moved = package.manifest.as_deref() != Some(&*digest.to_string());
+                } else {
+                    deleted = true;
                 }
             }
         }
@@ -116,6 +118,8 @@ pub fn list(
             "missing"
         } else if moved {
             "tag moved"
+        } else if deleted {
+            "tag deleted"
         } else if newer {
             "update available"
         } else {

@@ -186,6 +186,10 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
             .collect(),
         _ => BTreeMap::new(),
     };
+    index.prefetch(roots.iter().filter_map(|r| match &r.node {
+        Node::Package { name, .. } => Some(name.as_str()),
+        Node::Root => None,
+    }));
     let solution = match solve(&index, &roots, &locked) {
         Ok(solution) => solution,
         Err(SolveError::Index { package, reason }) => {
