@@ -87,6 +87,15 @@ fn publish_graph(registry: &TestRegistry, home: &Path) {
                         client.put_manifest(&at, &bytes, &media_type).unwrap()
                     };
                     let digest = put(tag);
+                    if i == 5 && n == 0 {
+                        // A manifest whose requirements are not JSON (0.1.0: outside every range).
+                        let mut broken = manifest.clone();
+                        broken["annotations"]["dev.wasmoci.dependencies"] = "{not json".into();
+                        let bytes = serde_json::to_vec(&broken).unwrap();
+                        let mut at = base.clone();
+                        at.tag = Some("0.1.0".into());
+                        client.put_manifest(&at, &bytes, &media_type).unwrap();
+                    }
                     if n == 0 {
                         // Tags that are no versions: skipped, silently.
                         put("latest".into());
@@ -210,6 +219,18 @@ fn a_generated_graph_resolves_locks_and_rebuilds_offline() {
         stderr.contains("failed to resolve the dependencies")
             && stderr.contains("graph:p10")
             && stderr.contains("wasmoci.toml line 7: \"graph:p09\" = \">=2.6\""),
+        "{stderr}"
+    );
+
+    // An artifact whose requirements are not JSON: an error naming it.
+    let broken = work.path().join("broken");
+    project(&broken, &addr, "\"graph:p05\" = \"0.1\"");
+    let out = update(&home, &broken);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains(&format!("{addr}/graph/p05:0.1.0"))
+            && stderr.contains("`dev.wasmoci.dependencies` is not a JSON object"),
         "{stderr}"
     );
 

@@ -114,6 +114,14 @@ impl RegistryIndex<'_> {
         if let Some(found) = self.manifests.borrow().get(&key) {
             return Ok(found.clone());
         }
+        let reference = self.tagged(package, version)?;
+        let found = fetch_manifest(self.client, &reference).map_err(|e| self.fail(e))?;
+        self.manifests.borrow_mut().insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// `package` at `version`: its repository and the tag that version was listed under.
+    fn tagged(&self, package: &str, version: &Version) -> std::result::Result<Reference, String> {
         let tag = self
             .tags
             .borrow()
@@ -126,9 +134,7 @@ impl RegistryIndex<'_> {
             .unwrap_or_else(|| tags::tag(version));
         let mut reference = self.repository(package)?;
         reference.tag = Some(tag);
-        let found = fetch_manifest(self.client, &reference).map_err(|e| self.fail(e))?;
-        self.manifests.borrow_mut().insert(key, found.clone());
-        Ok(found)
+        Ok(reference)
     }
 
     pub(super) fn learn(&self, package: &str, repository: &str) -> std::result::Result<(), String> {
@@ -172,10 +178,10 @@ impl Index for RegistryIndex<'_> {
     ) -> std::result::Result<Vec<(String, VersionReq)>, String> {
         let (manifest, _, _) = self.manifest(package, version)?;
         let wanted = requirements_of(&manifest).map_err(|reason| {
-            self.fail(DepsError::Manifest {
-                reference: format!("{package}@{version}"),
-                reason,
-            })
+            let reference = self
+                .tagged(package, version)
+                .map_or_else(|_| format!("{package}@{version}"), |r| r.to_string());
+            self.fail(DepsError::Manifest { reference, reason })
         })?;
         let mut out = Vec::new();
         for (name, requirement, repository) in wanted {

@@ -246,6 +246,17 @@ mod tests {
             let err = Lock::parse(&bad).unwrap_err().to_string();
             assert!(err.contains(says) && err.contains("line "), "{err}");
         }
+        // A field taken out: named, with the package's line.
+        let bad: String = good
+            .lines()
+            .filter(|l| !l.starts_with("layer = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let err = Lock::parse(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("missing field `layer`") && err.contains("line "),
+            "{err}"
+        );
     }
 
     #[test]
