@@ -38,12 +38,13 @@ fn serve(layout: &Path, request: &FakeRequest) -> FakeResponse {
         .ok()
     };
     let path = request.path.split('?').next().unwrap_or_default();
-    // wkg's discovery: this host is the registry, with no namespace prefix.
+    // wkg's discovery: this host is the registry, with no namespace prefix (in the older
+    // form of `registry.json`, which wkg still reads; the HTTPS test has the current one).
     if path == "/.well-known/wasm-pkg/registry.json" {
         let host = request.header("host").unwrap_or_default();
         return FakeResponse::new(
             200,
-            serde_json::json!({"oci": {"registry": host, "namespacePrefix": ""}}).to_string(),
+            serde_json::json!({"ociRegistry": host, "ociNamespacePrefix": ""}).to_string(),
         )
         .header("content-type", "application/json");
     }
@@ -247,12 +248,31 @@ fn a_namespace_is_discovered_through_wkg_config() {
         lock.contains(&format!("source = \"oci://{}/acme/log\"", registry.addr)),
         "{lock}"
     );
-    assert!(
+    let well_known = || {
         asked
             .lock()
             .unwrap()
             .iter()
-            .any(|r| r == "GET /.well-known/wasm-pkg/registry.json"),
-        "{asked:?}"
+            .filter(|r| *r == "GET /.well-known/wasm-pkg/registry.json")
+            .count()
+    };
+    assert_eq!(well_known(), 1, "{asked:?}");
+
+    // A package override with the registry's metadata inline, as wkg's config allows:
+    // it wins over the namespace's entry, and no `registry.json` is fetched.
+    std::fs::write(
+        config.join("wasm-pkg/config.toml"),
+        format!(
+            "[namespace_registries]\nacme = \"example.invalid\"\n[package_registry_overrides]\n\"acme:log\" = {{ registry = \"example.invalid\", metadata = {{ preferredProtocol = \"oci\", oci = {{ registry = \"{}\", namespacePrefix = \"\" }} }} }}\n",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let out = update();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(well_known(), 1, "{asked:?}");
 }

@@ -1,8 +1,12 @@
 //! The repository of a package whose project names neither `oci` nor a `[registries]`
-//! entry, found as wkg finds it: the namespace's registry domain from wkg's config file
-//! (`namespace_registries.<ns>`, else `default_registry`), then that domain's
-//! `/.well-known/wasm-pkg/registry.json` (`{"oci": {"registry": R, "namespacePrefix":
-//! P}}`): the package is at `R/P<ns>/<name>`. An error says what was tried.
+//! entry, found as wkg finds it. Its registry, from wkg's config file: the package's
+//! `package_registry_overrides` entry, else its namespace's `namespace_registries` entry,
+//! else `default_registry`, else wkg's built-in `wasi` → `wasi.dev` and `ba` →
+//! `bytecodealliance.org`. An entry is a domain, or a table naming one (`registry`) that
+//! may carry the domain's metadata inline (`metadata`). Without inline metadata, the
+//! domain's `/.well-known/wasm-pkg/registry.json` gives it (`{"oci": {"registry": R,
+//! "namespacePrefix": P}}`, or the older `{"ociRegistry": R, "ociNamespacePrefix": P}`):
+//! the package is at `R/P<ns>/<name>`. An error says what was tried.
 
 use std::collections::BTreeMap;
 
@@ -20,19 +24,51 @@ struct WkgConfig {
     default_registry: Option<String>,
     #[serde(default)]
     namespace_registries: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    package_registry_overrides: BTreeMap<String, toml::Value>,
 }
 
-/// `registry.json`'s OCI part.
+/// wkg's registries for namespaces its config does not map.
+const BUILT_IN: [(&str, &str); 2] = [("wasi", "wasi.dev"), ("ba", "bytecodealliance.org")];
+
+/// A registry's metadata (`registry.json`, or inline in wkg's config).
 #[derive(Debug, Deserialize)]
-struct WellKnown {
-    oci: Option<WellKnownOci>,
+struct Metadata {
+    oci: Option<Oci>,
+    #[serde(rename = "ociRegistry")]
+    oci_registry: Option<String>,
+    #[serde(default, rename = "ociNamespacePrefix")]
+    oci_namespace_prefix: String,
 }
 
 #[derive(Debug, Deserialize)]
-struct WellKnownOci {
+struct Oci {
     registry: String,
     #[serde(default, rename = "namespacePrefix")]
     namespace_prefix: String,
+}
+
+impl Metadata {
+    /// The OCI registry and namespace prefix, in the current form or the older one.
+    fn oci(self) -> Option<(String, String)> {
+        match (self.oci, self.oci_registry) {
+            (Some(oci), _) => Some((oci.registry, oci.namespace_prefix)),
+            (None, Some(registry)) => Some((registry, self.oci_namespace_prefix)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A config entry: its domain, and its inline metadata if any.
+fn entry(value: &toml::Value) -> Option<(String, Option<toml::Value>)> {
+    match value {
+        toml::Value::String(domain) => Some((domain.clone(), None)),
+        toml::Value::Table(table) => Some((
+            table.get("registry")?.as_str()?.to_owned(),
+            table.get("metadata").cloned(),
+        )),
+        _ => None,
+    }
 }
 
 /// Finds `dep`'s repository through wkg's config and the domain's well-known file.
@@ -44,7 +80,7 @@ pub(super) fn discover(client: &Client, dep: &Dependency) -> Result<String, Deps
         line: dep.line,
         tried,
     };
-    let shown = file.as_ref().map_or_else(
+    let mut shown = file.as_ref().map_or_else(
         || "wkg's config (no home directory)".to_owned(),
         |f| format!("wkg's config `{}`", f.display()),
     );
@@ -52,45 +88,58 @@ pub(super) fn discover(client: &Client, dep: &Dependency) -> Result<String, Deps
         Some(Ok(text)) => toml::from_str(&text)
             .map_err(|e| fail(format!("{shown}, which does not parse: {e}")))?,
         Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(fail(format!("{shown} (not there)")));
+            shown.push_str(" (not there)");
+            WkgConfig::default()
         }
         Some(Err(e)) => return Err(fail(format!("{shown}, which cannot be read: {e}"))),
-        None => return Err(fail(shown)),
+        None => WkgConfig::default(),
     };
-    // A namespace entry is a domain, or a table naming one (`{ registry = "…" }`).
-    let domain = match config.namespace_registries.get(ns) {
-        Some(toml::Value::String(domain)) => Some(domain.clone()),
-        Some(toml::Value::Table(table)) => table
-            .get("registry")
-            .and_then(toml::Value::as_str)
-            .map(str::to_owned),
-        _ => None,
-    }
-    .or(config.default_registry)
-    .ok_or_else(|| {
-        fail(format!(
-            "{shown} (no `namespace_registries.{ns}`, no `default_registry`)"
-        ))
-    })?;
-    let at: Reference = format!("{domain}/wasm-pkg").parse().map_err(|e| {
-        fail(format!(
-            "{shown}: the registry `{domain}` is not a host name ({e})"
-        ))
-    })?;
-    let url = format!("`{domain}/.well-known/wasm-pkg/registry.json`");
-    let bytes = client
-        .well_known(&at)
-        .map_err(|e| fail(format!("{shown}, then {url}: {e}")))?;
-    let known: WellKnown = serde_json::from_slice(&bytes)
-        .map_err(|e| fail(format!("{shown}, then {url}, which is not wkg's JSON: {e}")))?;
-    let oci = known.oci.ok_or_else(|| {
-        fail(format!(
-            "{shown}, then {url}, which names no `oci` registry"
-        ))
-    })?;
+    let built_in = BUILT_IN
+        .iter()
+        .find(|(namespace, _)| *namespace == ns)
+        .map(|(_, domain)| ((*domain).to_owned(), None));
+    let (domain, inline) = config
+        .package_registry_overrides
+        .get(&dep.package)
+        .or_else(|| config.namespace_registries.get(ns))
+        .and_then(entry)
+        .or_else(|| config.default_registry.clone().map(|d| (d, None)))
+        .or(built_in)
+        .ok_or_else(|| {
+            fail(format!(
+                "{shown} (no `package_registry_overrides.\"{}\"`, no `namespace_registries.{ns}`, no `default_registry`)",
+                dep.package
+            ))
+        })?;
+    let (metadata, from): (Metadata, String) = match inline {
+        Some(inline) => (
+            inline.try_into().map_err(|e| {
+                fail(format!(
+                    "{shown}, whose metadata for `{domain}` is not wkg's: {e}"
+                ))
+            })?,
+            format!("{shown}, inline metadata for `{domain}`"),
+        ),
+        None => {
+            let at: Reference = format!("{domain}/wasm-pkg").parse().map_err(|e| {
+                fail(format!(
+                    "{shown}: the registry `{domain}` is not a host name ({e})"
+                ))
+            })?;
+            let url = format!("{shown}, then `{domain}/.well-known/wasm-pkg/registry.json`");
+            let bytes = client
+                .well_known(&at)
+                .map_err(|e| fail(format!("{url}: {e}")))?;
+            let metadata = serde_json::from_slice(&bytes)
+                .map_err(|e| fail(format!("{url}, which is not wkg's JSON: {e}")))?;
+            (metadata, url)
+        }
+    };
+    let (registry, prefix) = metadata
+        .oci()
+        .ok_or_else(|| fail(format!("{from}, which names no `oci` registry")))?;
     Ok(format!(
-        "{}/{}{ns}/{name}",
-        oci.registry.trim_end_matches('/'),
-        oci.namespace_prefix
+        "{}/{prefix}{ns}/{name}",
+        registry.trim_end_matches('/')
     ))
 }

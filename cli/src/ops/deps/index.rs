@@ -2,17 +2,22 @@
 //! version the solver looks at, each read once; the repositories packages come from,
 //! learnt from the project and from each manifest's `dev.wasmoci.dependencies`.
 //!
-//! The solver asks one question at a time, but the tag listings of the packages a
-//! manifest (or the project) names are independent and all needed soon: they are read
-//! together, [`PARALLEL`] at a time, when the packages become known. Manifests are read
-//! only when asked, so none is fetched for a version the solver never looks at.
+//! The solver asks one question at a time; the registry is asked ahead of it. Before it
+//! starts, [`RegistryIndex::read_ahead`] walks the graph a level at a time, [`PARALLEL`]
+//! requests at once: each package's tag listing and the manifest of the version it will
+//! most likely take (the locked one, else the newest its requirement admits). So a cold
+//! resolution costs about two round trips per level of the graph, not per package. A
+//! guess the solver does not follow costs one manifest; when it backtracks, the versions
+//! it then looks at are read as it asks, and so are packages no guess reached (their tag
+//! listings together, [`RegistryIndex::prefetch`]).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use semver::{Version, VersionReq};
 use wasmoci_registry::Reference;
 use wasmoci_registry::client::Client;
+use wasmoci_spec::deps::requirement::{admits, ranges};
 use wasmoci_spec::deps::solve::Index;
 use wasmoci_spec::deps::tags;
 use wasmoci_spec::{Digest, ImageManifest};
@@ -69,6 +74,74 @@ impl RegistryIndex<'_> {
             for (package, tags) in listed {
                 known.insert(package, versions_of(tags));
             }
+        }
+    }
+
+    /// Reads ahead of the solver (see the module's text), from `roots` (package and
+    /// requirement), preferring `locked` versions. Best effort: what fails here is asked
+    /// again, and reported, when the solver needs it.
+    pub(super) fn read_ahead(
+        &self,
+        roots: Vec<(String, VersionReq)>,
+        locked: &BTreeMap<String, Version>,
+    ) {
+        let mut seen = BTreeSet::new();
+        let mut level: Vec<(String, VersionReq)> = roots
+            .into_iter()
+            .filter(|(package, _)| seen.insert(package.clone()))
+            .collect();
+        while !level.is_empty() {
+            let jobs: Vec<Job> = level
+                .into_iter()
+                .filter_map(|(package, requirement)| {
+                    let reference = self.repository(&package).ok()?;
+                    let listed = self.tags.borrow().get(&package).cloned();
+                    let prefer = locked.get(&package).cloned();
+                    Some(Job {
+                        package,
+                        requirement,
+                        reference,
+                        listed,
+                        prefer,
+                    })
+                })
+                .collect();
+            let client = self.client;
+            let mut done = Vec::new();
+            for chunk in jobs.chunks(PARALLEL) {
+                std::thread::scope(|scope| {
+                    let running: Vec<_> = chunk
+                        .iter()
+                        .map(|job| scope.spawn(move || job.run(client)))
+                        .collect();
+                    done.extend(running.into_iter().filter_map(|r| r.join().ok()));
+                });
+            }
+            let mut next = Vec::new();
+            for (package, listed, guessed) in done {
+                if let Some(listed) = listed {
+                    self.tags.borrow_mut().insert(package.clone(), listed);
+                }
+                let Some((version, fetched)) = guessed else {
+                    continue;
+                };
+                for (name, requirement, repository) in
+                    requirements_of(&fetched.0).unwrap_or_default()
+                {
+                    let mut known = self.repositories.borrow_mut();
+                    let agrees = known
+                        .entry(name.clone())
+                        .or_insert_with(|| repository.clone())
+                        == &repository;
+                    if agrees && seen.insert(name.clone()) {
+                        next.push((name, requirement));
+                    }
+                }
+                self.manifests
+                    .borrow_mut()
+                    .insert((package, version), fetched);
+            }
+            level = next;
         }
     }
 
@@ -190,6 +263,51 @@ impl Index for RegistryIndex<'_> {
         }
         self.prefetch(out.iter().map(|(name, _)| name.as_str()));
         Ok(out)
+    }
+}
+
+/// One package read ahead: its tags (unless `listed`), then its likely version's manifest.
+struct Job {
+    package: String,
+    requirement: VersionReq,
+    reference: Reference,
+    listed: Option<Vec<(Version, String)>>,
+    prefer: Option<Version>,
+}
+
+/// A package read ahead: its tags when newly listed, and the guessed version's manifest.
+type ReadAhead = (
+    String,
+    Option<Vec<(Version, String)>>,
+    Option<(Version, Fetched)>,
+);
+
+impl Job {
+    fn run(&self, client: &Client) -> ReadAhead {
+        let (listed, fresh) = match &self.listed {
+            Some(listed) => (listed.clone(), false),
+            None => match client.tags(&self.reference) {
+                Ok(tags) => (versions_of(tags), true),
+                Err(_) => return (self.package.clone(), None, None),
+            },
+        };
+        let range = ranges(&self.requirement);
+        let fits = |v: &Version| range.contains(v) && admits(&self.requirement, v);
+        let guess = listed
+            .iter()
+            .find(|(v, _)| Some(v) == self.prefer.as_ref() && fits(v))
+            .or_else(|| {
+                listed
+                    .iter()
+                    .filter(|(v, _)| fits(v))
+                    .max_by(|a, b| a.0.cmp(&b.0))
+            });
+        let fetched = guess.and_then(|(version, tag)| {
+            let mut at = self.reference.clone();
+            at.tag = Some(tag.clone());
+            Some((version.clone(), fetch_manifest(client, &at).ok()?))
+        });
+        (self.package.clone(), fresh.then_some(listed), fetched)
     }
 }
 

@@ -186,10 +186,23 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
             .collect(),
         _ => BTreeMap::new(),
     };
-    index.prefetch(roots.iter().filter_map(|r| match &r.node {
-        Node::Package { name, .. } => Some(name.as_str()),
-        Node::Root => None,
-    }));
+    let preferred: BTreeMap<String, Version> = locked
+        .iter()
+        .filter_map(|(node, version)| match node {
+            Node::Package { name, alias: None } => Some((name.clone(), version.clone())),
+            _ => None,
+        })
+        .collect();
+    index.read_ahead(
+        roots
+            .iter()
+            .filter_map(|r| match &r.node {
+                Node::Package { name, alias: None } => Some((name.clone(), r.requirement.clone())),
+                _ => None,
+            })
+            .collect(),
+        &preferred,
+    );
     let solution = match solve(&index, &roots, &locked) {
         Ok(solution) => solution,
         Err(SolveError::Index { package, reason }) => {
