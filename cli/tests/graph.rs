@@ -205,6 +205,29 @@ fn a_generated_graph_resolves_locks_and_rebuilds_offline() {
     );
     assert_eq!(locked(&pre)["graph:p29"], "2.8.0-rc.1");
 
+    // A pinned artifact's own requirements are resolved too: p28 1.9.0 needs p29 `^1`.
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let at: Reference = format!("{addr}/graph/p28:1.9.0").parse().unwrap();
+    let (_, digest, _) = client.manifest(&at).unwrap();
+    let pin = work.path().join("pin");
+    project(
+        &pin,
+        &addr,
+        &format!("\"graph:p28\" = {{ oci = \"{addr}/graph/p28@{digest}\" }}"),
+    );
+    let out = update(&home, &pin);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: BTreeMap<String, String> = [("graph:p28", "1.9.0"), ("graph:p29", "1.9.0")]
+        .map(|(p, v)| (p.to_owned(), v.to_owned()))
+        .into();
+    assert_eq!(locked(&pin), expected);
+    let lock = std::fs::read_to_string(pin.join("wasmoci.lock")).unwrap();
+    assert!(lock.contains("\"graph:p29@1.9.0\""), "{lock}");
+
     // A conflict ten levels down is explained, naming the project's lines.
     let conflict = work.path().join("conflict");
     project(

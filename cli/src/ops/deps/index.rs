@@ -319,7 +319,7 @@ pub(super) fn versions_of(tags: Vec<String>) -> Vec<(Version, String)> {
 }
 
 /// [`ANNOTATION`] of a manifest: (package, requirement, repository) each; none without it.
-fn requirements_of(
+pub(super) fn requirements_of(
     manifest: &ImageManifest,
 ) -> std::result::Result<Vec<(String, VersionReq, String)>, String> {
     let Some(text) = manifest

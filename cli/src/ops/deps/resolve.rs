@@ -14,7 +14,7 @@ use wasmoci_spec::deps::solve::{Node, Request, Solution, SolveError, solve};
 use wasmoci_spec::{Digest, ImageManifest, WasmKind};
 
 pub use super::error::DepsError;
-use super::index::{RegistryIndex, fetch_manifest};
+use super::index::{Fetched, RegistryIndex, fetch_manifest, requirements_of};
 use super::lock::{LOCK_FILE, LOCK_VERSION, Lock, LockedPackage, inputs};
 use super::manifest::{Dependency, Source, repository_under};
 use crate::project::{PROJECT_FILE, Project};
@@ -164,6 +164,30 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
             });
         }
     }
+    // A pinned artifact's own requirements (its annotation) hold beside the project's.
+    let mut pins: BTreeMap<String, (Fetched, Vec<String>)> = BTreeMap::new();
+    for dep in &project.dependencies {
+        if let Source::Pinned { repository, digest } = &dep.source {
+            let reference = pinned_reference(repository, digest)?;
+            let fetched = fetch_manifest(request.client, &reference)?;
+            let wanted = requirements_of(&fetched.0).map_err(|reason| DepsError::Manifest {
+                reference: reference.to_string(),
+                reason,
+            })?;
+            let mut names = Vec::new();
+            for (name, requirement, repository) in wanted {
+                index
+                    .learn(&name, &repository)
+                    .map_err(|reason| index.failure_or(&name, reason))?;
+                roots.push(Request {
+                    node: Node::package(&name),
+                    requirement,
+                });
+                names.push(name);
+            }
+            pins.insert(dep.key.clone(), (fetched, names));
+        }
+    }
     if request.precise.is_some() && request.only.len() != 1 {
         return Err(DepsError::Usage(
             "`--precise` takes exactly one package".into(),
@@ -228,7 +252,17 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
     for dep in &project.dependencies {
         match &dep.source {
             Source::Pinned { repository, digest } => {
-                packages.push(pinned(request, dep, repository, digest)?);
+                let Some((fetched, names)) = pins.remove(&dep.key) else {
+                    continue;
+                };
+                let edges = names
+                    .iter()
+                    .filter_map(|name| {
+                        let version = solution.versions.get(&Node::package(name))?;
+                        Some(format!("{name}@{version}"))
+                    })
+                    .collect();
+                packages.push(pinned(request, dep, repository, digest, fetched, edges)?);
             }
             Source::Path(path) => packages.push(local(project, dep, path)?),
             Source::Range { .. } => {}
@@ -391,14 +425,16 @@ fn kind_of(wasm: &[u8]) -> String {
     }
 }
 
+/// A pinned entry, its manifest already `fetched`; `dependencies`: its own requirements
+/// as solved (`name@version`).
 fn pinned(
     request: &Update<'_>,
     dep: &Dependency,
     repository: &str,
     digest: &Digest,
+    (manifest, _, bytes): Fetched,
+    dependencies: Vec<String>,
 ) -> Result<LockedPackage> {
-    let reference = pinned_reference(repository, digest)?;
-    let (manifest, _, bytes) = fetch_manifest(request.client, &reference)?;
     let (layer, size, kind) = fetch(request, repository, digest, &manifest, &bytes)?;
     let version = manifest
         .annotations
@@ -416,7 +452,7 @@ fn pinned(
         size,
         kind,
         requirement: Vec::new(),
-        dependencies: Vec::new(),
+        dependencies,
     })
 }
 
