@@ -269,7 +269,7 @@ pub fn export_names(bytes: &[u8]) -> Option<(WasmKind, Vec<String>)> {
             }
             Payload::ComponentExportSection(reader) => {
                 for export in reader {
-                    names.push(export.ok()?.name.full_name().into_owned());
+                    names.push(export.ok()?.name.name.to_owned());
                 }
                 0
             }

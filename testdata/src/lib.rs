@@ -90,7 +90,7 @@ pub fn wit_package() -> Vec<u8> {
             "package acme:types@0.1.0;\n\ninterface store {\n  get: func(key: string) -> option<string>;\n}\n",
         )
         .unwrap();
-    wit_component::encode(&resolve, package, false).unwrap()
+    wit_component::encode(&resolve, package).unwrap()
 }
 
 pub fn core(name: &str) -> Vec<u8> {
@@ -111,7 +111,6 @@ pub fn embedded(name: &str, world: &str) -> Vec<u8> {
         &resolve,
         world,
         StringEncoding::UTF8,
-        false,
     )
     .expect("failed to embed component metadata");
     module

@@ -172,7 +172,7 @@ fn check_wasm(
     match (kind, options.world) {
         (_, None) => {}
         (WasmKind::Component, Some((resolve, world, name))) => {
-            if let Err(e) = wit_component::targets(resolve, *world, bytes, false) {
+            if let Err(e) = wit_component::targets(resolve, *world, bytes) {
                 violations.push(violation(
                     "world-mismatch",
                     path,

@@ -306,7 +306,6 @@ pub fn componentize(
             &resolve,
             world,
             StringEncoding::UTF8,
-            false,
         )
         .map_err(|e| BuildError::Componentize {
             path: path.to_owned(),
