@@ -57,6 +57,7 @@ enum Command {
     Publish(commands::publish::PublishArgs),
     Copy(commands::copy::CopyArgs),
     Convert(commands::convert::ConvertArgs),
+    Compose(commands::compose::ComposeArgs),
     #[command(visible_alias = "dep")]
     Dependency(commands::dependency::DependencyArgs),
     #[command(visible_alias = "images")]
@@ -107,6 +108,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => commands::publish::run(args),
         Command::Copy(args) => commands::copy::run(args),
         Command::Convert(args) => commands::convert::run(args),
+        Command::Compose(args) => commands::compose::run(args),
         Command::Dependency(args) => commands::dependency::run(args),
         Command::Node(command) => commands::node::run(command),
         Command::Ls(args) => commands::ls::run(args),

@@ -9,6 +9,13 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllo
 use crate::error::wasmtime_message;
 use crate::{Error, Result};
 
+/// The wasm features the engine accepts, as a `--features` list: wasmtime 48's defaults
+/// (Wasm 3.0 and the component model) without what this build leaves out (the `gc`,
+/// `threads` and `component-model-async` crate features). So a validation with these
+/// refuses what `run` would refuse (`compose` checks its output with them).
+pub const ENGINE_FEATURES: &str =
+    "wasm3,component-model,-gc,-gc-types,-exceptions,-threads,-shared-everything-threads,-cm-async";
+
 /// How often the epoch advances: the granularity of every deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 

@@ -106,13 +106,8 @@ pub fn embedded(name: &str, world: &str) -> Vec<u8> {
         .select_world(&[package], Some(world))
         .expect("the world exists");
     let mut module = core(name);
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        StringEncoding::UTF8,
-    )
-    .expect("failed to embed component metadata");
+    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
+        .expect("failed to embed component metadata");
     module
 }
 
@@ -123,6 +118,60 @@ pub fn component(name: &str, world: &str) -> Vec<u8> {
         .module(&embedded(name, world))
         .and_then(|e| e.encode())
         .unwrap_or_else(|e| panic!("failed to make `{name}` a component: {e:#}"))
+}
+
+/// `wat/<name>.wat` made into a component of `world` from `wit/compose/<wit>.wit` (with
+/// the WASI packages): the composition fixtures.
+pub fn compose_component(name: &str, wit: &str, world: &str) -> Vec<u8> {
+    let mut resolve = Resolve::default();
+    resolve
+        .push_dir(wasi_wit_dir())
+        .expect("the WASI WIT packages parse");
+    let package = resolve
+        .push_file(root().join("wit/compose").join(format!("{wit}.wit")))
+        .unwrap_or_else(|e| panic!("wit/compose/{wit}.wit does not parse: {e:#}"));
+    let world = resolve
+        .select_world(&[package], Some(world))
+        .expect("the world exists");
+    let mut module = core(name);
+    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
+        .expect("failed to embed component metadata");
+    ComponentEncoder::default()
+        .validate(true)
+        .module(&module)
+        .and_then(|e| e.encode())
+        .unwrap_or_else(|e| panic!("failed to make `{name}` a component: {e:#}"))
+}
+
+/// The composition fixtures: file name → bytes.
+pub fn compose_fixtures() -> Vec<(&'static str, Vec<u8>)> {
+    [
+        ("greet-socket.wasm", "greet-socket", "compose", "socket"),
+        ("greet-plug.wasm", "greet-plug", "compose", "plug"),
+        (
+            "greet-plug-compatible.wasm",
+            "greet-plug-compatible",
+            "compose",
+            "plug-compatible",
+        ),
+        (
+            "greet-plug-major.wasm",
+            "greet-plug-major",
+            "compose",
+            "plug-major",
+        ),
+        ("greet-middle.wasm", "greet-middle", "compose", "middle"),
+        ("logger.wasm", "logger", "compose", "logger"),
+        (
+            "greet-mismatch.wasm",
+            "greet-mismatch",
+            "mismatch",
+            "plug-mismatch",
+        ),
+    ]
+    .into_iter()
+    .map(|(file, wat, wit, world)| (file, compose_component(wat, wit, world)))
+    .collect()
 }
 
 /// The wasip1 hello command, adapted into a component.
@@ -157,6 +206,7 @@ pub fn adapted(name: &str) -> Vec<u8> {
 /// | `hello-embedded.wasm` | its core module with the component type embedded |
 /// | `http-hello.wasm` | `wasi:http/incoming-handler` component |
 /// | `plug.wasm`, `socket.wasm` | a pair to compose |
+/// | `greet-socket.wasm`, `greet-plug*.wasm`, `greet-middle.wasm`, `logger.wasm`, `greet-mismatch.wasm` | composition: a socket importing `acme:greet/greeter@1.0.0`, plugs at 1.0.0, 1.2.0, 2.0.0, a chain socket → middle → logger, a mismatched type (`wit/compose/`) |
 /// | `invalid-body.wasm`, `bad-magic.wasm`, `truncated.wasm`, `bad-syntax.wat` | broken inputs |
 /// | `exit3.wasm`, `trap.wasm`, `loop.wasm`, `membomb.wasm`, `cat.wasm`, `sleep.wasm` | wasip1 commands that exit 3, trap, never end, grow memory without end, print a granted file, sleep 10 s in a host call |
 /// | `exit3.component.wasm` | `exit3` adapted: exits through `wasi:cli/exit` |
@@ -198,6 +248,9 @@ pub fn build_fixtures(dir: &Path) -> &Path {
         files.insert("exit3.component.wasm".into(), adapted("exit3"));
         files.insert("cat.component.wasm".into(), adapted("cat"));
         files.insert("types.wit.wasm".into(), wit_package());
+        for (file, bytes) in compose_fixtures() {
+            files.insert(file.into(), bytes);
+        }
         for name in [
             "exit3",
             "trap",
@@ -374,4 +427,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) {
     ));
     fs::write(&temp, bytes).unwrap();
     fs::rename(&temp, path).unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every composition fixture encodes (its WIT parses, its WAT fits its world).
+    #[test]
+    fn compose_fixtures_encode() {
+        let fixtures = super::compose_fixtures();
+        assert_eq!(fixtures.len(), 7);
+        for (name, bytes) in fixtures {
+            assert!(bytes.starts_with(b"\0asm"), "{name}");
+        }
+    }
 }

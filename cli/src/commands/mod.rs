@@ -6,6 +6,7 @@ pub(crate) mod build;
 pub(crate) mod built;
 pub(crate) mod compile;
 pub(crate) mod completions;
+pub(crate) mod compose;
 pub(crate) mod convert;
 pub(crate) mod copy;
 pub(crate) mod dependency;

@@ -301,16 +301,11 @@ pub fn componentize(
     let mut target = None;
     let conversion = if let Some(wit) = wit {
         let (resolve, world, name) = wit.load()?;
-        wit_component::embed_component_metadata(
-            &mut module,
-            &resolve,
-            world,
-            StringEncoding::UTF8,
-        )
-        .map_err(|e| BuildError::Componentize {
-            path: path.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+        wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
+            .map_err(|e| BuildError::Componentize {
+                path: path.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
         target = Some(name);
         Conversion::Wit
     } else if facts.has_component_type {

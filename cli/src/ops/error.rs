@@ -41,6 +41,9 @@ pub enum Error {
     /// `[dependencies]` that cannot be used.
     #[error(transparent)]
     Dependencies(Box<crate::ops::deps::resolve::DepsError>),
+    /// A composition.
+    #[error(transparent)]
+    Compose(Box<crate::ops::compose::ComposeError>),
     /// An import pattern.
     #[error(transparent)]
     Policy(#[from] PolicyError),

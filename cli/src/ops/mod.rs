@@ -17,6 +17,7 @@ pub mod artifact;
 pub mod build;
 pub mod check;
 pub mod componentize;
+pub mod compose;
 pub mod convert;
 pub mod copy;
 pub mod deps;

@@ -1,0 +1,163 @@
+//! WAC documents (`app.wac`), in the language `wac compose` reads: the packages a
+//! document names (`new ns:pkg { … }`, `import x: ns:pkg/iface`, `targets`) are found by
+//! the caller (`--dep`, the lock, `deps/`), then `wac-parser` resolves the document into
+//! a graph. Errors name the document's line and column.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use miette::Diagnostic;
+use semver::Version;
+use wac_graph::types::BorrowedPackageKey;
+use wac_parser::{Document, Expr, ImportType, InstantiationArgument, PrimaryExpr, Statement};
+
+use super::plug::Registered;
+use super::{Component, ComposeError, ComposeOptions, Composition, finish};
+
+/// A package a document names: `ns:pkg`, its version, where it is first named.
+struct Named<'a> {
+    name: &'a str,
+    version: Option<&'a Version>,
+    offset: usize,
+}
+
+/// Line and column (1-based, in characters) of byte `offset` in `source`.
+fn position(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+/// A parser or resolver error, placed at its first label.
+fn located(path: &Path, source: &str, e: &(dyn Diagnostic + 'static)) -> ComposeError {
+    let offset = e
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map_or(0, |label| label.offset());
+    let (line, column) = position(source, offset);
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        message.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    ComposeError::Wac {
+        path: path.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+fn visit_expr<'a>(expr: &'a Expr<'a>, out: &mut Vec<Named<'a>>) {
+    match &expr.primary {
+        PrimaryExpr::New(new) => {
+            out.push(Named {
+                name: new.package.name,
+                version: new.package.version.as_ref(),
+                offset: new.package.span.offset(),
+            });
+            for argument in &new.arguments {
+                if let InstantiationArgument::Named(named) = argument {
+                    visit_expr(&named.expr, out);
+                }
+            }
+        }
+        PrimaryExpr::Nested(nested) => visit_expr(&nested.inner, out),
+        PrimaryExpr::Ident(_) => {}
+    }
+}
+
+/// The packages `document` names, each once, in the order first named.
+fn packages<'a>(document: &'a Document<'a>) -> Vec<Named<'a>> {
+    let mut out = Vec::new();
+    if let Some(targets) = &document.directive.targets {
+        out.push(Named {
+            name: targets.name,
+            version: targets.version.as_ref(),
+            offset: targets.span.offset(),
+        });
+    }
+    for statement in &document.statements {
+        match statement {
+            Statement::Import(import) => {
+                if let ImportType::Package(path) = &import.ty {
+                    out.push(Named {
+                        name: path.name,
+                        version: path.version.as_ref(),
+                        offset: path.span.offset(),
+                    });
+                }
+            }
+            Statement::Let(binding) => visit_expr(&binding.expr, &mut out),
+            Statement::Export(export) => visit_expr(&export.expr, &mut out),
+            Statement::Type(_) => {}
+        }
+    }
+    let mut seen = Vec::new();
+    out.retain(|n| {
+        let key = (n.name, n.version);
+        let new = !seen.contains(&key);
+        seen.push(key);
+        new
+    });
+    out
+}
+
+/// Finds a package's component (`ns:pkg`, the version asked for), or says where it looked.
+pub type FindPackage<'a> = dyn FnMut(&str, Option<&Version>) -> Result<Component, String> + 'a;
+
+/// Composes the WAC document at `path` (its text is `source`). `find` gives the
+/// component of a package (`ns:pkg`, and the version the document asks for), or says
+/// where it looked.
+pub fn compose_wac(
+    path: &Path,
+    source: &str,
+    find: &mut FindPackage<'_>,
+    options: ComposeOptions,
+) -> Result<Composition, ComposeError> {
+    let document = Document::parse(source).map_err(|e| located(path, source, &e))?;
+    let mut found: Vec<(BorrowedPackageKey<'_>, Component)> = Vec::new();
+    for named in packages(&document) {
+        if named.name == document.directive.package.name {
+            continue;
+        }
+        let component = find(named.name, named.version).map_err(|looked| {
+            let (line, _) = position(source, named.offset);
+            ComposeError::MissingPackage {
+                path: path.to_owned(),
+                line,
+                package: match named.version {
+                    Some(v) => format!("{}@{v}", named.name),
+                    None => named.name.to_owned(),
+                },
+                looked,
+            }
+        })?;
+        found.push((
+            BorrowedPackageKey::from_name_and_version(named.name, named.version),
+            component,
+        ));
+    }
+    let packages: IndexMap<BorrowedPackageKey<'_>, Vec<u8>> = found
+        .iter()
+        .map(|(key, component)| (*key, component.bytes.clone()))
+        .collect();
+    let resolution = document
+        .resolve(packages)
+        .map_err(|e| located(path, source, &e))?;
+    let graph = resolution.into_graph();
+    let mut registered = Vec::new();
+    let mut inputs = Vec::new();
+    for (key, component) in &found {
+        if let Some((id, _)) = graph.get_package_by_name(key.name, key.version) {
+            registered.push(Registered {
+                id,
+                shown: component.shown.clone(),
+            });
+            inputs.push(component);
+        }
+    }
+    finish(&graph, &registered, &inputs, options)
+}
