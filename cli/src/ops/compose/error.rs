@@ -13,6 +13,14 @@ pub enum ComposeError {
         /// Why.
         reason: String,
     },
+    /// A locked dependency whose bytes cannot be had as the lock pins them.
+    #[error("the locked dependency `{name}` cannot be used: {reason}")]
+    Locked {
+        /// Its name (or alias).
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// A plug filled no import, or an import asked to be filled was not.
     #[error("{summary}\n{explanation}")]
     Unplugged {

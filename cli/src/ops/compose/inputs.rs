@@ -43,7 +43,7 @@ impl Locked<'_> {
             .clone()
             .unwrap_or_else(|| package.name.clone());
         let invalid = |reason: String| {
-            Error::Compose(Box::new(super::ComposeError::NotComponent {
+            Error::Compose(Box::new(super::ComposeError::Locked {
                 name: shown.clone(),
                 reason,
             }))
@@ -66,7 +66,7 @@ impl Locked<'_> {
             }
             None => self.layout.read_blob(&layer).map_err(|e| {
                 invalid(format!(
-                    "its locked layer `{layer}` is not usable in the store ({e}): run `wasmoci dependency build`"
+                    "its layer `{layer}` is not in the store as locked ({e}): run `wasmoci dependency build`"
                 ))
             })?,
         };
