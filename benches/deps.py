@@ -58,7 +58,7 @@ PACKAGES = 30
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 # An HTTP/1 request line at the start of a chunk or right after a header block.
-REQUEST = re.compile(rb"(?:^|\r\n\r\n)(?:GET|HEAD|PUT|POST|PATCH|DELETE|OPTIONS) \S+ HTTP/1")
+REQUEST = re.compile(rb"(?:^|\r\n\r\n)(GET|HEAD|PUT|POST|PATCH|DELETE|OPTIONS) (\S+) HTTP/1")
 
 
 def sh(*args, **kw):
@@ -85,11 +85,11 @@ class Proxy:
     """A TCP proxy on 127.0.0.1 in front of `upstream`, on its own thread and event loop.
     Each chunk from a client reaches the upstream `rtt` seconds after it arrived (chunks
     in flight overlap, as on a real link); replies pass at once. `requests` counts HTTP
-    request lines, `connections` accepted connections."""
+    request lines (`lines`: their method and path), `connections` accepted connections."""
 
     def __init__(self, upstream: int, rtt: float):
         self.upstream, self.rtt = upstream, rtt
-        self.requests = self.connections = 0
+        self.reset()
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         threading.Thread(target=self._run, args=(ready,), daemon=True).start()
@@ -105,6 +105,16 @@ class Proxy:
 
     def reset(self):
         self.requests = self.connections = 0
+        self.lines = []
+
+    def kinds(self) -> str:
+        """The requests since `reset`, by kind: `GET tags` 30, `HEAD manifest` 12, …"""
+        counts = {}
+        for method, path in self.lines:
+            kind = ("ping" if path.rstrip("/") == "/v2" else "tags" if "/tags/list" in path else
+                    "manifest" if "/manifests/" in path else "blob" if "/blobs/" in path else "other")
+            counts[f"{method} {kind}"] = counts.get(f"{method} {kind}", 0) + 1
+        return ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "none"
 
     async def _serve(self, client_r, client_w):
         self.connections += 1
@@ -119,7 +129,9 @@ class Proxy:
         async def from_client():
             try:
                 while data := await client_r.read(1 << 16):
-                    self.requests += len(REQUEST.findall(data))
+                    found = REQUEST.findall(data)
+                    self.requests += len(found)
+                    self.lines += [(m.decode(), p.decode(errors="replace")) for m, p in found]
                     queue.put_nowait((loop.time() + self.rtt, data))
             finally:
                 queue.put_nowait((loop.time() + self.rtt, None))
@@ -151,7 +163,7 @@ class Proxy:
 
 
 def measure(proxy: Proxy, argv, env, cwd=None):
-    """(wall seconds, requests) of one run through the proxy."""
+    """(wall seconds, requests, requests by kind, connections) of one run through the proxy."""
     proxy.reset()
     start = time.perf_counter()
     done = subprocess.run([str(a) for a in argv], env=env, cwd=cwd,
@@ -161,7 +173,7 @@ def measure(proxy: Proxy, argv, env, cwd=None):
     if done.returncode != 0:
         raise RuntimeError(f"`{' '.join(map(str, argv))}` failed ({done.returncode}):\n"
                            f"{done.stderr.decode(errors='replace')}")
-    return wall, proxy.requests
+    return wall, proxy.requests, proxy.kinds(), proxy.connections
 
 
 # ---------------------------------------------------------------------------------------
@@ -251,7 +263,7 @@ def publish_graph(ours: Path, env: dict, tools: Path, work: Path, reg: str, prox
 
     def one(i: int):
         wasm = wit_package(tools, work, "graph", i, "0.0.0")
-        sh(ours, "publish", wasm, f"{reg}/graph/p{i:02}:base", stdout=subprocess.DEVNULL, env=env)
+        sh(ours, "publish", wasm, f"{reg}/graph/p{i:02}:base", "--quiet", stdout=subprocess.DEVNULL, env=env)
         get = urllib.request.Request(f"http://{reg}/v2/graph/p{i:02}/manifests/base",
                                      headers={"Accept": MANIFEST})
         with urllib.request.urlopen(get, timeout=30) as r:
@@ -278,7 +290,7 @@ def publish_flat(ours: Path, env: dict, tools: Path, work: Path, reg: str):
     def one(job):
         i, version = job
         wasm = wit_package(tools, work, "flat", i, version)
-        sh(ours, "publish", wasm, f"{reg}/flat/p{i:02}:{version}", stdout=subprocess.DEVNULL, env=env)
+        sh(ours, "publish", wasm, f"{reg}/flat/p{i:02}:{version}", "--quiet", stdout=subprocess.DEVNULL, env=env)
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, [(i, v) for i in range(PACKAGES) for v in FLAT_VERSIONS]))
@@ -451,6 +463,9 @@ def main():
         medians[(tool, case)] = (wall, requests)
         print(f"{tool:8} {case:12} {wall:8.3f} {requests:9g} {requests / PACKAGES:8.2f}  "
               f"{', '.join(str(r[1]) for r in runs)}")
+    print("requests by kind (first run), connections:")
+    for tool, case, runs in rows:
+        print(f"  {tool} {case}: {runs[0][2]}; {runs[0][3]} connection(s)")
     for tool, why in skipped:
         print(f"{tool}: skipped ({why})")
     print(f"goal: cold requests/package <= 2: {medians[('wasmoci', 'cold')][1] / PACKAGES:.2f}")
@@ -517,7 +532,7 @@ def run_helm(proxy: Proxy, python: Path, tmp: Path, reg: str, via: str, base_env
         proxy.reset()
         reported = json.loads(helm_run(python, "update", {"chart": str(parent)}, helm_env(f"helm-{run}")))
         time.sleep(0.05)
-        out.append((reported["wall"], proxy.requests))
+        out.append((reported["wall"], proxy.requests, proxy.kinds(), proxy.connections))
     got = sorted(p.name for p in (parent / "charts").iterdir())
     if len(got) != PACKAGES or not all(name.endswith(f"-{FLAT_VERSIONS[-1]}.tgz") for name in got):
         print(f"warning: helm fetched {got}", file=sys.stderr)

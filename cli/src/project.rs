@@ -56,6 +56,9 @@ pub struct Project {
     /// `[registries]`, as written.
     #[serde(default, rename = "registries")]
     raw_registries: RawDependencies,
+    /// `[compose]`.
+    #[serde(default)]
+    pub compose: Option<ComposeSection>,
     /// `[dependencies]`, read.
     #[serde(skip)]
     pub dependencies: Vec<Dependency>,
@@ -105,6 +108,19 @@ pub struct BuildSection {
     /// Keep a wasip1 core module a module.
     #[serde(default)]
     pub module: bool,
+}
+
+/// `[compose]`: the built component composed with locked dependencies, by plugging
+/// (`plug = ["acme:kv", …]`: dependency names) or by a WAC document (`wac = "app.wac"`,
+/// in which the built component is the package `root:component`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeSection {
+    /// A WAC document, relative to the project.
+    pub wac: Option<PathBuf>,
+    /// Dependencies (or artifacts) plugged into the built component, in order.
+    #[serde(default)]
+    pub plug: Vec<String>,
 }
 
 /// `[policy]`: which imports an artifact may have.
@@ -208,6 +224,15 @@ impl Project {
             return Err(invalid(
                 "build.world",
                 "a world needs `build.wit`, the directory it is in".into(),
+            ));
+        }
+        if let Some(compose) = &project.compose
+            && compose.wac.is_some() == !compose.plug.is_empty()
+        {
+            return Err(invalid(
+                "compose",
+                "give either `wac` (a WAC document) or `plug` (dependency names), not both or neither"
+                    .into(),
             ));
         }
         let entry = |section| {

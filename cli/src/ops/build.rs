@@ -135,6 +135,8 @@ struct Input {
     from_project: bool,
     /// The project's requirements, for `dev.wasmoci.dependencies`.
     dependencies: Option<String>,
+    /// `[compose]`, and the project directory.
+    compose: Option<(crate::project::ComposeSection, PathBuf)>,
 }
 
 fn input(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) -> Result<Input> {
@@ -166,6 +168,7 @@ fn input(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) -> Res
             from_project: true,
             dependencies: crate::ops::deps::resolve::annotation(&project)
                 .map_err(|e| Error::Dependencies(Box::new(e)))?,
+            compose: project.compose.clone().map(|c| (c, project.dir.clone())),
         });
     }
     if !request.path.exists() {
@@ -187,6 +190,7 @@ fn input(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) -> Res
         policy: ImportPolicy::new(&[], &[])?,
         from_project: false,
         dependencies: None,
+        compose: None,
     })
 }
 
@@ -205,6 +209,7 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
         policy,
         from_project,
         dependencies,
+        compose,
     } = input(request, on_command)?;
     let (name, version) = match &request.tag {
         Some(tag) => {
@@ -243,12 +248,25 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
 
     // 2. Make it what goes into the artifact, and hold it to the project's policy.
     let input = read_wasm(&wasm_path)?;
-    let built = componentize(
+    let mut built = componentize(
         input,
         &wasm_path,
         keep_module || request.module,
         wit.as_ref(),
     )?;
+    // `[compose]`: the built component with the locked dependencies.
+    let mut composed_from = None;
+    if let Some((section, dir)) = &compose {
+        let composition = crate::ops::compose::project::compose_project(
+            dir,
+            section,
+            (&name, metadata.version.as_deref()),
+            &built.wasm,
+            &store_layout()?,
+        )?;
+        composed_from = Some(composition.annotation());
+        built.wasm = composition.bytes;
+    }
     if !policy.is_empty() {
         let imports = check::imports(&built.wasm, built.kind)?;
         let refusals = policy.check(imports.iter().map(String::as_str));
@@ -277,6 +295,9 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
             crate::ops::deps::resolve::ANNOTATION.to_owned(),
             dependencies,
         );
+    }
+    if let Some(from) = composed_from {
+        manifest_annotations.insert(crate::ops::compose::COMPOSED_FROM.to_owned(), from);
     }
     manifest_annotations.extend(extra_annotations);
     let mut input = ArtifactInput::new(&wasm, created);

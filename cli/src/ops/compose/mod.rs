@@ -7,6 +7,7 @@
 mod error;
 pub mod inputs;
 mod plug;
+pub mod project;
 mod wac;
 mod wiring;
 
