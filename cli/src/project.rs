@@ -227,7 +227,7 @@ impl Project {
             ));
         }
         if let Some(compose) = &project.compose
-            && compose.wac.is_some() == !compose.plug.is_empty()
+            && compose.wac.is_some() != compose.plug.is_empty()
         {
             return Err(invalid(
                 "compose",
