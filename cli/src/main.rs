@@ -58,6 +58,7 @@ enum Command {
     Copy(commands::copy::CopyArgs),
     Convert(commands::convert::ConvertArgs),
     Compose(commands::compose::ComposeArgs),
+    SemverCheck(commands::semver_check::SemverCheckArgs),
     #[command(visible_alias = "dep")]
     Dependency(commands::dependency::DependencyArgs),
     #[command(visible_alias = "images")]
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
         Command::Copy(args) => commands::copy::run(args),
         Command::Convert(args) => commands::convert::run(args),
         Command::Compose(args) => commands::compose::run(args),
+        Command::SemverCheck(args) => commands::semver_check::run(args),
         Command::Dependency(args) => commands::dependency::run(args),
         Command::Node(command) => commands::node::run(command),
         Command::Ls(args) => commands::ls::run(args),

@@ -23,6 +23,7 @@ pub(crate) mod pull;
 pub(crate) mod push;
 pub(crate) mod rm;
 pub(crate) mod run;
+pub(crate) mod semver_check;
 pub(crate) mod serve;
 pub(crate) mod tag;
 pub(crate) mod tags;

@@ -24,6 +24,7 @@ pub mod deps;
 mod error;
 pub mod inspect;
 pub mod publish;
+pub mod semver;
 pub mod store;
 
 pub use error::{Cause, Error, Result};
