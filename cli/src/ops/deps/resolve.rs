@@ -299,16 +299,20 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
     })
 }
 
+/// Packages fetched into the store at once.
+const FETCHES: usize = 8;
+
 /// The solved packages, fetched into the store and described for the lock.
 fn ranged(
     index: &RegistryIndex<'_>,
     solution: &Solution,
     request: &Update<'_>,
 ) -> Result<Vec<LockedPackage>> {
-    let mut out = Vec::new();
+    // What to fetch, from the index; then the fetches, several at once.
+    let mut wanted = Vec::new();
     for (node, version) in &solution.versions {
         let name = node.name().unwrap_or_default();
-        let (manifest, digest, bytes) = index
+        let fetched = index
             .manifest(name, version)
             .map_err(|reason| index.failure_or(name, reason))?;
         let repository = index
@@ -317,7 +321,28 @@ fn ranged(
             .get(name)
             .cloned()
             .unwrap_or_default();
-        let (layer, size, kind) = fetch(request, &repository, &digest, &manifest, &bytes)?;
+        wanted.push((node, version, repository, fetched));
+    }
+    let mut stored = Vec::new();
+    for chunk in wanted.chunks(FETCHES) {
+        stored.extend(std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|(_, _, repository, (manifest, digest, bytes))| {
+                    scope.spawn(move || fetch(request, repository, digest, manifest, bytes))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|r| r.join().expect("a fetch thread panicked"))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for ((node, version, repository, (_, digest, _)), fetched) in wanted.iter().zip(stored) {
+        let (node, version) = (*node, *version);
+        let name = node.name().unwrap_or_default();
+        let (layer, size, kind) = fetched?;
         let requested = solution.requested.get(node).cloned().unwrap_or_default();
         let dependencies = solution
             .edges
