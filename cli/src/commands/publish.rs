@@ -52,6 +52,9 @@ pub(crate) struct PublishArgs {
     /// Allow only imports matching these globs (repeatable)
     #[arg(long = "allow-import", value_name = "PATTERN")]
     allow_imports: Vec<String>,
+    /// Do not compare the WIT with the repository's newest compatible earlier release
+    #[arg(long)]
+    skip_semver_check: bool,
     #[command(flatten)]
     build: BuildFlags,
     #[command(flatten)]
@@ -144,6 +147,9 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     let Loaded::Stored(parts) = &loaded else {
         unreachable!("a layout holds stored artifacts");
     };
+    if !args.skip_semver_check {
+        semver_checked(&client, &dest, &parts.wasm()?.bytes)?;
+    }
     let validate_ms = validating.elapsed().as_millis();
 
     // 3. Push.
@@ -181,4 +187,49 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
         output::status(&published.summary);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to publish `wasm` as `dest` when it breaks the WIT of the newest earlier
+/// release it is semver-compatible with (as `wkg publish` does).
+fn semver_checked(
+    client: &wasmoci_registry::client::Client,
+    dest: &Reference,
+    wasm: &[u8],
+) -> Result<()> {
+    use wasmoci_cli::ops::semver::{previous_release, semver_check};
+    let compare = || {
+        format!(
+            "failed to compare `{dest}` with its earlier releases (`--skip-semver-check` skips this)"
+        )
+    };
+    let Some(earlier) = previous_release(client, dest).with_context(compare)? else {
+        return Ok(());
+    };
+    let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
+    let layout = wasmoci_registry::Layout::at(scratch.path());
+    let pulled =
+        wasmoci_cli::ops::artifact::pull(client, &earlier, &layout).with_context(compare)?;
+    let reference: wasmoci_cli::reference::ArtifactRef =
+        format!("oci:{}@{}", scratch.path().display(), pulled.digest).parse()?;
+    let old = wasmoci_cli::ops::artifact::wasm(&reference)?;
+    let report = semver_check(
+        (&earlier.to_string(), &old.bytes),
+        (&dest.to_string(), wasm),
+        None,
+    )?;
+    if report.compatible {
+        output::status(&format!("semver-compatible with `{earlier}`"));
+        return Ok(());
+    }
+    Err(Problems {
+        header: format!(
+            "`{dest}` is not published: it breaks `{earlier}`, an earlier compatible release (`--skip-semver-check` to publish anyway)"
+        ),
+        problems: report
+            .breaks
+            .iter()
+            .map(|b| format!("{}: {}", b.item, b.reason))
+            .collect(),
+    }
+    .into())
 }

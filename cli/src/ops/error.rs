@@ -73,6 +73,15 @@ pub enum Error {
         #[source]
         source: Box<RegistryError>,
     },
+    /// The tags of a repository could not be listed.
+    #[error("failed to list the tags of `{repository}`")]
+    Tags {
+        /// The repository.
+        repository: Box<Reference>,
+        /// Why.
+        #[source]
+        source: Box<RegistryError>,
+    },
     /// A copy from a registry into a layout failed.
     #[error("failed to copy `{reference}`")]
     Copy {

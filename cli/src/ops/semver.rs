@@ -326,3 +326,43 @@ fn item_breaks(resolve: &mut Resolve, old: WorldId, new: WorldId) -> Vec<Break> 
     }
     breaks
 }
+
+/// The release `publish` compares with: the newest earlier release in `dest`'s repository
+/// that `dest`'s version is semver-compatible with (`^EARLIER` admits it), as `wkg
+/// publish` picks it. `None` when `dest`'s tag is no version, or there is none.
+pub fn previous_release(
+    client: &wasmoci_registry::client::Client,
+    dest: &wasmoci_registry::Reference,
+) -> crate::ops::Result<Option<wasmoci_registry::Reference>> {
+    use wasmoci_spec::deps::tags;
+    let Some(version) = dest.tag.as_deref().and_then(tags::version) else {
+        return Ok(None);
+    };
+    let mut repository = dest.clone();
+    repository.tag = None;
+    repository.digest = None;
+    let listed = match client.tags(&repository) {
+        Ok(listed) => listed,
+        // A repository nobody published to yet has no earlier release.
+        Err(wasmoci_registry::client::RegistryError::NotFound { .. }) => return Ok(None),
+        Err(e) => {
+            return Err(crate::ops::Error::Tags {
+                repository: Box::new(repository),
+                source: Box::new(e),
+            });
+        }
+    };
+    let earlier = listed
+        .into_iter()
+        .filter_map(|t| tags::version(&t).map(|v| (v, t)))
+        .filter(|(v, _)| v.pre.is_empty() && *v < version)
+        .filter(|(v, _)| {
+            semver::VersionReq::parse(&format!("^{v}")).is_ok_and(|req| req.matches(&version))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0));
+    Ok(earlier.map(|(_, tag)| {
+        let mut at = repository;
+        at.tag = Some(tag);
+        at
+    }))
+}
