@@ -263,6 +263,7 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
             (&name, metadata.version.as_deref()),
             &built.wasm,
             &store_layout()?,
+            None,
         )?;
         composed_from = Some(composition.annotation());
         built.wasm = composition.bytes;

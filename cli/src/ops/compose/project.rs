@@ -8,6 +8,7 @@ use wasmoci_spec::Digest;
 
 use super::inputs::{self, Locked};
 use super::{Component, ComposeOptions, ComposedFrom, Composition, compose_plugs, compose_wac};
+use crate::ops::deps::lock::Lock;
 use crate::ops::deps::resolve::read_lock;
 use crate::ops::{Error, Result};
 use crate::project::ComposeSection;
@@ -16,16 +17,24 @@ use crate::project::ComposeSection;
 pub const ROOT_PACKAGE: &str = "root:component";
 
 /// Composes `built` (the project `name`@`version` in `dir`) as `section` says, with the
-/// locked dependencies from `layout`.
+/// dependencies `lock` pins (the project's `wasmoci.lock` when `None`), from `layout`.
 pub fn compose_project(
     dir: &Path,
     section: &ComposeSection,
     (name, version): (&str, Option<&str>),
     built: &[u8],
     layout: &wasmoci_registry::Layout,
+    lock: Option<&Lock>,
 ) -> Result<Composition> {
-    let lock = read_lock(dir).map_err(|e| Error::Dependencies(Box::new(e)))?;
-    let locked = lock.as_ref().map(|lock| Locked { lock, dir, layout });
+    let read;
+    let lock = match lock {
+        Some(lock) => Some(lock),
+        None => {
+            read = read_lock(dir).map_err(|e| Error::Dependencies(Box::new(e)))?;
+            read.as_ref()
+        }
+    };
+    let locked = lock.map(|lock| Locked { lock, dir, layout });
     let root = Component {
         shown: name.to_owned(),
         bytes: built.to_vec(),

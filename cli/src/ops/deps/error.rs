@@ -112,6 +112,11 @@ pub enum DepsError {
         "`{LOCK_FILE}` would change ({0}) and `--locked` was given: run `wasmoci dependency update` without it, and commit the lock"
     )]
     WouldChange(String),
+    /// The versions chosen would not compose with the project's component.
+    #[error(
+        "the update would break `[compose]`: the project's component does not compose with the versions chosen (nothing was written)"
+    )]
+    BreaksComposition(#[source] Box<crate::ops::Error>),
     /// `--offline`, and the store lacks what the lock pins.
     #[error(
         "`--offline`, and the store lacks {0}: run `wasmoci dependency build` with the network once"

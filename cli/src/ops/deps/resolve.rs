@@ -275,6 +275,7 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
         packages,
     }
     .normalized();
+    composes(project, request.layout, &lock)?;
     let path = project.dir.join(LOCK_FILE);
     let text = lock.render();
     let before = old.as_ref().map_or(&[][..], |l| &l.packages);
@@ -547,4 +548,29 @@ fn changes(old: &[LockedPackage], new: &[LockedPackage]) -> Vec<String> {
         }
     }
     out
+}
+
+/// With `[compose]`: whether the component the project built still composes with what
+/// `lock` pins (each plugged export still fits the import it fills). A project whose
+/// wasm is not there yet, or is not a component yet, is not checked.
+fn composes(project: &Project, layout: &Layout, lock: &Lock) -> Result<()> {
+    let Some(section) = &project.compose else {
+        return Ok(());
+    };
+    let Ok(built) = std::fs::read(project.dir.join(&project.build.wasm)) else {
+        return Ok(());
+    };
+    if WasmKind::detect(&built) != Some(WasmKind::Component) {
+        return Ok(());
+    }
+    crate::ops::compose::project::compose_project(
+        &project.dir,
+        section,
+        (&project.package.name, Some(&project.package.version)),
+        &built,
+        layout,
+        Some(lock),
+    )
+    .map(drop)
+    .map_err(|e| DepsError::BreaksComposition(Box::new(e)))
 }
