@@ -2,6 +2,7 @@
 //!
 //! - `cases`: every `testdata/cli/*.case` file: commands and their expected exit code,
 //!   stdout and stderr side by side. `WASMOCI_BLESS=1` rewrites them.
+//! - `compose`: Python components (componentize-py) composed with the WAT fixtures, run.
 //! - `deps`: dependencies against a registry that counts requests (zero when warm).
 //! - `graph`: dependencies over a generated 30 × 20 graph on a real registry; auth, HTTPS
 //!   discovery.
@@ -17,6 +18,7 @@
 
 mod build;
 mod cases;
+mod compose;
 mod deps;
 mod graph;
 mod limits;
