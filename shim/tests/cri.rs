@@ -370,7 +370,7 @@ fn image_compat_runs_through_cri_on_containerd_1_6() {
 }
 
 /// `GET /` on `127.0.0.1:port` from inside the network namespace at `netns`.
-fn get_inside(netns: &Path, port: u16) -> std::io::Result<String> {
+pub(crate) fn get_inside(netns: &Path, port: u16) -> std::io::Result<String> {
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
     let netns = netns.to_owned();

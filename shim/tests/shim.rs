@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod compose;
 mod confine;
 mod cri;
 mod lifecycle;

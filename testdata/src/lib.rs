@@ -144,10 +144,35 @@ pub fn compose_component(name: &str, wit: &str, world: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("failed to make `{name}` a component: {e:#}"))
 }
 
+/// `http-greet` with `greet-plug` plugged in by wac-graph's own `plug`: a composed HTTP
+/// handler answering `greeting: 42` (for the shim's CRI test).
+pub fn composed_http() -> Vec<u8> {
+    use wac_graph::types::Package;
+    let mut graph = wac_graph::CompositionGraph::new();
+    let mut register = |name: &str, bytes: Vec<u8>| {
+        let package = Package::from_bytes(name, None, bytes, graph.types_mut())
+            .expect("a fixture is a component");
+        graph.register_package(package).expect("registered once")
+    };
+    let socket = register(
+        "socket",
+        compose_component("http-greet", "compose", "http-socket"),
+    );
+    let plug = register(
+        "plug:greet",
+        compose_component("greet-plug", "compose", "plug"),
+    );
+    wac_graph::plug(&mut graph, vec![plug], socket).expect("the greeter fits");
+    graph
+        .encode(wac_graph::EncodeOptions::default())
+        .expect("the composition encodes")
+}
+
 /// The composition fixtures: file name → bytes.
 pub fn compose_fixtures() -> Vec<(&'static str, Vec<u8>)> {
     [
         ("greet-socket.wasm", "greet-socket", "compose", "socket"),
+        ("http-greet.wasm", "http-greet", "compose", "http-socket"),
         ("greet-plug.wasm", "greet-plug", "compose", "plug"),
         (
             "greet-plug-compatible.wasm",
@@ -207,6 +232,7 @@ pub fn adapted(name: &str) -> Vec<u8> {
 /// | `hello-embedded.wasm` | its core module with the component type embedded |
 /// | `http-hello.wasm` | `wasi:http/incoming-handler` component |
 /// | `plug.wasm`, `socket.wasm` | a pair to compose |
+/// | `composed-http.wasm` | `http-greet.wasm` (an HTTP handler importing the greeter) plugged with `greet-plug.wasm` |
 /// | `greet-socket.wasm`, `greet-plug*.wasm`, `greet-middle.wasm`, `logger.wasm`, `greet-mismatch.wasm` | composition: a socket importing `acme:greet/greeter@1.0.0`, plugs at 1.0.0, 1.2.0, 2.0.0, a chain socket → middle → logger, a mismatched type (`wit/compose/`) |
 /// | `invalid-body.wasm`, `bad-magic.wasm`, `truncated.wasm`, `bad-syntax.wat` | broken inputs |
 /// | `exit3.wasm`, `trap.wasm`, `loop.wasm`, `membomb.wasm`, `cat.wasm`, `sleep.wasm` | wasip1 commands that exit 3, trap, never end, grow memory without end, print a granted file, sleep 10 s in a host call |
@@ -252,6 +278,7 @@ pub fn build_fixtures(dir: &Path) -> &Path {
         for (file, bytes) in compose_fixtures() {
             files.insert(file.into(), bytes);
         }
+        files.insert("composed-http.wasm".into(), composed_http());
         for name in [
             "exit3",
             "trap",
@@ -436,9 +463,10 @@ mod tests {
     #[test]
     fn compose_fixtures_encode() {
         let fixtures = super::compose_fixtures();
-        assert_eq!(fixtures.len(), 7);
+        assert_eq!(fixtures.len(), 8);
         for (name, bytes) in fixtures {
             assert!(bytes.starts_with(b"\0asm"), "{name}");
         }
+        assert!(super::composed_http().starts_with(b"\0asm"));
     }
 }
