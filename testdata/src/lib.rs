@@ -189,6 +189,12 @@ pub fn compose_fixtures() -> Vec<(&'static str, Vec<u8>)> {
         ("greet-middle.wasm", "greet-middle", "compose", "middle"),
         ("logger.wasm", "logger", "compose", "logger"),
         (
+            "logger-cyclic.wasm",
+            "logger-cyclic",
+            "compose",
+            "logger-cyclic",
+        ),
+        (
             "greet-mismatch.wasm",
             "greet-mismatch",
             "mismatch",
@@ -463,7 +469,7 @@ mod tests {
     #[test]
     fn compose_fixtures_encode() {
         let fixtures = super::compose_fixtures();
-        assert_eq!(fixtures.len(), 8);
+        assert_eq!(fixtures.len(), 9);
         for (name, bytes) in fixtures {
             assert!(bytes.starts_with(b"\0asm"), "{name}");
         }

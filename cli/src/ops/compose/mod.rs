@@ -123,16 +123,35 @@ pub fn compose_plugs(
     options: ComposeOptions,
 ) -> Result<Composition, ComposeError> {
     let mut graph = CompositionGraph::new();
-    let socket_key = register(&mut graph, "socket", socket)?;
+    // Package names (what `--import-dependencies` imports them as): valid WIT names.
+    let socket_key = register(&mut graph, "wasmoci:socket", socket)?;
     let mut registered = Vec::new();
     for (i, plug) in plugs.iter().enumerate() {
-        registered.push(register(&mut graph, &format!("plug:p{i}"), plug)?);
+        registered.push(register(
+            &mut graph,
+            &format!("wasmoci:plug-{}", letters(i)),
+            plug,
+        )?);
     }
     plug::plug(&mut graph, &socket_key, &registered)?;
     let mut shown = vec![socket_key.clone()];
     shown.extend(registered);
     let inputs = std::iter::once(socket).chain(plugs).collect::<Vec<_>>();
     finish(&graph, &shown, &inputs, options)
+}
+
+/// `a`, `b`, …, `z`, `aa`, `ab`, …: a kebab-case word for an index.
+fn letters(mut i: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Encodes `graph`, validates it, and describes it.

@@ -40,6 +40,9 @@ struct Wanted {
     chosen: Option<usize>,
 }
 
+/// How a candidate refused for closing a circle says so.
+const CYCLE: &str = "it would form a cycle: ";
+
 /// `name@version` → (`name`, `version`).
 fn split_version(name: &str) -> (&str, Option<&str>) {
     match name.rsplit_once('@') {
@@ -111,10 +114,7 @@ pub(super) fn plug(
                             import_version.unwrap_or("(none)")
                         ))
                     } else if consumer.is_some_and(|c| reaches(&needs, i, c)) {
-                        Err(format!(
-                            "`{}` already needs `{shown}`: plugging it in here would form a cycle",
-                            plug.shown
-                        ))
+                        Err(format!("{CYCLE}`{}` already needs `{shown}`", plug.shown))
                     } else {
                         SubtypeChecker::new(&mut cache)
                             .is_subtype(*offered, graph.types(), wanted, graph.types())
@@ -134,6 +134,20 @@ pub(super) fn plug(
                 .filter(|c| c.fits.is_ok())
                 .min_by_key(|c| (!c.exact, c.plug))
                 .map(|c| (c.plug, c.export.clone()));
+            // Only a plug that would close a circle fits: that is an error, not an
+            // import left to the host.
+            if chosen.is_none()
+                && let Some(c) = candidates.iter().find(|c| {
+                    c.fits
+                        .as_ref()
+                        .is_err_and(|reason| reason.starts_with(CYCLE))
+                })
+            {
+                return Err(ComposeError::Cycle(format!(
+                    "`{shown}` imports `{import}`, which only `{}` exports, and `{}` needs `{shown}` (directly or through other plugs)",
+                    plugs[c.plug].shown, plugs[c.plug].shown
+                )));
+            }
             if let Some((i, export)) = &chosen {
                 let plug_node = match instances.get(i) {
                     Some(node) => *node,
