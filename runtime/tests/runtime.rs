@@ -18,6 +18,7 @@ use wasmoci_spec::{Digest, WasmKind};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 mod cache;
+mod features;
 mod limits;
 mod serving;
 mod special;
