@@ -56,3 +56,42 @@ fn python_components_compose_and_run() {
     let ran = ok(wasmoci(&home).arg("run").arg(&chain));
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "greeting: 1020\n");
 }
+
+/// `wasmoci serve` of a composed HTTP handler: `http-greet` (which imports the greeter)
+/// with `greet-plug` plugged in answers with what the plug computed.
+#[test]
+fn a_composed_http_component_serves() {
+    use std::io::{BufRead, BufReader};
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    let composed = work.path().join("http.wasm");
+    ok(wasmoci(&home)
+        .arg("compose")
+        .arg(fixtures().join("http-greet.wasm"))
+        .arg("--plug")
+        .arg(fixtures().join("greet-plug.wasm"))
+        .arg("-o")
+        .arg(&composed));
+    let mut server = wasmoci(&home)
+        .arg("serve")
+        .arg(&composed)
+        .args(["--listen", "127.0.0.1:0", "--timeout", "5s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(server.stdout.take().unwrap());
+    let mut url = String::new();
+    stdout.read_line(&mut url).unwrap();
+    let addr = url.trim().trim_start_matches("http://").to_owned();
+    let response = crate::serve::get(&addr);
+    let (_, stderr) = crate::serve::stop(server, stdout);
+    assert!(
+        response.starts_with("HTTP/1.1 200 OK"),
+        "{response}\n{stderr}"
+    );
+    assert!(
+        response.contains("greeting: ") && response.contains("42\n"),
+        "{response}"
+    );
+}

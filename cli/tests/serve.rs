@@ -6,7 +6,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 
 use crate::support::{fixtures, wasmoci};
 
-fn get(addr: &str) -> String {
+pub(crate) fn get(addr: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .write_all(b"GET /hello HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
@@ -45,7 +45,7 @@ fn serve_http_hello(
 }
 
 /// Sends SIGTERM and waits: the output (stdout after the first line) and stderr.
-fn stop(server: Child, mut stdout: BufReader<ChildStdout>) -> (String, String) {
+pub(crate) fn stop(server: Child, mut stdout: BufReader<ChildStdout>) -> (String, String) {
     let killed = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()

@@ -57,9 +57,9 @@ fn twenty_pods_leave_nothing_behind() {
         assert_eq!(log_messages(&log), "hello from wasi:cli/run\n");
         pods.push((pod.id, holder));
     }
-    // Bounded wait for the last shims to exit.
+    // Bounded wait (10 s: a loaded machine is slow to reap) for the last shims to exit.
     let shims = || crate::support::shims_running(Path::new(&address));
-    for _ in 0..100 {
+    for _ in 0..200 {
         if shims() == 0 {
             break;
         }

@@ -180,10 +180,14 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
                 sandbox: &sandbox,
                 limits: &limits,
             };
+            let stdout = stdio.stdout.clone();
             let exit = runtime
                 .block_on(guest.run(stdio, &stop))
                 .map_err(|e| e.to_string())?;
-            Ok(reported(&exit, stderr, report))
+            let status = reported(&exit, stderr, report);
+            drained(&stdout);
+            drained(stderr);
+            Ok(status)
         }
         (Target::Http, Some(handler), Some(listener)) => {
             let options = ServeOptions {
@@ -214,6 +218,31 @@ fn read_image() -> Result<Vec<u8>, String> {
     let mut bytes = vec![0; usize::try_from(size).map_err(|e| e.to_string())?];
     std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, 0).map_err(failed)?;
     Ok(bytes)
+}
+
+/// Waits (2 s at most) until the reader of `output`, containerd's log copier, has taken
+/// what the guest wrote: containerd may close its end of the fifo as soon as it sees the
+/// exit, and what is still in the fifo is then lost (seen under load: an empty pod log,
+/// "reading from a closed fifo" in containerd's log). runc's shim waits for its copy the
+/// same way before it reports an exit.
+fn drained(output: &Output) {
+    use std::os::fd::AsRawFd;
+    let Output::File(file) = output else {
+        return;
+    };
+    for _ in 0..200 {
+        let mut pending: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer; the fd is ours and open.
+        #[allow(
+            unsafe_code,
+            reason = "FIONREAD has no safe wrapper in our dependencies"
+        )]
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::FIONREAD, &mut pending) };
+        if rc != 0 || pending == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// The exit status of a command, with why it stopped on its stderr and in the report.
