@@ -20,13 +20,15 @@ Cases, each run `--runs` times per tool after one warm-up, the tools alternating
 Printed per case: median CPU (user + system of the child, from `getrusage`) and wall
 time, peak RSS (GNU time, on the warm-up run), and `goal: wasmoci/wac <= 1.0x: R` for
 CPU (the goal of the issue: wasmoci composes no slower than wac), plus the wall ratio.
-A breakdown follows for each case: both tools with `--no-validate`, and wasmoci with
-`--graph json` only (composes and validates, stores and writes nothing).
+A breakdown follows for each case: both tools with `--no-validate` (`wac plug` has no
+such option: it always validates), and wasmoci with `--graph json` only (composes and
+validates, stores and writes nothing) against wac's default run.
 
 What each tool does per run (like for like as far as the tools allow):
 
 - `wac` (wac-cli 0.12.0, on wac-graph 0.12.0 like wasmoci) parses the inputs, encodes the
-  composition, validates it (unless `--no-validate`) and writes `-o OUT`.
+  composition, validates it (`wac compose` unless `--no-validate`; `wac plug` always)
+  and writes `-o OUT`.
 - `wasmoci compose ... -o OUT --layout DIR` (`WASMOCI_HOME` in the temporary directory)
   does the same on wac-graph, validating with the runtime's features, then stores the
   result as `wasmoci build` does: it writes it to a staging file, reads it back,
@@ -204,7 +206,8 @@ def cases(work: Path, fx: Path, py: dict[str, Path] | None) -> list[Case]:
 
     def plug(name, plug_file, runnable):
         return Case(name, ["compose", socket, "--plug", plug_file],
-                    ["plug", socket, "--plug", plug_file], [socket, plug_file], runnable)
+                    ["plug", socket, "--plug", plug_file], [socket, plug_file], runnable,
+                    peer_no_validate=False)
 
     def document(name, doc, deps, runnable):
         args = [a for pkg, f in deps.items() for a in ("--dep", f"{pkg}={f}")]
@@ -268,15 +271,16 @@ def peak_rss(argv, env, cwd) -> float:
 
 def compare(sides, runs: int, env, cwd, setup):
     """Per side (name → argv): (median cpu, median wall, peak RSS MiB). The sides take
-    turns, their order alternating, so that a load change hits both alike."""
+    turns, their order alternating, so that a load change hits both alike; `setup(side)`
+    runs before each run (not timed)."""
     names = list(sides)
     rss, cpu, wall = {}, {n: [] for n in names}, {n: [] for n in names}
     for n in names:
-        setup()
+        setup(n)
         rss[n] = peak_rss(sides[n], env, cwd)
     for i in range(runs):
         for n in (names if i % 2 == 0 else names[::-1]):
-            setup()
+            setup(n)
             c, w = once(sides[n], env, cwd)
             cpu[n].append(c)
             wall[n].append(w)
@@ -285,7 +289,7 @@ def compare(sides, runs: int, env, cwd, setup):
 
 def line(name, ours, peer, goal=True):
     cpu_ratio, wall_ratio = ours[0] / peer[0], ours[1] / peer[1]
-    text = (f"{name:<36} wasmoci {ours[0]*1000:8.1f} ms cpu {ours[1]*1000:8.1f} ms wall "
+    text = (f"{name:<52} wasmoci {ours[0]*1000:8.1f} ms cpu {ours[1]*1000:8.1f} ms wall "
             f"{ours[2]:6.1f} MiB | wac {peer[0]*1000:8.1f} ms cpu {peer[1]*1000:8.1f} ms wall "
             f"{peer[2]:6.1f} MiB | ")
     if goal:
@@ -296,8 +300,9 @@ def line(name, ours, peer, goal=True):
     print(text, flush=True)
 
 
-def mib(paths) -> float:
-    return sum(Path(p).stat().st_size for p in paths) / 2**20
+def size(paths) -> str:
+    total = sum(Path(p).stat().st_size for p in paths)
+    return f"{total / 2**20:.1f} MiB" if total >= 2**20 else f"{total / 2**10:.1f} KiB"
 
 
 # ---------------------------------------------------------------------------------------
@@ -342,10 +347,10 @@ def main():
         env = dict(os.environ, WASMOCI_HOME=str(work / "home"), SOURCE_DATE_EPOCH="0")
         out_ours, out_peer, layout = work / "ours.wasm", work / "wac.wasm", work / "layout"
 
-        def setup():
+        def setup(side):
+            """Before a run of `side`: its output and wasmoci's layout are gone."""
             shutil.rmtree(layout, ignore_errors=True)
-            for f in (out_ours, out_peer):
-                f.unlink(missing_ok=True)
+            (out_ours if side == "ours" else out_peer).unlink(missing_ok=True)
 
         version = subprocess.run([str(peer), "--version"], capture_output=True, text=True).stdout.strip()
         print(f"wasmoci (release) vs {version}; {args.runs} runs each after a warm-up, medians; "
@@ -355,22 +360,25 @@ def main():
             ours_argv = [ours, *case.ours, "-o", out_ours, "--layout", layout]
             peer_argv = [peer, *case.peer, "-o", out_peer]
             got = compare({"ours": ours_argv, "peer": peer_argv}, args.runs, env, work, setup)
-            name = f"{case.name} ({mib(case.inputs):.1f} MiB in)"
+            name = f"{case.name} ({size(case.inputs)} in)"
             line(name, got["ours"], got["peer"])
             said = check_outputs(case, out_ours, out_peer, ours, tools, env, work)
-            sizes = f"out: wasmoci {mib([out_ours]):.2f} MiB, wac {mib([out_peer]):.2f} MiB"
+            sizes = f"out: wasmoci {size([out_ours])}, wac {size([out_peer])}"
             print(f"  {sizes}" + (f"; both run and print `{said}`" if said else ""), flush=True)
             breakdown.append((case, got["peer"]))
 
-        print("\nbreakdown: both with --no-validate; wasmoci --graph json (composes and "
-              "validates, stores and writes nothing) against wac as above")
+        print("\nbreakdown: both with --no-validate (*: `wac plug` has no such option and "
+              "validates); wasmoci --graph json (composes and validates, stores and writes "
+              "nothing) against wac as above")
         for case, peer_default in breakdown:
+            no_validate = ["--no-validate"] if case.peer_no_validate else []
             sides = {"ours": [ours, *case.ours, "-o", out_ours, "--layout", layout, "--no-validate"],
-                     "peer": [peer, *case.peer, "-o", out_peer, "--no-validate"]}
+                     "peer": [peer, *case.peer, "-o", out_peer, *no_validate]}
             got = compare(sides, args.runs, env, work, setup)
-            line(f"{case.name}, --no-validate", got["ours"], got["peer"], goal=False)
+            line(f"{case.name}, --no-validate" + ("" if no_validate else "*"),
+                 got["ours"], got["peer"], goal=False)
             graph = compare({"ours": [ours, *case.ours, "--graph", "json"]}, args.runs, env, work, setup)
-            line(f"{case.name}, wasmoci --graph json", graph["ours"], peer_default, goal=False)
+            line(f"{case.name}, wasmoci --graph json vs wac", graph["ours"], peer_default, goal=False)
 
 
 if __name__ == "__main__":
