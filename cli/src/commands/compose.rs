@@ -33,8 +33,9 @@ Examples:
 /// composed as `wac compose` does; its packages come from `--dep`, then the project's
 /// wasmoci.lock, then `deps/` beside it. Inputs are files, stored or registry artifacts,
 /// or the names of locked dependencies. The result is validated with the runtime's
-/// features, stored like `build` (with `dev.wasmoci.composed-from` naming every input),
-/// and reproducible with `SOURCE_DATE_EPOCH`.
+/// features, stored like `build` (with `dev.wasmoci.composed-from` naming every input;
+/// `-o FILE` alone writes only the file, as `wac` does), and reproducible with
+/// `SOURCE_DATE_EPOCH`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct ComposeArgs {
@@ -50,7 +51,8 @@ pub(crate) struct ComposeArgs {
     /// The project whose wasmoci.lock names dependencies
     #[arg(long, value_name = "DIR", default_value = ".")]
     project: PathBuf,
-    /// Tag to store it under [default: SOCKET_STEM-composed:latest]
+    /// Tag to store it under [default: SOCKET_STEM-composed:latest]; with neither `--tag`
+    /// nor `--layout`, `-o` writes only the file
     #[arg(short, long, value_name = "NAME:VERSION")]
     tag: Option<String>,
     /// Store into this OCI image layout directory instead of the embedded store
@@ -178,20 +180,51 @@ pub(crate) fn run(args: ComposeArgs) -> Result<ExitCode> {
             .map_err(|e| wasmoci_cli::ops::Error::Compose(Box::new(e)))
             .with_context(|| format!("failed to compose `{}`", args.input))?
     };
-    let store = args.graph.is_none()
-        || args.output.is_some()
-        || args.tag.is_some()
-        || args.layout.is_some();
     if let Some(format) = args.graph {
         match format {
             GraphFormat::Dot => output::data(composition.wiring.to_dot().trim_end()),
             GraphFormat::Json => output::json(&composition.wiring),
         }
     }
-    if !store {
-        return Ok(ExitCode::SUCCESS);
+    let store = args.tag.is_some() || args.layout.is_some();
+    match (&args.output, store) {
+        // `-o` alone: the file, as `wac` writes it; nothing is stored.
+        (Some(path), false) => {
+            super::args::write_atomically(path, &composition.bytes, 0o644)?;
+            let written = Written {
+                output: path.clone(),
+                size: composition.bytes.len(),
+                digest: wasmoci_spec::Digest::of(&composition.bytes).to_string(),
+                inputs: composition.inputs.clone(),
+            };
+            if args.graph.is_none() {
+                output::report(&written, args.json);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, false) if args.graph.is_some() => Ok(ExitCode::SUCCESS),
+        _ => stored(&args, &composition),
     }
-    stored(&args, &composition)
+}
+
+/// A composition written to a file only.
+#[derive(serde::Serialize)]
+struct Written {
+    output: PathBuf,
+    size: usize,
+    digest: String,
+    inputs: Vec<wasmoci_cli::ops::compose::ComposedFrom>,
+}
+
+impl output::Report for Written {
+    fn status(&self) -> Option<String> {
+        Some(format!(
+            "composed `{}` ({} bytes, {} inputs)",
+            self.output.display(),
+            self.size,
+            self.inputs.len()
+        ))
+    }
 }
 
 /// Stores the composition as `build` stores a component.
