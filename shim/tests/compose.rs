@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::cri::{Node, container, get_inside};
-use crate::support::cri::containerd_1_7;
+use crate::support::cri::{containerd_1_7, pod_netns};
 use crate::support::images::push_artifact;
 
 #[test]
@@ -29,14 +29,7 @@ fn a_composed_http_component_serves_through_the_shim() {
         cri.pod_status(&pod).await.unwrap()
     });
     let info: serde_json::Value = serde_json::from_str(&status.info["info"]).unwrap();
-    let netns = info["runtimeSpec"]["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["type"] == "network")
-        .and_then(|n| n["path"].as_str())
-        .map(PathBuf::from)
-        .expect("a pod network namespace");
+    let netns = pod_netns(&info);
     let response = get_inside(&netns, 8080).expect("the composed component answers");
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert_eq!(body(&response), "greeting: 42\n", "{response}");

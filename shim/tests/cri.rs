@@ -447,14 +447,7 @@ fn http_component_serves_inside_the_pod_network_namespace() {
     });
     let info: serde_json::Value = serde_json::from_str(&status.info["info"]).unwrap();
     let holder = info["pid"].as_u64().expect("the sandbox has a pid");
-    let pod_netns = info["runtimeSpec"]["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["type"] == "network")
-        .and_then(|n| n["path"].as_str())
-        .map(PathBuf::from)
-        .expect("a pod network namespace");
+    let pod_netns = crate::support::cri::pod_netns(&info);
     // The shim's holder thread lives in the pod's network namespace, so the paths CRI
     // gives the pod's containers (`/proc/<pid>/ns/net`) name it.
     let holder_netns = PathBuf::from(format!("/proc/{holder}/ns/net"));

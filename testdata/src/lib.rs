@@ -114,9 +114,14 @@ pub fn embedded(name: &str, world: &str) -> Vec<u8> {
 
 /// `wat/<name>.wat` made into a component of `world` (from `wit/fixtures.wit`).
 pub fn component(name: &str, world: &str) -> Vec<u8> {
+    encode(name, &embedded(name, world))
+}
+
+/// A core module with its component type embedded, made a component.
+fn encode(name: &str, module: &[u8]) -> Vec<u8> {
     ComponentEncoder::default()
         .validate(true)
-        .module(&embedded(name, world))
+        .module(module)
         .and_then(|e| e.encode())
         .unwrap_or_else(|e| panic!("failed to make `{name}` a component: {e:#}"))
 }
@@ -137,11 +142,7 @@ pub fn compose_component(name: &str, wit: &str, world: &str) -> Vec<u8> {
     let mut module = core(name);
     wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
         .expect("failed to embed component metadata");
-    ComponentEncoder::default()
-        .validate(true)
-        .module(&module)
-        .and_then(|e| e.encode())
-        .unwrap_or_else(|e| panic!("failed to make `{name}` a component: {e:#}"))
+    encode(name, &module)
 }
 
 /// `http-greet` with `greet-plug` plugged in by wac-graph's own `plug`: a composed HTTP

@@ -225,11 +225,7 @@ fn semver_checked(
         header: format!(
             "`{dest}` is not published: it breaks `{earlier}`, an earlier compatible release (`--skip-semver-check` to publish anyway)"
         ),
-        problems: report
-            .breaks
-            .iter()
-            .map(|b| format!("{}: {}", b.item, b.reason))
-            .collect(),
+        problems: report.break_lines(),
     }
     .into())
 }

@@ -73,11 +73,7 @@ pub(crate) fn run(args: SemverCheckArgs) -> Result<ExitCode> {
             report.world,
             if n == 1 { "" } else { "s" }
         ),
-        problems: report
-            .breaks
-            .iter()
-            .map(|b| format!("{}: {}", b.item, b.reason))
-            .collect(),
+        problems: report.break_lines(),
     }
     .into())
 }

@@ -31,6 +31,16 @@ pub struct SemverReport {
     pub breaks: Vec<Break>,
 }
 
+impl SemverReport {
+    /// One line per break: `ITEM: REASON`.
+    pub fn break_lines(&self) -> Vec<String> {
+        self.breaks
+            .iter()
+            .map(|b| format!("{}: {}", b.item, b.reason))
+            .collect()
+    }
+}
+
 /// An input that cannot be compared.
 #[derive(Debug, thiserror::Error)]
 pub enum SemverError {

@@ -593,6 +593,18 @@ impl Cri {
     }
 }
 
+/// The network namespace of a pod, from its `PodSandboxStatus` info (`runtimeSpec`).
+pub(crate) fn pod_netns(info: &serde_json::Value) -> std::path::PathBuf {
+    info["runtimeSpec"]["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["type"] == "network")
+        .and_then(|n| n["path"].as_str())
+        .map(std::path::PathBuf::from)
+        .expect("a pod network namespace")
+}
+
 /// The messages of a CRI container log file (`TIME STREAM TAG MESSAGE` lines), joined by
 /// newlines where a line ended (`F`).
 pub(crate) fn log_messages(path: &Path) -> String {
