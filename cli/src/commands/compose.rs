@@ -194,7 +194,10 @@ pub(crate) fn run(args: ComposeArgs) -> Result<ExitCode> {
             let written = Written {
                 output: path.clone(),
                 size: composition.bytes.len(),
-                digest: wasmoci_spec::Digest::of(&composition.bytes).to_string(),
+                // Hashing 20 MB is not free: only when asked for the JSON.
+                digest: args
+                    .json
+                    .then(|| wasmoci_spec::Digest::of(&composition.bytes).to_string()),
                 inputs: composition.inputs.clone(),
             };
             if args.graph.is_none() {
@@ -212,7 +215,8 @@ pub(crate) fn run(args: ComposeArgs) -> Result<ExitCode> {
 struct Written {
     output: PathBuf,
     size: usize,
-    digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
     inputs: Vec<wasmoci_cli::ops::compose::ComposedFrom>,
 }
 
