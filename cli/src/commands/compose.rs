@@ -132,9 +132,12 @@ pub(crate) fn run(args: ComposeArgs) -> Result<ExitCode> {
         }
         Ok(())
     };
+    let file_only = args.output.is_some() && args.tag.is_none() && args.layout.is_none();
     let options = ComposeOptions {
         import_dependencies: args.import_dependencies,
         validate: !args.no_validate,
+        // What went in is recorded when stored, printed with `--json` or `--graph`.
+        describe: !file_only || args.json || args.graph.is_some(),
     };
     let composition = if args.input.ends_with(".wac") {
         if !args.plugs.is_empty() {
@@ -217,16 +220,16 @@ struct Written {
     size: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     digest: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     inputs: Vec<wasmoci_cli::ops::compose::ComposedFrom>,
 }
 
 impl output::Report for Written {
     fn status(&self) -> Option<String> {
         Some(format!(
-            "composed `{}` ({} bytes, {} inputs)",
+            "composed `{}` ({} bytes)",
             self.output.display(),
-            self.size,
-            self.inputs.len()
+            self.size
         ))
     }
 }

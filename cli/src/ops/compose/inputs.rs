@@ -97,7 +97,6 @@ pub fn named(text: &str, locked: Option<&Locked<'_>>) -> Result<Component> {
 pub fn artifact(shown: &str, reference: &ArtifactRef) -> Result<Component> {
     match load(reference)? {
         Loaded::File { path, bytes } => {
-            let layer = Digest::of(&bytes);
             // The file's name, not its path: the same file composes the same anywhere.
             let name = path
                 .file_name()
@@ -109,7 +108,8 @@ pub fn artifact(shown: &str, reference: &ArtifactRef) -> Result<Component> {
                     name,
                     version: None,
                     manifest: None,
-                    layer: layer.to_string(),
+                    // Hashed when the composition is described.
+                    layer: String::new(),
                 },
             })
         }

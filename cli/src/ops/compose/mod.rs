@@ -36,7 +36,8 @@ pub struct ComposedFrom {
     /// The manifest digest, for an artifact.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
-    /// The digest of the component's bytes (its layer, for an artifact).
+    /// The digest of the component's bytes (its layer, for an artifact); empty until
+    /// described (a file's is hashed only when it is needed).
     pub layer: String,
 }
 
@@ -59,6 +60,9 @@ pub struct ComposeOptions {
     pub import_dependencies: bool,
     /// Validate the result with the runtime's features (`--no-validate`: do not).
     pub validate: bool,
+    /// Describe what went in and the wiring (the inputs' digests are hashed for it); off
+    /// when only the composed bytes are wanted.
+    pub describe: bool,
 }
 
 impl Default for ComposeOptions {
@@ -66,6 +70,7 @@ impl Default for ComposeOptions {
         ComposeOptions {
             import_dependencies: false,
             validate: true,
+            describe: true,
         }
     }
 }
@@ -162,7 +167,25 @@ fn finish(
     options: ComposeOptions,
 ) -> Result<Composition, ComposeError> {
     let bytes = encode(graph, options)?;
-    let wiring = Wiring::of(graph, registered, inputs);
+    if !options.describe {
+        return Ok(Composition {
+            bytes,
+            wiring: Wiring::default(),
+            inputs: Vec::new(),
+        });
+    }
+    let described: Vec<Component> = inputs
+        .iter()
+        .map(|c| {
+            let mut c = (*c).clone();
+            if c.from.layer.is_empty() {
+                c.from.layer = wasmoci_spec::Digest::of(&c.bytes).to_string();
+            }
+            c
+        })
+        .collect();
+    let inputs: Vec<&Component> = described.iter().collect();
+    let wiring = Wiring::of(graph, registered, &inputs);
     let mut from: Vec<ComposedFrom> = inputs.iter().map(|c| c.from.clone()).collect();
     from.sort();
     from.dedup();
