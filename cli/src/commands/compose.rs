@@ -178,8 +178,8 @@ pub(crate) fn run(args: ComposeArgs) -> Result<ExitCode> {
                     .with_context(|| format!("failed to read `{text}`"))?,
             );
         }
-        let (socket, plugs) = components.split_first().expect("the socket is there");
-        compose_plugs(socket, plugs, options)
+        let socket = components.remove(0);
+        compose_plugs(socket, components, options)
             .map_err(|e| wasmoci_cli::ops::Error::Compose(Box::new(e)))
             .with_context(|| format!("failed to compose `{}`", args.input))?
     };

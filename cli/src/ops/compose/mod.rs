@@ -93,12 +93,13 @@ impl Composition {
     }
 }
 
-/// Registers `component` under the package name `key`.
+/// Registers `component` under the package name `key`, moving its bytes into the graph
+/// (no copy of a large input): what is left of it names and describes it.
 fn register(
     graph: &mut CompositionGraph,
     key: &str,
-    component: &Component,
-) -> Result<Registered, ComposeError> {
+    mut component: Component,
+) -> Result<(Registered, Component), ComposeError> {
     let not_component = |reason: String| ComposeError::NotComponent {
         name: component.shown.clone(),
         reason,
@@ -110,38 +111,39 @@ fn register(
         };
         return Err(not_component(what.to_owned()));
     }
-    let package = Package::from_bytes(key, None, component.bytes.clone(), graph.types_mut())
+    let bytes = std::mem::take(&mut component.bytes);
+    let package = Package::from_bytes(key, None, bytes, graph.types_mut())
         .map_err(|e| not_component(format!("{e:#}")))?;
     let id = graph
         .register_package(package)
         .map_err(|e| not_component(e.to_string()))?;
-    Ok(Registered {
+    let registered = Registered {
         id,
         shown: component.shown.clone(),
-    })
+    };
+    Ok((registered, component))
 }
 
 /// Plugs `plugs` into `socket` (see [`plug`]).
 pub fn compose_plugs(
-    socket: &Component,
-    plugs: &[Component],
+    socket: Component,
+    plugs: Vec<Component>,
     options: ComposeOptions,
 ) -> Result<Composition, ComposeError> {
     let mut graph = CompositionGraph::new();
     // Package names (what `--import-dependencies` imports them as): valid WIT names.
-    let socket_key = register(&mut graph, "wasmoci:socket", socket)?;
+    let (socket_key, socket) = register(&mut graph, "wasmoci:socket", socket)?;
     let mut registered = Vec::new();
-    for (i, plug) in plugs.iter().enumerate() {
-        registered.push(register(
-            &mut graph,
-            &format!("wasmoci:plug-{}", letters(i)),
-            plug,
-        )?);
+    let mut inputs = vec![socket];
+    for (i, plug) in plugs.into_iter().enumerate() {
+        let (key, plug) = register(&mut graph, &format!("wasmoci:plug-{}", letters(i)), plug)?;
+        registered.push(key);
+        inputs.push(plug);
     }
     plug::plug(&mut graph, &socket_key, &registered)?;
     let mut shown = vec![socket_key.clone()];
     shown.extend(registered);
-    let inputs = std::iter::once(socket).chain(plugs).collect::<Vec<_>>();
+    let inputs = inputs.iter().collect::<Vec<_>>();
     finish(&graph, &shown, &inputs, options)
 }
 
@@ -174,12 +176,14 @@ fn finish(
             inputs: Vec::new(),
         });
     }
+    // `inputs[i]` is `registered[i]`, whose bytes the graph holds now.
     let described: Vec<Component> = inputs
         .iter()
-        .map(|c| {
+        .zip(registered)
+        .map(|(c, r)| {
             let mut c = (*c).clone();
             if c.from.layer.is_empty() {
-                c.from.layer = wasmoci_spec::Digest::of(&c.bytes).to_string();
+                c.from.layer = wasmoci_spec::Digest::of(graph[r.id].bytes()).to_string();
             }
             c
         })

@@ -66,7 +66,7 @@ pub fn compose_project(
             for plug in &section.plug {
                 plugs.push(inputs::named(plug, locked.as_ref())?);
             }
-            compose_plugs(&root, &plugs, ComposeOptions::default())
+            compose_plugs(root, plugs, ComposeOptions::default())
         }
     };
     composed.map_err(|e| Error::Compose(Box::new(e)))

@@ -140,9 +140,10 @@ pub fn compose_wac(
             component,
         ));
     }
+    // The bytes move into the resolution (no copy of a large input).
     let packages: IndexMap<BorrowedPackageKey<'_>, Vec<u8>> = found
-        .iter()
-        .map(|(key, component)| (*key, component.bytes.clone()))
+        .iter_mut()
+        .map(|(key, component)| (*key, std::mem::take(&mut component.bytes)))
         .collect();
     let resolution = document
         .resolve(packages)
