@@ -155,6 +155,9 @@ impl crate::special::GuardedModule for P1Host {
     fn guard(&mut self) -> &mut crate::special::ModuleGuard {
         &mut self.guard
     }
+    fn wasi(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
+    }
 }
 
 pub(crate) fn apply_stdio(builder: &mut WasiCtxBuilder, stdio: Stdio) {

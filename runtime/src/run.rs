@@ -97,7 +97,7 @@ impl Guest<'_> {
                 };
                 let mut store = Store::new(engine.engine(), host);
                 store.limiter(|h| &mut h.limiter);
-                ModuleGuard::prepare(&linker, &mut store)?;
+                ModuleGuard::prepare(&mut store)?;
                 configure(&mut store, limits, Some(stop.clone()))?;
                 let instance = match linker.instantiate_async(&mut store, module).await {
                     Ok(instance) => instance,

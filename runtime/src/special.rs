@@ -7,7 +7,8 @@
 //! A wasip1 module's `path_open` is guarded the same way, with `path_filestat_get`
 //! (see [`guard_module`]). wasmtime-wasi implements both with its own memory access, which
 //! finds the guest's memory only when wasm calls them; so the guard calls them through a
-//! small helper module that imports the guest's memory and exports it as its own.
+//! small helper module that imports the guest's memory and exports it as its own. The
+//! unguarded functions come from a linker of their own: the guest cannot import them.
 //!
 //! Limits: the look and the open are two steps, so a writer of the directory could swap
 //! a regular file for a FIFO between them. On a node, the shim's workers also bind every
@@ -80,9 +81,8 @@ pub(crate) fn guard_component<T: WasiFilesystemView + 'static>(
     defined.map_err(|e| Error::Engine(wasmtime_message(&e)))
 }
 
-/// The wasip1 module and the names under which the unguarded functions stay reachable.
+/// The wasip1 module.
 const P1: &str = "wasi_snapshot_preview1";
-const UNGUARDED: &str = "wasmoci:unguarded";
 
 /// `errno::acces`, and the `filetype`s a guest may open: directory, regular file, symlink.
 const ERRNO_ACCES: i32 = 2;
@@ -112,17 +112,20 @@ impl ModuleGuard {
         }
     }
 
-    /// Takes the unguarded functions from `linker` into `store`; before instantiation.
-    pub(crate) fn prepare<T: GuardedModule>(
-        linker: &wasmtime::Linker<T>,
-        store: &mut wasmtime::Store<T>,
-    ) -> Result<()> {
+    /// Takes the unguarded functions into `store`, from a linker of their own that the
+    /// guest never sees (so a guest cannot import them by some name); before
+    /// instantiation.
+    pub(crate) fn prepare<T: GuardedModule>(store: &mut wasmtime::Store<T>) -> Result<()> {
+        let engine_error = |e: wasmtime::Error| Error::Engine(wasmtime_message(&e));
+        let mut private = wasmtime::Linker::<T>::new(store.engine());
+        wasmtime_wasi::p1::add_to_linker_async(&mut private, |h: &mut T| h.wasi())
+            .map_err(engine_error)?;
         let mut take = |name: &str| {
-            linker
-                .get(&mut *store, UNGUARDED, name)
+            private
+                .get(&mut *store, P1, name)
                 .ok()
                 .and_then(Extern::into_func)
-                .ok_or_else(|| Error::Engine(format!("the linker has no `{P1}::{name}`")))
+                .ok_or_else(|| Error::Engine(format!("wasmtime-wasi has no `{P1}::{name}`")))
         };
         let unguarded = (take("path_open")?, take("path_filestat_get")?);
         store.data_mut().guard().unguarded = Some(unguarded);
@@ -130,20 +133,16 @@ impl ModuleGuard {
     }
 }
 
-/// Store data that holds a [`ModuleGuard`].
+/// Store data that holds a [`ModuleGuard`], and the wasip1 context.
 pub(crate) trait GuardedModule: Send + 'static {
     fn guard(&mut self) -> &mut ModuleGuard;
+    fn wasi(&mut self) -> &mut wasmtime_wasi::p1::WasiP1Ctx;
 }
 
 /// Replaces `path_open` in `linker` (which has wasip1) by the guarded one: devices, FIFOs
 /// and sockets fail with `acces`. Call [`ModuleGuard::prepare`] on each store.
 pub(crate) fn guard_module<T: GuardedModule>(linker: &mut wasmtime::Linker<T>) -> Result<()> {
     let engine_error = |e: wasmtime::Error| Error::Engine(wasmtime_message(&e));
-    for name in ["path_open", "path_filestat_get"] {
-        linker
-            .alias(P1, name, UNGUARDED, name)
-            .map_err(engine_error)?;
-    }
     linker.allow_shadowing(true);
     let defined = linker
         .func_wrap_async(

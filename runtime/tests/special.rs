@@ -82,3 +82,23 @@ async fn a_module_cannot_open_a_fifo_or_a_device_on_a_granted_directory() {
     // an open would block this test).
     assert_eq!(open_in(&fifo).await, Exit::Code(2));
 }
+
+/// The unguarded functions are not the guest's to import, under any name: a module
+/// asking for the names the guard once kept them under does not instantiate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_module_cannot_import_the_unguarded_open() {
+    let wasm = wat::parse_str(
+        r#"(module
+             (import "wasmoci:unguarded" "path_open"
+               (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (func (export "_start")))"#,
+    )
+    .unwrap();
+    let program = compile(engine(), "sneaky", WasmKind::detect(&wasm).unwrap(), &wasm).unwrap();
+    let ran = guest(&program, "sneaky", &Sandbox::default(), &Limits::default())
+        .run(Stdio::default(), &StopHandle::default())
+        .await;
+    let error = ran.expect_err("it instantiated").to_string();
+    assert!(error.contains("wasmoci:unguarded"), "{error}");
+}
