@@ -212,11 +212,22 @@ fn semver_checked(
     let reference: wasmoci_cli::reference::ArtifactRef =
         format!("oci:{}@{}", scratch.path().display(), pulled.digest).parse()?;
     let old = wasmoci_cli::ops::artifact::wasm(&reference)?;
-    let report = semver_check(
+    let report = match semver_check(
         (&earlier.to_string(), &old.bytes),
         (&dest.to_string(), wasm),
         None,
-    )?;
+    ) {
+        Ok(report) => report,
+        // A core module has no WIT, a package of several worlds no one world to compare.
+        Err(
+            e @ (wasmoci_cli::ops::semver::SemverError::Decode { .. }
+            | wasmoci_cli::ops::semver::SemverError::World { .. }),
+        ) => {
+            output::note(&format!("not compared with `{earlier}`: {e}"));
+            return Ok(());
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(compare())),
+    };
     if report.compatible {
         output::status(&format!("semver-compatible with `{earlier}`"));
         return Ok(());

@@ -1,12 +1,13 @@
 //! `semver-check`: whether NEW's WIT keeps OLD's promises within a semver-compatible
-//! version (what `wkg publish` checks), with `wit_component::semver_check` doing the
-//! work: OLD's world as a component must fit where NEW's world is expected. Each item
-//! of the world (import or export) is checked alone too, so every break is listed, with
-//! the validator's reason.
+//! version, with `wit_component::semver_check` doing the work. A component NEW must fit
+//! wherever OLD was used (it may export more and import less); a WIT package's world is
+//! a contract compared as `wkg publish` does (NEW may import more and export less). Each
+//! item of the world (import or export) is checked alone too, so every break is listed,
+//! with the validator's reason.
 
 use serde::Serialize;
 use wit_component::DecodedWasm;
-use wit_parser::{PackageId, Resolve, World, WorldId, WorldItem, WorldKey};
+use wit_parser::{InterfaceId, PackageId, Resolve, World, WorldId, WorldItem, WorldKey};
 
 /// The world used for a WIT package without worlds: every interface, exported.
 const ALL_INTERFACES: &str = "all-interfaces";
@@ -77,7 +78,7 @@ fn world_of(
     name: &str,
     bytes: &[u8],
     world: Option<&str>,
-) -> Result<(Resolve, WorldId), SemverError> {
+) -> Result<(Resolve, WorldId, bool), SemverError> {
     if wasmoci_spec::WasmKind::detect(bytes) != Some(wasmoci_spec::WasmKind::Component) {
         return Err(SemverError::Decode {
             name: name.to_owned(),
@@ -89,7 +90,7 @@ fn world_of(
         reason: format!("{e:#}"),
     })?;
     match decoded {
-        DecodedWasm::Component(resolve, id) => Ok((resolve, id)),
+        DecodedWasm::Component(resolve, id) => Ok((resolve, id, true)),
         DecodedWasm::WitPackage(mut resolve, package) => {
             let worlds = &resolve.packages[package].worlds;
             let chosen = match world {
@@ -112,7 +113,7 @@ fn world_of(
                     });
                 }
             };
-            Ok((resolve, chosen))
+            Ok((resolve, chosen, false))
         }
     }
 }
@@ -131,23 +132,16 @@ fn all_interfaces(resolve: &mut Resolve, package: PackageId) -> WorldId {
     let exports = resolve.packages[package]
         .interfaces
         .values()
-        .map(|id| {
-            (
-                WorldKey::Interface(*id),
-                WorldItem::Interface {
-                    id: *id,
-                    stability: Default::default(),
-                    span: Default::default(),
-                    docs: Default::default(),
-                    external_id: None,
-                },
-            )
-        })
+        .map(|id| (WorldKey::Interface(*id), interface_item(*id)))
         .collect();
-    add_world(
+    let all = world(
         resolve,
-        world(ALL_INTERFACES, package, Default::default(), exports),
-    )
+        ALL_INTERFACES,
+        package,
+        Default::default(),
+        exports,
+    );
+    add_world(resolve, all)
 }
 
 /// Adds `world` to its package.
@@ -166,14 +160,45 @@ fn add_world(resolve: &mut Resolve, mut world: World) -> WorldId {
 }
 
 fn world(
+    resolve: &Resolve,
     name: &str,
     package: PackageId,
     imports: indexmap::IndexMap<WorldKey, WorldItem>,
     exports: indexmap::IndexMap<WorldKey, WorldItem>,
 ) -> World {
+    // As wit-parser elaborates a world: the interfaces the items' types come from (`use`)
+    // are imported first, or encoding the world fails.
+    fn visit(
+        resolve: &Resolve,
+        id: InterfaceId,
+        seen: &mut std::collections::HashSet<InterfaceId>,
+        order: &mut Vec<InterfaceId>,
+    ) {
+        for dep in resolve.interface_direct_deps(id) {
+            if seen.insert(dep) {
+                visit(resolve, dep, seen, order);
+                order.push(dep);
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut order = Vec::new();
+    for item in imports.values().chain(exports.values()) {
+        if let WorldItem::Interface { id, .. } = item {
+            visit(resolve, *id, &mut seen, &mut order);
+        }
+    }
+    let mut elaborated = indexmap::IndexMap::new();
+    for dep in order {
+        let key = WorldKey::Interface(dep);
+        if !imports.contains_key(&key) && !exports.contains_key(&key) {
+            elaborated.insert(key, interface_item(dep));
+        }
+    }
+    elaborated.extend(imports);
     World {
         name: name.to_owned(),
-        imports,
+        imports: elaborated,
         exports,
         package: Some(package),
         docs: Default::default(),
@@ -181,6 +206,30 @@ fn world(
         includes: Vec::new(),
         span: Default::default(),
     }
+}
+
+fn interface_item(id: InterfaceId) -> WorldItem {
+    WorldItem::Interface {
+        id,
+        stability: Default::default(),
+        span: Default::default(),
+        docs: Default::default(),
+        external_id: None,
+    }
+}
+
+/// `wit_component::semver_check`, with a panic inside it (it has index panics on worlds
+/// it cannot encode) turned into an error.
+fn checked(resolve: &Resolve, given: WorldId, expected: WorldId) -> anyhow::Result<()> {
+    let resolve = resolve.clone();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        wit_component::semver_check(resolve, given, expected)
+    }))
+    .unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "the WIT could not be compared (wit-component failed)"
+        ))
+    })
 }
 
 /// The checker's error on one line, without its scaffolding (the synthetic `item` world).
@@ -211,8 +260,8 @@ pub fn semver_check(
     (new_name, new): (&str, &[u8]),
     world_name: Option<&str>,
 ) -> Result<SemverReport, SemverError> {
-    let (mut resolve, old_world) = world_of(old_name, old, world_name)?;
-    let (mut other, new_world) = world_of(new_name, new, world_name)?;
+    let (mut resolve, old_world, component) = world_of(old_name, old, world_name)?;
+    let (mut other, new_world, _) = world_of(new_name, new, world_name)?;
     // NEW's packages under versions of their own, so merging keeps them apart from
     // OLD's (the check compares names without versions).
     let ids: Vec<PackageId> = other.packages.iter().map(|(id, _)| id).collect();
@@ -239,11 +288,18 @@ pub fn semver_check(
         .map_world(new_world, Default::default())
         .map_err(|e| merge_error(e.into()))?;
     let shown = resolve.worlds[old_world].name.clone();
-    // NEW must fit wherever OLD was expected: NEW is the component given, OLD the shape.
-    let whole = wit_component::semver_check(resolve.clone(), new_world, old_world);
+    // A component: NEW must fit wherever OLD was used (NEW given, OLD's shape expected).
+    // A WIT package's world is a contract, compared as wkg does: NEW may import more and
+    // export less than OLD (`semver_check(OLD, NEW)`).
+    let (given, expected) = if component {
+        (new_world, old_world)
+    } else {
+        (old_world, new_world)
+    };
+    let whole = checked(&resolve, given, expected);
     let mut breaks = Vec::new();
     if whole.is_err() {
-        breaks = item_breaks(&mut resolve, old_world, new_world);
+        breaks = item_breaks(&mut resolve, old_world, new_world, component);
         if breaks.is_empty()
             && let Err(e) = whole
         {
@@ -260,9 +316,10 @@ pub fn semver_check(
     })
 }
 
-/// Each import and export of OLD checked alone against NEW's item of that name; imports
-/// NEW adds are breaks too (a consumer must now provide them).
-fn item_breaks(resolve: &mut Resolve, old: WorldId, new: WorldId) -> Vec<Break> {
+/// Each import and export of OLD checked alone against NEW's item of that name, in the
+/// direction the whole was; for a component, imports NEW adds are breaks too (whoever
+/// provided OLD's imports does not provide them).
+fn item_breaks(resolve: &mut Resolve, old: WorldId, new: WorldId, component: bool) -> Vec<Break> {
     let package =
         |w: WorldId, r: &Resolve| r.worlds[w].package.expect("decoded worlds are in packages");
     let (old_package, new_package) = (package(old, resolve), package(new, resolve));
@@ -293,36 +350,28 @@ fn item_breaks(resolve: &mut Resolve, old: WorldId, new: WorldId) -> Vec<Break> 
             };
             let single =
                 |k: &WorldKey, i: &WorldItem| indexmap::IndexMap::from([(k.clone(), i.clone())]);
+            let (old_one, new_one) = (single(key, item), single(new_key, new_item));
             let (a, b) = if exported {
                 (
-                    world("item", old_package, Default::default(), single(key, item)),
-                    world(
-                        "item",
-                        new_package,
-                        Default::default(),
-                        single(new_key, new_item),
-                    ),
+                    world(resolve, "item", old_package, Default::default(), old_one),
+                    world(resolve, "item", new_package, Default::default(), new_one),
                 )
             } else {
                 (
-                    world("item", old_package, single(key, item), Default::default()),
-                    world(
-                        "item",
-                        new_package,
-                        single(new_key, new_item),
-                        Default::default(),
-                    ),
+                    world(resolve, "item", old_package, old_one, Default::default()),
+                    world(resolve, "item", new_package, new_one, Default::default()),
                 )
             };
             let (a, b) = (add_world(resolve, a), add_world(resolve, b));
-            if let Err(e) = wit_component::semver_check(resolve.clone(), b, a) {
+            let (given, expected) = if component { (b, a) } else { (a, b) };
+            if let Err(e) = checked(resolve, given, expected) {
                 breaks.push(Break {
                     item: format!("{kind} `{name}`"),
                     reason: one_line(&e),
                 });
             }
         }
-        if !exported {
+        if !exported && component {
             for (name, _) in &news {
                 if !olds.iter().any(|(n, _)| n == name) {
                     breaks.push(Break {
