@@ -391,6 +391,16 @@ impl Layout {
         Ok(())
     }
 
+    /// A handle on the same layout with a lease of its own: for writers in several
+    /// threads, whose stores would otherwise release each other's lease on blobs not yet
+    /// indexed.
+    pub fn with_own_lease(&self) -> Layout {
+        Layout {
+            lease: Arc::default(),
+            ..self.clone()
+        }
+    }
+
     fn release_lease(&self) {
         self.lease.lock().unwrap_or_else(|e| e.into_inner()).take();
     }

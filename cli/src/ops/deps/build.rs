@@ -64,7 +64,7 @@ pub fn build_locked(project: &Project, client: &Client, layout: &Layout) -> Resu
         })?;
         let reference = pinned_reference(repository, &digest)?;
         let (manifest, _, bytes) = fetch_manifest(client, &reference)?;
-        let (layer, _, _) = fetch(&update, repository, &digest, &manifest, &bytes)?;
+        let (layer, _, _) = fetch(&update, layout, repository, &digest, &manifest, &bytes)?;
         fetched += 1;
         if layer.to_string() != package.layer {
             return Err(DepsError::Manifest {

@@ -28,8 +28,11 @@ use super::resolve::ANNOTATION;
 /// The versions and manifests of packages, read from registries as the solver asks.
 pub(super) struct RegistryIndex<'a> {
     pub(super) client: &'a Client,
-    /// package → repository.
+    /// package → repository, as the project and the manifests the solver reads say.
     pub(super) repositories: RefCell<BTreeMap<String, String>>,
+    /// package → repository, as a manifest read ahead says: used to read ahead only, and
+    /// replaced (with what was read from it) when the solver learns otherwise.
+    pub(super) guessed: RefCell<BTreeMap<String, String>>,
     /// package → (version, tag), read once.
     pub(super) tags: RefCell<BTreeMap<String, Vec<(Version, String)>>>,
     /// (package, version) → manifest and its digest, read once.
@@ -128,11 +131,17 @@ impl RegistryIndex<'_> {
                 for (name, requirement, repository) in
                     requirements_of(&fetched.0).unwrap_or_default()
                 {
-                    let mut known = self.repositories.borrow_mut();
-                    let agrees = known
-                        .entry(name.clone())
-                        .or_insert_with(|| repository.clone())
-                        == &repository;
+                    let known = self.repositories.borrow().get(&name).cloned();
+                    let agrees = match known {
+                        Some(known) => known == repository,
+                        None => {
+                            self.guessed
+                                .borrow_mut()
+                                .entry(name.clone())
+                                .or_insert_with(|| repository.clone())
+                                == &repository
+                        }
+                    };
                     if agrees && seen.insert(name.clone()) {
                         next.push((name, requirement));
                     }
@@ -172,6 +181,7 @@ impl RegistryIndex<'_> {
             .borrow()
             .get(package)
             .cloned()
+            .or_else(|| self.guessed.borrow().get(package).cloned())
             .ok_or_else(|| format!("no repository is known for `{package}`"))?;
         repository
             .parse()
@@ -219,6 +229,12 @@ impl RegistryIndex<'_> {
                 second: repository.to_owned(),
             })),
             _ => {
+                // What was read ahead from another repository is not this package's.
+                let guessed = self.guessed.borrow_mut().remove(package);
+                if guessed.is_some_and(|g| g != repository) {
+                    self.tags.borrow_mut().remove(package);
+                    self.manifests.borrow_mut().retain(|(p, _), _| p != package);
+                }
                 known.insert(package.to_owned(), repository.to_owned());
                 Ok(())
             }

@@ -137,6 +137,7 @@ pub fn update(request: &Update<'_>) -> Result<UpdateReport> {
     let index = RegistryIndex {
         client: request.client,
         repositories: RefCell::default(),
+        guessed: RefCell::default(),
         tags: RefCell::default(),
         manifests: RefCell::default(),
         failure: RefCell::default(),
@@ -324,13 +325,24 @@ fn ranged(
             .unwrap_or_default();
         wanted.push((node, version, repository, fetched));
     }
+    // Each thread with a lease of its own; the store exists first, so that a failed pull
+    // never takes it for one it made and removes it under the others.
+    let root = request.layout.root();
+    std::fs::create_dir_all(root).map_err(|source| {
+        DepsError::Store(Box::new(crate::ops::Error::WriteFile {
+            path: root.to_owned(),
+            source,
+        }))
+    })?;
     let mut stored = Vec::new();
     for chunk in wanted.chunks(FETCHES) {
         stored.extend(std::thread::scope(|scope| {
             let running: Vec<_> = chunk
                 .iter()
                 .map(|(_, _, repository, (manifest, digest, bytes))| {
-                    scope.spawn(move || fetch(request, repository, digest, manifest, bytes))
+                    let layout = request.layout.with_own_lease();
+                    scope
+                        .spawn(move || fetch(request, &layout, repository, digest, manifest, bytes))
                 })
                 .collect();
             running
@@ -380,13 +392,13 @@ fn ranged(
 /// is pulled whole instead.
 pub(super) fn fetch(
     request: &Update<'_>,
+    layout: &Layout,
     repository: &str,
     digest: &Digest,
     manifest: &ImageManifest,
     bytes: &[u8],
 ) -> Result<(Digest, u64, String)> {
     let reference = pinned_reference(repository, digest)?;
-    let layout = request.layout;
     let layer = manifest
         .layers
         .iter()
@@ -461,7 +473,14 @@ fn pinned(
     (manifest, _, bytes): Fetched,
     dependencies: Vec<String>,
 ) -> Result<LockedPackage> {
-    let (layer, size, kind) = fetch(request, repository, digest, &manifest, &bytes)?;
+    let (layer, size, kind) = fetch(
+        request,
+        request.layout,
+        repository,
+        digest,
+        &manifest,
+        &bytes,
+    )?;
     let version = manifest
         .annotations
         .as_ref()
