@@ -96,14 +96,29 @@ fn parse_dep(text: &str) -> Result<(String, String), String> {
     Ok((package.to_owned(), artifact.to_owned()))
 }
 
-/// The name the output is stored under when no `--tag` is given: the input's stem.
+/// The name the output is stored under when no `--tag` is given: `NAME-composed`, NAME
+/// being the input's file stem, or the last path segment of its repository or name.
 fn stem(input: &str) -> String {
-    let last = input.rsplit(['/', ':']).next().unwrap_or(input);
-    let stem = Path::new(last).file_stem().map_or_else(
-        || "composed".to_owned(),
-        |s| s.to_string_lossy().into_owned(),
-    );
-    format!("{}-composed", stem.to_ascii_lowercase())
+    use wasmoci_registry::LayoutRef;
+    let last = |name: &str| name.rsplit('/').next().unwrap_or(name).to_owned();
+    let name = match input.parse::<ArtifactRef>() {
+        Ok(ArtifactRef::File(path)) => path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        Ok(ArtifactRef::Registry(r)) => Some(last(&r.repository)),
+        Ok(ArtifactRef::Store(LayoutRef::Tag(tag)))
+        | Ok(ArtifactRef::Layout {
+            reference: LayoutRef::Tag(tag),
+            ..
+        }) => Some(last(tag.rsplit_once(':').map_or(tag.as_str(), |(n, _)| n))),
+        Ok(ArtifactRef::Store(LayoutRef::Named { name, .. }))
+        | Ok(ArtifactRef::Layout {
+            reference: LayoutRef::Named { name, .. },
+            ..
+        }) => Some(last(&name)),
+        _ => None,
+    }
+    .filter(|n| !n.is_empty())
+    .unwrap_or_else(|| "composed".to_owned());
+    format!("{}-composed", name.to_ascii_lowercase())
 }
 
 pub(crate) fn run(args: ComposeArgs) -> Result<ExitCode> {
@@ -259,5 +274,17 @@ fn stored(args: &ComposeArgs, composition: &Composition) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Build::Refused(refused) => Err(refusal(&refused)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The default name comes from the input's name, never from its tag or digest.
+    #[test]
+    fn the_default_name_is_the_inputs() {
+        assert_eq!(super::stem("x/greet-socket.wasm"), "greet-socket-composed");
+        assert_eq!(super::stem("app:1.0.0"), "app-composed");
+        assert_eq!(super::stem("ghcr.io/acme/app:1.2.0"), "app-composed");
+        assert_eq!(super::stem("oci:out:app:1.0.0"), "app-composed");
     }
 }

@@ -185,8 +185,7 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
                 .block_on(guest.run(stdio, &stop))
                 .map_err(|e| e.to_string())?;
             let status = reported(&exit, stderr, report);
-            drained(&stdout);
-            drained(stderr);
+            drained(&[&stdout, stderr]);
             Ok(status)
         }
         (Target::Http, Some(handler), Some(listener)) => {
@@ -220,28 +219,36 @@ fn read_image() -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Waits (2 s at most) until the reader of `output`, containerd's log copier, has taken
-/// what the guest wrote: containerd may close its end of the fifo as soon as it sees the
-/// exit, and what is still in the fifo is then lost (seen under load: an empty pod log,
-/// "reading from a closed fifo" in containerd's log). runc's shim waits for its copy the
-/// same way before it reports an exit.
-fn drained(output: &Output) {
+/// Waits until the readers of `outputs`, containerd's log copiers, have taken what the
+/// guest wrote (2 s at most, for all of them): containerd may close its end of a fifo as
+/// soon as it sees the exit, and what is still in the fifo is then lost (seen under
+/// load: an empty pod log, "reading from a closed fifo" in containerd's log). runc's
+/// shim waits for its copy the same way before it reports an exit. Only fifos are
+/// watched (a regular file's FIONREAD is its unread length).
+fn drained(outputs: &[&Output]) {
     use std::os::fd::AsRawFd;
-    let Output::File(file) = output else {
-        return;
-    };
-    for _ in 0..200 {
-        let mut pending: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one int through the pointer; the fd is ours and open.
-        #[allow(
-            unsafe_code,
-            reason = "FIONREAD has no safe wrapper in our dependencies"
-        )]
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::FIONREAD, &mut pending) };
-        if rc != 0 || pending == 0 {
-            return;
+    use std::os::unix::fs::FileTypeExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    for output in outputs {
+        let Output::File(file) = output else {
+            continue;
+        };
+        if !file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+            continue;
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        while std::time::Instant::now() < deadline {
+            let mut pending: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int through the pointer; the fd is ours and open.
+            #[allow(
+                unsafe_code,
+                reason = "FIONREAD has no safe wrapper in our dependencies"
+            )]
+            let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::FIONREAD, &mut pending) };
+            if rc != 0 || pending == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 

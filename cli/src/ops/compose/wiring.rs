@@ -92,9 +92,14 @@ impl Wiring {
             let mut filled = BTreeSet::new();
             for (import, argument) in graph.get_instantiation_arguments(*node) {
                 filled.insert(import.to_owned());
-                match graph.get_alias_source(argument) {
-                    Some((source, export)) => wiring.wires.push(Wire {
-                        from: id_of(source).unwrap_or_default(),
+                // An export of an instance; else something the composition imports (an
+                // import statement of a WAC document, or an alias of one).
+                match graph
+                    .get_alias_source(argument)
+                    .and_then(|(source, export)| Some((id_of(source)?, export)))
+                {
+                    Some((from, export)) => wiring.wires.push(Wire {
+                        from,
                         export: export.to_owned(),
                         to: format!("i{i}"),
                         import: import.to_owned(),
