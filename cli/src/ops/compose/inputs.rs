@@ -28,11 +28,21 @@ pub struct Locked<'a> {
 
 impl Locked<'_> {
     /// The locked package `name` is (its name or its alias), at `version` if given.
+    /// An alias first, then the package's own (unaliased) entry; a name only renamed
+    /// entries have matches when there is one of them, else nothing (ambiguous).
     pub fn find(&self, name: &str, version: Option<&Version>) -> Option<&LockedPackage> {
-        self.lock.packages.iter().find(|p| {
-            (p.name == name || p.alias.as_deref() == Some(name))
-                && version.is_none_or(|v| p.version == v.to_string())
-        })
+        let at = |p: &&LockedPackage| version.is_none_or(|v| p.version == v.to_string());
+        let packages = || self.lock.packages.iter().filter(at);
+        packages()
+            .find(|p| p.alias.as_deref() == Some(name))
+            .or_else(|| packages().find(|p| p.name == name && p.alias.is_none()))
+            .or_else(|| {
+                let mut named = packages().filter(|p| p.name == name);
+                match (named.next(), named.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            })
     }
 
     /// The component of a locked package: its layer from the store (or its file), checked

@@ -76,7 +76,15 @@ pub(super) fn plug(
     socket: &Registered,
     plugs: &[Registered],
 ) -> Result<(), ComposeError> {
-    let graph_error = |e: &dyn std::fmt::Display| ComposeError::Encode(e.to_string());
+    let graph_error = |e: &dyn std::error::Error| {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        ComposeError::Encode(text)
+    };
     let socket_node = graph.instantiate(socket.id);
     let mut instances: HashMap<usize, NodeId> = HashMap::new();
     let mut needs: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -109,7 +117,7 @@ pub(super) fn plug(
                     let exact = *export == import;
                     let fits = if !exact && !are_semver_compatible(export, &import) {
                         Err(format!(
-                            "version {} is not semver-compatible with {}",
+                            "version `{}` is not semver-compatible with `{}`",
                             version.unwrap_or("(none)"),
                             import_version.unwrap_or("(none)")
                         ))

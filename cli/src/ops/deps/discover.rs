@@ -98,11 +98,25 @@ pub(super) fn discover(client: &Client, dep: &Dependency) -> Result<String, Deps
         .iter()
         .find(|(namespace, _)| *namespace == ns)
         .map(|(_, domain)| ((*domain).to_owned(), None));
-    let (domain, inline) = config
+    let configured = config
         .package_registry_overrides
         .get(&dep.package)
-        .or_else(|| config.namespace_registries.get(ns))
-        .and_then(entry)
+        .map(|v| (format!("package_registry_overrides.\"{}\"", dep.package), v))
+        .or_else(|| {
+            config
+                .namespace_registries
+                .get(ns)
+                .map(|v| (format!("namespace_registries.{ns}"), v))
+        });
+    let configured = match configured {
+        Some((key, value)) => Some(entry(value).ok_or_else(|| {
+            fail(format!(
+                "{shown}: `{key}` is neither a domain nor a table with `registry`"
+            ))
+        })?),
+        None => None,
+    };
+    let (domain, inline) = configured
         .or_else(|| config.default_registry.clone().map(|d| (d, None)))
         .or(built_in)
         .ok_or_else(|| {
