@@ -123,7 +123,18 @@ fn stem(input: &str) -> String {
 
 pub(crate) fn run(args: ComposeArgs) -> Result<ExitCode> {
     let layout = store_layout()?;
-    let lock = read_lock(&args.project)?;
+    // A lock that cannot be read matters only when an input names a locked dependency:
+    // then that name is not found, and this note says why.
+    let lock = match read_lock(&args.project) {
+        Ok(lock) => lock,
+        Err(e) => {
+            output::note(&format!(
+                "not using `{}`: {e}",
+                args.project.join("wasmoci.lock").display()
+            ));
+            None
+        }
+    };
     if args.strictness.locked() && lock.is_some() {
         let project = wasmoci_cli::project::Project::load(&args.project)?;
         wasmoci_cli::ops::deps::build::check_lock(&project)?;

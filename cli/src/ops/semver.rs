@@ -90,6 +90,11 @@ fn world_of(
         reason: format!("{e:#}"),
     })?;
     match decoded {
+        DecodedWasm::Component(..) if world.is_some() => Err(SemverError::World {
+            name: name.to_owned(),
+            reason: "`--world` is for WIT packages: a component is compared by its own world"
+                .into(),
+        }),
         DecodedWasm::Component(resolve, id) => Ok((resolve, id, true)),
         DecodedWasm::WitPackage(mut resolve, package) => {
             let worlds = &resolve.packages[package].worlds;
