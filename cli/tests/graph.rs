@@ -408,3 +408,59 @@ fn a_namespace_is_discovered_over_https() {
         "{lock}"
     );
 }
+
+/// A core module of `size` bytes: one memory and a data segment of zeros.
+fn big_module(size: usize) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { byte } else { byte | 0x80 });
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let section = |id: u8, body: Vec<u8>, out: &mut Vec<u8>| {
+        out.push(id);
+        leb(body.len(), out);
+        out.extend(body);
+    };
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    let mut memory = vec![1, 0];
+    leb(size.div_ceil(65536), &mut memory);
+    section(5, memory, &mut module);
+    let mut data = vec![1, 0, 0x41, 0, 0x0b];
+    leb(size, &mut data);
+    data.resize(data.len() + size, 0);
+    section(11, data, &mut module);
+    module
+}
+
+/// A dependency bigger than a manifest may be (4 MiB) is streamed into the store as a
+/// pull does, under the pull's own limit.
+#[test]
+fn a_large_dependency_is_streamed_into_the_store() {
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    let addr = registry.addr.clone();
+    let wasm = work.path().join("big.wasm");
+    std::fs::write(&wasm, big_module(6 << 20)).unwrap();
+    ok(wasmoci(&home)
+        .arg("publish")
+        .arg(&wasm)
+        .arg(format!("{addr}/graph/big:1.0.0"))
+        .arg("--module"));
+    let app = work.path().join("app");
+    project(&app, &addr, "\"graph:big\" = \"1\"");
+    let out = update(&home, &app);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(locked(&app)["graph:big"], "1.0.0");
+}

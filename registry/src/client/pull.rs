@@ -125,12 +125,27 @@ impl Client {
         tag: Option<&str>,
         options: PullOptions,
     ) -> Result<PullReport, RegistryError> {
-        let (bytes, digest, content_type) = self.manifest(src)?;
-        let manifest =
-            ImageManifest::from_json(&bytes).map_err(|e| RegistryError::Unsupported {
-                reference: src.to_string(),
-                reason: format!("{e} (content type `{content_type}`)"),
-            })?;
+        let (bytes, _, content_type) = self.manifest(src)?;
+        self.pull_fetched(src, &bytes, &content_type, layout, tag, options)
+    }
+
+    /// [`Client::pull_with`] of a manifest already fetched from `src` (its `bytes`,
+    /// checked by [`Client::manifest`], and `content_type`): only the blobs `layout` lacks
+    /// are asked for.
+    pub fn pull_fetched(
+        &self,
+        src: &Reference,
+        bytes: &[u8],
+        content_type: &str,
+        layout: &Layout,
+        tag: Option<&str>,
+        options: PullOptions,
+    ) -> Result<PullReport, RegistryError> {
+        let content_type = content_type.to_owned();
+        let manifest = ImageManifest::from_json(bytes).map_err(|e| RegistryError::Unsupported {
+            reference: src.to_string(),
+            reason: format!("{e} (content type `{content_type}`)"),
+        })?;
         let media_type = manifest.media_type.clone().unwrap_or(content_type);
         if media_type != media_types::OCI_MANIFEST {
             return Err(RegistryError::Unsupported {
@@ -170,7 +185,7 @@ impl Client {
         // Only now: a manifest we refuse leaves no new, empty layout behind.
         layout.create()?;
         let mut report = PullReport {
-            manifest: Descriptor::for_bytes(media_types::OCI_MANIFEST, &bytes),
+            manifest: Descriptor::for_bytes(media_types::OCI_MANIFEST, bytes),
             downloaded: Vec::new(),
             reused: Vec::new(),
             skipped,
@@ -183,8 +198,7 @@ impl Client {
             self.download(src, layout, blob)?;
             report.downloaded.push((blob.digest, blob.size));
         }
-        let stored = layout.store(&bytes, &[], tag)?;
-        debug_assert_eq!(stored.digest, digest);
+        let stored = layout.store(bytes, &[], tag)?;
         let digests: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
         layout.remember_sources(&digests, &src.repository_path());
         report.manifest = stored;

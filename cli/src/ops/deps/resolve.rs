@@ -388,8 +388,7 @@ fn ranged(
 
 /// Stores `repository@digest` (whose manifest is `manifest`, as `bytes`) in the store,
 /// fetching only the blobs it lacks, by digest (the manifest is not asked for again):
-/// its wasm layer's digest, size and kind. An artifact with layers other than its wasm
-/// is pulled whole instead.
+/// its wasm layer's digest, size and kind.
 pub(super) fn fetch(
     request: &Update<'_>,
     layout: &Layout,
@@ -410,34 +409,22 @@ pub(super) fn fetch(
     let store_error = |e| DepsError::Store(Box::new(crate::ops::Error::Layout(Box::new(e))));
     let stored = |d: &Digest| layout.blob_path(d).is_file();
     if !stored(digest) || !stored(&layer.digest) {
-        if manifest.layers.len() == 1 {
-            let mut blobs = Vec::new();
-            for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
-                let content = if stored(&descriptor.digest) {
-                    layout.read_blob(&descriptor.digest).map_err(store_error)?
-                } else {
-                    request
-                        .client
-                        .blob(&reference, &descriptor.digest)
-                        .map_err(|source| DepsError::Fetch {
-                            reference: reference.to_string(),
-                            source: Box::new(source),
-                        })?
-                };
-                blobs.push((descriptor, content));
-            }
-            let given: Vec<_> = blobs.iter().map(|(d, b)| (*d, b.as_slice())).collect();
-            layout
-                .store(
-                    bytes,
-                    &given,
-                    Some(&crate::ops::artifact::store_tag(&reference)),
-                )
-                .map_err(store_error)?;
-        } else {
-            crate::ops::artifact::pull(request.client, &reference, layout)
-                .map_err(|e| DepsError::Store(Box::new(e)))?;
-        }
+        // Streamed to the store and checked as a pull does (the blob size limit included),
+        // without asking for the manifest again.
+        request
+            .client
+            .pull_fetched(
+                &reference,
+                bytes,
+                wasmoci_spec::media_types::OCI_MANIFEST,
+                layout,
+                Some(&crate::ops::artifact::store_tag(&reference)),
+                wasmoci_registry::client::PullOptions::default(),
+            )
+            .map_err(|source| DepsError::Fetch {
+                reference: reference.to_string(),
+                source: Box::new(source),
+            })?;
     }
     let wasm = layout.read_blob(&layer.digest).map_err(store_error)?;
     Ok((layer.digest, layer.size, kind_of(&wasm)))
