@@ -103,11 +103,16 @@ pub fn core(name: &str) -> Vec<u8> {
 /// leaves in a core module).
 pub fn embedded(name: &str, world: &str) -> Vec<u8> {
     let (resolve, package) = resolve();
+    embed(name, &resolve, package, world)
+}
+
+/// `wat/<name>.wat` with the component type of `world` (in `package` of `resolve`).
+fn embed(name: &str, resolve: &Resolve, package: wit_parser::PackageId, world: &str) -> Vec<u8> {
     let world = resolve
         .select_world(&[package], Some(world))
         .expect("the world exists");
     let mut module = core(name);
-    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
+    wit_component::embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8)
         .expect("failed to embed component metadata");
     module
 }
@@ -136,13 +141,7 @@ pub fn compose_component(name: &str, wit: &str, world: &str) -> Vec<u8> {
     let package = resolve
         .push_file(root().join("wit/compose").join(format!("{wit}.wit")))
         .unwrap_or_else(|e| panic!("wit/compose/{wit}.wit does not parse: {e:#}"));
-    let world = resolve
-        .select_world(&[package], Some(world))
-        .expect("the world exists");
-    let mut module = core(name);
-    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
-        .expect("failed to embed component metadata");
-    encode(name, &module)
+    encode(name, &embed(name, &resolve, package, world))
 }
 
 /// `http-greet` with `greet-plug` plugged in by wac-graph's own `plug`: a composed HTTP

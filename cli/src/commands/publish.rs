@@ -209,8 +209,10 @@ fn semver_checked(
     let layout = wasmoci_registry::Layout::at(scratch.path());
     let pulled =
         wasmoci_cli::ops::artifact::pull(client, &earlier, &layout).with_context(compare)?;
-    let reference: wasmoci_cli::reference::ArtifactRef =
-        format!("oci:{}@{}", scratch.path().display(), pulled.digest).parse()?;
+    let reference = wasmoci_cli::reference::ArtifactRef::Layout {
+        dir: scratch.path().to_owned(),
+        reference: wasmoci_registry::LayoutRef::Digest(pulled.digest),
+    };
     let old = wasmoci_cli::ops::artifact::wasm(&reference)?;
     let report = match semver_check(
         (&earlier.to_string(), &old.bytes),

@@ -104,12 +104,14 @@ fn register(
         name: component.shown.clone(),
         reason,
     };
-    if wasmoci_spec::WasmKind::detect(&component.bytes) != Some(wasmoci_spec::WasmKind::Component) {
-        let what = match wasmoci_spec::WasmKind::detect(&component.bytes) {
-            Some(_) => "it is a core module (build it into a component first: `wasmoci build`)",
-            None => "it is not WebAssembly",
-        };
-        return Err(not_component(what.to_owned()));
+    match wasmoci_spec::WasmKind::detect(&component.bytes) {
+        Some(wasmoci_spec::WasmKind::Component) => {}
+        Some(wasmoci_spec::WasmKind::Module) => {
+            return Err(not_component(
+                "it is a core module (build it into a component first: `wasmoci build`)".into(),
+            ));
+        }
+        None => return Err(not_component("it is not WebAssembly".into())),
     }
     let bytes = std::mem::take(&mut component.bytes);
     let package = Package::from_bytes(key, None, bytes, graph.types_mut())
