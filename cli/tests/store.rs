@@ -63,16 +63,64 @@ fn gc_keeps_every_blob_a_stored_artifact_reaches() {
         skopeo(&["copy", "--quiet", &source, &copy]);
     }
 
-    // The control: had gc taken the shared layer, the run would have failed.
+    // The control: had gc taken the shared layer, a run that reads it would have failed
+    // (`--no-cache`: a warm run maps the compiled code and reads no layer).
     let layer: wasmoci_spec::Digest = two["layer_digest"].as_str().unwrap().parse().unwrap();
     std::fs::remove_file(Layout::at(&store).blob_path(&layer)).unwrap();
-    let out = wasmoci(&home).args(["run", "hello:2"]).output().unwrap();
+    let out = wasmoci(&home)
+        .args(["run", "hello:2", "--no-cache"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("is missing from the layout"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A warm run (compile cache hit) reads nothing of the wasm layer: the store checked it
+/// when it was written, as containerd trusts its content store. `validate` checks every
+/// digest again, and a run that has to compile reads the layer and checks it.
+#[test]
+fn a_warm_run_trusts_the_store_and_validate_catches_a_tampered_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let hello = fixtures().join("hello.wasm");
+    let built = json(&home, &["build", hello.to_str().unwrap(), "-t", "hello:1"]);
+    let run = || wasmoci(&home).args(["run", "hello:1"]).output().unwrap();
+    assert_eq!(run().stdout, b"hello from wasi:cli/run\n");
+
+    let layer: wasmoci_spec::Digest = built["layer_digest"].as_str().unwrap().parse().unwrap();
+    let blob = Layout::at(home.join("store")).blob_path(&layer);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&blob, &bytes).unwrap();
+
+    let warm = run();
+    assert_eq!(warm.status.code(), Some(0), "{warm:?}");
+    assert_eq!(warm.stdout, b"hello from wasi:cli/run\n");
+
+    let validate = wasmoci(&home)
+        .args(["validate", "hello:1"])
+        .output()
+        .unwrap();
+    assert_ne!(validate.status.code(), Some(0));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    assert!(report.contains("blob-digest"), "{report}");
+
+    let cold = wasmoci(&home)
+        .args(["run", "hello:1", "--no-cache"])
+        .output()
+        .unwrap();
+    assert_eq!(cold.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&cold.stderr);
+    assert!(stderr.contains("is corrupt"), "{stderr}");
 }
 
 /// A pull writes its blobs before the manifest that reaches them: gc waits for it, and

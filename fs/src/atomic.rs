@@ -52,11 +52,16 @@ impl AtomicFile {
 
     /// Sets `mode`, syncs and renames the temporary file over the target.
     pub fn commit(self, mode: u32) -> io::Result<()> {
+        self.commit_open(mode).map(drop)
+    }
+
+    /// [`commit`](Self::commit), keeping the file open: what was renamed into place, for
+    /// a caller that needs its final metadata (a rename changes its `ctime`).
+    pub fn commit_open(self, mode: u32) -> io::Result<File> {
         let file = self.temp.as_file();
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
-        self.temp.persist(&self.path).map_err(|e| e.error)?;
-        Ok(())
+        self.temp.persist(&self.path).map_err(|e| e.error)
     }
 
     /// [`commit`](Self::commit), the new file taking `original`'s (the file it

@@ -6,8 +6,10 @@
 //!   path, precompilation included, goes through it, so compiled artifacts and behaviour
 //!   never diverge.
 //! - [`cache::CompileCache`] keeps compiled artifacts keyed by (content digest, engine
-//!   compatibility hash), written atomically, checked against their own digest and loaded with
-//!   `deserialize_file` (mmap); a corrupt, truncated or mismatched entry is recompiled.
+//!   compatibility hash), written atomically and read-only, tagged with an HMAC of the
+//!   entry file's identity; a hit ([`cache::CompileCache::lookup`], by digest alone) is an
+//!   `fstat` and a map (`deserialize_file`); a written-into, truncated or mismatched entry
+//!   is recompiled.
 //! - [`program::Program::target`] decides once what a program runs as (a command, a core
 //!   module's `#func`, or an HTTP handler), for `wasmoci run`, `wasmoci serve` and the shim.
 //! - [`run::Guest::run`] runs `wasi:cli/run` components and wasip1 `_start` modules;

@@ -73,9 +73,8 @@ impl Program {
         }
     }
 
-    /// Its compiled code, for another process running an engine of the same settings
-    /// ([`Program::from_handed_bytes`]).
-    pub fn to_bytes(&self, name: &str) -> crate::Result<Vec<u8>> {
+    /// Its compiled code, for a compile cache entry.
+    pub(crate) fn to_bytes(&self, name: &str) -> crate::Result<Vec<u8>> {
         match self {
             Program::Component(c) => c.serialize(),
             Program::Module(m) => m.serialize(),
@@ -86,33 +85,27 @@ impl Program {
         })
     }
 
-    /// Loads compiled code that [`Program::to_bytes`] made.
+    /// Maps the compiled code of a compile cache entry another process of the same
+    /// engine settings checked and handed over ([`crate::cache::Entry::file`]): pages of
+    /// code shared, through the page cache, with every process that maps the entry.
     ///
     /// # Safety
-    /// wasmtime runs the code as it is: `bytes` must be [`Program::to_bytes`] output of an
-    /// engine with the same settings that no one can have changed since, such as what a
-    /// process read from a sealed memfd it inherited from the process that compiled it.
-    #[allow(unsafe_code, reason = "the caller vouches for the bytes")]
-    pub unsafe fn from_handed_bytes(
+    /// wasmtime runs the code as it is: `file` must be a cache entry that the process
+    /// handing it over loaded through [`crate::cache::CompileCache::lookup`] (its tag
+    /// checked against this very open file) with an engine of the same settings.
+    #[allow(unsafe_code, reason = "the caller vouches for the file")]
+    pub unsafe fn from_handed_file(
         engine: &crate::engine::WasmEngine,
         kind: WasmKind,
         name: &str,
-        bytes: &[u8],
+        file: &std::fs::File,
     ) -> crate::Result<Program> {
         // SAFETY: the caller's promise, above.
-        let loaded = unsafe {
-            match kind {
-                WasmKind::Component => {
-                    Component::deserialize(engine.engine(), bytes).map(Program::Component)
-                }
-                WasmKind::Module => {
-                    Module::deserialize(engine.engine(), bytes).map(Program::Module)
-                }
+        unsafe { crate::cache::map_open_file(engine, kind, file) }.map_err(|e| {
+            crate::Error::Compile {
+                name: name.to_owned(),
+                reason: crate::error::wasmtime_message(&e),
             }
-        };
-        loaded.map_err(|e| crate::Error::Compile {
-            name: name.to_owned(),
-            reason: crate::error::wasmtime_message(&e),
         })
     }
 

@@ -351,6 +351,11 @@ async fn a_corrupt_cache_entry_is_recompiled_not_run() {
     assert_eq!(load().1, CacheOutcome::Hit);
 
     let entry = cache.entry_path(engine(), &digest);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&entry).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o444, "an entry is read-only");
+    // Written into in place (same inode, same size: the tag binds no hash of the bytes,
+    // only the file's identity, which a write changes).
     let mut bytes = std::fs::read(&entry).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;

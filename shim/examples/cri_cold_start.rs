@@ -124,6 +124,55 @@ impl Bench {
         })
     }
 
+    /// RSS and PSS (KiB) of the shim processes serving `count` pods of `image` at once,
+    /// and their children, while each pod's one container idles (sleeps, or serves
+    /// nothing: an HTTP component gets a port of its own by `wasmoci.dev/listen`).
+    #[allow(clippy::too_many_arguments, reason = "a benchmark's one call site")]
+    fn idle_pods(
+        &mut self,
+        handler: &str,
+        image: &str,
+        command: &str,
+        count: usize,
+        http: bool,
+        shim_name: &str,
+        address: &str,
+    ) -> (u64, u64) {
+        let specs: Vec<PodSpec> = (0..count)
+            .map(|_| {
+                let mut spec = self.pod_spec(handler);
+                if http {
+                    let port = std::net::TcpListener::bind("127.0.0.1:0")
+                        .and_then(|l| l.local_addr())
+                        .unwrap()
+                        .port();
+                    spec.annotations
+                        .insert("wasmoci.dev/listen".into(), format!("127.0.0.1:{port}"));
+                }
+                spec
+            })
+            .collect();
+        let mut cri = self.cri.clone();
+        self.rt.block_on(async {
+            let mut pods = Vec::new();
+            for spec in &specs {
+                let pod = cri.run_pod(spec).await.expect("RunPodSandbox");
+                let id = cri
+                    .create(&pod, &container("idle", image, command))
+                    .await
+                    .expect("CreateContainer");
+                cri.start(&id).await.expect("StartContainer");
+                pods.push(pod);
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let measured = shim_tree_rss(shim_name, address);
+            for pod in &pods {
+                cri.remove_pod(pod).await.expect("RemovePodSandbox");
+            }
+            measured
+        })
+    }
+
     /// RSS (KiB) of the shim processes serving one pod, and their children, while its
     /// container sleeps.
     fn idle_rss(
@@ -223,6 +272,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn main() {
     let mut iterations = 20;
+    let mut python: Option<PathBuf> = None;
+    let mut pods = 20;
     let mut peer: Option<(String, String, PathBuf)> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -239,6 +290,8 @@ fn main() {
                     PathBuf::from(parts.next().expect("PATH")),
                 ));
             }
+            "--python" => python = Some(PathBuf::from(args.next().expect("a directory"))),
+            "--pods" => pods = args.next().and_then(|n| n.parse().ok()).expect("a number"),
             other => panic!("unknown argument `{other}`"),
         }
     }
@@ -349,11 +402,78 @@ fn main() {
     }
     if let [(_, f0, w0, r0), (peer, f1, w1, r1)] = results.as_slice() {
         println!(
-            "wasmoci / {peer}: first start {:.2}x   warm start {:.2}x (goal <= 0.8x)   idle RSS {:.2}x",
+            "wasmoci / {peer}: first start {:.2}x   warm start {:.2}x (goal <= 0.5x)   idle RSS {:.2}x",
             f0.as_secs_f64() / f1.as_secs_f64(),
             w0.as_secs_f64() / w1.as_secs_f64(),
             *r0 as f64 / *r1 as f64
         );
     }
     println!("goal: idle shim RSS <= 15 MiB per pod");
+
+    let Some(python) = python else {
+        return;
+    };
+    // The real Python components (benches/tools.py), on wasmoci's shim: warm start of the
+    // command beside hello's, and idle density of 1 and `pods` pods.
+    let handler = wasmoci_runtime::containerd::RUNTIME_NAME;
+    let shim_name = wasmoci_runtime::containerd::SHIM_BINARY;
+    let read = |name: &str| {
+        std::fs::read(python.join(name))
+            .unwrap_or_else(|e| panic!("`{name}` in `{}`: {e}", python.display()))
+    };
+    let image_of = |bench: &mut Bench, name: &str, wasm: &[u8]| {
+        let image = push_artifact(&registry, &format!("bench/python/{name}"), wasm);
+        pull(bench, &image);
+        image
+    };
+    let py_cli = image_of(&mut bench, "cli", &read("py-cli.wasm"));
+    let _ = bench.start(handler, &py_cli, "py-cli.wasm");
+    let mut warm = Vec::new();
+    for _ in 0..iterations {
+        let (took, code) = bench.start(handler, &py_cli, "py-cli.wasm");
+        assert_eq!(code, 0, "the Python command exited {code}");
+        warm.push(took);
+    }
+    let hello_warm = results[0].2;
+    let py_warm = median(warm);
+    println!(
+        "python command: warm start {:.1} ms, {:+.1} ms from hello's (goal: within 10 ms)",
+        py_warm.as_secs_f64() * 1e3,
+        (py_warm.as_secs_f64() - hello_warm.as_secs_f64()) * 1e3
+    );
+    let idle = [
+        ("hello (sleeping)", sleep.clone(), "sleep.wasm", false),
+        (
+            "python command (sleeping)",
+            read("py-sleep.wasm"),
+            "py-sleep.wasm",
+            false,
+        ),
+        (
+            "python http (idle)",
+            read("py-http.wasm"),
+            "py-http.wasm",
+            true,
+        ),
+    ];
+    println!("idle density through CRI, wasmoci: RSS and PSS of all shim processes and workers");
+    for (label, wasm, command, http) in idle {
+        let image = image_of(&mut bench, &command.replace(".wasm", ""), &wasm);
+        // Compiled once before measuring: every measured pod maps the cached code.
+        let _ = bench.idle_pods(handler, &image, command, 1, http, shim_name, &address);
+        let (rss1, pss1) = bench.idle_pods(handler, &image, command, 1, http, shim_name, &address);
+        let (rss_n, pss_n) =
+            bench.idle_pods(handler, &image, command, pods, http, shim_name, &address);
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let marginal = (pss_n.saturating_sub(pss1)) as f64 / 1024.0 / (pods - 1).max(1) as f64;
+        println!(
+            "  {label:<26} 1 pod: RSS {:7.1} MiB PSS {:7.1} MiB   {pods} pods: RSS {:7.1} MiB PSS {:7.1} MiB   marginal PSS per pod {:5.1} MiB{}",
+            mib(rss1),
+            mib(pss1),
+            mib(rss_n),
+            mib(pss_n),
+            marginal,
+            if http { " (goal <= 5 MiB)" } else { "" }
+        );
+    }
 }

@@ -21,14 +21,59 @@ use wasmoci_spec::{Digest, ImageIndex, ImageManifest, WASM_ARCHITECTURE, WasmKin
 
 use crate::plan::Source;
 
-/// The wasm of a container, with where it came from (for messages) and its digest.
+/// The wasm of a container, found: its digest and where it came from (for messages); its
+/// bytes read already (a file in the root filesystem, hashed to name it) or read only
+/// when asked ([`Loaded::read`]: a layer in containerd's content store or the node's
+/// store, whose digest the manifest gives), so that a start whose compiled code is cached
+/// reads none of it.
 pub(crate) struct Loaded {
-    /// The module or component.
-    pub(crate) wasm: Vec<u8>,
-    /// The layer's digest, checked against the bytes.
+    /// The wasm's digest (its layer's).
     pub(crate) digest: Digest,
     /// The image it came from.
     pub(crate) image: String,
+    wasm: Wasm,
+}
+
+enum Wasm {
+    Read(Vec<u8>),
+    Containerd { address: String, namespace: String },
+    Store(Layout),
+}
+
+impl Loaded {
+    /// The module or component, checked against its digest.
+    pub(crate) fn read(self) -> Result<Vec<u8>, ContentError> {
+        match self.wasm {
+            Wasm::Read(bytes) => Ok(bytes),
+            Wasm::Containerd { address, namespace } => {
+                let digest = self.digest.to_string();
+                block_on(
+                    async {
+                        let channel =
+                            containerd_client::connect(address.as_str())
+                                .await
+                                .map_err(|e| {
+                                    format!("failed to connect to containerd at `{address}`: {e}")
+                                })?;
+                        read_blob(&mut ContentClient::new(channel), &namespace, &digest).await
+                    },
+                    "reading the wasm layer from containerd",
+                )
+                .map_err(|error| ContentError::ContentStore {
+                    image: self.image,
+                    error,
+                })
+            }
+            Wasm::Store(layout) => {
+                layout
+                    .read_blob(&self.digest)
+                    .map_err(|error| ContentError::Store {
+                        reference: self.image,
+                        error: Box::new(error),
+                    })
+            }
+        }
+    }
 }
 
 const CALL_LIMIT: Duration = Duration::from_secs(60);
@@ -167,11 +212,13 @@ async fn from_content_store(
             ));
         }
     };
-    let wasm = read_blob(&mut content, namespace, &layer.digest.to_string()).await?;
     Ok(Some(Loaded {
-        wasm,
         digest: layer.digest,
         image,
+        wasm: Wasm::Containerd {
+            address: address.to_owned(),
+            namespace: namespace.to_owned(),
+        },
     }))
 }
 
@@ -224,12 +271,9 @@ pub(crate) enum ContentError {
     /// The artifact does not have exactly one wasm layer.
     #[error("`{reference}` has {count} wasm layers; wasmoci runs artifacts with exactly one")]
     Layers { reference: String, count: usize },
-    /// The wasm in the node's store does not match its digest.
-    #[error("the wasm of `{reference}` in the node's store is corrupt: {error}")]
-    Corrupt {
-        reference: String,
-        error: wasmoci_spec::DigestError,
-    },
+    /// The wasm layer could not be read from containerd's content store.
+    #[error("failed to read the wasm of image `{image}`: {error}")]
+    ContentStore { image: String, error: String },
     /// The file in the root filesystem cannot be read.
     #[error(
         "failed to read the component `{path}` from the container's root filesystem `{}`: {error}",
@@ -293,8 +337,8 @@ pub(crate) fn load(
     }
     Ok(Loaded {
         digest: Digest::of(&wasm),
-        wasm,
         image: path.clone(),
+        wasm: Wasm::Read(wasm),
     })
 }
 
@@ -339,18 +383,10 @@ fn pull_direct(reference: &Reference) -> Result<Loaded, ContentError> {
             count: layers.len(),
         });
     };
-    let wasm = layout.read_blob(&layer.digest).map_err(store)?;
-    layer
-        .digest
-        .verify(&wasm)
-        .map_err(|error| ContentError::Corrupt {
-            reference: reference.to_string(),
-            error,
-        })?;
     Ok(Loaded {
-        wasm,
         digest: layer.digest,
         image: reference.to_string(),
+        wasm: Wasm::Store(layout),
     })
 }
 

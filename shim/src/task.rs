@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use wasmoci_fs::Home;
-use wasmoci_runtime::cache::CompileCache;
+use wasmoci_runtime::cache::{CompileCache, Entry, Lookup};
 use wasmoci_runtime::engine::{EngineSettings, WasmEngine, build_engine};
 use wasmoci_runtime::exit::StopHandle;
 use wasmoci_runtime::program::{Program, Target, Want};
@@ -44,6 +44,40 @@ pub(crate) fn engine() -> Result<&'static (WasmEngine, CompileCache), ShimError>
         })
         .as_ref()
         .map_err(|e| ShimError::EngineSetup(e.clone()))
+}
+
+/// The cache entry of `loaded`: found by its digest (a second start of a digest on this
+/// node maps the compiled code and goes, reading none of the wasm); compiled and stored
+/// first when there is none, or none that can be run.
+fn compiled(
+    engine: &WasmEngine,
+    cache: &CompileCache,
+    name: &str,
+    loaded: content::Loaded,
+) -> Result<Entry, ShimError> {
+    let digest = loaded.digest;
+    match cache.lookup(engine, &digest)? {
+        Lookup::Hit(entry) => return Ok(entry),
+        Lookup::Miss => {}
+        Lookup::Unusable(reason) => log::warn!(
+            "the compile cache entry of `{digest}` was unusable ({reason}); compiling it again"
+        ),
+    }
+    let wasm = loaded.read()?;
+    cache.store(engine, name, &wasm, &digest)?;
+    match cache.lookup(engine, &digest)? {
+        Lookup::Hit(entry) => Ok(entry),
+        Lookup::Miss => Err(ShimError::Engine(wasmoci_runtime::Error::Compile {
+            name: name.to_owned(),
+            reason: "its compile cache entry vanished as soon as it was written".into(),
+        })),
+        Lookup::Unusable(reason) => Err(ShimError::Engine(wasmoci_runtime::Error::Compile {
+            name: name.to_owned(),
+            reason: format!(
+                "its compile cache entry was unusable as soon as it was written ({reason})"
+            ),
+        })),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +123,8 @@ pub(crate) fn prepare(
     } = &**container;
     let loaded = content::load(source, containerd, id)?;
     let (engine, cache) = engine()?;
-    let (program, _) = cache.load(engine, name, &loaded.wasm, &loaded.digest)?;
+    let compiled = compiled(engine, cache, name, loaded)?;
+    let program = &compiled.program;
     // Only what exists on the host becomes a directory the guest may use (CRI also binds
     // files: `/etc/hosts`, `/etc/resolv.conf`, …).
     let state = crate::mounts::node_state();
@@ -98,7 +133,7 @@ pub(crate) fn prepare(
     }
     let listener = match program.target(engine.engine(), name, entry.as_deref(), Want::Any)? {
         Target::Command { .. } => None,
-        Target::Http => match &program {
+        Target::Http => match program {
             Program::Component(component) => {
                 // Checked here, so that a component that cannot serve fails its Create.
                 wasmoci_runtime::serve::prepare(engine, component, name)?;
@@ -113,7 +148,7 @@ pub(crate) fn prepare(
             }
         },
     };
-    let image = Image::seal(&program, name, id)?;
+    let image = Image::of(compiled);
     if let Some(cgroup) = &container.confinement.cgroup {
         crate::worker::create_cgroup(cgroup, &container.confinement.resources)?;
     }

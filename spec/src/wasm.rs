@@ -1,7 +1,10 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use wasmparser::{Parser, Validator, WasmFeatures};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wasmparser::{FuncValidatorAllocations, Parser, ValidPayload, Validator, WasmFeatures};
 use wit_component::DecodedWasm;
 
 use crate::{ComponentSection, Error, Os};
@@ -60,15 +63,80 @@ pub struct WasmError {
     pub offset: u64,
 }
 
-/// Validates a module or component with wasmparser, with `features` enabled.
-pub fn validate_wasm(bytes: &[u8], features: WasmFeatures) -> Result<(), WasmError> {
-    Validator::new_with_features(features)
-        .validate_all(bytes)
-        .map(drop)
-        .map_err(|e| WasmError {
-            message: e.message().to_owned(),
-            offset: e.offset(),
-        })
+/// Validates a module or component with wasmparser, with `features` enabled, checking
+/// function bodies on up to `threads` threads (as `wasm-tools validate` does): the same
+/// verdict and the same first error as [`Validator::validate_all`], which also checks
+/// every section before any body and reports the first body that fails.
+pub fn validate_wasm(
+    bytes: &[u8],
+    features: WasmFeatures,
+    threads: usize,
+) -> Result<(), WasmError> {
+    let error = |e: wasmparser::BinaryReaderError| WasmError {
+        message: e.message().to_owned(),
+        offset: e.offset(),
+    };
+    let mut validator = Validator::new_with_features(features);
+    let mut parser = Parser::new(0);
+    parser.set_features(features);
+    let mut bodies = Vec::new();
+    for payload in parser.parse_all(bytes) {
+        if let ValidPayload::Func(func, body) =
+            validator.payload(&payload.map_err(error)?).map_err(error)?
+        {
+            bodies.push((func, body));
+        }
+    }
+    let threads = threads.clamp(1, bodies.len().max(1));
+    if threads == 1 {
+        let mut allocs = FuncValidatorAllocations::default();
+        for (func, body) in bodies {
+            let mut validator = func.into_validator(allocs);
+            validator.validate(&body).map_err(error)?;
+            allocs = validator.into_allocations();
+        }
+        return Ok(());
+    }
+    // Each thread takes the next body; the first failing body (by index) is the error. A
+    // thread stops at a body past one already known to fail.
+    let next = AtomicUsize::new(0);
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let bodies: Vec<_> = bodies.into_iter().map(|b| Mutex::new(Some(b))).collect();
+    let failures = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut allocs = FuncValidatorAllocations::default();
+                    let mut failed = None;
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= bodies.len() || index > first_failure.load(Ordering::Relaxed) {
+                            return failed;
+                        }
+                        let taken = bodies[index]
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .take();
+                        let Some((func, body)) = taken else { continue };
+                        let mut validator = func.into_validator(allocs);
+                        if let Err(e) = validator.validate(&body) {
+                            first_failure.fetch_min(index, Ordering::Relaxed);
+                            failed = failed.or(Some((index, e)));
+                        }
+                        allocs = validator.into_allocations();
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| w.join().unwrap_or(None))
+            .collect::<Vec<_>>()
+    });
+    match failures.into_iter().min_by_key(|(index, _)| *index) {
+        Some((_, e)) => Err(error(e)),
+        None => Ok(()),
+    }
 }
 
 /// Parses a `--features` list: comma-separated feature names as wasmparser spells them
@@ -400,8 +468,46 @@ mod tests {
     fn validation_reports_the_offset() {
         // i32.add with an empty stack.
         let wasm = wat::parse_str("(module (func (result i32) i32.add))").unwrap();
-        let err = validate_wasm(&wasm, WasmFeatures::all()).unwrap_err();
+        let err = validate_wasm(&wasm, WasmFeatures::all(), 1).unwrap_err();
         assert!(err.offset > 8, "{err}");
         assert!(err.to_string().contains("type mismatch"), "{err}");
+    }
+
+    #[test]
+    fn bodies_checked_in_parallel_give_the_first_error_as_validate_all_does() {
+        // 200 functions; several bad ones, of two kinds, the first bad one not first.
+        let mut text = String::from("(module");
+        for n in 0..200 {
+            text.push_str(match n {
+                37 | 150 => " (func (result i32) i32.add)",
+                90 | 120 => " (func (result i32) i64.const 1)",
+                _ => " (func (result i32) i32.const 1 i32.const 2 i32.add)",
+            });
+        }
+        text.push(')');
+        let wasm = wat::parse_str(&text).unwrap();
+        let Err(expected) = Validator::new_with_features(WasmFeatures::all()).validate_all(&wasm)
+        else {
+            panic!("the module is invalid");
+        };
+        for threads in [1, 2, 4, 16] {
+            for _ in 0..20 {
+                let err = validate_wasm(&wasm, WasmFeatures::all(), threads).unwrap_err();
+                assert_eq!(
+                    (err.message.as_str(), err.offset),
+                    (expected.message(), expected.offset()),
+                    "{threads} threads"
+                );
+            }
+        }
+        let good = wat::parse_str("(module (func) (func (result i32) i32.const 0))").unwrap();
+        validate_wasm(&good, WasmFeatures::all(), 4).unwrap();
+        // A section error comes before any body's, as in `validate_all`.
+        let both = wat::parse_str(
+            "(module (func (result i32) i32.add) (export \"a\" (func 0)) (export \"a\" (func 0)))",
+        )
+        .unwrap();
+        let err = validate_wasm(&both, WasmFeatures::all(), 4).unwrap_err();
+        assert!(err.message.contains("duplicate export"), "{err}");
     }
 }

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use wasmoci_cli::env;
-use wasmoci_cli::ops::artifact::{Wasm, wasm};
+use wasmoci_cli::ops::artifact::{Wasm, find_wasm, wasm};
 use wasmoci_cli::reference::ArtifactRef;
 use wasmoci_cli::units::{parse_duration, parse_size};
-use wasmoci_runtime::cache::{CacheOutcome, CompileCache, compile};
+use wasmoci_runtime::cache::{CompileCache, Lookup, compile};
 use wasmoci_runtime::engine::{EngineSettings, WasmEngine, build_engine};
 use wasmoci_runtime::limits::{Limits, MemoryBudget};
 use wasmoci_runtime::program::{Program, Shape, Want};
 use wasmoci_runtime::sandbox::{DirGrant, NetworkGrant, Sandbox};
-use wasmoci_spec::WasmKind;
+use wasmoci_spec::{Digest, WasmKind};
 
 use super::args::PullOnDemand;
 use crate::output;
@@ -77,33 +77,82 @@ pub(crate) fn cache() -> Result<CompileCache> {
 /// Refuses a program that cannot run as `want`, from its exports read off the bytes:
 /// before anything is compiled or cached. Bytes that cannot be read are left to the
 /// compiler, which says why.
-pub(crate) fn check_target(wasm: &Wasm, want: Want) -> Result<()> {
+fn check_target(wasm: &Wasm, want: Want) -> Result<()> {
     if let Some(shape) = Shape::read(&wasm.bytes) {
         shape.target(&wasm.name, None, want)?;
     }
     Ok(())
 }
 
-pub(crate) fn load_program(engine: &WasmEngine, wasm: &Wasm, no_cache: bool) -> Result<Program> {
-    if no_cache {
-        let kind = WasmKind::detect(&wasm.bytes)
-            .with_context(|| format!("`{}` is not a WebAssembly module or component", wasm.name))?;
-        return Ok(compile(engine, &wasm.name, kind, &wasm.bytes)?);
-    }
-    let (program, outcome) = cache()?
-        .load(engine, &wasm.name, &wasm.bytes, &wasm.digest)
-        .inspect_err(|e| {
+/// A program ready to run as `want`, and its name and digest.
+pub(crate) struct Ready {
+    pub(crate) name: String,
+    pub(crate) digest: Digest,
+    pub(crate) program: Program,
+}
+
+/// The program `common.artifact` names (pulled into the store first when it names a
+/// registry), for `want`. The compile cache is asked by digest first: on a hit nothing
+/// of the wasm is read, not even a stored layer (the store checked it when it was
+/// written; `wasmoci validate` checks it again); on a miss the wasm is read, checked to
+/// be runnable as `want`, compiled and stored.
+pub(crate) fn program_of(common: &RunCommon, engine: &WasmEngine, want: Want) -> Result<Ready> {
+    common.pull.fetch(&common.artifact)?;
+    let found = find_wasm(&common.artifact)?;
+    let cache = if common.no_cache {
+        None
+    } else {
+        let cache = cache()?;
+        let unsafe_note = |e: &wasmoci_runtime::Error| {
             if matches!(e, wasmoci_runtime::Error::UnsafeCache { .. }) {
                 output::note("`--no-cache` runs without the compile cache");
             }
-        })?;
-    if let CacheOutcome::Replaced(reason) = outcome {
-        output::note(&format!(
-            "the compile cache entry of `{}` was unusable ({reason}); compiled it again",
-            wasm.name
-        ));
-    }
-    Ok(program)
+        };
+        match cache
+            .lookup(engine, &found.digest)
+            .inspect_err(unsafe_note)?
+        {
+            Lookup::Hit(entry) => {
+                let ready = Ready {
+                    name: found.name,
+                    digest: found.digest,
+                    program: entry.program,
+                };
+                ready
+                    .program
+                    .target(engine.engine(), &ready.name, None, want)?;
+                return Ok(ready);
+            }
+            Lookup::Miss => Some((cache, None)),
+            Lookup::Unusable(reason) => Some((cache, Some(reason))),
+        }
+    };
+    let wasm = found.read()?;
+    check_target(&wasm, want)?;
+    let program = match cache {
+        None => {
+            let kind = WasmKind::detect(&wasm.bytes).with_context(|| {
+                format!("`{}` is not a WebAssembly module or component", wasm.name)
+            })?;
+            compile(engine, &wasm.name, kind, &wasm.bytes)?
+        }
+        Some((cache, unusable)) => {
+            let program = cache.store(engine, &wasm.name, &wasm.bytes, &wasm.digest)?;
+            if let Some(reason) = unusable {
+                output::note(&format!(
+                    "the compile cache entry of `{}` was unusable ({reason}); compiled it again",
+                    wasm.name
+                ));
+            }
+            program
+        }
+    };
+    program.target(engine.engine(), &wasm.name, None, want)?;
+    Ok(Ready {
+        name: wasm.name,
+        digest: wasm.digest,
+        program,
+    })
 }
 
 pub(crate) fn sandbox(common: &RunCommon, argv0: String, args: Vec<String>) -> Result<Sandbox> {

@@ -9,7 +9,7 @@ use wasmoci_runtime::host::{Input, Output, Stdio};
 use wasmoci_runtime::program::Want;
 use wasmoci_runtime::run::Guest;
 
-use super::guest::{RunCommon, check_target, engine, limits, load_program, sandbox, wasm_of};
+use super::guest::{RunCommon, engine, limits, program_of, sandbox};
 use crate::output;
 
 const RUN_HELP: &str = "\
@@ -74,12 +74,10 @@ fn tokio_single() -> Result<tokio::runtime::Runtime> {
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     let common = &args.common;
-    let wasm = wasm_of(&common.artifact, &common.pull)?;
-    check_target(&wasm, Want::Command)?;
     let engine = engine(common, false)?;
-    let program = load_program(&engine, &wasm, common.no_cache)?;
     // `wasmoci run` runs commands; `Program::target` says what else it is.
-    program.target(engine.engine(), &wasm.name, None, Want::Command)?;
+    let wasm = program_of(common, &engine, Want::Command)?;
+    let program = &wasm.program;
     let sandbox = sandbox(common, wasm.name.clone(), args.args.clone())?;
     let limits = limits(common, None);
     let stdio = Stdio {
@@ -89,7 +87,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let guest = Guest {
         engine: &engine,
-        program: &program,
+        program,
         name: &wasm.name,
         sandbox: &sandbox,
         limits: &limits,

@@ -11,7 +11,7 @@ use wasmoci_runtime::program::Program;
 use wasmoci_runtime::program::Want;
 use wasmoci_runtime::serve::{Admission, ServeOptions, prepare, serve};
 
-use super::guest::{RunCommon, check_target, engine, limits, load_program, sandbox, wasm_of};
+use super::guest::{RunCommon, engine, limits, program_of, sandbox};
 use crate::output;
 
 const SERVE_HELP: &str = "\
@@ -64,12 +64,9 @@ pub(crate) struct ServeArgs {
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     let common = &args.common;
-    let wasm = wasm_of(&common.artifact, &common.pull)?;
-    check_target(&wasm, Want::Http)?;
     let engine = engine(common, true)?;
-    let program = load_program(&engine, &wasm, common.no_cache)?;
-    program.target(engine.engine(), &wasm.name, None, Want::Http)?;
-    let Program::Component(component) = &program else {
+    let wasm = program_of(common, &engine, Want::Http)?;
+    let Program::Component(component) = &wasm.program else {
         unreachable!("`Program::target` serves components only");
     };
     // Everything is checked before the socket is bound.

@@ -393,25 +393,65 @@ pub struct Wasm {
 
 /// The wasm `reference` names (for a stored artifact, only its wasm layer is read).
 pub fn wasm(reference: &ArtifactRef) -> Result<Wasm> {
+    find_wasm(reference)?.read()
+}
+
+/// The wasm of an artifact, found: its name and digest known, its bytes read already (a
+/// file, which had to be read to be hashed; an image-compat image) or only when asked
+/// (the single wasm layer of a stored artifact, whose digest its manifest gives): a
+/// caller that finds compiled code by the digest never reads the layer.
+pub struct FoundWasm {
+    /// The file name, or the stored artifact's tag (or reference).
+    pub name: String,
+    /// The digest of the wasm.
+    pub digest: Digest,
+    bytes: Result<Vec<u8>, Box<StoredParts>>,
+}
+
+impl FoundWasm {
+    /// The wasm, read (a stored layer checked against its digest).
+    pub fn read(self) -> Result<Wasm> {
+        let bytes = match self.bytes {
+            Ok(bytes) => bytes,
+            Err(parts) => parts.wasm()?.bytes,
+        };
+        Ok(Wasm {
+            name: self.name,
+            bytes,
+            digest: self.digest,
+        })
+    }
+}
+
+/// Finds the wasm `reference` names ([`FoundWasm`]).
+pub fn find_wasm(reference: &ArtifactRef) -> Result<FoundWasm> {
     match load(reference)? {
-        Loaded::File { path, bytes } => Ok(Wasm {
+        Loaded::File { path, bytes } => Ok(FoundWasm {
             name: path.file_name().map_or_else(
                 || path.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             ),
-            digest: wasmoci_spec::Digest::of(&bytes),
-            bytes,
+            digest: Digest::of(&bytes),
+            bytes: Ok(bytes),
         }),
         Loaded::Stored(parts) => {
+            let name = parts
+                .stored
+                .tag
+                .clone()
+                .unwrap_or_else(|| parts.display.clone());
+            if let Some((_, layer)) = parts.wasm_descriptor() {
+                return Ok(FoundWasm {
+                    name,
+                    digest: layer.digest,
+                    bytes: Err(parts),
+                });
+            }
             let wasm = parts.wasm()?;
-            Ok(Wasm {
-                name: parts
-                    .stored
-                    .tag
-                    .clone()
-                    .unwrap_or_else(|| parts.display.clone()),
+            Ok(FoundWasm {
+                name,
                 digest: wasm.digest,
-                bytes: wasm.bytes,
+                bytes: Ok(wasm.bytes),
             })
         }
     }

@@ -115,7 +115,7 @@ pub fn check_loaded(loaded: &Loaded, options: &CheckOptions<'_>) -> Result<Check
                     ));
                 }
             }
-            Some(k) => match validate_wasm(bytes, options.features) {
+            Some(k) => match validate_wasm(bytes, options.features, crate::ops::threads()) {
                 Err(e) => violations.push(violation("wasm-invalid", &wasm_path, e.to_string())),
                 Ok(()) => check_wasm(bytes, k, &wasm_path, options, &mut violations),
             },

@@ -273,7 +273,7 @@ pub fn componentize(
         error,
     };
     if kind == WasmKind::Component {
-        validate_wasm(&bytes, WasmFeatures::all()).map_err(invalid)?;
+        validate_wasm(&bytes, WasmFeatures::all(), crate::ops::threads()).map_err(invalid)?;
         return Ok(Componentized {
             wasm: bytes,
             kind,
@@ -285,7 +285,7 @@ pub fn componentize(
     let facts = module_facts(&bytes);
     let mut notes = Vec::new();
     let keep = |bytes: Vec<u8>, notes| -> Result<Componentized, BuildError> {
-        validate_wasm(&bytes, WasmFeatures::all()).map_err(invalid)?;
+        validate_wasm(&bytes, WasmFeatures::all(), crate::ops::threads()).map_err(invalid)?;
         Ok(Componentized {
             wasm: bytes,
             kind: WasmKind::Module,

@@ -49,3 +49,10 @@ impl Blob {
             .collect()
     }
 }
+
+/// How many threads CPU-bound work (validating function bodies) may use: the CPUs this
+/// process may run on.
+pub fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}

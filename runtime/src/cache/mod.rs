@@ -1,25 +1,28 @@
 //! Compiled artifacts on disk, keyed by (content digest, engine compatibility hash).
 //!
-//! Layout: `DIR/<compatibility key>/<digest hex>.cwasm` and a sidecar
-//! `<digest hex>.cwasm.sha256` holding its tag: an HMAC-SHA256, under the key in
-//! `DIR.key`, of the engine key, the wasm digest and the SHA-256 of the `.cwasm`
-//! ([`trust`]). Both are written to temporary files and renamed. A load checks the
-//! directories (this user's, not group- or world-writable), reads the entry into memory
-//! once and checks the tag over those bytes before wasmtime deserializes them, and
-//! wasmtime checks the engine compatibility itself; an entry that fails either check is
-//! compiled again and replaced, never run.
+//! Layout: `DIR/<compatibility key>/<digest hex>.cwasm` (read-only) and a sidecar
+//! `<digest hex>.cwasm.sha256` holding its tag and kind: an HMAC-SHA256, under the key in
+//! `DIR.key`, of the engine key, the wasm digest, the kind and the identity of the entry
+//! file ([`trust`]). Both are written to temporary files and renamed. A load checks the
+//! directories (this user's, not group- or world-writable), opens the entry, checks the
+//! tag against `fstat` of that open file (no read of the entry: a warm start costs the
+//! same for 1 KiB or 40 MiB of code) and lets wasmtime map it, which checks the engine
+//! compatibility itself; an entry that fails either check is compiled again and replaced,
+//! never run. Compiled code mapped from the entry is shared, through the page cache, by
+//! every process that runs it.
 
 use std::fs;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
 use wasmoci_fs::AtomicFile;
 use wasmoci_spec::{Digest, WasmKind};
 use wasmtime::Module;
 use wasmtime::component::Component;
 
-use self::trust::{CacheKey, key_path, trusted_dir};
+use self::trust::{CacheKey, EntryId, key_path, trusted_dir};
 use crate::engine::{WasmEngine, compatibility_key};
 use crate::error::wasmtime_message;
 use crate::program::Program;
@@ -71,6 +74,27 @@ pub enum CacheOutcome {
     Replaced(String),
     /// No cache: compiled in memory.
     Uncached,
+}
+
+/// What [`CompileCache::lookup`] found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A good entry, loaded.
+    Hit(Entry),
+    /// No entry.
+    Miss,
+    /// An entry that must not be run, and why: compile again ([`CompileCache::store`]).
+    Unusable(String),
+}
+
+/// A cache entry that verified, loaded: its program maps the entry's compiled code.
+#[derive(Debug)]
+pub struct Entry {
+    /// The program.
+    pub program: Program,
+    /// The entry file, open read-only: what another process of the same engine may map
+    /// ([`Program::from_handed_file`]).
+    pub file: fs::File,
 }
 
 impl CompileCache {
@@ -198,6 +222,40 @@ impl CompileCache {
         wasm: &[u8],
         digest: &Digest,
     ) -> Result<(Program, CacheOutcome)> {
+        let outcome = match self.lookup(engine, digest)? {
+            Lookup::Hit(entry) => return Ok((entry.program, CacheOutcome::Hit)),
+            Lookup::Miss => CacheOutcome::Miss,
+            Lookup::Unusable(reason) => CacheOutcome::Replaced(reason),
+        };
+        Ok((self.store(engine, name, wasm, digest)?, outcome))
+    }
+
+    /// The entry for `digest` under `engine`, when there is a good one: found by the
+    /// digest alone, so a caller need not read (or hash) the wasm before it knows it has
+    /// to compile it.
+    pub fn lookup(&self, engine: &WasmEngine, digest: &Digest) -> Result<Lookup> {
+        let path = self.entry_path(engine, digest);
+        let engine_dir = path.parent().expect("cache entries have a parent");
+        trusted_dir(&self.dir)?;
+        trusted_dir(engine_dir)?;
+        let key = CacheKey::load_or_create(&self.key)?;
+        let engine_key = compatibility_key(engine.engine());
+        Ok(match read_entry(engine, &path, &key, &engine_key, digest) {
+            Ok(Some(entry)) => Lookup::Hit(entry),
+            Ok(None) => Lookup::Miss,
+            Err(reason) => Lookup::Unusable(reason),
+        })
+    }
+
+    /// Compiles `wasm` (named `name` in messages, its digest `digest`) and stores it,
+    /// replacing what entry there was.
+    pub fn store(
+        &self,
+        engine: &WasmEngine,
+        name: &str,
+        wasm: &[u8],
+        digest: &Digest,
+    ) -> Result<Program> {
         let kind = WasmKind::detect(wasm).ok_or_else(|| Error::Compile {
             name: name.to_owned(),
             reason: "not a WebAssembly module or component".into(),
@@ -208,61 +266,116 @@ impl CompileCache {
         trusted_dir(engine_dir)?;
         let key = CacheKey::load_or_create(&self.key)?;
         let engine_key = compatibility_key(engine.engine());
-        let outcome = match self.read_entry(engine, kind, &path, &key, &engine_key, digest) {
-            Ok(Some(program)) => return Ok((program, CacheOutcome::Hit)),
-            Ok(None) => CacheOutcome::Miss,
-            Err(reason) => CacheOutcome::Replaced(reason),
-        };
         let program = compile(engine, name, kind, wasm)?;
         let bytes = program.to_bytes(name)?;
-        let tag = key.tag(&engine_key, digest, &Sha256::digest(&bytes));
-        write_entry(&path, &bytes, &tag)?;
-        Ok((program, outcome))
+        write_entry(&path, &bytes, |meta| {
+            let tag = key.tag(&engine_key, digest, &EntryId::new(kind_name(kind), meta));
+            format!("{tag} {}\n", kind_name(kind))
+        })?;
+        Ok(program)
     }
+}
 
-    /// `Ok(None)`: no entry. `Err(reason)`: an entry that must not be used.
-    fn read_entry(
-        &self,
-        engine: &WasmEngine,
-        kind: WasmKind,
-        path: &Path,
-        key: &CacheKey,
-        engine_key: &str,
-        digest: &Digest,
-    ) -> std::result::Result<Option<Program>, String> {
-        let sidecar = sidecar_path(path);
-        // Bounded: a tag is one short line.
-        let tag = match fs::File::open(&sidecar) {
-            Ok(file) => {
-                let mut text = String::new();
-                let _ = file.take(256).read_to_string(&mut text);
-                text.trim().to_owned()
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path.exists() => {
-                return Ok(None);
-            }
-            Err(_) => return Err("its tag file is missing".into()),
-        };
-        // Read once, into memory, with a bound: what is verified is what is loaded (a file
-        // renamed over the entry or rewritten after the check changes nothing).
-        let bytes = match read_bounded(path) {
-            Ok(bytes) => bytes,
-            Err(_) => return Err("it cannot be read".into()),
-        };
-        if !key.verify(engine_key, digest, &Sha256::digest(&bytes), &tag) {
-            return Err(
-                "its tag does not verify (corrupt, truncated, or not this cache's entry for this wasm)"
-                    .into(),
-            );
+fn kind_name(kind: WasmKind) -> &'static str {
+    match kind {
+        WasmKind::Component => "component",
+        WasmKind::Module => "module",
+    }
+}
+
+/// `Ok(None)`: no entry. `Err(reason)`: an entry that must not be used.
+fn read_entry(
+    engine: &WasmEngine,
+    path: &Path,
+    key: &CacheKey,
+    engine_key: &str,
+    digest: &Digest,
+) -> std::result::Result<Option<Entry>, String> {
+    let sidecar = sidecar_path(path);
+    // Bounded: a tag is one short line.
+    let text = match fs::File::open(&sidecar) {
+        Ok(file) => {
+            let mut text = String::new();
+            let _ = file.take(256).read_to_string(&mut text);
+            text
         }
-        // SAFETY: wasmtime's deserialization trusts the bytes to be its own compiler's
-        // output. These bytes are in our memory, and their tag, an HMAC under this cache's
-        // key of (engine key, wasm digest, SHA-256 of these very bytes), was just verified:
-        // only `load` of this cache, after compiling this wasm with an engine of this
-        // compatibility key, makes such a tag. wasmtime itself rejects artifacts from an
-        // incompatible engine.
-        #[allow(unsafe_code, reason = "loading our own checked, compiled artifacts")]
-        let loaded = unsafe {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path.exists() => {
+            return Ok(None);
+        }
+        Err(_) => return Err("its tag file is missing".into()),
+    };
+    let (tag, kind) = match text.split_whitespace().collect::<Vec<_>>()[..] {
+        [tag, "component"] => (tag, WasmKind::Component),
+        [tag, "module"] => (tag, WasmKind::Module),
+        _ => return Err("its tag file is not one this wasmoci writes".into()),
+    };
+    // The file that is checked is the file that is mapped: one open, `fstat` of it, and
+    // wasmtime maps that same open file (a rename over the entry after the check changes
+    // nothing).
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|_| "it cannot be opened".to_owned())?;
+    let meta = file
+        .metadata()
+        .map_err(|_| "it cannot be read".to_owned())?;
+    if !meta.is_file() || meta.nlink() != 1 || meta.len() > MAX_ENTRY {
+        return Err("it is not a single regular file".into());
+    }
+    if !key.verify(
+        engine_key,
+        digest,
+        &EntryId::new(kind_name(kind), &meta),
+        tag,
+    ) {
+        return Err(
+            "its tag does not verify (written to, corrupt, truncated, or not this cache's entry for this wasm)"
+                .into(),
+        );
+    }
+    // SAFETY: wasmtime's deserialization trusts the bytes to be its own compiler's output.
+    // This is the open file whose identity the tag, an HMAC under this cache's key, was
+    // just checked against: only `store` of this cache, after compiling this wasm with an
+    // engine of this compatibility key, makes such a tag, from the read-only file it
+    // wrote, and any write to the file since would have changed its mtime and ctime.
+    // wasmtime itself rejects artifacts from an incompatible engine.
+    #[allow(unsafe_code, reason = "loading our own checked, compiled artifacts")]
+    let loaded = unsafe { map_open_file(engine, kind, &file) };
+    loaded
+        .map(|program| Some(Entry { program, file }))
+        .map_err(|e| format!("wasmtime refused it: {}", wasmtime_message(&e)))
+}
+
+/// Maps the compiled code in the open `file` (wasmtime's `deserialize_file` of the
+/// process's own name for the descriptor: the same file, whatever its path now names).
+///
+/// # Safety
+/// `file` must hold compiled code of an engine with `engine`'s settings that no one can
+/// have changed since it was checked.
+#[allow(unsafe_code, reason = "the caller vouches for the file")]
+pub(crate) unsafe fn map_open_file(
+    engine: &WasmEngine,
+    kind: WasmKind,
+    file: &fs::File,
+) -> wasmtime::Result<Program> {
+    let own = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    // SAFETY: the caller's promise, above.
+    unsafe {
+        if own.exists() {
+            match kind {
+                WasmKind::Component => {
+                    Component::deserialize_file(engine.engine(), &own).map(Program::Component)
+                }
+                WasmKind::Module => {
+                    Module::deserialize_open_file(engine.engine(), file.try_clone()?)
+                        .map(Program::Module)
+                }
+            }
+        } else {
+            // No `/proc`: read the open file once, into memory.
+            let mut bytes = Vec::new();
+            file.take(MAX_ENTRY).read_to_end(&mut bytes)?;
             match kind {
                 WasmKind::Component => {
                     Component::deserialize(engine.engine(), &bytes).map(Program::Component)
@@ -271,10 +384,7 @@ impl CompileCache {
                     Module::deserialize(engine.engine(), &bytes).map(Program::Module)
                 }
             }
-        };
-        loaded
-            .map(Some)
-            .map_err(|e| format!("wasmtime refused it: {}", wasmtime_message(&e)))
+        }
     }
 }
 
@@ -316,40 +426,55 @@ fn sidecar_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// The largest cache entry read (compiled code is a few times its wasm, which is at most
-/// 1 GiB).
+/// The largest cache entry loaded (compiled code is a few times its wasm, which is at
+/// most 1 GiB).
 const MAX_ENTRY: u64 = 4 << 30;
 
-fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    let file = fs::File::open(path)?;
-    let mut bytes = Vec::with_capacity(file.metadata()?.len().min(MAX_ENTRY) as usize);
-    file.take(MAX_ENTRY).read_to_end(&mut bytes)?;
-    Ok(bytes)
+/// The metadata of `file` once the clock that stamps files has moved past its ctime.
+/// Filesystems stamp changes with a coarse clock (a scheduler tick, up to 10 ms, on
+/// kernels without multigrain timestamps): a write within the tick of the last one could
+/// leave mtime and ctime as they were, and the tag would still verify. Waiting out the
+/// tick before the tag is made (on a miss only, beside a compile) leaves no such tick.
+fn settled(file: &fs::File) -> std::io::Result<fs::Metadata> {
+    const TICK: std::time::Duration = std::time::Duration::from_millis(20);
+    let meta = file.metadata()?;
+    let changed = std::time::UNIX_EPOCH
+        + std::time::Duration::new(
+            u64::try_from(meta.ctime()).unwrap_or(0),
+            u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+        );
+    match std::time::SystemTime::now().duration_since(changed) {
+        Ok(since) if since >= TICK => Ok(meta),
+        Ok(since) => {
+            std::thread::sleep(TICK - since);
+            file.metadata()
+        }
+        // A ctime in the future (a clock set back): wait one tick.
+        Err(_) => {
+            std::thread::sleep(TICK);
+            file.metadata()
+        }
+    }
 }
 
-fn write_entry(path: &Path, bytes: &[u8], tag: &str) -> Result<()> {
+/// Writes the entry (read-only), then its sidecar with the text `tag` makes from the
+/// entry's metadata as renamed into place.
+fn write_entry(path: &Path, bytes: &[u8], tag: impl FnOnce(&fs::Metadata) -> String) -> Result<()> {
     let dir = path.parent().expect("cache entries have a parent");
-    let io = |action, source| Error::Io {
-        action,
+    let io = |source| Error::Io {
+        action: "write a cache entry in",
         path: dir.to_owned(),
         source,
     };
-    let stage = |path: &Path, bytes: &[u8]| {
-        let mut file = AtomicFile::create(path)?;
-        file.write_all(bytes)?;
-        Ok(file)
-    };
-    let entry = stage(path, bytes).map_err(|e| io("write a cache entry in", e))?;
-    let sidecar =
-        stage(&sidecar_path(path), tag.as_bytes()).map_err(|e| io("write a cache entry in", e))?;
+    let mut entry = AtomicFile::create(path).map_err(io)?;
+    entry.write_all(bytes).map_err(io)?;
     // The entry first: a reader that sees the new entry with the old tag finds a mismatch
     // and recompiles; it never runs unchecked bytes.
-    entry
-        .commit(0o600)
-        .map_err(|e| io("write a cache entry in", e))?;
-    sidecar
-        .commit(0o600)
-        .map_err(|e| io("write a cache entry in", e))?;
+    let written = entry.commit_open(0o444).map_err(io)?;
+    let text = tag(&settled(&written).map_err(io)?);
+    let mut sidecar = AtomicFile::create(&sidecar_path(path)).map_err(io)?;
+    sidecar.write_all(text.as_bytes()).map_err(io)?;
+    sidecar.commit(0o600).map_err(io)?;
     Ok(())
 }
 

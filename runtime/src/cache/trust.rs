@@ -6,9 +6,20 @@
 //!   repaired.
 //! - The key: 32 random bytes in `<cache dir>.key`, beside the cache and not in it (a pod's
 //!   hostPath into the cache cannot read or replace it), owned by that user, 0600.
-//! - The tag: HMAC-SHA256 under the key of (engine compatibility key, wasm digest,
-//!   SHA-256 of the entry). Copying one entry and its tag over another's, or planting one,
-//!   gives a tag that does not verify: the entry is compiled again, never run.
+//! - The entry: written once, read-only (0444 in its 0700 directory), never rewritten in
+//!   place; a new compile replaces it by rename.
+//! - The tag: HMAC-SHA256 under the key of (engine compatibility key, wasm digest, kind,
+//!   and the identity of the file the entry was written as: device, inode, size, mtime and
+//!   ctime to the nanosecond). It is made when the entry is written, from the open file
+//!   that was renamed into place, and checked against `fstat` of the file opened to load
+//!   it: checking costs no read of the entry, so a warm start maps the compiled code and
+//!   goes (`wasmtime run --allow-precompiled` trusts its `.cwasm` the same way, without a
+//!   tag). Copying an entry and its tag over another's, planting one, truncating one or
+//!   writing into one (a write sets mtime and ctime, which no unprivileged caller can set
+//!   back) gives a tag that does not verify: the entry is compiled again, never run.
+//!   Not caught: bit rot under an unchanged inode, and a writer with this user's rights
+//!   (root, on a node) who changes the file within the clock tick of the check, which is
+//!   the same power as replacing wasmoci itself.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -22,7 +33,7 @@ use wasmoci_spec::Digest;
 use crate::Error;
 
 const KEY_LEN: usize = 32;
-const DOMAIN: &[u8] = b"wasmoci compile cache entry v1\0";
+const DOMAIN: &[u8] = b"wasmoci compile cache entry v2\0";
 
 /// The cache key of a cache directory.
 #[derive(Clone)]
@@ -165,7 +176,7 @@ impl CacheKey {
         Ok(Some(CacheKey(bytes)))
     }
 
-    fn mac(&self, engine_key: &str, wasm: &Digest, entry_sha256: &[u8]) -> Hmac<Sha256> {
+    fn mac(&self, engine_key: &str, wasm: &Digest, entry: &EntryId) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
         for part in [
             DOMAIN,
@@ -173,19 +184,20 @@ impl CacheKey {
             b"\0",
             wasm.to_string().as_bytes(),
             b"\0",
+            entry.kind.as_bytes(),
+            b"\0",
         ] {
             mac.update(part);
         }
-        mac.update(entry_sha256);
+        for field in entry.stat {
+            mac.update(&field.to_le_bytes());
+        }
         mac
     }
 
     /// The tag of an entry: `hmac-sha256:<hex>`.
-    pub(super) fn tag(&self, engine_key: &str, wasm: &Digest, entry_sha256: &[u8]) -> String {
-        let tag = self
-            .mac(engine_key, wasm, entry_sha256)
-            .finalize()
-            .into_bytes();
+    pub(super) fn tag(&self, engine_key: &str, wasm: &Digest, entry: &EntryId) -> String {
+        let tag = self.mac(engine_key, wasm, entry).finalize().into_bytes();
         format!("hmac-sha256:{}", hex(&tag))
     }
 
@@ -194,15 +206,45 @@ impl CacheKey {
         &self,
         engine_key: &str,
         wasm: &Digest,
-        entry_sha256: &[u8],
+        entry: &EntryId,
         tag: &str,
     ) -> bool {
         let Some(bytes) = tag.strip_prefix("hmac-sha256:").and_then(unhex) else {
             return false;
         };
-        self.mac(engine_key, wasm, entry_sha256)
+        self.mac(engine_key, wasm, entry)
             .verify_slice(&bytes)
             .is_ok()
+    }
+}
+
+/// What a tag binds an entry file to, besides its wasm and engine: its kind and the
+/// identity of the file as `fstat` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct EntryId {
+    /// `component` or `module`.
+    pub(super) kind: &'static str,
+    /// Device, inode, size, mtime (s, ns), ctime (s, ns).
+    stat: [i64; 7],
+}
+
+impl EntryId {
+    pub(super) fn new(kind: &'static str, meta: &fs::Metadata) -> EntryId {
+        // Bit patterns, not values: only equality matters.
+        #[allow(
+            clippy::cast_possible_wrap,
+            reason = "bit patterns compared for equality"
+        )]
+        let stat = [
+            meta.dev() as i64,
+            meta.ino() as i64,
+            meta.size() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ];
+        EntryId { kind, stat }
     }
 }
 
@@ -236,14 +278,29 @@ mod tests {
         let again = CacheKey::load_or_create(&dir.path().join("compiled.key")).unwrap();
         assert_eq!(key.0, again.0);
         let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
-        let tag = key.tag("engine", &a, b"entry");
-        assert!(key.verify("engine", &a, b"entry", &tag));
-        assert!(!key.verify("engine", &b, b"entry", &tag), "another wasm");
-        assert!(!key.verify("other", &a, b"entry", &tag), "another engine");
-        assert!(!key.verify("engine", &a, b"other", &tag), "other bytes");
+        let file = dir.path().join("entry");
+        fs::write(&file, b"entry").unwrap();
+        let entry = EntryId::new("component", &fs::metadata(&file).unwrap());
+        let tag = key.tag("engine", &a, &entry);
+        assert!(key.verify("engine", &a, &entry, &tag));
+        assert!(!key.verify("engine", &b, &entry, &tag), "another wasm");
+        assert!(!key.verify("other", &a, &entry, &tag), "another engine");
+        let module = EntryId {
+            kind: "module",
+            ..entry
+        };
+        assert!(!key.verify("engine", &a, &module, &tag), "another kind");
+        for field in 0..entry.stat.len() {
+            let mut changed = entry;
+            changed.stat[field] += 1;
+            assert!(
+                !key.verify("engine", &a, &changed, &tag),
+                "stat field {field}"
+            );
+        }
         let other = CacheKey([7; KEY_LEN]);
-        assert!(!other.verify("engine", &a, b"entry", &tag), "another key");
-        assert!(!key.verify("engine", &a, b"entry", "0".repeat(64).as_str()));
+        assert!(!other.verify("engine", &a, &entry, &tag), "another key");
+        assert!(!key.verify("engine", &a, &entry, "0".repeat(64).as_str()));
     }
 
     #[test]

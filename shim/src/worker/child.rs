@@ -114,7 +114,7 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
     if !privileged {
         volumes::seal(&mut sandbox.dirs)?;
     }
-    let image = read_image()?;
+    let image = image();
     // SAFETY: fd 4 is the report pipe the shim made for this worker.
     #[allow(unsafe_code, reason = "taking the fds the shim placed")]
     let report = unsafe { std::fs::File::from_raw_fd(REPORT_FD) };
@@ -133,13 +133,14 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
     }
     let (engine, _) = engine().map_err(|e| e.to_string())?;
     let name = &container.name;
-    // SAFETY: the bytes are what the shim wrote with `Program::to_bytes` of this program,
-    // read from a memfd it sealed against every write before starting this process.
+    // SAFETY: the file is the compile cache entry the shim loaded through
+    // `CompileCache::lookup` with an engine of these settings, its tag checked against
+    // that open file, and handed over read-only.
     #[allow(
         unsafe_code,
-        reason = "loading the shim's own sealed, compiled program"
+        reason = "mapping the shim's own checked, compiled program"
     )]
-    let program = unsafe { Program::from_handed_bytes(engine, args.kind, name, &image) }
+    let program = unsafe { Program::from_handed_file(engine, args.kind, name, &image) }
         .map_err(|e| e.to_string())?;
     drop(image);
     let target = program
@@ -205,18 +206,14 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
     }
 }
 
-/// The compiled program the shim handed over (fd 3, a sealed memfd), read while this
-/// process is still root and alone.
-fn read_image() -> Result<Vec<u8>, String> {
-    // SAFETY: fd 3 is the memfd the shim placed for this worker; nothing else owns it.
+/// The compiled program the shim handed over (fd 3, its compile cache entry, read-only:
+/// 0444, so that the worker maps it by `/proc/self/fd/3` after it has left root).
+fn image() -> std::fs::File {
+    // SAFETY: fd 3 is the entry the shim placed for this worker; nothing else owns it.
     #[allow(unsafe_code, reason = "taking the fds the shim placed")]
-    let file = unsafe { std::fs::File::from_raw_fd(IMAGE_FD) };
-    let failed = |e: std::io::Error| format!("failed to read the compiled program: {e}");
-    // From the start: the shim's writes left the shared offset at the end.
-    let size = file.metadata().map_err(failed)?.len();
-    let mut bytes = vec![0; usize::try_from(size).map_err(|e| e.to_string())?];
-    std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, 0).map_err(failed)?;
-    Ok(bytes)
+    unsafe {
+        std::fs::File::from_raw_fd(IMAGE_FD)
+    }
 }
 
 /// Waits until the readers of `outputs`, containerd's log copiers, have taken what the

@@ -2,9 +2,10 @@
 //! shim starts at Start by executing itself (`/proc/self/exe __wasmoci-worker …`, so it
 //! shares no threads or memory with the shim), in the container's cgroup and network
 //! namespace, as the container's user with its capabilities, `no_new_privs` and a
-//! seccomp filter ([`child`]). The shim hands it the program it compiled at Create, in
-//! a sealed memfd, and an HTTP component's listener; the worker's pid is the task's,
-//! its exit status the task's, a Kill a signal to it (through a pidfd).
+//! seccomp filter ([`child`]). The shim hands it the program it compiled (or found
+//! compiled) at Create, as its read-only compile cache entry, and an HTTP component's
+//! listener; the worker's pid is the task's, its exit status the task's, a Kill a signal
+//! to it (through a pidfd).
 
 mod cgroup;
 mod child;
@@ -12,15 +13,14 @@ mod identity;
 mod seccomp;
 mod volumes;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
 use containerd_shim::monitor::{Subject, Subscription, Topic, monitor_subscribe};
-use nix::fcntl::{FcntlArg, SealFlag, fcntl};
-use nix::sys::memfd::{MFdFlags, memfd_create};
-use wasmoci_runtime::program::Program;
+use nix::fcntl::{FcntlArg, fcntl};
+use wasmoci_runtime::cache::Entry;
 use wasmoci_spec::WasmKind;
 
 pub(crate) use cgroup::{create as create_cgroup, oom_killed, remove as remove_cgroup, usage};
@@ -42,7 +42,8 @@ const REPORT_OOM: &[u8] = b"oom\n";
 /// The longest line of the worker's log that reaches the node's log.
 const LOG_LINE_MAX: u64 = 4096;
 
-/// A compiled program in a sealed memfd: the worker maps it, no one can change it.
+/// A compiled program: its compile cache entry, open read-only, which the worker maps
+/// (pages of code shared with every other worker of that digest on the node).
 #[derive(Debug)]
 pub(crate) struct Image {
     file: std::fs::File,
@@ -50,29 +51,12 @@ pub(crate) struct Image {
 }
 
 impl Image {
-    /// Seals `program`'s compiled code (`name`, of task `id`).
-    pub(crate) fn seal(program: &Program, name: &str, id: &str) -> Result<Image, ShimError> {
-        let failed = |reason: String| ShimError::Worker {
-            id: id.to_owned(),
-            reason: format!("failed to hand over the compiled program: {reason}"),
-        };
-        let bytes = program.to_bytes(name)?;
-        let fd = memfd_create(
-            "wasmoci-program",
-            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-        )
-        .map_err(|e| failed(e.to_string()))?;
-        let mut file = std::fs::File::from(fd);
-        file.write_all(&bytes).map_err(|e| failed(e.to_string()))?;
-        let seals = SealFlag::F_SEAL_SEAL
-            | SealFlag::F_SEAL_SHRINK
-            | SealFlag::F_SEAL_GROW
-            | SealFlag::F_SEAL_WRITE;
-        fcntl(&file, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| failed(e.to_string()))?;
-        Ok(Image {
-            file,
-            kind: program.kind(),
-        })
+    /// The program of `entry`, for a worker.
+    pub(crate) fn of(entry: Entry) -> Image {
+        Image {
+            kind: entry.program.kind(),
+            file: entry.file,
+        }
     }
 }
 

@@ -231,5 +231,6 @@ fn encode(graph: &CompositionGraph, options: ComposeOptions) -> Result<Vec<u8>, 
 fn validate(bytes: &[u8]) -> Result<(), ComposeError> {
     let features = wasmoci_spec::wasm_features(wasmoci_runtime::engine::ENGINE_FEATURES)
         .map_err(ComposeError::Invalid)?;
-    wasmoci_spec::validate_wasm(bytes, features).map_err(|e| ComposeError::Invalid(e.to_string()))
+    wasmoci_spec::validate_wasm(bytes, features, crate::ops::threads())
+        .map_err(|e| ComposeError::Invalid(e.to_string()))
 }
