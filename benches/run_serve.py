@@ -63,6 +63,9 @@ def wrk(url: str, duration: int, connections: int):
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"{url}: {errors.group(1)} failed responses")
+    broken = re.search(r"Socket errors: .*", out)
+    if rps == 0 or broken:
+        raise SystemExit(f"{url}: no answer to every request ({broken.group(0) if broken else '0 requests'})")
     return rps, float(p99.group(1)) * scale
 
 

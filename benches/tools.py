@@ -58,7 +58,8 @@ def wasm_tools() -> Path:
 
 
 def version(binary: Path) -> str:
-    return sh(binary, "--version", capture_output=True, text=True).stdout.strip()
+    """The first line of `BINARY --version`."""
+    return sh(binary, "--version", capture_output=True, text=True).stdout.strip().splitlines()[0]
 
 
 def _wasi_wit() -> Path:

@@ -1,10 +1,15 @@
 use std::collections::BTreeSet;
 use std::fmt;
-
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 
-use wasmparser::{FuncValidatorAllocations, Parser, ValidPayload, Validator, WasmFeatures};
+use wasmparser::{
+    FuncToValidate, FuncValidatorAllocations, FunctionBody, Parser, ValidPayload, Validator,
+    ValidatorResources, WasmFeatures,
+};
+
+/// A function body's validator, before it has run.
+type Body = FuncToValidate<ValidatorResources>;
 use wit_component::DecodedWasm;
 
 use crate::{ComponentSection, Error, Os};
@@ -64,9 +69,10 @@ pub struct WasmError {
 }
 
 /// Validates a module or component with wasmparser, with `features` enabled, checking
-/// function bodies on up to `threads` threads (as `wasm-tools validate` does): the same
-/// verdict and the same first error as [`Validator::validate_all`], which also checks
-/// every section before any body and reports the first body that fails.
+/// function bodies on up to `threads` threads while the rest is parsed (as `wasm-tools
+/// validate` does): the same verdict and the same first error as
+/// [`Validator::validate_all`], which reports a section's error before any body's, and
+/// the first body that fails.
 pub fn validate_wasm(
     bytes: &[u8],
     features: WasmFeatures,
@@ -79,16 +85,15 @@ pub fn validate_wasm(
     let mut validator = Validator::new_with_features(features);
     let mut parser = Parser::new(0);
     parser.set_features(features);
-    let mut bodies = Vec::new();
-    for payload in parser.parse_all(bytes) {
-        if let ValidPayload::Func(func, body) =
-            validator.payload(&payload.map_err(error)?).map_err(error)?
-        {
-            bodies.push((func, body));
+    if threads <= 1 {
+        let mut bodies = Vec::new();
+        for payload in parser.parse_all(bytes) {
+            if let ValidPayload::Func(func, body) =
+                validator.payload(&payload.map_err(error)?).map_err(error)?
+            {
+                bodies.push((func, body));
+            }
         }
-    }
-    let threads = threads.clamp(1, bodies.len().max(1));
-    if threads == 1 {
         let mut allocs = FuncValidatorAllocations::default();
         for (func, body) in bodies {
             let mut validator = func.into_validator(allocs);
@@ -97,27 +102,26 @@ pub fn validate_wasm(
         }
         return Ok(());
     }
-    // Each thread takes the next body; the first failing body (by index) is the error. A
-    // thread stops at a body past one already known to fail.
-    let next = AtomicUsize::new(0);
+    // This thread parses and checks sections, handing each body, numbered, to the
+    // workers as it is found; the first failing body (by number) is the error. A worker
+    // skips a body past one already known to fail.
     let first_failure = AtomicUsize::new(usize::MAX);
-    let bodies: Vec<_> = bodies.into_iter().map(|b| Mutex::new(Some(b))).collect();
-    let failures = std::thread::scope(|scope| {
+    let (sender, receiver) = mpsc::channel::<(usize, Body, FunctionBody<'_>)>();
+    let receiver = Mutex::new(receiver);
+    std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut allocs = FuncValidatorAllocations::default();
                     let mut failed = None;
                     loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        if index >= bodies.len() || index > first_failure.load(Ordering::Relaxed) {
+                        let next = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok((index, func, body)) = next else {
                             return failed;
+                        };
+                        if index > first_failure.load(Ordering::Relaxed) {
+                            continue;
                         }
-                        let taken = bodies[index]
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .take();
-                        let Some((func, body)) = taken else { continue };
                         let mut validator = func.into_validator(allocs);
                         if let Err(e) = validator.validate(&body) {
                             first_failure.fetch_min(index, Ordering::Relaxed);
@@ -128,15 +132,33 @@ pub fn validate_wasm(
                 })
             })
             .collect();
-        workers
+        let mut sections = Ok(());
+        for (payload, index) in parser.parse_all(bytes).zip(0..) {
+            let valid = payload.and_then(|payload| validator.payload(&payload));
+            match valid {
+                Ok(ValidPayload::Func(func, body)) => {
+                    // The workers end only when the sender is dropped.
+                    let _ = sender.send((index, func, body));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    sections = Err(error(e));
+                    first_failure.store(0, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        drop(sender);
+        let failures: Vec<_> = workers
             .into_iter()
             .filter_map(|w| w.join().unwrap_or(None))
-            .collect::<Vec<_>>()
-    });
-    match failures.into_iter().min_by_key(|(index, _)| *index) {
-        Some((_, e)) => Err(error(e)),
-        None => Ok(()),
-    }
+            .collect();
+        sections?;
+        match failures.into_iter().min_by_key(|(index, _)| *index) {
+            Some((_, e)) => Err(error(e)),
+            None => Ok(()),
+        }
+    })
 }
 
 /// Parses a `--features` list: comma-separated feature names as wasmparser spells them

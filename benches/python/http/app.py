@@ -11,7 +11,7 @@ class IncomingHandler(exports.IncomingHandler):
         response = OutgoingResponse(Fields.from_list([("content-type", b"text/plain")]))
         body = response.body()
         ResponseOutparam.set(response_out, Ok(response))
-        stream = body.write()
-        stream.blocking_write_and_flush(b"hello from python\n")
-        stream.drop()
+        # The stream is a child of the body: dropped (`with`) before the body is finished.
+        with body.write() as stream:
+            stream.blocking_write_and_flush(b"hello from python\n")
         OutgoingBody.finish(body, None)

@@ -1,6 +1,8 @@
 //! The one check of an artifact, used by `validate`, `publish` and `build`'s policy gate:
 //! the wasm (wasmparser), the CNCF Wasm OCI artifact layout, a world, an import policy.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use wasmoci_spec::{
     Violation, WasmKind, component_section, is_image, validate, validate_image, validate_wasm,
@@ -68,10 +70,11 @@ pub fn check(reference: &ArtifactRef, options: &CheckOptions<'_>) -> Result<Chec
 /// Checks a loaded artifact.
 pub fn check_loaded(loaded: &Loaded, options: &CheckOptions<'_>) -> Result<CheckReport> {
     let mut violations: Vec<Violation> = Vec::new();
-    let (display, wasm, wasm_path): (String, Option<Vec<u8>>, String) = match loaded {
+    // A file's bytes are borrowed, not copied: they are the whole file.
+    let (display, wasm, wasm_path): (String, Option<Cow<'_, [u8]>>, String) = match loaded {
         Loaded::File { path, bytes } => (
             path.display().to_string(),
-            Some(bytes.clone()),
+            Some(Cow::Borrowed(bytes.as_slice())),
             path.display().to_string(),
         ),
         Loaded::Stored(parts) if parts.manifest.as_ref().is_ok_and(is_image) => {
@@ -81,7 +84,7 @@ pub fn check_loaded(loaded: &Loaded, options: &CheckOptions<'_>) -> Result<Check
             violations.extend(found);
             (
                 parts.display.clone(),
-                wasm,
+                wasm.map(Cow::Owned),
                 "the wasm in the image".to_owned(),
             )
         }
@@ -96,7 +99,9 @@ pub fn check_loaded(loaded: &Loaded, options: &CheckOptions<'_>) -> Result<Check
             let layer = parts.wasm_descriptor().map(|(i, _)| i);
             (
                 parts.display.clone(),
-                layer.and_then(|i| layers.into_iter().nth(i)),
+                layer
+                    .and_then(|i| layers.into_iter().nth(i))
+                    .map(Cow::Owned),
                 layer.map_or_else(String::new, |i| format!("manifest.layers[{i}]")),
             )
         }

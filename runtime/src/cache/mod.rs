@@ -234,17 +234,22 @@ impl CompileCache {
     /// digest alone, so a caller need not read (or hash) the wasm before it knows it has
     /// to compile it.
     pub fn lookup(&self, engine: &WasmEngine, digest: &Digest) -> Result<Lookup> {
-        let path = self.entry_path(engine, digest);
-        let engine_dir = path.parent().expect("cache entries have a parent");
-        trusted_dir(&self.dir)?;
-        trusted_dir(engine_dir)?;
-        let key = CacheKey::load_or_create(&self.key)?;
-        let engine_key = compatibility_key(engine.engine());
+        let (path, key, engine_key) = self.open(engine, digest)?;
         Ok(match read_entry(engine, &path, &key, &engine_key, digest) {
             Ok(Some(entry)) => Lookup::Hit(entry),
             Ok(None) => Lookup::Miss,
             Err(reason) => Lookup::Unusable(reason),
         })
+    }
+
+    /// The entry path for `digest` under `engine`, the cache key and the engine key,
+    /// once the directories are checked (or made) and the key read (or made).
+    fn open(&self, engine: &WasmEngine, digest: &Digest) -> Result<(PathBuf, CacheKey, String)> {
+        let path = self.entry_path(engine, digest);
+        trusted_dir(&self.dir)?;
+        trusted_dir(path.parent().expect("cache entries have a parent"))?;
+        let key = CacheKey::load_or_create(&self.key)?;
+        Ok((path, key, compatibility_key(engine.engine())))
     }
 
     /// Compiles `wasm` (named `name` in messages, its digest `digest`) and stores it,
@@ -260,12 +265,7 @@ impl CompileCache {
             name: name.to_owned(),
             reason: "not a WebAssembly module or component".into(),
         })?;
-        let path = self.entry_path(engine, digest);
-        let engine_dir = path.parent().expect("cache entries have a parent");
-        trusted_dir(&self.dir)?;
-        trusted_dir(engine_dir)?;
-        let key = CacheKey::load_or_create(&self.key)?;
-        let engine_key = compatibility_key(engine.engine());
+        let (path, key, engine_key) = self.open(engine, digest)?;
         let program = compile(engine, name, kind, wasm)?;
         let bytes = program.to_bytes(name)?;
         write_entry(&path, &bytes, |meta| {
