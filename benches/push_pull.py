@@ -190,8 +190,12 @@ def main():
                          f"oci:{skopeo_layout}:big:1.0.0", f"docker://{repo}-s:1"]))
                     if oras_cli:
                         _, oras_layout = artifact(f"oc-{size}-{run}")
+                        # By digest: oras reads `PATH:TAG` at the last colon, and the tag
+                        # holds one.
+                        index = json.loads((oras_layout / "index.json").read_text())
+                        manifest = index["manifests"][0]["digest"]
                         record(("push", "oras"), measure_registry(
-                            [oras_cli, "cp", "--from-oci-layout", f"{oras_layout}:big:1.0.0",
+                            [oras_cli, "cp", "--from-oci-layout", f"{oras_layout}@{manifest}",
                              "--to-plain-http", f"{repo}-oc:1"]))
                     if py:
                         oras_wasm, _ = artifact(f"o-{size}-{run}")

@@ -431,30 +431,24 @@ fn sidecar_path(path: &Path) -> PathBuf {
 const MAX_ENTRY: u64 = 4 << 30;
 
 /// The metadata of `file` once the clock that stamps files has moved past its ctime.
-/// Filesystems stamp changes with a coarse clock (a scheduler tick, up to 10 ms, on
-/// kernels without multigrain timestamps): a write within the tick of the last one could
-/// leave mtime and ctime as they were, and the tag would still verify. Waiting out the
-/// tick before the tag is made (on a miss only, beside a compile) leaves no such tick.
+/// Filesystems stamp changes with the coarse realtime clock (a scheduler tick, 1 to 10
+/// ms, on kernels without multigrain timestamps): a write within the tick of the last
+/// one could leave mtime and ctime as they were, and the tag would still verify. Waiting
+/// until that clock has passed the ctime (on a miss only, beside a compile; a tick at
+/// most) leaves no such write.
 fn settled(file: &fs::File) -> std::io::Result<fs::Metadata> {
-    const TICK: std::time::Duration = std::time::Duration::from_millis(20);
+    use nix::time::{ClockId, clock_gettime};
     let meta = file.metadata()?;
-    let changed = std::time::UNIX_EPOCH
-        + std::time::Duration::new(
-            u64::try_from(meta.ctime()).unwrap_or(0),
-            u32::try_from(meta.ctime_nsec()).unwrap_or(0),
-        );
-    match std::time::SystemTime::now().duration_since(changed) {
-        Ok(since) if since >= TICK => Ok(meta),
-        Ok(since) => {
-            std::thread::sleep(TICK - since);
-            file.metadata()
+    let changed = (meta.ctime(), meta.ctime_nsec());
+    // Bounded: 50 ms at most (a clock that does not move, or a ctime far ahead of it).
+    for _ in 0..50 {
+        let now = clock_gettime(ClockId::CLOCK_REALTIME_COARSE).map_err(std::io::Error::from)?;
+        if (now.tv_sec(), now.tv_nsec()) > changed {
+            break;
         }
-        // A ctime in the future (a clock set back): wait one tick.
-        Err(_) => {
-            std::thread::sleep(TICK);
-            file.metadata()
-        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    Ok(meta)
 }
 
 /// Writes the entry (read-only), then its sidecar with the text `tag` makes from the
