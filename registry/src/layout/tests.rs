@@ -204,3 +204,39 @@ fn a_name_at_a_digest_is_a_name_it_was_stored_under() {
     assert_eq!(name_of("hello:1.0.0"), "hello");
     assert_eq!(name_of("localhost:5000/app"), "localhost:5000/app");
 }
+
+/// A blob streamed in: hashed on another thread over chunks handed back and forth, the
+/// digest and the file are those of every byte, whatever sizes the reads come in.
+#[test]
+fn a_streamed_blob_is_hashed_and_written_whole() {
+    struct Trickle<'a>(&'a [u8], usize);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            // 1, 2, … 4096 bytes, then again: never a whole chunk at once.
+            self.1 = self.1 % 4096 + 1;
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::at(dir.path());
+    // 3.5 MiB and a byte: chunks full, part-full and the odd byte.
+    let bytes: Vec<u8> = (0..(7 << 19) + 1)
+        .map(|i: u32| (i * 7 % 251) as u8)
+        .collect();
+    let (digest, size, new) = layout.put_blob_from(Trickle(&bytes, 0), None).unwrap();
+    assert_eq!(
+        (digest, size, new),
+        (Digest::of(&bytes), bytes.len() as u64, true)
+    );
+    assert_eq!(std::fs::read(layout.blob_path(&digest)).unwrap(), bytes);
+    let wrong = descriptor(b"other");
+    let err = layout
+        .put_blob_from(Trickle(&bytes, 0), Some(&wrong))
+        .unwrap_err();
+    assert!(matches!(err, Error::ContentMismatch { .. }), "{err}");
+    let (empty, size, _) = layout.put_blob_from(&b""[..], None).unwrap();
+    assert_eq!((empty, size), (Digest::of(b""), 0));
+}
