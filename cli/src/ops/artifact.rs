@@ -20,7 +20,9 @@ use crate::reference::ArtifactRef;
 /// The embedded store, `$WASMOCI_HOME/store`; it remembers which registry repositories
 /// its blobs came from or went to, so a push can mount them.
 pub fn store_layout() -> Result<Layout> {
-    Ok(Layout::at(env::home()?.store()).remembering_sources())
+    Ok(Layout::at(env::home()?.store())
+        .remembering_sources()
+        .own_store())
 }
 
 /// The store's naming rule for pulled artifacts (in the registry crate, so the shim's

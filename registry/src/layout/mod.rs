@@ -42,6 +42,8 @@ pub struct Layout {
     lease: Arc<Mutex<Option<File>>>,
     /// Whether it keeps `blob-sources.json` ([`Layout::remembering_sources`]).
     sources: bool,
+    /// Whether its blobs were all checked as they were written ([`Layout::own_store`]).
+    own: bool,
 }
 
 /// Which manifest of a layout: `oci:DIR:TAG`, `oci:DIR@sha256:…` or `oci:DIR`.
@@ -118,6 +120,7 @@ impl Layout {
             root: root.into(),
             lease: Arc::default(),
             sources: false,
+            own: false,
         }
     }
 

@@ -16,7 +16,8 @@ impl Layout {
     /// Opens the blob `descriptor` names to send it: beneath the layout's root through no
     /// symlink (`openat2`; `O_NONBLOCK`, so a FIFO cannot hang us), a regular file of the
     /// descriptor's size whose content hashes to its digest (read once here, before
-    /// anything is sent). The file is at its start.
+    /// anything is sent; not for wasmoci's own store, [`Layout::own_store`]). The file is
+    /// at its start.
     pub fn open_blob(&self, descriptor: &Descriptor) -> Result<File> {
         let path = self.blob_path(&descriptor.digest);
         let refused = |reason: String| Error::BlobRefused {
@@ -59,6 +60,10 @@ impl Layout {
                 meta.len(),
                 descriptor.size
             )));
+        }
+        if self.own {
+            // Hashed when it was written (`own_store`).
+            return Ok(file);
         }
         let mut hashing = HashingReader::new(&mut file);
         io::copy(&mut hashing, &mut io::sink()).io("read", &path)?;

@@ -30,6 +30,16 @@ impl Layout {
         self
     }
 
+    /// This layout is wasmoci's own store: every blob in it was hashed as it was written
+    /// and kept only if it matched, so [`Layout::open_blob`] does not hash it again
+    /// before sending it (the registry checks the digest of what it receives, and the
+    /// push hashes what it sends); a layout a user names (`oci:DIR`) is checked whole
+    /// before a byte leaves.
+    pub fn own_store(mut self) -> Self {
+        self.own = true;
+        self
+    }
+
     /// The registry repositories (`host/repository`) `digest` is known to be in, the most
     /// recent first.
     pub fn blob_sources(&self, digest: &Digest) -> Vec<String> {
