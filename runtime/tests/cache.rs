@@ -84,3 +84,34 @@ fn a_cache_others_can_write_is_refused() {
         "nothing written"
     );
 }
+
+/// A FIFO in the place of an entry or of its tag cannot hang a start: both are opened
+/// without waiting, refused as not regular files, and the entry is compiled again.
+#[test]
+fn a_fifo_in_place_of_an_entry_is_replaced_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::new(dir.path().join("compiled"));
+    let wasm = std::fs::read(fixtures().join("exit3.wasm")).unwrap();
+    let digest = Digest::of(&wasm);
+    cache.load(engine(), "exit3", &wasm, &digest).unwrap();
+    let entry = cache.entry_path(engine(), &digest);
+    let tag = entry.with_extension("cwasm.sha256");
+    for planted in [entry, tag] {
+        std::fs::remove_file(&planted).unwrap();
+        nix::unistd::mkfifo(&planted, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // On a thread, so that an open that waits fails the test instead of hanging it.
+        let (done, outcome) = std::sync::mpsc::channel();
+        let (cache, wasm) = (cache.clone(), wasm.clone());
+        std::thread::spawn(move || {
+            let first = cache.load(engine(), "exit3", &wasm, &digest).unwrap().1;
+            let again = cache.load(engine(), "exit3", &wasm, &digest).unwrap().1;
+            let _ = done.send((first, again));
+        });
+        let (first, again) = outcome
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a load waited on the FIFO");
+        assert!(matches!(first, CacheOutcome::Replaced(_)), "{first:?}");
+        assert!(std::fs::metadata(&planted).unwrap().is_file());
+        assert_eq!(again, CacheOutcome::Hit);
+    }
+}

@@ -293,7 +293,7 @@ fn read_entry(
 ) -> std::result::Result<Option<Entry>, String> {
     let sidecar = sidecar_path(path);
     // Bounded: a tag is one short line.
-    let text = match fs::File::open(&sidecar) {
+    let text = match open_plain(&sidecar) {
         Ok(file) => {
             let mut text = String::new();
             let _ = file.take(256).read_to_string(&mut text);
@@ -312,11 +312,7 @@ fn read_entry(
     // The file that is checked is the file that is mapped: one open, `fstat` of it, and
     // wasmtime maps that same open file (a rename over the entry after the check changes
     // nothing).
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|_| "it cannot be opened".to_owned())?;
+    let file = open_plain(path).map_err(|_| "it cannot be opened".to_owned())?;
     let meta = file
         .metadata()
         .map_err(|_| "it cannot be read".to_owned())?;
@@ -345,6 +341,15 @@ fn read_entry(
     loaded
         .map(|program| Some(Entry { program, file }))
         .map_err(|e| format!("wasmtime refused it: {}", wasmtime_message(&e)))
+}
+
+/// Opens `path` to read, not through a symlink, and without waiting: a FIFO planted in its
+/// place cannot hang the open (what is not a regular file is refused after it).
+fn open_plain(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// Maps the compiled code in the open `file` (wasmtime's `deserialize_file` of the
