@@ -49,12 +49,7 @@ impl Loaded {
                 let digest = self.digest.to_string();
                 block_on(
                     async {
-                        let channel =
-                            containerd_client::connect(address.as_str())
-                                .await
-                                .map_err(|e| {
-                                    format!("failed to connect to containerd at `{address}`: {e}")
-                                })?;
+                        let channel = connect(&address).await?;
                         read_blob(&mut ContentClient::new(channel), &namespace, &digest).await
                     },
                     "reading the wasm layer from containerd",
@@ -77,6 +72,13 @@ impl Loaded {
 }
 
 const CALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// A channel to containerd's gRPC socket at `address`.
+async fn connect(address: &str) -> Result<containerd_client::tonic::transport::Channel, String> {
+    containerd_client::connect(address)
+        .await
+        .map_err(|e| format!("failed to connect to containerd at `{address}`: {e}"))
+}
 
 /// A `Content.Read` of a whole blob, checked against `digest`.
 async fn read_blob(
@@ -124,9 +126,7 @@ async fn from_content_store(
     namespace: &str,
     container_id: &str,
 ) -> Result<Option<Loaded>, String> {
-    let channel = containerd_client::connect(address)
-        .await
-        .map_err(|e| format!("failed to connect to containerd at `{address}`: {e}"))?;
+    let channel = connect(address).await?;
     let container = ContainersClient::new(channel.clone())
         .get(with_namespace!(
             GetContainerRequest {

@@ -82,26 +82,15 @@ pub fn validate_wasm(
         message: e.message().to_owned(),
         offset: e.offset(),
     };
+    if threads <= 1 {
+        return Validator::new_with_features(features)
+            .validate_all(bytes)
+            .map(drop)
+            .map_err(error);
+    }
     let mut validator = Validator::new_with_features(features);
     let mut parser = Parser::new(0);
     parser.set_features(features);
-    if threads <= 1 {
-        let mut bodies = Vec::new();
-        for payload in parser.parse_all(bytes) {
-            if let ValidPayload::Func(func, body) =
-                validator.payload(&payload.map_err(error)?).map_err(error)?
-            {
-                bodies.push((func, body));
-            }
-        }
-        let mut allocs = FuncValidatorAllocations::default();
-        for (func, body) in bodies {
-            let mut validator = func.into_validator(allocs);
-            validator.validate(&body).map_err(error)?;
-            allocs = validator.into_allocations();
-        }
-        return Ok(());
-    }
     // This thread parses and checks sections, handing each body, numbered, to the
     // workers as it is found; the first failing body (by number) is the error. A worker
     // skips a body past one already known to fail.

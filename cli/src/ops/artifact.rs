@@ -407,15 +407,21 @@ pub struct FoundWasm {
     pub name: String,
     /// The digest of the wasm.
     pub digest: Digest,
-    bytes: Result<Vec<u8>, Box<StoredParts>>,
+    bytes: FoundBytes,
+}
+
+/// The bytes of a [`FoundWasm`]: read, or still in their layer.
+enum FoundBytes {
+    Read(Vec<u8>),
+    Layer(Box<StoredParts>),
 }
 
 impl FoundWasm {
     /// The wasm, read (a stored layer checked against its digest).
     pub fn read(self) -> Result<Wasm> {
         let bytes = match self.bytes {
-            Ok(bytes) => bytes,
-            Err(parts) => parts.wasm()?.bytes,
+            FoundBytes::Read(bytes) => bytes,
+            FoundBytes::Layer(parts) => parts.wasm()?.bytes,
         };
         Ok(Wasm {
             name: self.name,
@@ -434,7 +440,7 @@ pub fn find_wasm(reference: &ArtifactRef) -> Result<FoundWasm> {
                 |n| n.to_string_lossy().into_owned(),
             ),
             digest: Digest::of(&bytes),
-            bytes: Ok(bytes),
+            bytes: FoundBytes::Read(bytes),
         }),
         Loaded::Stored(parts) => {
             let name = parts
@@ -446,14 +452,14 @@ pub fn find_wasm(reference: &ArtifactRef) -> Result<FoundWasm> {
                 return Ok(FoundWasm {
                     name,
                     digest: layer.digest,
-                    bytes: Err(parts),
+                    bytes: FoundBytes::Layer(parts),
                 });
             }
             let wasm = parts.wasm()?;
             Ok(FoundWasm {
                 name,
                 digest: wasm.digest,
-                bytes: Ok(wasm.bytes),
+                bytes: FoundBytes::Read(wasm.bytes),
             })
         }
     }

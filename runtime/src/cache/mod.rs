@@ -269,17 +269,10 @@ impl CompileCache {
         let program = compile(engine, name, kind, wasm)?;
         let bytes = program.to_bytes(name)?;
         write_entry(&path, &bytes, |meta| {
-            let tag = key.tag(&engine_key, digest, &EntryId::new(kind_name(kind), meta));
-            format!("{tag} {}\n", kind_name(kind))
+            let tag = key.tag(&engine_key, digest, &EntryId::new(kind, meta));
+            format!("{tag} {}\n", kind.as_str())
         })?;
         Ok(program)
-    }
-}
-
-fn kind_name(kind: WasmKind) -> &'static str {
-    match kind {
-        WasmKind::Component => "component",
-        WasmKind::Module => "module",
     }
 }
 
@@ -319,12 +312,7 @@ fn read_entry(
     if !meta.is_file() || meta.nlink() != 1 || meta.len() > MAX_ENTRY {
         return Err("it is not a single regular file".into());
     }
-    if !key.verify(
-        engine_key,
-        digest,
-        &EntryId::new(kind_name(kind), &meta),
-        tag,
-    ) {
+    if !key.verify(engine_key, digest, &EntryId::new(kind, &meta), tag) {
         return Err(
             "its tag does not verify (written to, corrupt, truncated, or not this cache's entry for this wasm)"
                 .into(),

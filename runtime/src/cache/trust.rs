@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use wasmoci_spec::Digest;
+use wasmoci_spec::{Digest, WasmKind};
 
 use crate::Error;
 
@@ -184,7 +184,7 @@ impl CacheKey {
             b"\0",
             wasm.to_string().as_bytes(),
             b"\0",
-            entry.kind.as_bytes(),
+            entry.kind.as_str().as_bytes(),
             b"\0",
         ] {
             mac.update(part);
@@ -222,14 +222,14 @@ impl CacheKey {
 /// identity of the file as `fstat` sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct EntryId {
-    /// `component` or `module`.
-    pub(super) kind: &'static str,
+    /// A component or a module.
+    pub(super) kind: WasmKind,
     /// Device, inode, size, mtime (s, ns), ctime (s, ns).
     stat: [i64; 7],
 }
 
 impl EntryId {
-    pub(super) fn new(kind: &'static str, meta: &fs::Metadata) -> EntryId {
+    pub(super) fn new(kind: WasmKind, meta: &fs::Metadata) -> EntryId {
         // Bit patterns, not values: only equality matters.
         #[allow(
             clippy::cast_possible_wrap,
@@ -280,13 +280,13 @@ mod tests {
         let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
         let file = dir.path().join("entry");
         fs::write(&file, b"entry").unwrap();
-        let entry = EntryId::new("component", &fs::metadata(&file).unwrap());
+        let entry = EntryId::new(WasmKind::Component, &fs::metadata(&file).unwrap());
         let tag = key.tag("engine", &a, &entry);
         assert!(key.verify("engine", &a, &entry, &tag));
         assert!(!key.verify("engine", &b, &entry, &tag), "another wasm");
         assert!(!key.verify("other", &a, &entry, &tag), "another engine");
         let module = EntryId {
-            kind: "module",
+            kind: WasmKind::Module,
             ..entry
         };
         assert!(!key.verify("engine", &a, &module, &tag), "another kind");
