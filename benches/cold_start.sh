@@ -8,7 +8,10 @@
 # Goals: warm start <= 0.5x runwasi, the Python command's within 10 ms of hello's; idle
 # shim RSS <= 15 MiB per pod; marginal PSS per idle Python HTTP pod <= 5 MiB.
 #
-#   benches/cold_start.sh [--iterations N] [--pods N] [--runwasi DIR]
+#   benches/cold_start.sh [--iterations N] [--pods N] [--runwasi DIR] [--breakdown]
+#
+# --breakdown runs containerd and the shims at debug level and lays each warm start out
+# from the shim's timing marks and containerd's own lines (medians from CreateContainer).
 #
 # DIR is a checkout of github.com/containerd/runwasi (never committed here). It is built in
 # release mode in place (its rust-toolchain.toml pins another toolchain: this script moves
@@ -22,12 +25,14 @@ cd "$(dirname "$0")/.."
 iterations=20
 pods=20
 runwasi=""
+breakdown=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --iterations) iterations="$2"; shift 2 ;;
     --pods) pods="$2"; shift 2 ;;
     --runwasi) runwasi="$2"; shift 2 ;;
-    *) echo "usage: $0 [--iterations N] [--pods N] [--runwasi DIR]" >&2; exit 2 ;;
+    --breakdown) breakdown=(--breakdown); shift ;;
+    *) echo "usage: $0 [--iterations N] [--pods N] [--runwasi DIR] [--breakdown]" >&2; exit 2 ;;
   esac
 done
 
@@ -46,4 +51,4 @@ fi
 python=${WASMOCI_BENCH_CACHE:-$HOME/.cache/wasmoci-bench}/python
 python3 benches/tools.py "$python" >/dev/null
 target/release/examples/cri_cold_start --iterations "$iterations" --pods "$pods" \
-  --python "$python" "${peer[@]}"
+  --python "$python" "${peer[@]}" "${breakdown[@]}"

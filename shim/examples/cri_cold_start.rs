@@ -72,6 +72,108 @@ struct Bench {
     rt: tokio::runtime::Runtime,
     dir: PathBuf,
     pods: usize,
+    /// Every start: (container id, wall-clock seconds at CreateContainer, at exited seen).
+    starts: Vec<(String, f64, f64)>,
+}
+
+/// Wall-clock seconds since the epoch.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Seconds since the epoch of containerd's `time="2026-11-30T03:40:12.123456789Z"` (UTC).
+fn containerd_time(line: &str) -> Option<f64> {
+    let rest = line.strip_prefix("time=\"")?;
+    let stamp = &rest[..rest.find('"')?];
+    let stamp = stamp
+        .strip_suffix('Z')
+        .or_else(|| stamp.strip_suffix("+00:00"))?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut date = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (date.next()??, date.next()??, date.next()??);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let mut hms = time.split(':');
+    let (h, min, sec) = (hms.next()?, hms.next()?, hms.next()?);
+    let secs = h.parse::<f64>().ok()? * 3600.0
+        + min.parse::<f64>().ok()? * 60.0
+        + sec.parse::<f64>().ok()?;
+    Some(days as f64 * 86_400.0 + secs)
+}
+
+/// Where the time of `starts` went, from containerd's debug log: the shim's and the
+/// worker's timing marks (`timing `ID` PHASE at=SECONDS`) and CRI's own lines, each as its
+/// median time from CreateContainer, in the order they come.
+fn breakdown(log: &str, starts: &[(String, f64, f64)]) {
+    let mut phases: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut add = |phase: &str, at: f64| match phases.iter_mut().find(|(p, _)| p == phase) {
+        Some((_, all)) => all.push(at),
+        None => phases.push((phase.to_owned(), vec![at])),
+    };
+    for (id, began, ended) in starts {
+        let mut seen = vec![("CreateContainer called".to_owned(), 0.0)];
+        let quoted = format!("\\\"{id}\\\"");
+        let mark = format!("timing `{id}` ");
+        for line in log.lines() {
+            if let Some(at) = line.find(&mark) {
+                let rest = &line[at + mark.len()..];
+                let Some((phase, at)) = rest.split_once(" at=") else {
+                    continue;
+                };
+                let at: String = at
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                if let Ok(at) = at.parse::<f64>() {
+                    seen.push((format!("shim: {phase}"), (at - began) * 1e3));
+                }
+            } else if line.contains(&quoted) {
+                let cri = if line.contains("returns successfully") {
+                    "containerd: StartContainer returns"
+                } else if line.contains("msg=\"StartContainer for") {
+                    "containerd: StartContainer called"
+                } else if line.contains("TaskExit event") {
+                    "containerd: TaskExit handled"
+                } else {
+                    continue;
+                };
+                if let Some(at) = containerd_time(line) {
+                    seen.push((cri.to_owned(), (at - began) * 1e3));
+                }
+            }
+        }
+        seen.push((
+            "ContainerStatus says exited".to_owned(),
+            (ended - began) * 1e3,
+        ));
+        seen.sort_by(|a, b| a.1.total_cmp(&b.1));
+        for (phase, at) in seen {
+            add(&phase, at);
+        }
+    }
+    let mut rows: Vec<(String, f64, usize)> = phases
+        .into_iter()
+        .map(|(phase, mut all)| {
+            all.sort_by(f64::total_cmp);
+            (phase, all[all.len() / 2], all.len())
+        })
+        .collect();
+    rows.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut previous = 0.0;
+    for (phase, at, samples) in rows {
+        println!(
+            "    {phase:<40} {at:>7.2} ms  (+{:>5.2})  n={samples}",
+            at - previous
+        );
+        previous = at;
+    }
 }
 
 /// One container running `image` with `command`.
@@ -97,13 +199,15 @@ impl Bench {
         }
     }
 
-    /// One start: (time from CreateContainer to exited, exit code).
+    /// One start: (time from CreateContainer to exited, exit code). Its container id and
+    /// wall-clock start and end go to `self.starts`.
     fn start(&mut self, handler: &str, image: &str, command: &str) -> (Duration, i32) {
         let spec = self.pod_spec(handler);
         let mut cri = self.cri.clone();
-        self.rt.block_on(async {
+        let (took, code, id, began) = self.rt.block_on(async {
             let pod = cri.run_pod(&spec).await.expect("RunPodSandbox");
             let container = container("hello", image, command);
+            let began = unix_now();
             let started = Instant::now();
             let id = cri.create(&pod, &container).await.expect("CreateContainer");
             cri.start(&id).await.expect("StartContainer");
@@ -120,8 +224,10 @@ impl Bench {
             };
             let took = started.elapsed();
             cri.remove_pod(&pod).await.expect("RemovePodSandbox");
-            (took, exit_code)
-        })
+            (took, exit_code, id, began)
+        });
+        self.starts.push((id, began, began + took.as_secs_f64()));
+        (took, code)
     }
 
     /// RSS and PSS (KiB) of the shim processes serving `count` pods of `image` at once,
@@ -275,6 +381,7 @@ fn main() {
     let mut python: Option<PathBuf> = None;
     let mut pods = 20;
     let mut peer: Option<(String, String, PathBuf)> = None;
+    let mut debug = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -291,6 +398,7 @@ fn main() {
                 ));
             }
             "--python" => python = Some(PathBuf::from(args.next().expect("a directory"))),
+            "--breakdown" => debug = true,
             "--pods" => pods = args.next().and_then(|n| n.parse().ok()).expect("a number"),
             other => panic!("unknown argument `{other}`"),
         }
@@ -317,6 +425,7 @@ fn main() {
         sandbox_image,
         wasmoci_home: home,
         other_runtimes: peer.iter().cloned().collect(),
+        debug,
     })
     .expect("containerd 1.7 (run .ci/containerd-1.7)");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -329,6 +438,7 @@ fn main() {
         rt,
         dir: scratch.path().to_owned(),
         pods: 0,
+        starts: Vec::new(),
     };
     let pull = |bench: &mut Bench, image: &str| {
         let mut cri = bench.cri.clone();
@@ -380,10 +490,15 @@ fn main() {
         }
         let _ = bench.start(handler, &warm_image, "hello.wasm");
         let mut warm = Vec::new();
+        let from = bench.starts.len();
         for _ in 0..iterations {
             let (took, code) = bench.start(handler, &warm_image, "hello.wasm");
             assert_eq!(code, 0, "{handler}: hello exited {code}");
             warm.push(took);
+        }
+        if debug {
+            println!("{handler}: where a warm start of hello goes (medians from CreateContainer)");
+            breakdown(&containerd.log(), &bench.starts[from..]);
         }
         // The first pod of a digest compiles it (the compiler's code is paged in); later
         // pods load it from the cache.
@@ -429,6 +544,7 @@ fn main() {
     let py_cli = image_of(&mut bench, "cli", &read("py-cli.wasm"));
     let _ = bench.start(handler, &py_cli, "py-cli.wasm");
     let mut warm = Vec::new();
+    let from = bench.starts.len();
     for _ in 0..iterations {
         let (took, code) = bench.start(handler, &py_cli, "py-cli.wasm");
         assert_eq!(code, 0, "the Python command exited {code}");
@@ -441,6 +557,10 @@ fn main() {
         py_warm.as_secs_f64() * 1e3,
         (py_warm.as_secs_f64() - hello_warm.as_secs_f64()) * 1e3
     );
+    if debug {
+        println!("where a warm start of the Python command goes (medians from CreateContainer)");
+        breakdown(&containerd.log(), &bench.starts[from..]);
+    }
     let idle = [
         ("hello (sleeping)", sleep.clone(), "sleep.wasm", false),
         (

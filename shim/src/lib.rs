@@ -23,6 +23,7 @@ mod pull_policy;
 mod service;
 mod stdio;
 mod task;
+mod timing;
 mod worker;
 
 pub use service::main;

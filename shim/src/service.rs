@@ -23,6 +23,8 @@ use crate::error::ShimError;
 use crate::netns;
 use crate::plan::{Plan, plan};
 use crate::task::{Events, Status, Task, TaskState, Work, prepare, run_work};
+use crate::timing::mark;
+use crate::worker::Launch;
 
 /// The annotation CRI sets on every container of a pod: one shim serves the pod.
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
@@ -78,13 +80,21 @@ type Created = (Plan, Work, Option<netns::Holder>);
 
 impl Service {
     /// Reads the bundle, plans the task and does what it needs before it can start.
-    fn prepare(&self, id: &str, bundle: &Path) -> Result<Created, ShimError> {
+    fn prepare(&self, req: &api::CreateTaskRequest) -> Result<Created, ShimError> {
+        let bundle = Path::new(&req.bundle);
         let plan = plan(&Bundle::load(bundle)?, bundle)?;
         let containerd = (!self.address.is_empty()).then_some(Containerd {
             address: &self.address,
             namespace: &self.namespace,
         });
-        let work = prepare(&plan, containerd, id)?;
+        let launch = Launch {
+            id: &req.id,
+            bundle: &req.bundle,
+            stdin: &req.stdin,
+            stdout: &req.stdout,
+            stderr: &req.stderr,
+        };
+        let work = prepare(&plan, containerd, &launch)?;
         let holder = match &plan {
             Plan::Sandbox { netns } => Some(netns::Holder::spawn(netns.as_deref())?),
             Plan::Container(_) => None,
@@ -111,6 +121,7 @@ impl Events for Service {
         event.exit_status = code;
         event.exited_at = Some(at.clone()).into();
         self.publish(topics::TASK_EXIT_EVENT_TOPIC, Box::new(event));
+        mark(id, "exit-published");
         task.finish(code, at);
     }
 }
@@ -197,6 +208,7 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> TtrpcResult<api::CreateTaskResponse> {
+        mark(&req.id, "create");
         let bundle = PathBuf::from(&req.bundle);
         let rootfs = bundle.join("rootfs");
         for mount in &req.rootfs {
@@ -210,13 +222,15 @@ impl shim::Task for Service {
         }
         // A task that cannot be created leaves no mount behind (containerd has no task to
         // delete then).
-        let created = self.prepare(&req.id, &bundle).inspect_err(|_| {
+        let created = self.prepare(&req).inspect_err(|_| {
             let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
         })?;
         let (plan, work, holder) = created;
         let pid = holder
             .as_ref()
-            .map_or_else(std::process::id, netns::Holder::pid);
+            .map(netns::Holder::pid)
+            .or_else(|| work.pid())
+            .unwrap_or_else(std::process::id);
         let (memory_limit, cgroup) = match &plan {
             Plan::Sandbox { .. } => (None, None),
             Plan::Container(c) => (c.memory_limit, c.confinement.cgroup.clone()),
@@ -249,6 +263,7 @@ impl shim::Task for Service {
         self.publish(topics::TASK_CREATE_EVENT_TOPIC, Box::new(event));
         let mut response = api::CreateTaskResponse::new();
         response.pid = pid;
+        mark(&req.id, "create-returns");
         Ok(response)
     }
 
@@ -257,6 +272,7 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
+        mark(&req.id, "start");
         let task = self.task(&req.id)?;
         let work = task.begin(&req.id)?;
         let service = self.clone();
@@ -295,6 +311,7 @@ impl shim::Task for Service {
         }
         let mut response = api::StartResponse::new();
         response.pid = pid;
+        mark(&req.id, "start-returns");
         Ok(response)
     }
 
@@ -324,6 +341,7 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
+        mark(&req.id, "delete");
         let task = self.task(&req.id)?;
         let (code, at) = match task.status() {
             Status::Stopped { code, at } => (code, at),
@@ -348,6 +366,7 @@ impl shim::Task for Service {
         response.pid = pid;
         response.exit_status = code;
         response.exited_at = Some(at).into();
+        mark(&req.id, "delete-returns");
         Ok(response)
     }
 

@@ -18,8 +18,8 @@ use crate::content::{self, Containerd};
 use crate::error::{ShimError, shown};
 use crate::netns;
 use crate::plan::{Container, Plan};
-use crate::stdio::open_output;
-use crate::worker::{Image, Launch, Worker};
+use crate::timing::mark;
+use crate::worker::{Ending, Image, Launch, Pending, Worker};
 
 /// What a task tells the service as it runs.
 pub(crate) trait Events: Send + Sync + 'static {
@@ -92,26 +92,83 @@ pub(crate) enum Work {
     /// The pod sandbox: nothing runs; it lives until it is killed (its holder thread
     /// keeps the pod's network namespace).
     Hold,
-    /// A container: its compiled program, run by a worker process ([`crate::worker`]);
-    /// an HTTP component's listener, bound in the pod's network namespace.
+    /// A container: its worker process ([`crate::worker`]), started and waiting; the
+    /// compiled program it will run; an HTTP component's listener, bound in the pod's
+    /// network namespace.
     Guest {
+        worker: Worker,
+        pending: Pending,
+        ending: Ending,
         image: Image,
         listener: Option<std::net::TcpListener>,
     },
 }
 
-/// Does what `plan` needs done before the task can start: fetches and compiles the wasm,
-/// checks what it runs as and its volumes, binds an HTTP component's listener, makes the
-/// container's cgroup.
+impl Work {
+    /// The pid containerd sees for a created task: its worker's (none for the sandbox).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match self {
+            Work::Hold => None,
+            Work::Guest { worker, .. } => Some(worker.pid()),
+        }
+    }
+}
+
+/// Does what `plan` needs done before the task can start: makes the container's cgroup
+/// and starts its worker (which joins it, the pod's network namespace and its stdio
+/// meanwhile), fetches and compiles the wasm, checks what it runs as and its volumes,
+/// binds an HTTP component's listener. A failure leaves no worker and no cgroup.
 pub(crate) fn prepare(
     plan: &Plan,
     containerd: Option<Containerd<'_>>,
-    id: &str,
+    launch: &Launch<'_>,
 ) -> Result<Work, ShimError> {
     let container = match plan {
         Plan::Sandbox { .. } => return Ok(Work::Hold),
         Plan::Container(container) => container,
     };
+    let cgroup = container.confinement.cgroup.as_deref();
+    if let Some(cgroup) = cgroup {
+        crate::worker::create_cgroup(cgroup, &container.confinement.resources)?;
+    }
+    mark(launch.id, "cgroup-made");
+    let started = Worker::start(launch).and_then(|(worker, pending, ending)| {
+        mark(launch.id, "worker-spawned");
+        match program(container, containerd, launch.id) {
+            Ok((image, listener)) => Ok(Work::Guest {
+                worker,
+                pending,
+                ending,
+                image,
+                listener,
+            }),
+            Err(e) => {
+                abandon(worker, pending, ending);
+                Err(e)
+            }
+        }
+    });
+    if started.is_err()
+        && let Some(cgroup) = cgroup
+    {
+        crate::worker::remove_cgroup(cgroup);
+    }
+    started
+}
+
+/// Ends a worker that will not be started, and waits for it, so that its cgroup can go.
+fn abandon(worker: Worker, pending: Pending, ending: Ending) {
+    drop(pending);
+    let _ = worker.signal(libc::SIGKILL);
+    let _ = ending.wait();
+}
+
+/// The compiled program of `container` and its listener, if it serves.
+fn program(
+    container: &Container,
+    containerd: Option<Containerd<'_>>,
+    id: &str,
+) -> Result<(Image, Option<std::net::TcpListener>), ShimError> {
     let Container {
         name,
         source,
@@ -120,10 +177,13 @@ pub(crate) fn prepare(
         listen,
         netns,
         ..
-    } = &**container;
+    } = container;
     let loaded = content::load(source, containerd, id)?;
+    mark(id, "content-found");
     let (engine, cache) = engine()?;
+    mark(id, "engine-ready");
     let compiled = compiled(engine, cache, name, loaded)?;
+    mark(id, "compiled-found");
     let program = &compiled.program;
     // Only what exists on the host becomes a directory the guest may use (CRI also binds
     // files: `/etc/hosts`, `/etc/resolv.conf`, …).
@@ -148,11 +208,8 @@ pub(crate) fn prepare(
             }
         },
     };
-    let image = Image::of(compiled);
-    if let Some(cgroup) = &container.confinement.cgroup {
-        crate::worker::create_cgroup(cgroup, &container.confinement.resources)?;
-    }
-    Ok(Work::Guest { image, listener })
+    mark(id, "checked");
+    Ok((Image::of(compiled), listener))
 }
 
 pub(crate) struct Task {
@@ -216,10 +273,29 @@ impl Task {
         }
     }
 
-    /// Drops the work of a task that was never started; whether there was one.
+    /// Ends the work of a task that was never started (its worker, waited for); whether
+    /// there was one.
     pub(crate) fn cancel(&self) -> bool {
-        let mut state = self.state.lock().expect("not poisoned");
-        matches!(state.status, Status::Created) && state.work.take().is_some()
+        let work = {
+            let mut state = self.state.lock().expect("not poisoned");
+            if !matches!(state.status, Status::Created) {
+                return false;
+            }
+            state.work.take()
+        };
+        match work {
+            Some(Work::Guest {
+                worker,
+                pending,
+                ending,
+                ..
+            }) => {
+                abandon(worker, pending, ending);
+                true
+            }
+            Some(Work::Hold) => true,
+            None => false,
+        }
     }
 
     /// The pid containerd sees now.
@@ -301,37 +377,32 @@ pub(crate) fn run_work(
             task.holder.lock().expect("not poisoned").take();
             128 + signal as u32
         }
-        Work::Guest { image, listener } => {
-            let started = Worker::start(&Launch {
-                id,
-                bundle: &task.bundle,
-                stdin: &task.stdin,
-                stdout: &task.stdout,
-                stderr: &task.stderr,
-                image: &image,
-                listener: listener.as_ref(),
-            });
+        Work::Guest {
+            worker,
+            pending,
+            ending,
+            image,
+            listener,
+        } => {
+            let sent = pending.go(&image, listener.as_ref());
             // The worker holds its own copies now.
             drop((image, listener));
-            let ending = match started {
-                Ok((worker, ending)) => {
-                    task.pid.store(worker.pid(), Ordering::Relaxed);
-                    *task.worker.lock().expect("not poisoned") = Some(worker);
-                    // A kill that came while it started.
-                    if let Some(signal) = task.stop.stopped() {
-                        task.signal(signal);
-                    }
-                    launched();
-                    ending
-                }
-                Err(e) => {
-                    launched();
-                    log::error!("task `{id}`: {}", shown(&e));
-                    open_output(&task.stderr).write_line(&format!("wasmoci: {}", shown(&e)));
-                    return 1;
-                }
-            };
+            *task.worker.lock().expect("not poisoned") = Some(worker);
+            // A kill that came while it started.
+            if let Some(signal) = task.stop.stopped() {
+                task.signal(signal);
+            }
+            launched();
+            if let Err(e) = sent {
+                // It ended before Start (its stderr says why), or cannot be reached: its
+                // end is waited for below either way (the socket is closed now).
+                log::warn!(
+                    "task `{id}`: failed to hand the worker its program: {}",
+                    shown(&e)
+                );
+            }
             let (code, oom) = ending.wait();
+            mark(id, "exit-seen");
             let killed_by_kernel = code == 137
                 && task
                     .cgroup

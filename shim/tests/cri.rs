@@ -39,6 +39,7 @@ impl Node {
             sandbox_image,
             wasmoci_home: home.path().to_owned(),
             other_runtimes: Vec::new(),
+            debug: false,
         })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -1,17 +1,20 @@
 //! The worker itself: the shim binary run as `containerd-shim-wasmoci-v1
-//! __wasmoci-worker ID BUNDLE STDIN STDOUT STDERR KIND LISTENER`, with the compiled program on
-//! fd 3, the report pipe on fd 4 and an HTTP component's listener on fd 5.
+//! __wasmoci-worker ID BUNDLE STDIN STDOUT STDERR`, with the control socket on fd 3 and
+//! the report pipe on fd 4.
 //!
 //! While it has one thread and is still root it joins the pod's network namespace and
-//! the container's cgroup, opens the stdio fifos, seals the volumes in a mount namespace
-//! of its own and maps the program; then it takes the container's identity and
-//! capabilities, sets `no_new_privs` and installs the seccomp filter; only then does it
-//! start threads and run the guest. Its exit status is the task's.
+//! the container's cgroup, opens the stdio fifos and seals the volumes in a mount
+//! namespace of its own; then it waits for Start, when the shim sends it the compiled
+//! program (and an HTTP component's listener) over the control socket; then it takes the
+//! container's identity and capabilities, sets `no_new_privs` and installs the seccomp
+//! filter; only then does it map the program, start threads and run the guest. Its exit
+//! status is the task's.
 
-use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::{IoSliceMut, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use wasmoci_runtime::exit::{Exit, StopHandle};
 use wasmoci_runtime::host::{Output, Stdio};
 use wasmoci_runtime::limits::MemoryBudget;
@@ -20,50 +23,116 @@ use wasmoci_runtime::run::Guest;
 use wasmoci_runtime::serve::ServeOptions;
 use wasmoci_spec::WasmKind;
 
-use super::{IMAGE_FD, LISTENER_FD, REPORT_FD, identity, seccomp, volumes};
+use super::{CONTROL_FD, HANDOFF_LEN, REPORT_FD, identity, seccomp, volumes};
 use crate::bundle::Bundle;
 use crate::error::shown;
 use crate::plan::{Container, Plan, plan};
 use crate::stdio::{open_input, open_output};
 use crate::task::engine;
+use crate::timing::mark;
 
 /// What the shim passes on the command line.
 struct Args {
+    id: String,
     bundle: PathBuf,
     stdin: String,
     stdout: String,
     stderr: String,
-    kind: WasmKind,
-    listener: bool,
 }
 
 impl Args {
     fn parse(args: &[String]) -> Option<Args> {
-        // The id is there for `ps`: the shim's log names the task.
-        let [_id, bundle, stdin, stdout, stderr, kind, listener] = args else {
+        // The id is there for `ps` and the timing marks: the shim's log names the task.
+        let [id, bundle, stdin, stdout, stderr] = args else {
             return None;
         };
-        let kind = match kind.as_str() {
-            "component" => WasmKind::Component,
-            "module" => WasmKind::Module,
-            _ => return None,
-        };
         Some(Args {
+            id: id.clone(),
             bundle: PathBuf::from(bundle),
             stdin: stdin.clone(),
             stdout: stdout.clone(),
             stderr: stderr.clone(),
-            kind,
-            listener: listener == "listener",
         })
     }
+}
+
+/// What the shim hands over at Start.
+struct Handoff {
+    /// The compile cache entry, read-only (0444: the worker maps it by
+    /// `/proc/self/fd/N` after it has left root).
+    image: std::fs::File,
+    kind: WasmKind,
+    listener: Option<std::net::TcpListener>,
+}
+
+/// Waits for Start: the program and the listener over the control socket. `None` when
+/// the shim closed it instead (the task was never started: Create failed, or a Kill or
+/// Delete came first).
+fn handoff() -> Result<Option<Handoff>, String> {
+    // SAFETY: fd 3 is the control socket the shim placed for this worker.
+    #[allow(unsafe_code, reason = "taking the fds the shim placed")]
+    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    let mut message = [0u8; HANDOFF_LEN];
+    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let mut iov = [IoSliceMut::new(&mut message)];
+    let received = loop {
+        match recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&control),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other.map_err(|e| format!("failed to receive the program: {e}"))?,
+        }
+    };
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for cmsg in received
+        .cmsgs()
+        .map_err(|e| format!("failed to receive the program: {e}"))?
+    {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            // SAFETY: fds the kernel just installed in this process for us.
+            #[allow(unsafe_code, reason = "owning the fds SCM_RIGHTS passed")]
+            fds.extend(
+                raw.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    let bytes = received.bytes;
+    if bytes == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    let kind = match (bytes, message[0]) {
+        (HANDOFF_LEN, b'c') => WasmKind::Component,
+        (HANDOFF_LEN, b'm') => WasmKind::Module,
+        _ => return Err("the shim sent a malformed program handoff".into()),
+    };
+    let mut fds = fds.into_iter();
+    let image = fds.next().ok_or("the shim sent no program")?;
+    let listener = match message[1] {
+        b'l' => Some(std::net::TcpListener::from(
+            fds.next().ok_or("the shim sent no listener")?,
+        )),
+        _ => None,
+    };
+    Ok(Some(Handoff {
+        image: std::fs::File::from(image),
+        kind,
+        listener,
+    }))
 }
 
 /// Runs the worker to its exit status; never returns.
 pub(crate) fn main(args: &[String]) -> ! {
     let shim = nix::unistd::getppid();
     log::set_logger(&STDERR_LOG).ok();
-    log::set_max_level(log::LevelFilter::Info);
+    log::set_max_level(if std::env::var_os(super::DEBUG_ENV).is_some() {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
     let Some(args) = Args::parse(args) else {
         log::error!(
             "expected ID BUNDLE STDIN STDOUT STDERR KIND LISTENER after `{}`",
@@ -73,6 +142,7 @@ pub(crate) fn main(args: &[String]) -> ! {
     };
     // The guest's stderr, for the reasons it stopped; the node's log gets them too.
     let mut stderr = Output::Null;
+    mark(&args.id, "worker-main");
     let code = match run(&args, shim, &mut stderr) {
         Ok(code) => code,
         Err(message) => {
@@ -95,13 +165,16 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
         Plan::Container(container) => container,
         Plan::Sandbox { .. } => return Err("a pod sandbox runs no worker".into()),
     };
+    mark(&args.id, "worker-planned");
     // One thread, root: join, open, read.
     if let Some(netns) = &container.netns {
         crate::netns::join(netns).map_err(|e| e.to_string())?;
     }
+    mark(&args.id, "worker-netns");
     if let Some(cgroup) = &container.confinement.cgroup {
         super::cgroup::join(cgroup).map_err(|e| e.to_string())?;
     }
+    mark(&args.id, "worker-cgroup");
     *stderr = open_output(&args.stderr);
     let stdio = Stdio {
         stdin: open_input(&args.stdin),
@@ -111,27 +184,32 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
     let mut sandbox = container.sandbox.clone();
     sandbox.dirs.retain(|d| d.host.is_dir());
     let privileged = container.privileged();
+    mark(&args.id, "worker-stdio");
     if !privileged {
         volumes::seal(&mut sandbox.dirs)?;
     }
-    let image = image();
+    mark(&args.id, "worker-joined");
     // SAFETY: fd 4 is the report pipe the shim made for this worker.
     #[allow(unsafe_code, reason = "taking the fds the shim placed")]
     let report = unsafe { std::fs::File::from_raw_fd(REPORT_FD) };
-    let listener = if args.listener {
-        // SAFETY: fd 5 is the listener the shim bound for this worker.
-        #[allow(unsafe_code, reason = "taking the fds the shim placed")]
-        let fd = unsafe { OwnedFd::from_raw_fd(LISTENER_FD) };
-        Some(std::net::TcpListener::from(fd))
-    } else {
-        None
+    let Some(Handoff {
+        image,
+        kind,
+        listener,
+    }) = handoff()?
+    else {
+        log::debug!("the task was not started; the worker ends");
+        std::process::exit(1);
     };
+    mark(&args.id, "worker-handed");
     // Now the container's identity, and no way back; threads only after this.
     identity::take(&container.confinement, shim)?;
     if !privileged {
         seccomp::install().map_err(|e| format!("failed to install the seccomp filter: {e}"))?;
     }
+    mark(&args.id, "worker-confined");
     let (engine, _) = engine().map_err(|e| e.to_string())?;
+    mark(&args.id, "worker-engine");
     let name = &container.name;
     // SAFETY: the file is the compile cache entry the shim loaded through
     // `CompileCache::lookup` with an engine of these settings, its tag checked against
@@ -140,9 +218,10 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
         unsafe_code,
         reason = "mapping the shim's own checked, compiled program"
     )]
-    let program = unsafe { Program::from_handed_file(engine, args.kind, name, &image) }
+    let program = unsafe { Program::from_handed_file(engine, kind, name, &image) }
         .map_err(|e| e.to_string())?;
     drop(image);
+    mark(&args.id, "worker-mapped");
     let target = program
         .target(engine.engine(), name, container.entry.as_deref(), Want::Any)
         .map_err(|e| e.to_string())?;
@@ -169,6 +248,7 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
         let _inside = runtime.enter();
         forward_signals(&stop);
     }
+    mark(&args.id, "worker-ready");
     let limit = container.memory_limit.unwrap_or(u64::MAX);
     let limits = container.limits(MemoryBudget::new(limit));
     match (target, handler, listener) {
@@ -185,8 +265,10 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
             let exit = runtime
                 .block_on(guest.run(stdio, &stop))
                 .map_err(|e| e.to_string())?;
+            mark(&args.id, "worker-guest-ended");
             let status = reported(&exit, stderr, report);
             drained(&[&stdout, stderr]);
+            mark(&args.id, "worker-drained");
             Ok(status)
         }
         (Target::Http, Some(handler), Some(listener)) => {
@@ -206,16 +288,6 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
     }
 }
 
-/// The compiled program the shim handed over (fd 3, its compile cache entry, read-only:
-/// 0444, so that the worker maps it by `/proc/self/fd/3` after it has left root).
-fn image() -> std::fs::File {
-    // SAFETY: fd 3 is the entry the shim placed for this worker; nothing else owns it.
-    #[allow(unsafe_code, reason = "taking the fds the shim placed")]
-    unsafe {
-        std::fs::File::from_raw_fd(IMAGE_FD)
-    }
-}
-
 /// Waits until the readers of `outputs`, containerd's log copiers, have taken what the
 /// guest wrote (2 s at most, for all of them): containerd may close its end of a fifo as
 /// soon as it sees the exit, and what is still in the fifo is then lost (seen under
@@ -226,6 +298,9 @@ fn drained(outputs: &[&Output]) {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::FileTypeExt;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    // Polled from 50 µs, doubling to 5 ms: a reader that is keeping up takes a short
+    // write within a few hundred µs, and each exit waits for it.
+    let mut pause = std::time::Duration::from_micros(50);
     for output in outputs {
         let Output::File(file) = output else {
             continue;
@@ -244,7 +319,8 @@ fn drained(outputs: &[&Output]) {
             if rc != 0 || pending == 0 {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(5));
         }
     }
 }
@@ -332,7 +408,7 @@ static STDERR_LOG: StderrLog = StderrLog;
 
 impl log::Log for StderrLog {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Info
+        metadata.level() <= log::max_level()
     }
 
     fn log(&self, record: &log::Record<'_>) {

@@ -1,11 +1,12 @@
 //! A worker process per container: the guest runs in a process of its own, which the
-//! shim starts at Start by executing itself (`/proc/self/exe __wasmoci-worker …`, so it
-//! shares no threads or memory with the shim), in the container's cgroup and network
-//! namespace, as the container's user with its capabilities, `no_new_privs` and a
-//! seccomp filter ([`child`]). The shim hands it the program it compiled (or found
-//! compiled) at Create, as its read-only compile cache entry, and an HTTP component's
-//! listener; the worker's pid is the task's, its exit status the task's, a Kill a signal
-//! to it (through a pidfd).
+//! shim starts at Create by executing itself (`/proc/self/exe __wasmoci-worker …`, so it
+//! shares no threads or memory with the shim), as runc starts its init at `create`: it
+//! joins the container's cgroup and network namespace and opens its stdio while the shim
+//! finds and compiles the wasm, then waits. At Start the shim hands it the program (its
+//! read-only compile cache entry) and an HTTP component's listener over a socket; only
+//! then does it take the container's user and capabilities, `no_new_privs` and a seccomp
+//! filter ([`child`]) and run the guest. The worker's pid is the task's, its exit status
+//! the task's, a Kill a signal to it (through a pidfd).
 
 mod cgroup;
 mod child;
@@ -13,13 +14,15 @@ mod identity;
 mod seccomp;
 mod volumes;
 
-use std::io::{BufRead, Read};
+use std::io::{BufRead, IoSlice, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
 use containerd_shim::monitor::{Subject, Subscription, Topic, monitor_subscribe};
 use nix::fcntl::{FcntlArg, fcntl};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use wasmoci_runtime::cache::Entry;
 use wasmoci_spec::WasmKind;
 
@@ -31,10 +34,15 @@ use crate::error::{ShimError, shown};
 /// The first argument that makes the shim binary a worker.
 pub(crate) const ARG: &str = "__wasmoci-worker";
 
-/// Where the worker finds what the shim hands it.
-const IMAGE_FD: RawFd = 3;
+/// Where the worker finds what the shim hands it: the socket the program comes over at
+/// Start (a [`HANDOFF_LEN`]-byte message: the kind, `c` or `m`, and `l` when a listener
+/// follows the program's fd, else `-`), and the report pipe.
+const CONTROL_FD: RawFd = 3;
 const REPORT_FD: RawFd = 4;
-const LISTENER_FD: RawFd = 5;
+const HANDOFF_LEN: usize = 2;
+
+/// Set in the worker's environment when the shim logs at debug level: so does the worker.
+const DEBUG_ENV: &str = "WASMOCI_WORKER_DEBUG";
 
 /// What the worker writes to the report pipe when its guest hit the memory limit.
 const REPORT_OOM: &[u8] = b"oom\n";
@@ -67,8 +75,6 @@ pub(crate) struct Launch<'a> {
     pub(crate) stdin: &'a str,
     pub(crate) stdout: &'a str,
     pub(crate) stderr: &'a str,
-    pub(crate) image: &'a Image,
-    pub(crate) listener: Option<&'a std::net::TcpListener>,
 }
 
 /// A running worker, to signal.
@@ -76,6 +82,12 @@ pub(crate) struct Launch<'a> {
 pub(crate) struct Worker {
     pid: u32,
     pidfd: OwnedFd,
+}
+
+/// A started worker waiting for its program: dropping this ends it.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    control: UnixStream,
 }
 
 /// A running worker's end, to wait for.
@@ -86,8 +98,8 @@ pub(crate) struct Ending {
 }
 
 impl Worker {
-    /// Starts the worker for a task.
-    pub(crate) fn start(launch: &Launch<'_>) -> Result<(Worker, Ending), ShimError> {
+    /// Starts the worker for a task; it joins what it can and waits for its program.
+    pub(crate) fn start(launch: &Launch<'_>) -> Result<(Worker, Pending, Ending), ShimError> {
         let id = launch.id;
         let failed = |what: &str, e: &dyn std::fmt::Display| ShimError::Worker {
             id: id.to_owned(),
@@ -97,6 +109,8 @@ impl Worker {
         let exits = monitor_subscribe(Topic::Pid).map_err(|e| failed("watch exits", &e))?;
         let (report, report_child) = std::io::pipe().map_err(|e| failed("make a pipe", &e))?;
         let (log, log_child) = std::io::pipe().map_err(|e| failed("make a pipe", &e))?;
+        let (control, control_child) =
+            UnixStream::pair().map_err(|e| failed("make a socket pair", &e))?;
         // Above the fds the worker expects, so that placing one cannot close another.
         let high = |fd: std::os::fd::BorrowedFd<'_>| {
             let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10))
@@ -105,21 +119,13 @@ impl Worker {
             #[allow(unsafe_code, reason = "owning the fd fcntl returned")]
             Ok::<_, ShimError>(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
         };
-        let image = high(launch.image.file.as_fd())?;
+        let control_fd = high(control_child.as_fd())?;
         let report_fd = high(report_child.as_fd())?;
-        let listener = launch.listener.map(|l| high(l.as_fd())).transpose()?;
-        let placed: Vec<(RawFd, RawFd)> = [
-            Some((image.as_raw_fd(), IMAGE_FD)),
-            Some((report_fd.as_raw_fd(), REPORT_FD)),
-            listener.as_ref().map(|l| (l.as_raw_fd(), LISTENER_FD)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let kind = match launch.image.kind {
-            WasmKind::Component => "component",
-            WasmKind::Module => "module",
-        };
+        drop((control_child, report_child));
+        let placed = [
+            (control_fd.as_raw_fd(), CONTROL_FD),
+            (report_fd.as_raw_fd(), REPORT_FD),
+        ];
         let mut command = std::process::Command::new("/proc/self/exe");
         command
             .arg0("containerd-shim-wasmoci-v1")
@@ -130,14 +136,9 @@ impl Worker {
                 launch.stdin,
                 launch.stdout,
                 launch.stderr,
-                kind,
-                if launch.listener.is_some() {
-                    "listener"
-                } else {
-                    "-"
-                },
             ])
             .env_clear()
+            .envs(log::log_enabled!(log::Level::Debug).then_some((DEBUG_ENV, "1")))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_child);
@@ -170,7 +171,11 @@ impl Worker {
         // The shim's reaper waits for it; nothing here does.
         drop(child);
         relay_log(id, log);
-        Ok((Worker { pid, pidfd }, Ending { pid, report, exits }))
+        Ok((
+            Worker { pid, pidfd },
+            Pending { control },
+            Ending { pid, report, exits },
+        ))
     }
 
     /// The worker's pid.
@@ -198,6 +203,37 @@ impl Worker {
             Ok(())
         } else {
             Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
+impl Pending {
+    /// Hands the worker its program and an HTTP component's listener: it runs the guest.
+    pub(crate) fn go(
+        self,
+        image: &Image,
+        listener: Option<&std::net::TcpListener>,
+    ) -> std::io::Result<()> {
+        let kind = match image.kind {
+            WasmKind::Component => b'c',
+            WasmKind::Module => b'm',
+        };
+        let message: [u8; HANDOFF_LEN] = [kind, if listener.is_some() { b'l' } else { b'-' }];
+        let mut fds = vec![image.file.as_raw_fd()];
+        fds.extend(listener.map(AsRawFd::as_raw_fd));
+        let sent = sendmsg::<()>(
+            self.control.as_raw_fd(),
+            &[IoSlice::new(&message)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )?;
+        if sent == HANDOFF_LEN {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "sent {sent} of {HANDOFF_LEN} bytes"
+            )))
         }
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct CriSetup {
     pub(crate) wasmoci_home: PathBuf,
     /// More runtimes: (handler, runtime type, shim path), e.g. a peer's shim to compare.
     pub(crate) other_runtimes: Vec<(String, String, PathBuf)>,
+    /// containerd and the shims log at debug level (the shims' timing marks).
+    pub(crate) debug: bool,
 }
 
 /// A running containerd with CRI; on drop, the pods it still has are removed, then it is
@@ -219,7 +221,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             .env("WASMOCI_HOME", &setup.wasmoci_home)
             // The node allows direct pulls from the test registry on loopback (and only it).
             .env("WASMOCI_NODE_INSECURE_REGISTRIES", &setup.registry)
-            .env("RUST_LOG", "info")
+            .args(
+                setup
+                    .debug
+                    .then_some(["--log-level", "debug"])
+                    .into_iter()
+                    .flatten(),
+            )
+            .env("RUST_LOG", if setup.debug { "debug" } else { "info" })
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
