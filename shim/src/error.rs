@@ -53,6 +53,10 @@ pub(crate) enum ShimError {
         path: std::path::PathBuf,
         reason: String,
     },
+    /// The worker found the program cannot run as asked (its reason, as the engine gave
+    /// it).
+    #[error("{reason}")]
+    Program { id: String, reason: String },
     /// The worker process that runs a guest cannot be started.
     #[error("failed to start the worker for task `{id}`: {reason}")]
     Worker { id: String, reason: String },
@@ -81,6 +85,7 @@ impl ShimError {
             | ShimError::Netns(_)
             | ShimError::Cgroup { .. }
             | ShimError::Engine(_)
+            | ShimError::Program { .. }
             | ShimError::EngineSetup(_) => ttrpc::Code::INVALID_ARGUMENT,
         }
     }

@@ -9,17 +9,16 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use wasmoci_fs::Home;
-use wasmoci_runtime::cache::{CompileCache, Entry, Lookup};
+use wasmoci_runtime::cache::{CompileCache, Lookup, Verified};
 use wasmoci_runtime::engine::{EngineSettings, WasmEngine, build_engine};
 use wasmoci_runtime::exit::StopHandle;
-use wasmoci_runtime::program::{Program, Target, Want};
 
 use crate::content::{self, Containerd};
 use crate::error::{ShimError, shown};
 use crate::netns;
 use crate::plan::{Container, Plan};
 use crate::timing::mark;
-use crate::worker::{Ending, Image, Launch, Pending, Worker};
+use crate::worker::{Ending, Image, Launch, Pending, Ready, Worker};
 
 /// What a task tells the service as it runs.
 pub(crate) trait Events: Send + Sync + 'static {
@@ -46,17 +45,17 @@ pub(crate) fn engine() -> Result<&'static (WasmEngine, CompileCache), ShimError>
         .map_err(|e| ShimError::EngineSetup(e.clone()))
 }
 
-/// The cache entry of `loaded`: found by its digest (a second start of a digest on this
-/// node maps the compiled code and goes, reading none of the wasm); compiled and stored
-/// first when there is none, or none that can be run.
+/// The cache entry of `loaded`, verified, not mapped (the worker maps it): found by its
+/// digest (a second start of a digest on this node reads none of the wasm); compiled and
+/// stored first when there is none, or none that can be run.
 fn compiled(
     engine: &WasmEngine,
     cache: &CompileCache,
     name: &str,
     loaded: content::Loaded,
-) -> Result<Entry, ShimError> {
+) -> Result<Verified, ShimError> {
     let digest = loaded.digest;
-    match cache.lookup(engine, &digest)? {
+    match cache.find(engine, &digest)? {
         Lookup::Hit(entry) => return Ok(entry),
         Lookup::Miss => {}
         Lookup::Unusable(reason) => log::warn!(
@@ -65,7 +64,7 @@ fn compiled(
     }
     let wasm = loaded.read()?;
     cache.store(engine, name, &wasm, &digest)?;
-    match cache.lookup(engine, &digest)? {
+    match cache.find(engine, &digest)? {
         Lookup::Hit(entry) => Ok(entry),
         Lookup::Miss => Err(ShimError::Engine(wasmoci_runtime::Error::Compile {
             name: name.to_owned(),
@@ -92,14 +91,13 @@ pub(crate) enum Work {
     /// The pod sandbox: nothing runs; it lives until it is killed (its holder thread
     /// keeps the pod's network namespace).
     Hold,
-    /// A container: its worker process ([`crate::worker`]), started and waiting; the
-    /// compiled program it will run; an HTTP component's listener, bound in the pod's
+    /// A container: its worker process ([`crate::worker`]), started, its program
+    /// mapped, waiting for Start; an HTTP component's listener, bound in the pod's
     /// network namespace.
     Guest {
         worker: Worker,
         pending: Pending,
         ending: Ending,
-        image: Image,
         listener: Option<std::net::TcpListener>,
     },
 }
@@ -134,12 +132,11 @@ pub(crate) fn prepare(
     mark(launch.id, "cgroup-made");
     let started = Worker::start(launch).and_then(|(worker, pending, ending)| {
         mark(launch.id, "worker-spawned");
-        match program(container, containerd, launch.id) {
-            Ok((image, listener)) => Ok(Work::Guest {
+        match program(container, containerd, launch.id, &pending) {
+            Ok(listener) => Ok(Work::Guest {
                 worker,
                 pending,
                 ending,
-                image,
                 listener,
             }),
             Err(e) => {
@@ -163,16 +160,17 @@ fn abandon(worker: Worker, pending: Pending, ending: Ending) {
     let _ = ending.wait();
 }
 
-/// The compiled program of `container` and its listener, if it serves.
+/// Finds (or compiles) the program of `container` and hands it to its worker, which
+/// maps it; the listener it serves on, when it serves.
 fn program(
     container: &Container,
     containerd: Option<Containerd<'_>>,
     id: &str,
-) -> Result<(Image, Option<std::net::TcpListener>), ShimError> {
+    worker: &Pending,
+) -> Result<Option<std::net::TcpListener>, ShimError> {
     let Container {
         name,
         source,
-        entry,
         sandbox,
         listen,
         netns,
@@ -184,32 +182,18 @@ fn program(
     mark(id, "engine-ready");
     let compiled = compiled(engine, cache, name, loaded)?;
     mark(id, "compiled-found");
-    let program = &compiled.program;
     // Only what exists on the host becomes a directory the guest may use (CRI also binds
     // files: `/etc/hosts`, `/etc/resolv.conf`, …).
     let state = crate::mounts::node_state();
     for dir in sandbox.dirs.iter().filter(|d| d.host.is_dir()) {
         crate::mounts::check_volume(&dir.host, &dir.guest, container.privileged(), &state)?;
     }
-    let listener = match program.target(engine.engine(), name, entry.as_deref(), Want::Any)? {
-        Target::Command { .. } => None,
-        Target::Http => match program {
-            Program::Component(component) => {
-                // Checked here, so that a component that cannot serve fails its Create.
-                wasmoci_runtime::serve::prepare(engine, component, name)?;
-                Some(netns::bind_in(netns.as_deref(), *listen)?)
-            }
-            Program::Module(_) => {
-                return Err(ShimError::Engine(wasmoci_runtime::Error::Mismatch {
-                    name: name.clone(),
-                    what: "a core module".into(),
-                    advice: "only components can serve `wasi:http`".into(),
-                }));
-            }
-        },
-    };
+    let ready = worker.hand(&Image::of(compiled))?;
     mark(id, "checked");
-    Ok((Image::of(compiled), listener))
+    Ok(match ready {
+        Ready::Command => None,
+        Ready::Http => Some(netns::bind_in(netns.as_deref(), *listen)?),
+    })
 }
 
 pub(crate) struct Task {
@@ -381,12 +365,11 @@ pub(crate) fn run_work(
             worker,
             pending,
             ending,
-            image,
             listener,
         } => {
-            let sent = pending.go(&image, listener.as_ref());
-            // The worker holds its own copies now.
-            drop((image, listener));
+            let sent = pending.go(listener.as_ref());
+            // The worker holds its own copy now.
+            drop(listener);
             *task.worker.lock().expect("not poisoned") = Some(worker);
             // A kill that came while it started.
             if let Some(signal) = task.stop.stopped() {

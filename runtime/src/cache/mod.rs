@@ -76,11 +76,12 @@ pub enum CacheOutcome {
     Uncached,
 }
 
-/// What [`CompileCache::lookup`] found.
+/// What [`CompileCache::lookup`] (an [`Entry`], mapped) or [`CompileCache::find`] (a
+/// [`Verified`] file, not mapped) found.
 #[derive(Debug)]
-pub enum Lookup {
-    /// A good entry, loaded.
-    Hit(Entry),
+pub enum Lookup<T = Entry> {
+    /// A good entry.
+    Hit(T),
     /// No entry.
     Miss,
     /// An entry that must not be run, and why: compile again ([`CompileCache::store`]).
@@ -95,6 +96,16 @@ pub struct Entry {
     /// The entry file, open read-only: what another process of the same engine may map
     /// ([`Program::from_handed_file`]).
     pub file: fs::File,
+}
+
+/// A cache entry whose tag verified against the open file, not mapped: for another
+/// process of the same engine to map ([`Program::from_handed_file`]).
+#[derive(Debug)]
+pub struct Verified {
+    /// The entry file, open read-only.
+    pub file: fs::File,
+    /// What it holds.
+    pub kind: WasmKind,
 }
 
 impl CompileCache {
@@ -234,9 +245,34 @@ impl CompileCache {
     /// digest alone, so a caller need not read (or hash) the wasm before it knows it has
     /// to compile it.
     pub fn lookup(&self, engine: &WasmEngine, digest: &Digest) -> Result<Lookup> {
+        Ok(match self.find(engine, digest)? {
+            Lookup::Hit(Verified { file, kind }) => {
+                // SAFETY: wasmtime's deserialization trusts the bytes to be its own
+                // compiler's output. This is the open file whose identity the tag, an HMAC
+                // under this cache's key, was just checked against: only `store` of this
+                // cache, after compiling this wasm with an engine of this compatibility
+                // key, makes such a tag, from the read-only file it wrote, and any write to
+                // the file since would have changed its mtime and ctime. wasmtime itself
+                // rejects artifacts from an incompatible engine.
+                #[allow(unsafe_code, reason = "loading our own checked, compiled artifacts")]
+                match unsafe { map_open_file(engine, kind, &file) } {
+                    Ok(program) => Lookup::Hit(Entry { program, file }),
+                    Err(e) => {
+                        Lookup::Unusable(format!("wasmtime refused it: {}", wasmtime_message(&e)))
+                    }
+                }
+            }
+            Lookup::Miss => Lookup::Miss,
+            Lookup::Unusable(reason) => Lookup::Unusable(reason),
+        })
+    }
+
+    /// The entry for `digest` under `engine`, its tag checked against the open file, not
+    /// mapped: for a caller that hands it to another process to map (the shim's worker).
+    pub fn find(&self, engine: &WasmEngine, digest: &Digest) -> Result<Lookup<Verified>> {
         let (path, key, engine_key) = self.open(engine, digest)?;
-        Ok(match read_entry(engine, &path, &key, &engine_key, digest) {
-            Ok(Some(entry)) => Lookup::Hit(entry),
+        Ok(match verify_entry(&path, &key, &engine_key, digest) {
+            Ok(Some(verified)) => Lookup::Hit(verified),
             Ok(None) => Lookup::Miss,
             Err(reason) => Lookup::Unusable(reason),
         })
@@ -277,13 +313,12 @@ impl CompileCache {
 }
 
 /// `Ok(None)`: no entry. `Err(reason)`: an entry that must not be used.
-fn read_entry(
-    engine: &WasmEngine,
+fn verify_entry(
     path: &Path,
     key: &CacheKey,
     engine_key: &str,
     digest: &Digest,
-) -> std::result::Result<Option<Entry>, String> {
+) -> std::result::Result<Option<Verified>, String> {
     let sidecar = sidecar_path(path);
     // Bounded: a tag is one short line.
     let text = match open_plain(&sidecar) {
@@ -318,17 +353,7 @@ fn read_entry(
                 .into(),
         );
     }
-    // SAFETY: wasmtime's deserialization trusts the bytes to be its own compiler's output.
-    // This is the open file whose identity the tag, an HMAC under this cache's key, was
-    // just checked against: only `store` of this cache, after compiling this wasm with an
-    // engine of this compatibility key, makes such a tag, from the read-only file it
-    // wrote, and any write to the file since would have changed its mtime and ctime.
-    // wasmtime itself rejects artifacts from an incompatible engine.
-    #[allow(unsafe_code, reason = "loading our own checked, compiled artifacts")]
-    let loaded = unsafe { map_open_file(engine, kind, &file) };
-    loaded
-        .map(|program| Some(Entry { program, file }))
-        .map_err(|e| format!("wasmtime refused it: {}", wasmtime_message(&e)))
+    Ok(Some(Verified { file, kind }))
 }
 
 /// Opens `path` to read, not through a symlink, and without waiting: a FIFO planted in its

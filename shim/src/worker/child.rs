@@ -4,14 +4,14 @@
 //!
 //! While it has one thread and is still root it joins the pod's network namespace and
 //! the container's cgroup, opens the stdio fifos and seals the volumes in a mount
-//! namespace of its own; then it waits for Start, when the shim sends it the compiled
-//! program (and an HTTP component's listener) over the control socket; then it takes the
-//! container's identity and capabilities, sets `no_new_privs` and installs the seccomp
-//! filter; only then does it map the program, start threads and run the guest. Its exit
-//! status is the task's.
+//! namespace of its own; then it waits for the compiled program over the control socket;
+//! then it takes the container's identity and capabilities, sets `no_new_privs` and
+//! installs the seccomp filter; only then does it map the program and tell the shim what
+//! it is (the end of Create). At Start (with an HTTP component's listener) it starts
+//! threads and runs the guest. Its exit status is the task's.
 
 use std::io::{IoSliceMut, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
@@ -23,7 +23,7 @@ use wasmoci_runtime::run::Guest;
 use wasmoci_runtime::serve::ServeOptions;
 use wasmoci_spec::WasmKind;
 
-use super::{CONTROL_FD, HANDOFF_LEN, REPORT_FD, identity, seccomp, volumes};
+use super::{CONTROL_FD, REPORT_FD, identity, seccomp, volumes};
 use crate::bundle::Bundle;
 use crate::error::shown;
 use crate::plan::{Container, Plan, plan};
@@ -56,72 +56,83 @@ impl Args {
     }
 }
 
-/// What the shim hands over at Start.
-struct Handoff {
-    /// The compile cache entry, read-only (0444: the worker maps it by
-    /// `/proc/self/fd/N` after it has left root).
-    image: std::fs::File,
-    kind: WasmKind,
-    listener: Option<std::net::TcpListener>,
+/// The control socket the shim talks to this worker over (fd 3; see [`super`]).
+struct Control {
+    socket: OwnedFd,
+    /// Whether the worker said what its program is (after that, its errors are the
+    /// guest's, not Create's).
+    ready: std::cell::Cell<bool>,
 }
 
-/// Waits for Start: the program and the listener over the control socket. `None` when
-/// the shim closed it instead (the task was never started: Create failed, or a Kill or
-/// Delete came first).
-fn handoff() -> Result<Option<Handoff>, String> {
-    // SAFETY: fd 3 is the control socket the shim placed for this worker.
-    #[allow(unsafe_code, reason = "taking the fds the shim placed")]
-    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
-    let mut message = [0u8; HANDOFF_LEN];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    let mut iov = [IoSliceMut::new(&mut message)];
-    let received = loop {
-        match recvmsg::<()>(
-            std::os::fd::AsRawFd::as_raw_fd(&control),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => break other.map_err(|e| format!("failed to receive the program: {e}"))?,
-        }
-    };
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    for cmsg in received
-        .cmsgs()
-        .map_err(|e| format!("failed to receive the program: {e}"))?
-    {
-        if let ControlMessageOwned::ScmRights(raw) = cmsg {
-            // SAFETY: fds the kernel just installed in this process for us.
-            #[allow(unsafe_code, reason = "owning the fds SCM_RIGHTS passed")]
-            fds.extend(
-                raw.into_iter()
-                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-            );
+impl Control {
+    fn take() -> Control {
+        // SAFETY: fd 3 is the control socket the shim placed for this worker.
+        #[allow(unsafe_code, reason = "taking the fds the shim placed")]
+        let socket = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+        Control {
+            socket,
+            ready: std::cell::Cell::new(false),
         }
     }
-    let bytes = received.bytes;
-    if bytes == 0 && fds.is_empty() {
-        return Ok(None);
+
+    /// The shim's next message (one byte) and the fds that came with it; `None` when the
+    /// shim closed the socket instead.
+    fn receive(&self) -> Result<Option<(u8, Vec<OwnedFd>)>, String> {
+        let mut message = [0u8; 1];
+        let mut space = nix::cmsg_space!([RawFd; 2]);
+        let mut iov = [IoSliceMut::new(&mut message)];
+        let received = loop {
+            match recvmsg::<()>(
+                self.socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other.map_err(|e| format!("failed to hear from the shim: {e}"))?,
+            }
+        };
+        let mut fds = Vec::new();
+        for cmsg in received
+            .cmsgs()
+            .map_err(|e| format!("failed to hear from the shim: {e}"))?
+        {
+            if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                // SAFETY: fds the kernel just installed in this process for us.
+                #[allow(unsafe_code, reason = "owning the fds SCM_RIGHTS passed")]
+                fds.extend(
+                    raw.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        Ok((received.bytes == 1).then_some((message[0], fds)))
     }
-    let kind = match (bytes, message[0]) {
-        (HANDOFF_LEN, b'c') => WasmKind::Component,
-        (HANDOFF_LEN, b'm') => WasmKind::Module,
-        _ => return Err("the shim sent a malformed program handoff".into()),
-    };
-    let mut fds = fds.into_iter();
-    let image = fds.next().ok_or("the shim sent no program")?;
-    let listener = match message[1] {
-        b'l' => Some(std::net::TcpListener::from(
-            fds.next().ok_or("the shim sent no listener")?,
-        )),
-        _ => None,
-    };
-    Ok(Some(Handoff {
-        image: std::fs::File::from(image),
-        kind,
-        listener,
-    }))
+
+    /// Tells the shim what the program is (`c`, `h`), or why it cannot run.
+    fn reply(&self, message: &[u8]) {
+        let _ = nix::sys::socket::send(self.socket.as_raw_fd(), message, MsgFlags::MSG_NOSIGNAL);
+    }
+
+    /// Why this worker failed, to the shim while it waits for the program to load (so
+    /// that Create fails with it).
+    fn failed(&self, reason: &str) {
+        if !self.ready.get() {
+            let mut message = b"e".to_vec();
+            let mut end = reason.len().min(super::REASON_MAX - 1);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.extend_from_slice(&reason.as_bytes()[..end]);
+            self.reply(&message);
+        }
+    }
+}
+
+/// The worker was not started (Create failed, or a Kill or Delete came first).
+fn not_started() -> ! {
+    log::debug!("the task was not started; the worker ends");
+    std::process::exit(1);
 }
 
 /// Runs the worker to its exit status; never returns.
@@ -143,10 +154,12 @@ pub(crate) fn main(args: &[String]) -> ! {
     // The guest's stderr, for the reasons it stopped; the node's log gets them too.
     let mut stderr = Output::Null;
     mark(&args.id, "worker-main");
-    let code = match run(&args, shim, &mut stderr) {
+    let control = Control::take();
+    let code = match run(&args, shim, &mut stderr, &control) {
         Ok(code) => code,
         Err(message) => {
             let message = shown(&message);
+            control.failed(&message);
             log::error!("{message}");
             stderr.write_line(&format!("wasmoci: {message}"));
             1
@@ -155,7 +168,12 @@ pub(crate) fn main(args: &[String]) -> ! {
     std::process::exit(code);
 }
 
-fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, String> {
+fn run(
+    args: &Args,
+    shim: nix::unistd::Pid,
+    stderr: &mut Output,
+    control: &Control,
+) -> Result<i32, String> {
     let container = match plan(
         &Bundle::load(&args.bundle).map_err(|e| e.to_string())?,
         &args.bundle,
@@ -192,15 +210,16 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
     // SAFETY: fd 4 is the report pipe the shim made for this worker.
     #[allow(unsafe_code, reason = "taking the fds the shim placed")]
     let report = unsafe { std::fs::File::from_raw_fd(REPORT_FD) };
-    let Some(Handoff {
-        image,
-        kind,
-        listener,
-    }) = handoff()?
-    else {
-        log::debug!("the task was not started; the worker ends");
-        std::process::exit(1);
+    // The program, read-only (0444: mapped by `/proc/self/fd/N` after leaving root).
+    let Some((kind, fds)) = control.receive()? else {
+        not_started()
     };
+    let kind = match kind {
+        b'c' => WasmKind::Component,
+        b'm' => WasmKind::Module,
+        _ => return Err("the shim sent a malformed program handoff".into()),
+    };
+    let image = std::fs::File::from(fds.into_iter().next().ok_or("the shim sent no program")?);
     mark(&args.id, "worker-handed");
     // Now the container's identity, and no way back; threads only after this.
     identity::take(&container.confinement, shim)?;
@@ -211,8 +230,8 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
     let (engine, _) = engine().map_err(|e| e.to_string())?;
     mark(&args.id, "worker-engine");
     let name = &container.name;
-    // SAFETY: the file is the compile cache entry the shim loaded through
-    // `CompileCache::lookup` with an engine of these settings, its tag checked against
+    // SAFETY: the file is the compile cache entry the shim found through
+    // `CompileCache::find` with an engine of these settings, its tag checked against
     // that open file, and handed over read-only.
     #[allow(
         unsafe_code,
@@ -229,8 +248,25 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
         (Target::Http, Program::Component(component)) => Some(
             wasmoci_runtime::serve::prepare(engine, component, name).map_err(|e| e.to_string())?,
         ),
-        _ => None,
+        (Target::Http, Program::Module(_)) => {
+            return Err(wasmoci_runtime::Error::Mismatch {
+                name: name.clone(),
+                what: "a core module".into(),
+                advice: "only components can serve `wasi:http`".into(),
+            }
+            .to_string());
+        }
+        (Target::Command { .. }, _) => None,
     };
+    control.reply(if handler.is_some() { b"h" } else { b"c" });
+    control.ready.set(true);
+    mark(&args.id, "worker-ready");
+    // Start.
+    let Some((b'g', fds)) = control.receive()? else {
+        not_started()
+    };
+    let listener = fds.into_iter().next().map(std::net::TcpListener::from);
+    mark(&args.id, "worker-go");
     // A command runs on this thread (its file I/O on tokio's blocking pool); a server's
     // requests on two.
     let runtime = match target {
@@ -248,7 +284,6 @@ fn run(args: &Args, shim: nix::unistd::Pid, stderr: &mut Output) -> Result<i32, 
         let _inside = runtime.enter();
         forward_signals(&stop);
     }
-    mark(&args.id, "worker-ready");
     let limit = container.memory_limit.unwrap_or(u64::MAX);
     let limits = container.limits(MemoryBudget::new(limit));
     match (target, handler, listener) {

@@ -1,12 +1,22 @@
 //! A worker process per container: the guest runs in a process of its own, which the
 //! shim starts at Create by executing itself (`/proc/self/exe __wasmoci-worker …`, so it
-//! shares no threads or memory with the shim), as runc starts its init at `create`: it
+//! shares no threads or memory with the shim), as runc starts its init at `create`. It
 //! joins the container's cgroup and network namespace and opens its stdio while the shim
-//! finds and compiles the wasm, then waits. At Start the shim hands it the program (its
-//! read-only compile cache entry) and an HTTP component's listener over a socket; only
-//! then does it take the container's user and capabilities, `no_new_privs` and a seccomp
-//! filter ([`child`]) and run the guest. The worker's pid is the task's, its exit status
-//! the task's, a Kill a signal to it (through a pidfd).
+//! finds the compiled program; the shim hands it the program (its read-only compile
+//! cache entry) over a socket; the worker takes the container's user and capabilities,
+//! `no_new_privs` and a seccomp filter ([`child`]), maps the program and says what it
+//! is; at Start the shim sends it "go" (and an HTTP component's listener) and it runs the
+//! guest. The worker's pid is the task's, its exit status the task's, a Kill a signal to
+//! it (through a pidfd).
+//!
+//! The socket is a `SOCK_SEQPACKET` pair, one message each way per step:
+//! - shim → worker: the kind (`c` component, `m` module) with the entry's fd;
+//! - worker → shim: `c` (a command), `h` (it serves `wasi:http`) or `e` and why it
+//!   cannot run (at most [`REASON_MAX`] bytes);
+//! - shim → worker, at Start: `g`, with the listener's fd when it serves.
+//!
+//! A socket closed instead of a message ends the worker (a Create that failed, a Kill
+//! or Delete before Start).
 
 mod cgroup;
 mod child;
@@ -14,16 +24,17 @@ mod identity;
 mod seccomp;
 mod volumes;
 
-use std::io::{BufRead, IoSlice, Read};
+use std::io::{BufRead, IoSlice, IoSliceMut, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
 use containerd_shim::monitor::{Subject, Subscription, Topic, monitor_subscribe};
 use nix::fcntl::{FcntlArg, fcntl};
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-use wasmoci_runtime::cache::Entry;
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
+};
+use wasmoci_runtime::cache::Verified;
 use wasmoci_spec::WasmKind;
 
 pub(crate) use cgroup::{create as create_cgroup, oom_killed, remove as remove_cgroup, usage};
@@ -34,12 +45,15 @@ use crate::error::{ShimError, shown};
 /// The first argument that makes the shim binary a worker.
 pub(crate) const ARG: &str = "__wasmoci-worker";
 
-/// Where the worker finds what the shim hands it: the socket the program comes over at
-/// Start (a [`HANDOFF_LEN`]-byte message: the kind, `c` or `m`, and `l` when a listener
-/// follows the program's fd, else `-`), and the report pipe.
+/// Where the worker finds the control socket and the report pipe.
 const CONTROL_FD: RawFd = 3;
 const REPORT_FD: RawFd = 4;
-const HANDOFF_LEN: usize = 2;
+
+/// The longest reason a worker gives for a program it cannot run.
+const REASON_MAX: usize = 4096;
+
+/// How long Create waits for the worker to map the program and say what it is.
+const READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Set in the worker's environment when the shim logs at debug level: so does the worker.
 const DEBUG_ENV: &str = "WASMOCI_WORKER_DEBUG";
@@ -59,13 +73,22 @@ pub(crate) struct Image {
 }
 
 impl Image {
-    /// The program of `entry`, for a worker.
-    pub(crate) fn of(entry: Entry) -> Image {
+    /// The program of a verified cache entry, for a worker.
+    pub(crate) fn of(entry: Verified) -> Image {
         Image {
-            kind: entry.program.kind(),
+            kind: entry.kind,
             file: entry.file,
         }
     }
+}
+
+/// What a worker found its program to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ready {
+    /// It runs to its exit status.
+    Command,
+    /// It serves `wasi:http`: it needs a listener.
+    Http,
 }
 
 /// What a worker is started with.
@@ -84,10 +107,11 @@ pub(crate) struct Worker {
     pidfd: OwnedFd,
 }
 
-/// A started worker waiting for its program: dropping this ends it.
+/// A started worker waiting for its program, then for Start: dropping this ends it.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    control: UnixStream,
+    id: String,
+    control: OwnedFd,
 }
 
 /// A running worker's end, to wait for.
@@ -109,8 +133,13 @@ impl Worker {
         let exits = monitor_subscribe(Topic::Pid).map_err(|e| failed("watch exits", &e))?;
         let (report, report_child) = std::io::pipe().map_err(|e| failed("make a pipe", &e))?;
         let (log, log_child) = std::io::pipe().map_err(|e| failed("make a pipe", &e))?;
-        let (control, control_child) =
-            UnixStream::pair().map_err(|e| failed("make a socket pair", &e))?;
+        let (control, control_child) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| failed("make a socket pair", &e))?;
         // Above the fds the worker expects, so that placing one cannot close another.
         let high = |fd: std::os::fd::BorrowedFd<'_>| {
             let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10))
@@ -155,10 +184,9 @@ impl Worker {
                 Ok(())
             });
         }
-        let mut child = command
-            .spawn()
+        let mut child = on_spawner(move || command.spawn())
+            .and_then(|spawned| spawned)
             .map_err(|e| failed("run `/proc/self/exe`", &e))?;
-        drop(command);
         let pid = child.id();
         let pidfd = match pidfd_open(pid) {
             Ok(pidfd) => pidfd,
@@ -173,7 +201,10 @@ impl Worker {
         relay_log(id, log);
         Ok((
             Worker { pid, pidfd },
-            Pending { control },
+            Pending {
+                id: id.to_owned(),
+                control,
+            },
             Ending { pid, report, exits },
         ))
     }
@@ -208,31 +239,103 @@ impl Worker {
 }
 
 impl Pending {
-    /// Hands the worker its program and an HTTP component's listener: it runs the guest.
-    pub(crate) fn go(
-        self,
-        image: &Image,
-        listener: Option<&std::net::TcpListener>,
-    ) -> std::io::Result<()> {
+    /// Hands the worker its program: what it is, once the worker (as the container's
+    /// user, confined) has mapped it; the error of a program it cannot run.
+    pub(crate) fn hand(&self, image: &Image) -> Result<Ready, ShimError> {
+        let failed = |reason: String| ShimError::Worker {
+            id: self.id.clone(),
+            reason,
+        };
         let kind = match image.kind {
             WasmKind::Component => b'c',
             WasmKind::Module => b'm',
         };
-        let message: [u8; HANDOFF_LEN] = [kind, if listener.is_some() { b'l' } else { b'-' }];
-        let mut fds = vec![image.file.as_raw_fd()];
-        fds.extend(listener.map(AsRawFd::as_raw_fd));
+        if let Err(e) = self.send(&[kind], &[image.file.as_raw_fd()]) {
+            // It ended already: what it said before it did, if anything.
+            return match self.reply(MsgFlags::MSG_DONTWAIT) {
+                Ok(reply) if !reply.is_empty() => self.ready(&reply),
+                _ => Err(failed(format!("failed to hand it the program: {e}"))),
+            };
+        }
+        let mut poll = [nix::poll::PollFd::new(
+            self.control.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let limit =
+            nix::poll::PollTimeout::try_from(READY_LIMIT).unwrap_or(nix::poll::PollTimeout::MAX);
+        loop {
+            match nix::poll::poll(&mut poll, limit) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(failed(format!("failed to wait for it: {e}"))),
+                Ok(0) => {
+                    return Err(failed(format!(
+                        "it did not load the program within {READY_LIMIT:?}"
+                    )));
+                }
+                Ok(_) => break,
+            }
+        }
+        let reply = self
+            .reply(MsgFlags::empty())
+            .map_err(|e| failed(format!("failed to hear from it: {e}")))?;
+        self.ready(&reply)
+    }
+
+    /// The worker's next message (empty: it closed the socket).
+    fn reply(&self, flags: MsgFlags) -> nix::Result<Vec<u8>> {
+        let mut reply = vec![0u8; REASON_MAX + 1];
+        let mut iov = [IoSliceMut::new(&mut reply)];
+        let bytes = loop {
+            match recvmsg::<()>(self.control.as_raw_fd(), &mut iov, None, flags) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?.bytes,
+            }
+        };
+        reply.truncate(bytes);
+        Ok(reply)
+    }
+
+    /// What the worker's reply says.
+    fn ready(&self, reply: &[u8]) -> Result<Ready, ShimError> {
+        let failed = |reason: String| ShimError::Worker {
+            id: self.id.clone(),
+            reason,
+        };
+        match *reply {
+            [b'c'] => Ok(Ready::Command),
+            [b'h'] => Ok(Ready::Http),
+            [b'e', ref reason @ ..] => Err(ShimError::Program {
+                id: self.id.clone(),
+                reason: String::from_utf8_lossy(reason).into_owned(),
+            }),
+            [] => Err(failed(
+                "it ended before it loaded the program (the node's log says why)".into(),
+            )),
+            _ => Err(failed("it sent a malformed reply".into())),
+        }
+    }
+
+    /// Start: the worker runs the guest (an HTTP component on `listener`).
+    pub(crate) fn go(self, listener: Option<&std::net::TcpListener>) -> std::io::Result<()> {
+        let fds: Vec<RawFd> = listener.map(AsRawFd::as_raw_fd).into_iter().collect();
+        self.send(b"g", &fds)
+    }
+
+    fn send(&self, message: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
+        let rights = [ControlMessage::ScmRights(fds)];
         let sent = sendmsg::<()>(
             self.control.as_raw_fd(),
-            &[IoSlice::new(&message)],
-            &[ControlMessage::ScmRights(&fds)],
+            &[IoSlice::new(message)],
+            if fds.is_empty() { &[] } else { &rights },
             MsgFlags::MSG_NOSIGNAL,
             None,
         )?;
-        if sent == HANDOFF_LEN {
+        if sent == message.len() {
             Ok(())
         } else {
             Err(std::io::Error::other(format!(
-                "sent {sent} of {HANDOFF_LEN} bytes"
+                "sent {sent} of {} bytes",
+                message.len()
             )))
         }
     }
@@ -259,6 +362,42 @@ impl Ending {
             report.starts_with(REPORT_OOM),
         )
     }
+}
+
+/// Runs `job` on the shim's one spawning thread, which lives as long as the shim: a
+/// worker's parent-death signal (`PR_SET_PDEATHSIG`, [`identity`]) fires when the
+/// *thread* that forked it ends, and the RPC threads it would otherwise be forked from
+/// come and go.
+fn on_spawner<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+    type Job = Box<dyn FnOnce() + Send>;
+    static SPAWNER: std::sync::OnceLock<
+        std::io::Result<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>,
+    > = std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("worker-spawner".into())
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
+            })
+            .map(|_| std::sync::Mutex::new(jobs))
+    });
+    let spawner = spawner
+        .as_ref()
+        .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
+    let (done, result) = std::sync::mpsc::channel();
+    spawner
+        .lock()
+        .expect("not poisoned")
+        .send(Box::new(move || {
+            let _ = done.send(job());
+        }))
+        .map_err(|_| std::io::Error::other("the spawning thread is gone"))?;
+    result
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawning thread is gone"))
 }
 
 fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
