@@ -172,9 +172,16 @@ impl shim::Shim for Service {
         };
         let rootfs = bundle.join("rootfs");
         let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
-        let grouping = Bundle::load(&bundle)
-            .ok()
-            .and_then(|s| s.annotations.get(SANDBOX_ID).cloned());
+        let loaded = Bundle::load(&bundle).ok();
+        // The container's cgroup, which its worker (killed with the shim: its
+        // parent-death signal) has left or is leaving.
+        if let Some(Plan::Container(container)) =
+            loaded.as_ref().and_then(|b| plan(b, &bundle).ok())
+            && let Some(cgroup) = &container.confinement.cgroup
+        {
+            crate::worker::remove_cgroup_when_empty(cgroup, std::time::Duration::from_secs(2));
+        }
+        let grouping = loaded.and_then(|s| s.annotations.get(SANDBOX_ID).cloned());
         if let Some(grouping) = grouping {
             let socket = shim::socket_address(&self.address, &self.namespace, &grouping);
             remove_socket_if_dead(&socket);

@@ -159,6 +159,39 @@ fn guests_run_as_the_pod_user_in_its_cgroup_without_devices() {
         .and_then(|m| m.usage_bytes)
         .map_or(0, |u| u.value);
     assert!(reported >= 64 << 20, "ContainerStats says {reported}");
+    // A worker never outlives its shim: the shim killed (a crash, an OOM kill), its worker
+    // dies with it, and containerd's cleanup (`shim delete`) removes the container's
+    // cgroup. The worker was forked at Create by an RPC thread long gone: the
+    // parent-death signal must be tied to the shim, not to that thread.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let worker_status = format!("/proc/{}/status", worker[0]);
+    let dead = |path: &str| {
+        std::fs::read_to_string(path).map_or(true, |s| {
+            s.lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+        })
+    };
+    let killed = std::time::Instant::now();
+    while !dead(&worker_status) && killed.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(dead(&worker_status), "the worker outlived its shim");
+    let exited = std::time::Instant::now();
+    loop {
+        let status = node.rt.block_on(cri.status(&id)).unwrap();
+        if status.state == k8s_cri::v1::ContainerState::ContainerExited as i32 {
+            break;
+        }
+        assert!(
+            exited.elapsed() < Duration::from_secs(30),
+            "containerd did not see the container end with its shim"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     node.rt.block_on(cri.remove(&id)).unwrap();
     node.rt.block_on(cri.remove_pod(&pod)).unwrap();
     // The shim removed the container's cgroup with the container.

@@ -111,8 +111,27 @@ pub(crate) fn oom_killed(path: &Path) -> bool {
 
 /// Removes the cgroup (its processes have exited).
 pub(crate) fn remove(path: &Path) {
-    let cgroup = Cgroup::load(hierarchies::auto(), path);
-    if let Err(e) = cgroup.delete() {
+    if let Err(e) = Cgroup::load(hierarchies::auto(), path).delete() {
         log::warn!("failed to remove the cgroup `{}`: {e}", path.display());
+    }
+}
+
+/// Removes the cgroup once its processes have exited (killed, they may still be going),
+/// waiting `limit` at most; nothing when there is none.
+pub(crate) fn remove_when_empty(path: &Path, limit: std::time::Duration) {
+    let cgroup = Cgroup::load(hierarchies::auto(), path);
+    if !cgroup.exists() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match cgroup.delete() {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() >= deadline => {
+                log::warn!("failed to remove the cgroup `{}`: {e}", path.display());
+                return;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
     }
 }
