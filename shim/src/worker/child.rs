@@ -165,6 +165,7 @@ pub(crate) fn main(args: &[String]) -> ! {
             1
         }
     };
+    mark(&args.id, "worker-exits");
     std::process::exit(code);
 }
 
@@ -304,7 +305,9 @@ fn run(
             let status = reported(&exit, stderr, report);
             drained(&[&stdout, stderr]);
             mark(&args.id, "worker-drained");
-            Ok(status)
+            // Now, without dropping the runtime (which waits for its blocking threads),
+            // the store or the program: the kernel takes them all at once.
+            std::process::exit(status)
         }
         (Target::Http, Some(handler), Some(listener)) => {
             let options = ServeOptions {
