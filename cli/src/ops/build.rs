@@ -267,6 +267,7 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
         )?;
         composed_from = Some(composition.annotation());
         built.wasm = composition.bytes;
+        built.section = None;
     }
     if !policy.is_empty() {
         let imports = check::imports(&built.wasm, built.kind)?;
@@ -304,6 +305,8 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
     let mut input = ArtifactInput::new(&wasm, created);
     input.author = metadata.authors_text();
     input.target = built.target.clone();
+    // Read while componentizing: the metadata added since changes no import or export.
+    input.section = built.section.take();
     input.annotations = manifest_annotations;
     input.layer_annotations = BTreeMap::from([(
         annotations::TITLE.to_owned(),

@@ -200,6 +200,8 @@ pub struct Componentized {
     pub target: Option<String>,
     /// Things worth telling the user.
     pub notes: Vec<String>,
+    /// The component's imports and exports, when the build read them already.
+    pub section: Option<wasmoci_spec::ComponentSection>,
 }
 
 /// What a core module imports and carries, read in one pass.
@@ -280,6 +282,7 @@ pub fn componentize(
             conversion: Conversion::Component,
             target: None,
             notes: Vec::new(),
+            section: None,
         });
     }
     let facts = module_facts(&bytes);
@@ -292,6 +295,7 @@ pub fn componentize(
             conversion: Conversion::Module,
             target: None,
             notes,
+            section: None,
         })
     };
     if keep_module {
@@ -359,15 +363,18 @@ pub fn componentize(
         encoder.adapter(WASIP1_MODULE, adapter).map_err(fail)?;
     }
     let wasm = encoder.encode().map_err(fail)?;
+    let mut section = None;
     if conversion == Conversion::Adapted && facts.exports_start {
         // The command adapter implements `wasi:cli/command` at the WASI version it imports.
-        if let Ok(section) = wasmoci_spec::component_section(&wasm)
-            && let Some(version) = section
+        if let Ok(read) = wasmoci_spec::component_section(&wasm) {
+            if let Some(version) = read
                 .exports
                 .iter()
                 .find_map(|e| e.strip_prefix("wasi:cli/run@"))
-        {
-            target = Some(format!("wasi:cli/command@{version}"));
+            {
+                target = Some(format!("wasi:cli/command@{version}"));
+            }
+            section = Some(read);
         }
     }
     Ok(Componentized {
@@ -376,6 +383,7 @@ pub fn componentize(
         conversion,
         target,
         notes,
+        section,
     })
 }
 
