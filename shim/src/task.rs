@@ -64,6 +64,8 @@ fn compiled(
     }
     let wasm = loaded.read()?;
     cache.store(engine, name, &wasm, &digest)?;
+    drop(wasm);
+    give_back_freed_memory();
     match cache.find(engine, &digest)? {
         Lookup::Hit(entry) => Ok(entry),
         Lookup::Miss => Err(ShimError::Engine(wasmoci_runtime::Error::Compile {
@@ -76,6 +78,18 @@ fn compiled(
                 "its compile cache entry was unusable as soon as it was written ({reason})"
             ),
         })),
+    }
+}
+
+/// Returns the heap the compiler freed to the kernel: glibc keeps it otherwise, and the
+/// shim of the pod that compiled a digest would hold it as long as the pod lives
+/// (measured: ~250 MiB after compiling the 18 MB Python HTTP component, against ~13 MiB
+/// for the pods that found it compiled).
+fn give_back_freed_memory() {
+    // SAFETY: malloc_trim(3) only releases free memory of the allocator.
+    #[allow(unsafe_code, reason = "malloc_trim(3) has no safe wrapper")]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

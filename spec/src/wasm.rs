@@ -264,15 +264,15 @@ fn decoded_section(bytes: &[u8]) -> Result<ComponentSection, Error> {
 /// A component's own imports and exports, read from its top-level sections without
 /// descending into its core modules and nested components: the names the world
 /// `wit_component::decode` gives keys its items by, without validating and typing every
-/// nested module (~30 ms for an 11 MiB component). `None` for what may be a WIT package
-/// (no imports, only type exports), which only the decode tells apart; an error where the
-/// decode will give the real one.
+/// nested module (~30 ms for an 11 MiB component). Imported components and modules are
+/// not world items and are left out, as the decode leaves them. `None` for anything else
+/// but functions and instances (a WIT package's type exports, imported types), which is
+/// left to the decode; an error where the decode will give the real one.
 fn top_level_section(
     bytes: &[u8],
 ) -> Result<Option<ComponentSection>, wasmparser::BinaryReaderError> {
-    use wasmparser::{Chunk, ComponentExternalKind, Payload};
+    use wasmparser::{Chunk, ComponentExternalKind, ComponentTypeRef, Payload};
     let (mut imports, mut exports) = (Vec::new(), Vec::new());
-    let mut only_types = true;
     let mut parser = Parser::new(0);
     let mut offset = 0;
     loop {
@@ -285,14 +285,29 @@ fn top_level_section(
         match payload {
             Payload::ComponentImportSection(reader) => {
                 for import in reader {
-                    imports.push(import?.name.name.to_owned());
+                    let import = import?;
+                    match import.ty {
+                        ComponentTypeRef::Instance(_) | ComponentTypeRef::Func(_) => {
+                            imports.push(import.name.name.to_owned());
+                        }
+                        // Not items of a world (`--import-dependencies` imports components).
+                        ComponentTypeRef::Component(_) | ComponentTypeRef::Module(_) => {}
+                        ComponentTypeRef::Type(_) | ComponentTypeRef::Value(_) => {
+                            return Ok(None);
+                        }
+                    }
                 }
             }
             Payload::ComponentExportSection(reader) => {
                 for export in reader {
                     let export = export?;
-                    only_types &= export.kind == ComponentExternalKind::Type;
-                    exports.push(export.name.name.to_owned());
+                    match export.kind {
+                        ComponentExternalKind::Instance | ComponentExternalKind::Func => {
+                            exports.push(export.name.name.to_owned());
+                        }
+                        // A WIT package's, or what only the decode can judge.
+                        _ => return Ok(None),
+                    }
                 }
             }
             Payload::ModuleSection {
@@ -310,9 +325,6 @@ fn top_level_section(
             Payload::End(_) => break,
             _ => {}
         }
-    }
-    if imports.is_empty() && only_types {
-        return Ok(None);
     }
     Ok(Some(ComponentSection {
         exports,
@@ -542,6 +554,7 @@ mod tests {
                 r#"(component
                     (import "wasi:io/error@0.2.0" (instance))
                     (import "f" (func $imported))
+                    (import "unlocked-dep=<a:b>" (component))
                     (component $c
                         (import "g" (func $g))
                         (core module)
