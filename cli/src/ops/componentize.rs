@@ -499,7 +499,7 @@ impl PackageMetadata {
         if let Some(r) = &self.revision {
             add.revision = AddMetadataField::Set(Revision::new(r.clone()));
         }
-        add.to_wasm(wasm).map_err(|e| BuildError::EmbedMetadata {
+        crate::ops::embed::add_metadata(&add, wasm).map_err(|e| BuildError::EmbedMetadata {
             path: path.to_owned(),
             reason: format!("{e:#}"),
         })

@@ -21,6 +21,7 @@ pub mod compose;
 pub mod convert;
 pub mod copy;
 pub mod deps;
+mod embed;
 mod error;
 pub mod inspect;
 pub mod publish;
