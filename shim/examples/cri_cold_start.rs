@@ -74,6 +74,8 @@ struct Bench {
     pods: usize,
     /// Every start: (container id, wall-clock seconds at CreateContainer, at exited seen).
     starts: Vec<(String, f64, f64)>,
+    /// containerd's log (shown when a pod cannot be removed).
+    log: PathBuf,
 }
 
 /// Wall-clock seconds since the epoch.
@@ -204,6 +206,7 @@ impl Bench {
     fn start(&mut self, handler: &str, image: &str, command: &str) -> (Duration, i32) {
         let spec = self.pod_spec(handler);
         let mut cri = self.cri.clone();
+        let log = self.log.clone();
         let (took, code, id, began) = self.rt.block_on(async {
             let pod = cri.run_pod(&spec).await.expect("RunPodSandbox");
             let container = container("hello", image, command);
@@ -223,7 +226,14 @@ impl Bench {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             };
             let took = started.elapsed();
-            cri.remove_pod(&pod).await.expect("RemovePodSandbox");
+            if let Err(e) = cri.remove_pod(&pod).await {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(80).collect();
+                panic!(
+                    "RemovePodSandbox: {e}\ncontainerd's log, last lines:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
             (took, exit_code, id, began)
         });
         self.starts.push((id, began, began + took.as_secs_f64()));
@@ -439,6 +449,7 @@ fn main() {
         dir: scratch.path().to_owned(),
         pods: 0,
         starts: Vec::new(),
+        log: containerd.dir().join("containerd.log"),
     };
     let pull = |bench: &mut Bench, image: &str| {
         let mut cri = bench.cri.clone();
