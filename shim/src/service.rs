@@ -179,7 +179,7 @@ impl shim::Shim for Service {
             loaded.as_ref().and_then(|b| plan(b, &bundle).ok())
             && let Some(cgroup) = &container.confinement.cgroup
         {
-            crate::worker::remove_cgroup_when_empty(cgroup, std::time::Duration::from_secs(2));
+            crate::worker::remove_cgroup(cgroup, std::time::Duration::from_secs(2));
         }
         let grouping = loaded.and_then(|s| s.annotations.get(SANDBOX_ID).cloned());
         if let Some(grouping) = grouping {
@@ -359,7 +359,7 @@ impl shim::Task for Service {
         let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
         task.holder.lock().expect("not poisoned").take();
         if let Some(cgroup) = &task.cgroup {
-            crate::worker::remove_cgroup(cgroup);
+            crate::worker::remove_cgroup(cgroup, std::time::Duration::ZERO);
         }
         let pid = task.pid();
         let mut event = TaskDelete::new();

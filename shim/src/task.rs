@@ -162,7 +162,7 @@ pub(crate) fn prepare(
     if started.is_err()
         && let Some(cgroup) = cgroup
     {
-        crate::worker::remove_cgroup(cgroup);
+        crate::worker::remove_cgroup(cgroup, std::time::Duration::ZERO);
     }
     started
 }

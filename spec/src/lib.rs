@@ -44,5 +44,5 @@ pub use timestamp::Timestamp;
 pub use validate::{Violation, validate, validate_image};
 pub use wasm::{
     WasmError, WasmKind, component_section, export_names, is_meaningful_world, module_import_names,
-    module_imports_exports, validate_wasm, wasm_features,
+    module_imports_exports, top_level_payloads, validate_wasm, wasm_features,
 };

@@ -209,7 +209,7 @@ pub fn component_section(bytes: &[u8]) -> Result<ComponentSection, Error> {
         Some(WasmKind::Module) => return Err(Error::NotAComponent),
         None => return Err(Error::NotWasm),
     }
-    if let Ok(Some(section)) = top_level_section(bytes) {
+    if let Some(section) = top_level_section(bytes) {
         return Ok(section);
     }
     decoded_section(bytes)
@@ -261,54 +261,29 @@ fn decoded_section(bytes: &[u8]) -> Result<ComponentSection, Error> {
     })
 }
 
-/// A component's own imports and exports, read from its top-level sections without
-/// descending into its core modules and nested components: the names the world
-/// `wit_component::decode` gives keys its items by, without validating and typing every
-/// nested module (~30 ms for an 11 MiB component). Imported components and modules are
-/// not world items and are left out, as the decode leaves them. `None` for anything else
-/// but functions and instances (a WIT package's type exports, imported types), which is
-/// left to the decode; an error where the decode will give the real one.
-fn top_level_section(
-    bytes: &[u8],
-) -> Result<Option<ComponentSection>, wasmparser::BinaryReaderError> {
-    use wasmparser::{Chunk, ComponentExternalKind, ComponentTypeRef, Payload};
-    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+/// The top-level payloads of a module or component, each with the offset its section
+/// starts at, without descending into nested modules and components or a module's
+/// function bodies (their bytes are skipped whole): what reading a wasm's own imports,
+/// exports and custom sections needs, at the cost of its top level alone. `None` when it
+/// does not parse that far.
+pub fn top_level_payloads(bytes: &[u8]) -> Option<Vec<(usize, wasmparser::Payload<'_>)>> {
+    use wasmparser::{Chunk, Payload};
+    let mut payloads = Vec::new();
     let mut parser = Parser::new(0);
     let mut offset = 0;
     loop {
-        let (payload, consumed) = match parser.parse(&bytes[offset..], true)? {
-            Chunk::Parsed { consumed, payload } => (payload, consumed),
-            // With the whole input given, the parser never asks for more.
-            Chunk::NeedMoreData(_) => return Ok(None),
+        let start = offset;
+        // With the whole input given, the parser never asks for more.
+        let Chunk::Parsed { consumed, payload } = parser.parse(&bytes[offset..], true).ok()? else {
+            return None;
         };
         offset += consumed;
-        match payload {
-            Payload::ComponentImportSection(reader) => {
-                for import in reader {
-                    let import = import?;
-                    match import.ty {
-                        ComponentTypeRef::Instance(_) | ComponentTypeRef::Func(_) => {
-                            imports.push(import.name.name.to_owned());
-                        }
-                        // Not items of a world (`--import-dependencies` imports components).
-                        ComponentTypeRef::Component(_) | ComponentTypeRef::Module(_) => {}
-                        ComponentTypeRef::Type(_) | ComponentTypeRef::Value(_) => {
-                            return Ok(None);
-                        }
-                    }
-                }
-            }
-            Payload::ComponentExportSection(reader) => {
-                for export in reader {
-                    let export = export?;
-                    match export.kind {
-                        ComponentExternalKind::Instance | ComponentExternalKind::Func => {
-                            exports.push(export.name.name.to_owned());
-                        }
-                        // A WIT package's, or what only the decode can judge.
-                        _ => return Ok(None),
-                    }
-                }
+        match &payload {
+            Payload::Version { .. } => continue,
+            Payload::End(_) => return Some(payloads),
+            Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                offset += usize::try_from(*size).ok()?;
             }
             Payload::ModuleSection {
                 unchecked_range, ..
@@ -317,20 +292,59 @@ fn top_level_section(
                 unchecked_range, ..
             } => {
                 // The nested parser would read these bytes; the outer one goes on after them.
-                let Ok(len) = usize::try_from(unchecked_range.end - unchecked_range.start) else {
-                    return Ok(None);
-                };
-                offset += len;
+                offset += usize::try_from(unchecked_range.end - unchecked_range.start).ok()?;
             }
-            Payload::End(_) => break,
+            _ => {}
+        }
+        payloads.push((start, payload));
+    }
+}
+
+/// A component's own imports and exports, from its top-level sections
+/// ([`top_level_payloads`]): the names the world `wit_component::decode` gives keys its
+/// items by, without validating and typing every nested module (~30 ms for an 11 MiB
+/// component). Imported components and modules are not world items and are left out, as
+/// the decode leaves them. `None` for anything else but functions and instances (a WIT
+/// package's type exports, imported types) and for what does not parse, which is left to
+/// the decode (it gives the real error).
+fn top_level_section(bytes: &[u8]) -> Option<ComponentSection> {
+    use wasmparser::{ComponentExternalKind, ComponentTypeRef, Payload};
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    for (_, payload) in top_level_payloads(bytes)? {
+        match payload {
+            Payload::ComponentImportSection(reader) => {
+                for import in reader {
+                    let import = import.ok()?;
+                    match import.ty {
+                        ComponentTypeRef::Instance(_) | ComponentTypeRef::Func(_) => {
+                            imports.push(import.name.name.to_owned());
+                        }
+                        // Not items of a world (`--import-dependencies` imports components).
+                        ComponentTypeRef::Component(_) | ComponentTypeRef::Module(_) => {}
+                        ComponentTypeRef::Type(_) | ComponentTypeRef::Value(_) => return None,
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) => {
+                for export in reader {
+                    let export = export.ok()?;
+                    match export.kind {
+                        ComponentExternalKind::Instance | ComponentExternalKind::Func => {
+                            exports.push(export.name.name.to_owned());
+                        }
+                        // A WIT package's, or what only the decode can judge.
+                        _ => return None,
+                    }
+                }
+            }
             _ => {}
         }
     }
-    Ok(Some(ComponentSection {
+    Some(ComponentSection {
         exports,
         imports,
         target: None,
-    }))
+    })
 }
 
 /// The distinct module names a core module imports from (`wasi_snapshot_preview1`, `env`),
@@ -570,14 +584,12 @@ mod tests {
             .unwrap(),
         ));
         for (name, bytes) in &wasm {
-            let fast = top_level_section(bytes)
-                .unwrap()
-                .expect("not a WIT package");
+            let fast = top_level_section(bytes).expect("not a WIT package");
             assert_eq!(fast, decoded_section(bytes).unwrap(), "{name}");
         }
         // A WIT package is left to the decode.
         let package = wasmoci_testdata::wit_package();
-        assert_eq!(top_level_section(&package).unwrap(), None);
+        assert_eq!(top_level_section(&package), None);
         assert_eq!(
             component_section(&package).unwrap(),
             decoded_section(&package).unwrap()

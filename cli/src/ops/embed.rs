@@ -9,7 +9,7 @@
 //! sections alone, put back behind the untouched rest, gives the same bytes.
 
 use wasm_metadata::AddMetadata;
-use wasmparser::{Chunk, Parser, Payload};
+use wasmparser::Payload;
 
 /// `add.to_wasm(wasm)`, done on the trailing custom sections alone when it can be.
 pub(crate) fn add_metadata(add: &AddMetadata, wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -33,42 +33,18 @@ pub(crate) fn add_metadata(add: &AddMetadata, wasm: &[u8]) -> anyhow::Result<Vec
 /// top-level section (the end of the wasm when there are none); `None` when one comes
 /// before another section, or the wasm does not parse (the whole rewrite then decides).
 fn trailing_customs(wasm: &[u8]) -> Option<usize> {
-    let mut parser = Parser::new(0);
-    let mut offset = 0;
-    // The start of the run of custom sections that is trailing so far.
-    let mut customs: Option<usize> = None;
-    loop {
-        let start = offset;
-        let (payload, consumed) = match parser.parse(&wasm[offset..], true).ok()? {
-            Chunk::Parsed { payload, consumed } => (payload, consumed),
-            Chunk::NeedMoreData(_) => return None,
-        };
-        offset += consumed;
+    let mut customs = None;
+    for (start, payload) in wasmoci_spec::top_level_payloads(wasm)? {
         match payload {
-            Payload::Version { .. } => continue,
-            Payload::End(_) => return Some(customs.unwrap_or(wasm.len())),
             Payload::CustomSection(_) => {
                 customs.get_or_insert(start);
-                continue;
             }
             // A custom section before another kind of section: not trailing.
             _ if customs.is_some() => return None,
-            Payload::CodeSectionStart { size, .. } => {
-                parser.skip_section();
-                offset += usize::try_from(size).ok()?;
-            }
-            Payload::ModuleSection {
-                unchecked_range, ..
-            }
-            | Payload::ComponentSection {
-                unchecked_range, ..
-            } => {
-                // The nested parser would read these bytes; the outer one goes on after.
-                offset += usize::try_from(unchecked_range.end - unchecked_range.start).ok()?;
-            }
             _ => {}
         }
     }
+    Some(customs.unwrap_or(wasm.len()))
 }
 
 #[cfg(test)]

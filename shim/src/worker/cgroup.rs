@@ -109,16 +109,9 @@ pub(crate) fn oom_killed(path: &Path) -> bool {
         .is_some_and(|m| m.memory_stat().oom_control.oom_kill > 0)
 }
 
-/// Removes the cgroup (its processes have exited).
-pub(crate) fn remove(path: &Path) {
-    if let Err(e) = Cgroup::load(hierarchies::auto(), path).delete() {
-        log::warn!("failed to remove the cgroup `{}`: {e}", path.display());
-    }
-}
-
 /// Removes the cgroup once its processes have exited (killed, they may still be going),
-/// waiting `limit` at most; nothing when there is none.
-pub(crate) fn remove_when_empty(path: &Path, limit: std::time::Duration) {
+/// waiting `limit` at most (zero: its processes have exited); nothing when there is none.
+pub(crate) fn remove(path: &Path, limit: std::time::Duration) {
     let cgroup = Cgroup::load(hierarchies::auto(), path);
     if !cgroup.exists() {
         return;

@@ -37,10 +37,7 @@ use nix::sys::socket::{
 use wasmoci_runtime::cache::Verified;
 use wasmoci_spec::WasmKind;
 
-pub(crate) use cgroup::{
-    create as create_cgroup, oom_killed, remove as remove_cgroup,
-    remove_when_empty as remove_cgroup_when_empty, usage,
-};
+pub(crate) use cgroup::{create as create_cgroup, oom_killed, remove as remove_cgroup, usage};
 pub(crate) use child::main as child_main;
 
 use crate::error::{ShimError, shown};
