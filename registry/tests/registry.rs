@@ -11,7 +11,7 @@ use std::time::Duration;
 use wasmoci_registry::auth::Secret;
 use wasmoci_registry::client::{Client, ClientOptions, RegistryError};
 use wasmoci_registry::{Layout, LayoutRef, Reference, StoredArtifact};
-use wasmoci_spec::{ArtifactInput, Timestamp, build_artifact};
+use wasmoci_spec::{ArtifactInput, Blob, Timestamp, build_artifact};
 use wasmoci_testdata::fake::{FakeRegistry, FakeResponse};
 use wasmoci_testdata::registry::TestRegistry;
 
@@ -59,17 +59,8 @@ fn client(stall: Duration) -> Client {
 fn stored(a: &Artifact) -> (tempfile::TempDir, Layout, StoredArtifact) {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::at(dir.path());
-    let config =
-        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_CONFIG_V0, &a.config);
-    let layer =
-        wasmoci_spec::Descriptor::for_bytes(wasmoci_spec::media_types::WASM_LAYER, &a.layer);
-    layout
-        .store(
-            &a.manifest,
-            &[(&config, &a.config), (&layer, &a.layer)],
-            Some("a"),
-        )
-        .unwrap();
+    let blobs = [Blob::hash(&a.config), Blob::hash(&a.layer)];
+    layout.store(&a.manifest, &blobs, Some("a")).unwrap();
     let stored = layout.resolve(&LayoutRef::Tag("a".into())).unwrap();
     (dir, layout, stored)
 }

@@ -273,7 +273,8 @@ fn artifacts_run_through_cri_on_containerd_1_7() {
 
     // A direct pull, pinned by digest, for nodes whose containerd cannot pull artifacts:
     // the pod's image is any image containerd can pull (here the image-compat one).
-    let artifact = build_artifact(ArtifactInput::new(&fixture("exit3.wasm"), created())).unwrap();
+    let exit3_wasm = fixture("exit3.wasm");
+    let artifact = build_artifact(ArtifactInput::new(&exit3_wasm, created())).unwrap();
     let pinned = format!("{exit3}@{}", artifact.manifest_digest);
     let (exited, log) = node.run(
         &[("wasmoci.dev/image", pinned.as_str())],

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    ComponentSection, Descriptor, Digest, Error, ImageManifest, Timestamp, WASM_ARCHITECTURE,
+    Blob, ComponentSection, Descriptor, Digest, Error, ImageManifest, Timestamp, WASM_ARCHITECTURE,
     WasmConfig, WasmKind, component_section, media_types,
 };
 
@@ -45,7 +45,7 @@ impl<'a> ArtifactInput<'a> {
 
 /// A built artifact: the parsed documents and their exact bytes.
 #[derive(Debug, Clone)]
-pub struct Artifact {
+pub struct Artifact<'a> {
     /// Module or component.
     pub kind: WasmKind,
     /// The config.
@@ -58,12 +58,25 @@ pub struct Artifact {
     pub manifest_bytes: Vec<u8>,
     /// The digest of `manifest_bytes`.
     pub manifest_digest: Digest,
+    /// The wasm, and the digests computed while building (kept apart from the public
+    /// fields, which a caller may change).
+    wasm: Blob<'a>,
+    config_digest: Digest,
 }
 
-impl Artifact {
+impl<'a> Artifact<'a> {
     /// The wasm layer's descriptor.
     pub fn layer(&self) -> &Descriptor {
         &self.manifest.layers[0]
+    }
+
+    /// The config and the wasm layer, each with the digest computed when it was built:
+    /// what a store writes without hashing them again.
+    pub fn blobs(&self) -> [Blob<'_>; 2] {
+        [
+            Blob::hashed(self.config_digest, &self.config_bytes),
+            self.wasm,
+        ]
     }
 }
 
@@ -71,7 +84,7 @@ impl Artifact {
 /// an OCI image manifest with `mediaType` set, config `application/vnd.wasm.config.v0+json`,
 /// exactly one `application/wasm` layer. The module/component decision comes from the
 /// preamble; a core module gets `os: wasip1` and no `component` section.
-pub fn build_artifact(input: ArtifactInput<'_>) -> Result<Artifact, Error> {
+pub fn build_artifact(input: ArtifactInput<'_>) -> Result<Artifact<'_>, Error> {
     let kind = WasmKind::detect(input.wasm).ok_or(Error::NotWasm)?;
     let component = match kind {
         WasmKind::Module => None,
@@ -84,7 +97,8 @@ pub fn build_artifact(input: ArtifactInput<'_>) -> Result<Artifact, Error> {
             Some(section)
         }
     };
-    let mut layer = Descriptor::for_bytes(media_types::WASM_LAYER, input.wasm);
+    let wasm = Blob::hash(input.wasm);
+    let mut layer = Descriptor::for_blob(media_types::WASM_LAYER, &wasm);
     if !input.layer_annotations.is_empty() {
         layer.annotations = Some(input.layer_annotations);
     }
@@ -97,8 +111,10 @@ pub fn build_artifact(input: ArtifactInput<'_>) -> Result<Artifact, Error> {
         component,
     };
     let config_bytes = config.to_json();
+    let config_blob = Blob::hash(&config_bytes);
+    let config_digest = config_blob.digest();
     let manifest = ImageManifest::single_layer(
-        Descriptor::for_bytes(media_types::WASM_CONFIG_V0, &config_bytes),
+        Descriptor::for_blob(media_types::WASM_CONFIG_V0, &config_blob),
         layer,
         input.annotations,
         input.created,
@@ -111,6 +127,8 @@ pub fn build_artifact(input: ArtifactInput<'_>) -> Result<Artifact, Error> {
         config_bytes,
         manifest,
         manifest_bytes,
+        wasm,
+        config_digest,
     })
 }
 

@@ -21,6 +21,7 @@
 //! ```
 
 mod artifact;
+mod blob;
 mod config;
 pub mod deps;
 mod digest;
@@ -34,6 +35,7 @@ mod validate;
 mod wasm;
 
 pub use artifact::{Artifact, ArtifactInput, build_artifact};
+pub use blob::Blob;
 pub use config::{ComponentSection, Os, WASM_ARCHITECTURE, WasmConfig};
 pub use digest::{Digest, DigestError, DigestWriter, HashingReader};
 pub use error::{Error, Result};

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Digest, Error, media_types};
+use crate::{Blob, Digest, Error, media_types};
 
 /// Standard `org.opencontainers.image.*` annotation keys.
 pub mod annotations {
@@ -51,10 +51,15 @@ pub struct Descriptor {
 impl Descriptor {
     /// A descriptor for `bytes` of `media_type`.
     pub fn for_bytes(media_type: &str, bytes: &[u8]) -> Self {
+        Self::for_blob(media_type, &Blob::hash(bytes))
+    }
+
+    /// A descriptor for `blob` of `media_type`.
+    pub fn for_blob(media_type: &str, blob: &Blob<'_>) -> Self {
         Descriptor {
             media_type: media_type.to_owned(),
-            digest: Digest::of(bytes),
-            size: bytes.len() as u64,
+            digest: blob.digest(),
+            size: blob.size(),
             annotations: None,
             extra: BTreeMap::new(),
         }

@@ -325,16 +325,8 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
         None => (store_layout()?, true),
     };
     let tag = format!("{name}:{version}");
-    let layer = artifact.layer().clone();
     layout
-        .store(
-            &artifact.manifest_bytes,
-            &[
-                (&artifact.manifest.config, artifact.config_bytes.as_slice()),
-                (&layer, wasm.as_slice()),
-            ],
-            Some(&tag),
-        )
+        .store(&artifact.manifest_bytes, &artifact.blobs(), Some(&tag))
         .map_err(|source| Error::Store {
             tag: tag.clone(),
             layout: layout.root().to_owned(),
@@ -362,8 +354,8 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
         manifest_size: artifact.manifest_bytes.len(),
         config_digest: artifact.manifest.config.digest,
         config_size: artifact.config_bytes.len(),
-        layer_digest: layer.digest,
-        size: layer.size,
+        layer_digest: artifact.layer().digest,
+        size: artifact.layer().size,
         kind: artifact.kind.as_str(),
         os: artifact.config.os.as_str().to_owned(),
         conversion: built.conversion.describe(),

@@ -2,7 +2,7 @@
 //! image, for containerd before 1.6.25/1.7.7.
 
 use wasmoci_registry::{Layout, LayoutRef, StoredArtifact};
-use wasmoci_spec::{ImageInput, Timestamp, annotations, build_image};
+use wasmoci_spec::{Blob, ImageInput, Timestamp, annotations, build_image};
 
 use crate::ops::artifact::{Blobs, StoredParts};
 use crate::ops::{Error, Result};
@@ -51,10 +51,7 @@ pub fn convert_into(
         name: source.to_owned(),
         source: e,
     })?;
-    let blobs = [
-        (&image.manifest.config, image.config_bytes.as_slice()),
-        (&image.manifest.layers[0], image.layer.as_slice()),
-    ];
+    let blobs = [Blob::hash(&image.config_bytes), Blob::hash(&image.layer)];
     into.store(&image.manifest_bytes, &blobs, Some(tag))?;
     Ok(into.resolve(&LayoutRef::Digest(image.manifest_digest))?)
 }

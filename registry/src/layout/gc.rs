@@ -170,7 +170,7 @@ impl Layout {
 mod tests {
     use std::sync::mpsc;
 
-    use wasmoci_spec::Descriptor;
+    use wasmoci_spec::{Blob, Descriptor};
 
     use super::*;
     use crate::LayoutRef;
@@ -202,7 +202,7 @@ mod tests {
         layout
             .store(
                 &kept,
-                &[(&config, config_bytes), (&shared, shared_bytes)],
+                &[Blob::hash(config_bytes), Blob::hash(shared_bytes)],
                 Some("kept"),
             )
             .unwrap();
@@ -210,9 +210,9 @@ mod tests {
             .store(
                 &dropped,
                 &[
-                    (&config, config_bytes),
-                    (&shared, shared_bytes),
-                    (&own, own_bytes),
+                    Blob::hash(config_bytes),
+                    Blob::hash(shared_bytes),
+                    Blob::hash(own_bytes),
                 ],
                 Some("gone"),
             )
@@ -258,7 +258,7 @@ mod tests {
         let layer = Descriptor::for_bytes(wasmoci_spec::media_types::WASM_LAYER, b"collected");
         let manifest = manifest_over(&config, &[&layer]);
         let err = layout
-            .store(&manifest, &[(&config, b"{}")], Some("a"))
+            .store(&manifest, &[Blob::hash(b"{}")], Some("a"))
             .unwrap_err();
         assert!(
             matches!(&err, Error::BlobMissing { digest, .. } if *digest == layer.digest),

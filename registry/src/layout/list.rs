@@ -202,7 +202,7 @@ impl Layout {
 
 #[cfg(test)]
 mod tests {
-    use wasmoci_spec::Descriptor;
+    use wasmoci_spec::{Blob, Descriptor};
 
     use super::*;
 
@@ -225,9 +225,9 @@ mod tests {
         let layout = Layout::at(dir.path());
         let wasm = b"\0asm\x0d\0\x01\0";
         let config_bytes: &[u8] = br#"{"os":"wasip2","created":"1970-01-01T00:00:00Z"}"#;
-        let (a, config, layer) = manifest(wasm, "a");
+        let (a, _, _) = manifest(wasm, "a");
         let (b, _, _) = manifest(wasm, "b");
-        let blobs = [(&config, config_bytes), (&layer, &wasm[..])];
+        let blobs = [Blob::hash(config_bytes), Blob::hash(&wasm[..])];
         let a_d = layout.store(&a, &blobs, Some("app:1")).unwrap().digest;
         layout.store(&a, &[], Some("app:latest")).unwrap();
         let b_d = layout.store(&b, &blobs, None).unwrap().digest;

@@ -1,6 +1,7 @@
 //! Storing, resolving and the atomicity of a failed write.
 
 use super::*;
+use wasmoci_spec::Blob;
 
 fn descriptor(bytes: &[u8]) -> Descriptor {
     Descriptor::for_bytes(media_types::WASM_LAYER, bytes)
@@ -30,7 +31,7 @@ fn stores_resolves_and_retags() {
     let layer = b"\0asm\x01\0\0\0";
     let d = descriptor(layer);
     let first = layout
-        .store(b"{\"m\":1}", &[(&d, layer)], Some("hello:1.0.0"))
+        .store(b"{\"m\":1}", &[Blob::hash(layer)], Some("hello:1.0.0"))
         .unwrap();
     let found = layout
         .resolve(&LayoutRef::Tag("hello:1.0.0".into()))
@@ -41,7 +42,7 @@ fn stores_resolves_and_retags() {
 
     // The same tag again replaces the entry instead of adding a second one.
     layout
-        .store(b"{\"m\":2}", &[(&d, layer)], Some("hello:1.0.0"))
+        .store(b"{\"m\":2}", &[Blob::hash(layer)], Some("hello:1.0.0"))
         .unwrap();
     assert_eq!(layout.tags().unwrap(), ["hello:1.0.0"]);
     let again = layout
@@ -67,34 +68,36 @@ fn a_failed_store_leaves_the_layout_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::at(dir.path());
     let layer = b"\0asm\x01\0\0\0";
-    let d = descriptor(layer);
-    layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
+    layout
+        .store(b"{}", &[Blob::hash(layer)], Some("a"))
+        .unwrap();
     let before = snapshot(dir.path());
 
-    // A blob that does not match its descriptor fails after others were written.
+    // A manifest whose config is missing fails after its blobs were written.
     let good = b"new content";
-    let good_d = descriptor(good);
-    let lying = descriptor(b"something else");
+    let missing = Descriptor::for_bytes(media_types::WASM_CONFIG_V0, b"{\"absent\":1}");
+    let dangling = format!(
+        r#"{{"schemaVersion":2,"config":{},"layers":[]}}"#,
+        serde_json::to_string(&missing).unwrap()
+    );
     let err = layout
-        .store(
-            b"{\"x\":1}",
-            &[(&good_d, good), (&lying, b"oops")],
-            Some("b"),
-        )
+        .store(dangling.as_bytes(), &[Blob::hash(good)], Some("b"))
         .unwrap_err();
-    assert!(matches!(err, Error::ContentMismatch { .. }), "{err}");
+    assert!(matches!(err, Error::BlobMissing { .. }), "{err}");
     assert_eq!(snapshot(dir.path()), before);
 
     // A first store that fails leaves an empty directory, usable again.
     let fresh = tempfile::tempdir().unwrap();
     let layout = Layout::at(fresh.path());
-    let lying = Descriptor {
-        digest: Digest::of(b"other"),
-        ..descriptor(layer)
-    };
-    assert!(layout.store(b"{}", &[(&lying, layer)], Some("a")).is_err());
+    assert!(
+        layout
+            .store(dangling.as_bytes(), &[Blob::hash(layer)], Some("a"))
+            .is_err()
+    );
     assert_eq!(fs::read_dir(fresh.path()).unwrap().count(), 0);
-    layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
+    layout
+        .store(b"{}", &[Blob::hash(layer)], Some("a"))
+        .unwrap();
 }
 
 #[test]
@@ -103,7 +106,9 @@ fn corrupt_blobs_and_missing_layouts_are_named() {
     let layout = Layout::at(dir.path());
     let layer = b"\0asm\x01\0\0\0";
     let d = descriptor(layer);
-    layout.store(b"{}", &[(&d, layer)], Some("a")).unwrap();
+    layout
+        .store(b"{}", &[Blob::hash(layer)], Some("a"))
+        .unwrap();
     fs::write(layout.blob_path(&d.digest), b"tampered").unwrap();
     let err = layout.read_blob(&d.digest).unwrap_err();
     assert!(
@@ -144,9 +149,12 @@ fn a_name_at_a_digest_is_a_name_it_was_stored_under() {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::at(dir.path().join("store"));
     let layer = b"\0asm\x01\0\0\0";
-    let d = descriptor(layer);
     let tagged = layout
-        .store(b"{\"m\":1}", &[(&d, layer)], Some("r.example:5000/a/app:1"))
+        .store(
+            b"{\"m\":1}",
+            &[Blob::hash(layer)],
+            Some("r.example:5000/a/app:1"),
+        )
         .unwrap();
     let named = |name: &str, digest| LayoutRef::Named {
         name: name.into(),
@@ -168,14 +176,16 @@ fn a_name_at_a_digest_is_a_name_it_was_stored_under() {
         )
     );
     // An untagged entry has no name: a name at its digest does not find it, the digest does.
-    let untagged = layout.store(b"{\"m\":2}", &[(&d, layer)], None).unwrap();
+    let untagged = layout
+        .store(b"{\"m\":2}", &[Blob::hash(layer)], None)
+        .unwrap();
     assert!(layout.resolve(&named("x", untagged.digest)).is_err());
     assert!(layout.resolve(&LayoutRef::Digest(untagged.digest)).is_ok());
     // A name at a digest (a pull by digest) is a name of its own, stored once.
     let by_digest = format!("r.example:5000/a/other@{}", tagged.digest);
     for _ in 0..2 {
         layout
-            .store(b"{\"m\":1}", &[(&d, layer)], Some(&by_digest))
+            .store(b"{\"m\":1}", &[Blob::hash(layer)], Some(&by_digest))
             .unwrap();
     }
     let found = layout
@@ -184,7 +194,7 @@ fn a_name_at_a_digest_is_a_name_it_was_stored_under() {
     assert_eq!(found.tag.as_deref(), Some(by_digest.as_str()));
     let again = format!("r.example:5000/a/app@{}", tagged.digest);
     layout
-        .store(b"{\"m\":1}", &[(&d, layer)], Some(&again))
+        .store(b"{\"m\":1}", &[Blob::hash(layer)], Some(&again))
         .unwrap();
     assert_eq!(
         layout

@@ -6,37 +6,37 @@ use std::io::{self, Read, Write};
 use std::sync::mpsc;
 
 use wasmoci_spec::annotations::REF_NAME;
-use wasmoci_spec::{Descriptor, Digest, DigestWriter, ImageManifest, media_types};
+use wasmoci_spec::{Blob, Descriptor, Digest, DigestWriter, ImageManifest, media_types};
 
 use super::{INDEX_FILE, Layout, check_tag, name_of, publish_mode};
 use crate::error::{Error, IoContext, Result};
 
 impl Layout {
     /// Stores an artifact and tags it, as one transaction: the blobs (layers, config,
-    /// manifest) are written first, each checked against its descriptor's size (the
-    /// descriptors come from `Descriptor::for_bytes` over the same bytes), then the index
-    /// is replaced. If anything fails, the blobs this call added are removed again.
-    /// `blobs` holds the content of every descriptor of the manifest (config and layers);
-    /// descriptors not given there must already be in the layout (a pull streams them in
+    /// manifest) are written first, then the index is replaced. If anything fails, the
+    /// blobs this call added are removed again. `blobs` holds content the manifest names
+    /// (config and layers), each a [`Blob`] whose digest was computed over its bytes, so it
+    /// is not hashed again here; content not given there must already be in the layout (a pull streams them in
     /// first with [`put_blob_from`](Self::put_blob_from)). Untagged, a manifest the index
     /// already lists is left as it is; tagged, it replaces the entry with that tag and the
     /// untagged entry of the same manifest. Ends the lease a pull holds.
     pub fn store(
         &self,
         manifest_bytes: &[u8],
-        blobs: &[(&Descriptor, &[u8])],
+        blobs: &[Blob<'_>],
         tag: Option<&str>,
     ) -> Result<Descriptor> {
-        let mut manifest = Descriptor::for_bytes(media_types::OCI_MANIFEST, manifest_bytes);
-        let result = self.store_locked(manifest_bytes, blobs, tag, &mut manifest);
+        let manifest_blob = Blob::hash(manifest_bytes);
+        let mut manifest = Descriptor::for_blob(media_types::OCI_MANIFEST, &manifest_blob);
+        let result = self.store_locked(manifest_blob, blobs, tag, &mut manifest);
         self.release_lease();
         result.map(|()| manifest)
     }
 
     fn store_locked(
         &self,
-        manifest_bytes: &[u8],
-        blobs: &[(&Descriptor, &[u8])],
+        manifest_blob: Blob<'_>,
+        blobs: &[Blob<'_>],
         tag: Option<&str>,
         manifest: &mut Descriptor,
     ) -> Result<()> {
@@ -49,18 +49,15 @@ impl Layout {
         let mut index = self.index()?;
         let mut added = Vec::new();
         let result = (|| {
-            for (descriptor, bytes) in blobs {
-                if self.put_blob(bytes, descriptor)? {
-                    added.push(self.blob_path(&descriptor.digest));
+            for blob in blobs.iter().chain([&manifest_blob]) {
+                if self.put_blob(blob)? {
+                    added.push(self.blob_path(&blob.digest()));
                 }
-            }
-            if self.put_blob(manifest_bytes, manifest)? {
-                added.push(self.blob_path(&manifest.digest));
             }
             // A concurrent `gc` cannot have removed what a pull streamed in (the lease), but
             // the index must never name a config or wasm layer that is not there (layers
             // that are not wasm may stay at the registry: nothing here runs them).
-            if let Ok(parsed) = ImageManifest::from_json(manifest_bytes) {
+            if let Ok(parsed) = ImageManifest::from_json(manifest_blob.bytes()) {
                 let needed = parsed
                     .layers
                     .iter()
@@ -163,30 +160,15 @@ impl Layout {
         Ok((digest, size, true))
     }
 
-    /// Writes in-memory content after checking it against its descriptor.
-    fn put_blob(&self, bytes: &[u8], descriptor: &Descriptor) -> Result<bool> {
-        if descriptor.size != bytes.len() as u64 {
-            return Err(Error::ContentMismatch {
-                expected: descriptor.digest,
-                actual: Digest::of(bytes),
-                size: bytes.len() as u64,
-            });
-        }
-        let actual = Digest::of(bytes);
-        if actual != descriptor.digest {
-            return Err(Error::ContentMismatch {
-                expected: descriptor.digest,
-                actual,
-                size: bytes.len() as u64,
-            });
-        }
-        let path = self.blob_path(&descriptor.digest);
+    /// Writes in-memory content under its digest; returns whether it was new.
+    fn put_blob(&self, blob: &Blob<'_>) -> Result<bool> {
+        let path = self.blob_path(&blob.digest());
         if path.is_file() {
             return Ok(false);
         }
         let dir = path.parent().expect("blob paths have a parent");
         fs::create_dir_all(dir).io("create", dir)?;
-        self.write_atomically(&path, bytes)?;
+        self.write_atomically(&path, blob.bytes())?;
         Ok(true)
     }
 }

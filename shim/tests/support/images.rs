@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use wasmoci_registry::client::{Client, ClientOptions};
 use wasmoci_registry::{Layout, LayoutRef, Reference};
 use wasmoci_spec::{
-    ArtifactInput, Descriptor, ImageInput, Timestamp, build_artifact, build_image, media_types,
+    ArtifactInput, Blob, Descriptor, ImageInput, Timestamp, build_artifact, build_image,
+    media_types,
 };
 use wasmoci_testdata::registry::TestRegistry;
 
@@ -21,7 +22,7 @@ pub(crate) fn push(
     registry: &TestRegistry,
     repo: &str,
     manifest: &[u8],
-    blobs: &[(&Descriptor, &[u8])],
+    blobs: &[Blob<'_>],
 ) -> String {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::at(dir.path());
@@ -38,15 +39,7 @@ pub(crate) fn push(
 /// A CNCF Wasm artifact of `wasm`.
 pub(crate) fn push_artifact(registry: &TestRegistry, repo: &str, wasm: &[u8]) -> String {
     let artifact = build_artifact(ArtifactInput::new(wasm, created())).unwrap();
-    push(
-        registry,
-        repo,
-        &artifact.manifest_bytes,
-        &[
-            (&artifact.manifest.config, &artifact.config_bytes),
-            (artifact.layer(), wasm),
-        ],
-    )
+    push(registry, repo, &artifact.manifest_bytes, &artifact.blobs())
 }
 
 /// The image-compat format: `wasm` at `path` in a tar layer.
@@ -64,10 +57,7 @@ pub(crate) fn push_image(registry: &TestRegistry, repo: &str, wasm: &[u8], path:
         registry,
         repo,
         &image.manifest_bytes,
-        &[
-            (&image.manifest.config, &image.config_bytes),
-            (&image.manifest.layers[0], &image.layer),
-        ],
+        &[Blob::hash(&image.config_bytes), Blob::hash(&image.layer)],
     )
 }
 
@@ -107,6 +97,6 @@ pub(crate) fn push_native(
         registry,
         repo,
         &manifest,
-        &[(&config_descriptor, &config), (&layer_descriptor, &layer)],
+        &[Blob::hash(&config), Blob::hash(&layer)],
     )
 }
