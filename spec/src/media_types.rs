@@ -19,6 +19,9 @@ pub const OCI_IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// An uncompressed tar layer (the image-compat format's one layer).
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
+/// The empty descriptor's media type (OCI 1.1): an artifact manifest's config `{}`.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
 /// runwasi's `oci-tar-builder` layer type (read only).
 pub const RUNWASI_COMPONENT_LAYER: &str =
     "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";

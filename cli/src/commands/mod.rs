@@ -2,6 +2,7 @@
 //! calls one operation of `wasmoci_cli::ops` and prints its report.
 
 pub(crate) mod args;
+pub(crate) mod attach;
 pub(crate) mod build;
 pub(crate) mod built;
 pub(crate) mod compile;
@@ -10,6 +11,7 @@ pub(crate) mod compose;
 pub(crate) mod convert;
 pub(crate) mod copy;
 pub(crate) mod dependency;
+pub(crate) mod discover;
 pub(crate) mod gc;
 pub(crate) mod guest;
 pub(crate) mod inspect;

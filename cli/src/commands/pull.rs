@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use wasmoci_cli::ops::artifact::{Pulled, pull, store_layout};
+use wasmoci_cli::ops::artifact::{Pulled, pull_any, store_layout};
+use wasmoci_cli::ops::referrers::write_files;
 use wasmoci_registry::{Layout, LayoutRef, Reference};
 
 use super::args::{DownloadLimits, RegistryArgs};
@@ -18,7 +19,12 @@ stored under its full reference, so `wasmoci run HOST/REPO:TAG` finds it afterwa
 Examples:
   wasmoci pull ghcr.io/acme/hello:0.1.0
   wasmoci pull localhost:5000/app@sha256:… -o app.wasm
-  wasmoci pull localhost:5000/app:1.0.0 --layout out",
+  wasmoci pull localhost:5000/app:1.0.0 --layout out
+  wasmoci pull localhost:5000/app@sha256:… -o sbom/   (a referrer: its files, by title)
+
+An artifact with no wasm layer that refers to another (an SBOM or a signature `wasmoci
+attach` or `oras attach` pushed: it has a `subject` or an `artifactType`) is pulled whole,
+and `-o DIR` writes each titled layer into DIR under its title, as `oras pull` does.",
     super::args::registry_exit_status!()
 );
 
@@ -32,7 +38,8 @@ pub(crate) struct PullArgs {
     /// Store into this OCI image layout directory instead of the embedded store
     #[arg(long, value_name = "DIR")]
     layout: Option<PathBuf>,
-    /// Also write the wasm layer to FILE
+    /// Also write the wasm layer to FILE (for an attached artifact: its files into
+    /// the directory FILE)
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
@@ -79,9 +86,15 @@ pub(crate) fn run(args: PullArgs) -> Result<ExitCode> {
         None => store_layout()?,
     };
     let client = args.registry.client_with(|o| args.limits.apply(o))?;
-    let mut pulled = pull(&client, &source, &layout)?;
+    let mut pulled = pull_any(&client, &source, &layout, true)?;
     if let Some(path) = &args.output {
-        write_wasm(&layout, &pulled, path)?;
+        let stored = layout.resolve(&LayoutRef::Digest(pulled.digest))?;
+        if stored.manifest()?.wasm_layers().next().is_some() {
+            write_wasm(&layout, &pulled, path)?;
+        } else {
+            pulled.files = write_files(&layout, pulled.digest, path)
+                .with_context(|| format!("failed to write the files of `{source}`"))?;
+        }
         pulled.output = Some(path.clone());
     }
     output::report(&pulled, args.json);

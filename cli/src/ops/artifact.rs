@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use wasmoci_registry::client::{Client, PullReport};
+use wasmoci_registry::client::{Client, PullOptions, PullReport};
 use wasmoci_registry::{Layout, LayoutRef, Reference, StoredArtifact};
 use wasmoci_spec::{
     Descriptor, Digest, ImageManifest, Timestamp, WasmConfig, is_image, wasm_in_image,
@@ -58,8 +58,12 @@ pub struct Pulled {
     /// Layers left at the registry: not wasm, so nothing here runs them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Blob>,
-    /// Where the wasm layer was written too, if asked.
+    /// Where the wasm layer was written too, if asked (for an attached artifact: the
+    /// directory its files went to).
     pub output: Option<PathBuf>,
+    /// The files of an attached artifact written to `output`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::ops::referrers::WrittenFile>,
     /// What was pulled, as named.
     #[serde(skip)]
     pub source: Reference,
@@ -68,9 +72,35 @@ pub struct Pulled {
 /// Pulls `source` into `layout`, tagged by the store's rule ([`store_tag`]). A layout
 /// this pull creates is removed again when the pull fails.
 pub fn pull(client: &Client, source: &Reference, layout: &Layout) -> Result<Pulled> {
+    pull_any(client, source, layout, false)
+}
+
+/// [`pull`]; with `attachments`, an artifact with no wasm layer that refers to another
+/// (a `subject` or an `artifactType`: an SBOM, a signature) is pulled too, every layer of
+/// it, for `wasmoci pull` to write its files out.
+pub fn pull_any(
+    client: &Client,
+    source: &Reference,
+    layout: &Layout,
+    attachments: bool,
+) -> Result<Pulled> {
     let fresh = !layout.root().exists();
     let tag = store_tag(source);
-    let report: PullReport = match client.pull(source, layout, Some(&tag)) {
+    let pulled = client
+        .manifest(source)
+        .and_then(|(bytes, _, content_type)| {
+            let attachment = attachments
+                && ImageManifest::from_json(&bytes).is_ok_and(|m| {
+                    m.wasm_layers().next().is_none()
+                        && (m.subject.is_some() || m.artifact_type.is_some())
+                });
+            let options = PullOptions {
+                require_wasm: !attachment,
+                all_layers: attachment,
+            };
+            client.pull_fetched(source, &bytes, &content_type, layout, Some(&tag), options)
+        });
+    let report: PullReport = match pulled {
         Ok(report) => report,
         Err(e) => {
             // A layout this pull created goes away again, unless something was stored
@@ -95,6 +125,7 @@ pub fn pull(client: &Client, source: &Reference, layout: &Layout) -> Result<Pull
         reused: Blob::list(&report.reused),
         skipped: Blob::list(&report.skipped),
         output: None,
+        files: Vec::new(),
         source: source.clone(),
     })
 }

@@ -371,7 +371,8 @@ pub fn build(request: &BuildRequest, on_command: &mut dyn FnMut(&str, &Path)) ->
 }
 
 /// `SOURCE_DATE_EPOCH` when set, else now.
-fn build_time() -> Result<Timestamp> {
+/// When an artifact is made: `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+pub fn build_time() -> Result<Timestamp> {
     match crate::env::source_date_epoch() {
         Some(text) => {
             let seconds: i64 = match text.trim().parse() {

@@ -47,6 +47,9 @@ pub enum Error {
     /// An import pattern.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// Attaching, listing or writing out referrers.
+    #[error(transparent)]
+    Referrer(Box<crate::ops::referrers::ReferrerError>),
     /// An artifact name.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
@@ -307,6 +310,12 @@ fn stored_as(names: &[String]) -> String {
     }
     let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
     format!(" (its digest is stored only as {})", list.join(", "))
+}
+
+impl From<crate::ops::referrers::ReferrerError> for Error {
+    fn from(e: crate::ops::referrers::ReferrerError) -> Self {
+        Error::Referrer(Box::new(e))
+    }
 }
 
 impl From<wasmoci_registry::Error> for Error {

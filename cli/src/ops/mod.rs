@@ -11,6 +11,7 @@
 //! - [`deps`]: component dependencies: `[dependencies]`, resolution.
 //! - [`inspect`]: what an artifact is, and a component's WIT.
 //! - [`publish`]: checking what `publish` built, and its receipt.
+//! - [`referrers`]: `attach` and `discover`: what points at a manifest.
 //! - [`store`]: the embedded store's everyday commands: list, remove, collect garbage.
 
 pub mod artifact;
@@ -25,6 +26,7 @@ mod embed;
 mod error;
 pub mod inspect;
 pub mod publish;
+pub mod referrers;
 pub mod semver;
 pub mod store;
 

@@ -5,7 +5,7 @@
 //!
 //! `transport.rs` is how a request gets there (TLS, auth, retries); the operations sit
 //! on it: `pull.rs` (manifests and blobs into a layout), `push.rs` (blobs and manifests
-//! from one), `tags.rs` (tags, login).
+//! from one), `tags.rs` (tags, login), `referrers.rs` (what points at a manifest).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -20,12 +20,17 @@ mod guard;
 mod pull;
 mod push;
 mod realm;
+mod referrers;
 mod tags;
 mod transport;
 
 pub use error::RegistryError;
 pub use guard::AddressFilter;
 pub use pull::PullOptions;
+pub use referrers::{
+    MAX_REFERRERS, Referrers, ReferrersSource, artifact_type, fallback_tag, is_referrer_tag,
+    referrer_descriptor,
+};
 
 /// The default largest blob a pull downloads: 1 GiB (the shim's largest wasm file too).
 pub const DEFAULT_MAX_BLOB_SIZE: u64 = 1 << 30;
@@ -177,6 +182,9 @@ pub struct PushReport {
     pub skipped: Vec<(Digest, u64)>,
     /// Blobs mounted from another repository of the registry.
     pub mounted: Vec<(Digest, u64)>,
+    /// The registry answered the manifest's `subject` with `OCI-Subject`: it keeps the
+    /// referrers itself (the referrers API), so the tag schema need not be updated.
+    pub subject_accepted: bool,
 }
 
 /// What a pull did.

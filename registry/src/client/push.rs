@@ -104,6 +104,8 @@ impl Client {
             });
         }
         report.digest = Some(stored.descriptor.digest);
+        report.subject_accepted =
+            manifest.subject.is_some() && header(&response, "oci-subject").is_some();
         let digests: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
         layout.remember_sources(&digests, &dest.repository_path());
         Ok(report)

@@ -143,7 +143,7 @@ fn for_registry(mut e: RegistryError, registry: &str) -> RegistryError {
 }
 
 /// The target of `<…>; rel="next"` in a `Link` header.
-fn next_link(link: &str) -> Option<String> {
+pub(super) fn next_link(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         params.contains("rel=\"next\"").then(|| {
