@@ -23,6 +23,7 @@ mod deps;
 mod graph;
 mod limits;
 mod pull;
+mod referrers;
 mod registry;
 mod serve;
 mod store;

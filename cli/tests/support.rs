@@ -70,3 +70,13 @@ pub(crate) fn skopeo(args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// A peer `.ci/install` unpacks under `target/tools` from Debian (`oras-1.2/usr/bin/oras`):
+/// its path; `None` (the test skips) when it is missing outside CI, a failure under
+/// `CI=true`.
+pub(crate) fn unpacked_tool(relative: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/tools")
+        .join(relative);
+    wasmoci_testdata::registry::require(path.to_str().expect("a UTF-8 path")).then_some(path)
+}
