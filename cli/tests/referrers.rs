@@ -56,7 +56,12 @@ fn attach_discover_and_pull_interoperate_with_oras() {
 
     // Ours, seen by oras.
     let attached = json(&ok(wasmoci(&home)
-        .args(["attach", &tagged, "--artifact-type", "application/spdx+json"])
+        .args([
+            "attach",
+            &tagged,
+            "--artifact-type",
+            "application/spdx+json",
+        ])
         .arg(format!("{}:application/spdx+json", sbom.display()))
         .args(["-a", "org.example.tool=wasmoci", "--json"])));
     assert_eq!(attached["listed_by"], "tag-schema");
@@ -122,7 +127,7 @@ fn attach_discover_and_pull_interoperate_with_oras() {
         "application/vnd.example.review",
         "--json",
     ])));
-    assert_eq!(digests(&only_reviews), [theirs.clone()]);
+    assert_eq!(digests(&only_reviews), std::slice::from_ref(&theirs));
 
     // A referrer of a referrer, followed with --depth; and the tree as people read it.
     std::fs::write(work.join("sig.txt"), b"signed\n").unwrap();
@@ -152,8 +157,14 @@ fn attach_discover_and_pull_interoperate_with_oras() {
         .args(["pull", &format!("{repo}@{theirs}"), "-o"])
         .arg(&out)
         .arg("--json")));
-    assert_eq!(pulled["files"][0]["path"], out.join("review.txt").to_str().unwrap());
-    assert_eq!(std::fs::read(out.join("review.txt")).unwrap(), b"looks good\n");
+    assert_eq!(
+        pulled["files"][0]["path"],
+        out.join("review.txt").to_str().unwrap()
+    );
+    assert_eq!(
+        std::fs::read(out.join("review.txt")).unwrap(),
+        b"looks good\n"
+    );
 
     // Referrer tags are no versions.
     let versions = ok(wasmoci(&home).args(["tags", &repo, "--semver"]));

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod cosign;
 mod error;
 mod layout;
 pub mod reference;

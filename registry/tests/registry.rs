@@ -19,6 +19,7 @@ mod guard;
 mod hostile;
 mod local_blobs;
 mod mount;
+mod referrers;
 
 struct Artifact {
     manifest: Vec<u8>,

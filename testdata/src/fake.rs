@@ -17,6 +17,8 @@ pub struct FakeRequest {
     pub path: String,
     /// Headers, names lower-cased.
     pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes).
+    pub body: Vec<u8>,
 }
 
 impl FakeRequest {
@@ -127,6 +129,7 @@ fn serve(stream: TcpStream, handler: &Handler) {
             method: method.to_owned(),
             path: path.to_owned(),
             headers: Vec::new(),
+            body: Vec::new(),
         };
         let mut length = 0usize;
         loop {
@@ -150,6 +153,7 @@ fn serve(stream: TcpStream, handler: &Handler) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        request.body = body;
         let response = handler(&request);
         if let Some(stall) = response.stall {
             std::thread::sleep(stall);
