@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use wasmoci_registry::client::RegistryError;
+use wasmoci_registry::client::{RegistryError, SignatureError};
 
 use crate::output;
 
@@ -14,7 +14,8 @@ use crate::output;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Class {
-    /// 1: the artifact was checked and has problems (validation, policy).
+    /// 1: the artifact was checked and has problems (validation, policy, no valid
+    /// signature).
     Invalid,
     /// 2: a usage error, or something failed here (I/O, a missing file or tag).
     Failed,
@@ -41,19 +42,37 @@ impl Class {
                 .downcast_ref::<RegistryError>()
                 .or_else(|| cause.downcast_ref::<Box<RegistryError>>().map(|b| &**b));
             if let Some(registry) = registry {
-                return match registry {
-                    RegistryError::Unauthorized { .. }
-                    | RegistryError::Denied { .. }
-                    | RegistryError::NotFound { .. } => Class::Refused,
-                    // Local: the layout, a file to upload, what the artifact is.
-                    RegistryError::Layout(_)
-                    | RegistryError::Read { .. }
-                    | RegistryError::Unsupported { .. } => Class::Failed,
-                    _ => Class::Transfer,
+                return Class::of_registry(registry);
+            }
+            let signature = cause
+                .downcast_ref::<SignatureError>()
+                .or_else(|| cause.downcast_ref::<Box<SignatureError>>().map(|b| &**b));
+            if let Some(signature) = signature {
+                return match signature {
+                    SignatureError::Registry(registry) => Class::of_registry(registry),
+                    // Checked, and not signed as asked: the artifact has a problem.
+                    SignatureError::Unsigned { .. } | SignatureError::NoValidSignature { .. } => {
+                        Class::Invalid
+                    }
+                    SignatureError::Contended { .. } => Class::Transfer,
+                    _ => Class::Failed,
                 };
             }
         }
         Class::Failed
+    }
+
+    fn of_registry(registry: &RegistryError) -> Class {
+        match registry {
+            RegistryError::Unauthorized { .. }
+            | RegistryError::Denied { .. }
+            | RegistryError::NotFound { .. } => Class::Refused,
+            // Local: the layout, a file to upload, what the artifact is.
+            RegistryError::Layout(_)
+            | RegistryError::Read { .. }
+            | RegistryError::Unsupported { .. } => Class::Failed,
+            _ => Class::Transfer,
+        }
     }
 
     /// The exit status.

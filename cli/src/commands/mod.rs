@@ -27,6 +27,8 @@ pub(crate) mod rm;
 pub(crate) mod run;
 pub(crate) mod semver_check;
 pub(crate) mod serve;
+pub(crate) mod sign;
 pub(crate) mod tag;
 pub(crate) mod tags;
+pub(crate) mod terminal;
 pub(crate) mod validate;

@@ -50,6 +50,9 @@ pub enum Error {
     /// Attaching, listing or writing out referrers.
     #[error(transparent)]
     Referrer(Box<crate::ops::referrers::ReferrerError>),
+    /// Key files, signing and verifying.
+    #[error(transparent)]
+    Signature(Box<crate::ops::signatures::KeyFileError>),
     /// An artifact name.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
@@ -315,6 +318,12 @@ fn stored_as(names: &[String]) -> String {
 impl From<crate::ops::referrers::ReferrerError> for Error {
     fn from(e: crate::ops::referrers::ReferrerError) -> Self {
         Error::Referrer(Box::new(e))
+    }
+}
+
+impl From<crate::ops::signatures::KeyFileError> for Error {
+    fn from(e: crate::ops::signatures::KeyFileError) -> Self {
+        Error::Signature(Box::new(e))
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`inspect`]: what an artifact is, and a component's WIT.
 //! - [`publish`]: checking what `publish` built, and its receipt.
 //! - [`referrers`]: `attach` and `discover`: what points at a manifest.
+//! - [`signatures`]: `sign` and `verify`, as cosign does with a key.
 //! - [`store`]: the embedded store's everyday commands: list, remove, collect garbage.
 
 pub mod artifact;
@@ -28,6 +29,7 @@ pub mod inspect;
 pub mod publish;
 pub mod referrers;
 pub mod semver;
+pub mod signatures;
 pub mod store;
 
 pub use error::{Cause, Error, Result};

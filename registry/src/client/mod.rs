@@ -5,7 +5,7 @@
 //!
 //! `transport.rs` is how a request gets there (TLS, auth, retries); the operations sit
 //! on it: `pull.rs` (manifests and blobs into a layout), `push.rs` (blobs and manifests
-//! from one), `tags.rs` (tags, login), `referrers.rs` (what points at a manifest).
+//! from one), `tags.rs` (tags, login), `referrers.rs` (what points at a manifest), `signatures.rs` (cosign's).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ mod pull;
 mod push;
 mod realm;
 mod referrers;
+mod signatures;
 mod tags;
 mod transport;
 
@@ -31,6 +32,7 @@ pub use referrers::{
     MAX_REFERRERS, Referrers, ReferrersSource, artifact_type, fallback_tag, is_referrer_tag,
     referrer_descriptor,
 };
+pub use signatures::{SignatureError, Signed, Verified};
 
 /// The default largest blob a pull downloads: 1 GiB (the shim's largest wasm file too).
 pub const DEFAULT_MAX_BLOB_SIZE: u64 = 1 << 30;
