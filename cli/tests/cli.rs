@@ -26,6 +26,7 @@ mod pull;
 mod referrers;
 mod registry;
 mod serve;
+mod signatures;
 mod store;
 mod support;
 mod workspace;
