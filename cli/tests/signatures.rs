@@ -328,3 +328,67 @@ fn push_signatures(
     let stored = layout.resolve(&LayoutRef::Digest(stored.digest)).unwrap();
     client.push(&layout, &stored, &repo.with_tag(&tag)).unwrap();
 }
+
+#[test]
+fn publish_signs_and_attaches_what_it_pushed() {
+    let Some(cosign_bin) = unpacked_tool("cosign-2.5/usr/bin/cosign") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry/src/cosign/testdata");
+    let sbom = tmp.path().join("bom.json");
+    std::fs::write(&sbom, br#"{"bomFormat":"CycloneDX","specVersion":"1.5"}"#).unwrap();
+    let dest = format!("{}/wasm/published:1.0.0", registry.addr);
+    let receipt = json(&ok(wasmoci(&home)
+        .env("COSIGN_PASSWORD", "")
+        .arg("publish")
+        .arg(crate::support::fixtures().join("hello-p1.wat"))
+        .arg(&dest)
+        .arg("--sign")
+        .arg(keys.join("cosign-empty.key"))
+        .arg("--sbom")
+        .arg(&sbom)
+        .arg("--json")));
+    let digest = receipt["digest"].as_str().unwrap();
+    assert_eq!(receipt["signature"]["digest"], digest);
+    assert_eq!(
+        receipt["referrers"][0]["artifact_type"],
+        "application/vnd.cyclonedx+json"
+    );
+    let discovered = json(&ok(wasmoci(&home).args(["discover", &dest, "--json"])));
+    assert_eq!(
+        discovered["referrers"][0]["digest"],
+        receipt["referrers"][0]["digest"]
+    );
+    let cosign_home = tmp.path().join("cosign");
+    std::fs::create_dir_all(&cosign_home).unwrap();
+    succeeded(
+        cosign_verify(
+            &cosign_bin,
+            &cosign_home,
+            &keys.join("cosign-empty.pub"),
+            &dest,
+        ),
+        "cosign verify of what publish signed",
+    );
+    // A wrong password stops publish before anything is built or pushed.
+    let wrong = wasmoci(&home)
+        .env("COSIGN_PASSWORD", "wrong")
+        .arg("publish")
+        .arg(crate::support::fixtures().join("hello-p1.wat"))
+        .arg(format!("{}/wasm/never:1.0.0", registry.addr))
+        .arg("--sign")
+        .arg(keys.join("cosign-password.key"))
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+    let tags = wasmoci(&home)
+        .args(["tags", &format!("{}/wasm/never", registry.addr)])
+        .output()
+        .unwrap();
+    assert_eq!(tags.status.code(), Some(4), "{}", stderr(&tags));
+}

@@ -34,7 +34,11 @@ Exit status:
 
 Examples:
   wasmoci publish ghcr.io/acme/hello:0.1.0
-  wasmoci publish ./app localhost:5000/app:1.0.0 --receipt receipt.json --deny-import 'wasi:sockets/*'";
+  wasmoci publish ./app localhost:5000/app:1.0.0 --receipt receipt.json --deny-import 'wasi:sockets/*'
+  COSIGN_PASSWORD=… wasmoci publish ghcr.io/acme/hello:0.1.0 --sign cosign.key --sbom sbom.spdx.json
+
+With `--sbom` and `--sign`, the SBOMs are attached (referrers of the pushed manifest) and
+the manifest is signed after the push; the receipt lists the signature and the referrers.";
 
 /// Build, validate and push in one step
 #[derive(Debug, clap::Args)]
@@ -55,6 +59,14 @@ pub(crate) struct PublishArgs {
     /// Do not compare the WIT with the repository's newest compatible earlier release
     #[arg(long)]
     skip_semver_check: bool,
+    /// Sign what was pushed with this private key, as `wasmoci sign` (cosign's format;
+    /// the password from `COSIGN_PASSWORD`, read before the build)
+    #[arg(long = "sign", value_name = "KEY")]
+    sign_key: Option<PathBuf>,
+    /// Attach this SBOM to what was pushed, as `wasmoci attach` (SPDX or CycloneDX JSON,
+    /// told apart by `bomFormat`; repeatable)
+    #[arg(long = "sbom", value_name = "FILE")]
+    sboms: Vec<PathBuf>,
     #[command(flatten)]
     build: BuildFlags,
     #[command(flatten)]
@@ -109,6 +121,15 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
     args.registry.plain_http_note(&dest);
     let policy = ImportPolicy::new(&args.deny_imports, &args.allow_imports)?;
     let client = args.registry.client_writing_to(&dest)?;
+    // The key first: a wrong password fails before anything is built or pushed.
+    let signing_key = args
+        .sign_key
+        .as_ref()
+        .map(|path| {
+            wasmoci_cli::ops::signatures::signing_key(path, super::sign::password)
+                .map(|key| (key, path))
+        })
+        .transpose()?;
 
     // 1. Build, into a scratch layout.
     let scratch = tempfile::tempdir().context("failed to create a temporary directory")?;
@@ -159,14 +180,40 @@ pub(crate) fn run(args: PublishArgs) -> Result<ExitCode> {
         .push(layout, stored, &dest)
         .with_context(|| format!("failed to push to `{dest}`"))?;
     let push_ms = pushing.elapsed().as_millis();
+    // 4. Attach and sign what was pushed, by digest.
+    let signing = Instant::now();
+    let pushed = dest.with_digest(stored.descriptor.digest);
+    let mut referrers = Vec::new();
+    for sbom in &args.sboms {
+        let files = [sbom.display().to_string()];
+        let attached = wasmoci_cli::ops::referrers::attach(
+            &client,
+            wasmoci_cli::ops::referrers::AttachRequest {
+                subject: &pushed,
+                artifact_type: wasmoci_cli::ops::referrers::sbom_type(sbom),
+                files: &files,
+                annotations: Default::default(),
+                created: wasmoci_cli::ops::build::build_time()?,
+            },
+        )
+        .with_context(|| format!("failed to attach `{}` to `{pushed}`", sbom.display()))?;
+        referrers.push(attached);
+    }
+    let signature = signing_key
+        .map(|(key, path)| wasmoci_cli::ops::signatures::sign(&client, &pushed, &key, path))
+        .transpose()?;
     let timings = Timings {
         build: build_ms,
         validate: validate_ms,
         push: push_ms,
+        sign: signing.elapsed().as_millis(),
         total: started.elapsed().as_millis(),
     };
+    let mut receipt = Receipt::new(&dest, parts, &report, timings)?;
+    receipt.signature = signature;
+    receipt.referrers = referrers;
     let published = Published {
-        receipt: Receipt::new(&dest, parts, &report, timings)?,
+        receipt,
         summary: format!(
             "published `{dest}`: {} blob(s) uploaded, {} already there",
             report.uploaded.len(),

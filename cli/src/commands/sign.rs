@@ -138,7 +138,7 @@ impl Report for VerifyReport {
 }
 
 /// The private key's password: `COSIGN_PASSWORD`, else asked on the terminal (not echoed).
-fn password() -> std::io::Result<Vec<u8>> {
+pub(crate) fn password() -> std::io::Result<Vec<u8>> {
     if let Some(value) = std::env::var_os(COSIGN_PASSWORD) {
         return Ok(value.into_encoded_bytes());
     }

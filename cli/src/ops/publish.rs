@@ -57,6 +57,12 @@ pub struct Receipt {
     pub uploaded: Vec<Blob>,
     /// Blobs the registry had.
     pub skipped: Vec<Blob>,
+    /// The signature `--sign` added (cosign's format, at `sha256-<hex>.sig`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::ops::signatures::SignReport>,
+    /// What `--sbom` attached: referrers of the manifest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<crate::ops::referrers::Attached>,
     /// How long each step took.
     pub timings_ms: Timings,
     /// wasmoci's version.
@@ -94,6 +100,8 @@ pub struct Timings {
     pub validate: u128,
     /// The push.
     pub push: u128,
+    /// Attaching SBOMs and signing, after the push.
+    pub sign: u128,
     /// Everything.
     pub total: u128,
 }
@@ -123,6 +131,8 @@ impl Receipt {
             annotations: manifest.annotations.clone(),
             uploaded: Blob::list(&pushed.uploaded),
             skipped: Blob::list(&pushed.skipped),
+            signature: None,
+            referrers: Vec::new(),
             timings_ms,
             wasmoci: env!("CARGO_PKG_VERSION"),
         })

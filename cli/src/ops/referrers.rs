@@ -39,7 +39,7 @@ pub struct AttachRequest<'a> {
 }
 
 /// What `attach` did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Attached {
     /// `HOST/REPO@DIGEST` of the new artifact.
     pub reference: String,
@@ -59,7 +59,7 @@ pub struct Attached {
 }
 
 /// One attached file.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AttachedFile {
     /// Its `org.opencontainers.image.title`.
     pub title: String,
@@ -176,6 +176,20 @@ fn file_and_type(spec: &str) -> (&str, &str) {
             (path, media_type)
         }
         _ => (spec, DEFAULT_FILE_MEDIA_TYPE),
+    }
+}
+
+/// The artifact type of an SBOM file: CycloneDX JSON (`bomFormat`), else SPDX JSON.
+pub fn sbom_type(path: &Path) -> &'static str {
+    let cyclonedx = std::fs::File::open(path).ok().and_then(|f| {
+        let value: serde_json::Value =
+            serde_json::from_reader(std::io::Read::take(f, 64 << 20)).ok()?;
+        Some(value["bomFormat"] == "CycloneDX")
+    });
+    if cyclonedx == Some(true) {
+        "application/vnd.cyclonedx+json"
+    } else {
+        "application/spdx+json"
     }
 }
 

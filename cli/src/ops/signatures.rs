@@ -108,7 +108,7 @@ fn signature_error(
 }
 
 /// What `sign` did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SignReport {
     /// `HOST/REPO@DIGEST` signed.
     pub subject: String,
