@@ -172,3 +172,111 @@ fn attach_discover_and_pull_interoperate_with_oras() {
     let all = ok(wasmoci(&home).args(["tags", &repo]));
     assert!(String::from_utf8(all.stdout).unwrap().contains("sha256-"));
 }
+
+#[test]
+fn copy_carries_referrers_and_signatures_to_a_mirror_and_an_air_gapped_layout() {
+    let Some(cosign) = unpacked_tool("cosign-2.5/usr/bin/cosign") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, work) = (tmp.path().join("home"), tmp.path().join("work"));
+    std::fs::create_dir_all(&work).unwrap();
+    build_hello(&home);
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry/src/cosign/testdata");
+    let origin = format!("{}/origin/hello:1.0.0", registry.addr);
+    ok(wasmoci(&home).args(["push", "-q", "hello:1.0.0", &origin]));
+    std::fs::write(work.join("sbom.json"), b"{}").unwrap();
+    let sbom = json(&ok(wasmoci(&home)
+        .args([
+            "attach",
+            &origin,
+            "--artifact-type",
+            "application/spdx+json",
+        ])
+        .arg(work.join("sbom.json"))
+        .arg("--json")));
+    let sbom = sbom["digest"].as_str().unwrap().to_owned();
+    std::fs::write(work.join("provenance.json"), b"{}").unwrap();
+    let sbom_ref = format!("{}/origin/hello@{sbom}", registry.addr);
+    let nested = json(&ok(wasmoci(&home)
+        .args([
+            "attach",
+            &sbom_ref,
+            "--artifact-type",
+            "application/vnd.example.provenance",
+        ])
+        .arg(work.join("provenance.json"))
+        .arg("--json")));
+    let nested = nested["digest"].as_str().unwrap().to_owned();
+    ok(wasmoci(&home)
+        .env("COSIGN_PASSWORD", "")
+        .args(["sign", "-q", &origin, "--key"])
+        .arg(keys.join("cosign-empty.key")));
+
+    // Registry → registry, registry → layout → registry: everything arrives.
+    let mirror = format!("{}/mirror/hello:1.0.0", registry.addr);
+    let copied = json(&ok(wasmoci(&home).args([
+        "copy",
+        &origin,
+        &mirror,
+        "--referrers",
+        "--json",
+    ])));
+    let kinds: Vec<&str> = copied["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "signatures",
+            "application/spdx+json",
+            "application/vnd.example.provenance"
+        ]
+    );
+    let airgap = work.join("airgap");
+    ok(wasmoci(&home)
+        .args(["copy", "-q", &mirror])
+        .arg(format!("oci:{}:hello:1.0.0", airgap.display()))
+        .arg("--referrers"));
+    let back = format!("{}/back/hello:1.0.0", registry.addr);
+    ok(wasmoci(&home)
+        .arg("copy")
+        .arg(format!("oci:{}:hello:1.0.0", airgap.display()))
+        .args([&back, "--referrers", "-q"]));
+    for at in [&mirror, &back] {
+        let found = json(&ok(
+            wasmoci(&home).args(["discover", at, "--depth", "2", "--json"])
+        ));
+        assert_eq!(found["referrers"][0]["digest"], sbom.as_str(), "{found}");
+        assert_eq!(
+            found["referrers"][0]["referrers"][0]["digest"],
+            nested.as_str(),
+            "{found}"
+        );
+        let cosign_home = work.join("cosign");
+        std::fs::create_dir_all(&cosign_home).unwrap();
+        let verified = Command::new(&cosign)
+            .args(["verify", "--key"])
+            .arg(keys.join("cosign-empty.pub"))
+            .args(["--insecure-ignore-tlog=true", "--allow-http-registry", at])
+            .env("HOME", &cosign_home)
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "cosign verify {at}: {}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+    // Without --referrers, only the artifact.
+    let plain = format!("{}/plain/hello:1.0.0", registry.addr);
+    ok(wasmoci(&home).args(["copy", "-q", &origin, &plain]));
+    let none = json(&ok(wasmoci(&home).args(["discover", &plain, "--json"])));
+    assert_eq!(none["referrers"], serde_json::json!([]));
+}

@@ -20,5 +20,7 @@ pub mod reference;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use layout::{ArtifactKind, GcReport, Layout, LayoutRef, Listing, Removal, StoredArtifact};
+pub use layout::{
+    ArtifactKind, GcReport, Layout, LayoutRef, Listing, Removal, StoredArtifact, name_of,
+};
 pub use reference::Reference;

@@ -12,11 +12,17 @@ use crate::output::{self, Report};
 const COPY_HELP: &str = concat!(
     "Copies the manifest and its blobs as they are, so the digest stays the same. Between two
 repositories of one registry, blobs are mounted rather than uploaded.
+With `--referrers`, what refers to it goes along, so a mirror or an air-gapped layout
+can still be verified: its referrers (`wasmoci attach`, `oras attach`; and theirs) and
+cosign's signature manifest (`sha256-<hex>.sig`), listed at the destination as the
+registry lists referrers (the referrers API, else the tag schema); in a layout, referrers
+are entries named `NAME@DIGEST` and the signatures are tagged `NAME:sha256-<hex>.sig`.
 
 Examples:
   wasmoci copy ghcr.io/acme/app:1.0.0 registry.internal:5000/mirror/app:1.0.0
   wasmoci copy ghcr.io/acme/app:1.0.0 oci:vendor:app:1.0.0
-  wasmoci copy oci:vendor:app:1.0.0 localhost:5000/app:1.0.0",
+  wasmoci copy oci:vendor:app:1.0.0 localhost:5000/app:1.0.0
+  wasmoci copy ghcr.io/acme/app:1.0.0 oci:airgap:app:1.0.0 --referrers",
     super::args::registry_exit_status!()
 );
 
@@ -32,6 +38,10 @@ pub(crate) struct CopyArgs {
     dest: String,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Carry the artifact's referrers (SBOMs, attestations, recursively) and cosign
+    /// signatures along
+    #[arg(long)]
+    referrers: bool,
     #[command(flatten)]
     limits: DownloadLimits,
     /// Print a JSON object
@@ -55,7 +65,14 @@ pub(crate) fn run(args: CopyArgs) -> Result<ExitCode> {
             o.env_credentials_for = Some(dest.registry.clone());
         }
     })?;
-    let report = copy(&client, source, &args.source, dest, &args.dest)?;
+    let report = copy(
+        &client,
+        source,
+        &args.source,
+        dest,
+        &args.dest,
+        args.referrers,
+    )?;
     output::report(&report, args.json);
     Ok(ExitCode::SUCCESS)
 }

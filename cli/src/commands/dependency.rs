@@ -68,6 +68,10 @@ struct VendorArgs {
     /// `HOST/PREFIX/<ns>/<name>:<version>`), digests kept
     #[arg(long, value_name = "HOST/PREFIX")]
     to: Option<String>,
+    /// Carry each artifact's referrers (SBOMs, attestations) and cosign signatures along,
+    /// as `wasmoci copy --referrers`
+    #[arg(long)]
+    referrers: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -300,6 +304,7 @@ pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
         DependencyCommand::Vendor(VendorArgs {
             dir,
             to,
+            referrers,
             common: args,
         }) => {
             let project = Project::load(&args.project)?;
@@ -323,7 +328,7 @@ pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
                 }
                 None => (args.registry.client()?, VendorTo::Layout(&dir)),
             };
-            let report = vendor(&project, &client, &layout, &destination)
+            let report = vendor(&project, &client, &layout, &destination, referrers)
                 .context("failed to vendor the dependencies")?;
             output::report(&report, args.json);
         }

@@ -497,6 +497,7 @@ pub fn find_wasm(reference: &ArtifactRef) -> Result<FoundWasm> {
 }
 
 /// One end of a copy or a conversion.
+#[derive(Clone)]
 pub enum Endpoint {
     /// A registry.
     Registry(Reference),

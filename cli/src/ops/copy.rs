@@ -25,6 +25,9 @@ pub struct CopyReport {
     pub skipped: Vec<Blob>,
     /// Blobs mounted from another repository of the same registry.
     pub mounted: Vec<Blob>,
+    /// Referrers and signatures carried along (`--referrers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<crate::ops::carry::Carried>,
 }
 
 /// What moved, as a push reports it.
@@ -53,14 +56,17 @@ impl Moved {
     }
 }
 
-/// Copies `source` (named `source_text`) to `dest` (named `dest_text`).
+/// Copies `source` (named `source_text`) to `dest` (named `dest_text`); with
+/// `referrers`, its referrers and cosign signatures too ([`carry`](crate::ops::carry)).
 pub fn copy(
     client: &Client,
     source: Endpoint,
     source_text: &str,
     dest: Endpoint,
     dest_text: &str,
+    referrers: bool,
 ) -> Result<CopyReport> {
+    let ends = referrers.then(|| (source.clone(), dest.clone()));
     let (digest, moved) = match (source, dest) {
         (Endpoint::Registry(src), Endpoint::Registry(dst)) => {
             let scratch = tempfile::tempdir().map_err(Error::TempDir)?;
@@ -100,6 +106,10 @@ pub fn copy(
             copy_local(&from, &stored, &to, &tag)?
         }
     };
+    let carried = match ends {
+        Some((source, dest)) => carry_ends(client, digest, &source, source_text, &dest)?,
+        None => Vec::new(),
+    };
     Ok(CopyReport {
         source: source_text.to_owned(),
         reference: format!("{dest_text}@{digest}"),
@@ -107,7 +117,46 @@ pub fn copy(
         uploaded: moved.uploaded,
         skipped: moved.skipped,
         mounted: moved.mounted,
+        referrers: carried,
     })
+}
+
+/// The two ends of a copy as a carry sees them: a registry repository, or a layout and
+/// the artifact's name in it.
+fn carry_ends(
+    client: &Client,
+    digest: Digest,
+    source: &Endpoint,
+    source_text: &str,
+    dest: &Endpoint,
+) -> Result<Vec<crate::ops::carry::Carried>> {
+    use crate::ops::carry::{End, carry};
+    let source_name = match source {
+        Endpoint::Local(layout, reference) => Some(
+            resolve(layout, reference, source_text)?
+                .tag
+                .map(|t| wasmoci_registry::name_of(&t).to_owned())
+                .unwrap_or_else(|| source_text.to_owned()),
+        ),
+        Endpoint::Registry(_) => None,
+    };
+    let dest_name = match dest {
+        Endpoint::Local(_, reference) => {
+            Some(wasmoci_registry::name_of(&dest_tag(reference, source_text)?).to_owned())
+        }
+        Endpoint::Registry(_) => None,
+    };
+    let from = match (source, &source_name) {
+        (Endpoint::Registry(r), _) => End::Registry(r),
+        (Endpoint::Local(layout, _), Some(name)) => End::Layout(layout, name),
+        (Endpoint::Local(..), None) => unreachable!("a layout source has a name"),
+    };
+    let to = match (dest, &dest_name) {
+        (Endpoint::Registry(r), _) => End::Registry(r),
+        (Endpoint::Local(layout, _), Some(name)) => End::Layout(layout, name),
+        (Endpoint::Local(..), None) => unreachable!("a layout destination has a name"),
+    };
+    carry(client, digest, &from, &to)
 }
 
 /// A copy moves the artifact as it is: every layer, wasm or not (within the client's

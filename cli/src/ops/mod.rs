@@ -4,6 +4,7 @@
 //! - [`artifact`]: load an artifact wherever it is named, the store's naming rule for
 //!   pulled artifacts, and pulling what the store lacks.
 //! - [`build`]: a file or project into a Wasm OCI artifact in a layout.
+//! - [`carry`]: referrers and signatures carried along a copy (`--referrers`).
 //! - [`check`]: the one validation (`validate`, `publish`, `build`'s policy gate).
 //! - [`componentize`]: a module or component into the bytes that go into an artifact.
 //! - [`convert`]: an artifact into the image-compat format.
@@ -17,6 +18,7 @@
 
 pub mod artifact;
 pub mod build;
+pub mod carry;
 pub mod check;
 pub mod componentize;
 pub mod compose;

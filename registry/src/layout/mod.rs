@@ -81,7 +81,7 @@ impl LayoutRef {
 
 /// The name part of a tag: `ghcr.io/acme/app` of `ghcr.io/acme/app:1.0` and of
 /// `ghcr.io/acme/app@sha256:…`, `hello` of `hello:1.0.0`; a tag with no `:TAG` is all name.
-pub(crate) fn name_of(tag: &str) -> &str {
+pub fn name_of(tag: &str) -> &str {
     if let Some((name, _)) = tag.split_once('@') {
         return name;
     }

@@ -224,6 +224,23 @@ pub enum VendorTo<'a> {
     Registry(&'a str),
 }
 
+/// Carries the referrers and signatures of `digest` from `from`'s repository to `dest`.
+fn carry_to(
+    client: &Client,
+    digest: Digest,
+    from: &wasmoci_registry::Reference,
+    dest: &crate::ops::artifact::Endpoint,
+    name: &str,
+) -> crate::ops::Result<Vec<crate::ops::carry::Carried>> {
+    use crate::ops::artifact::Endpoint;
+    use crate::ops::carry::{End, carry};
+    let to = match dest {
+        Endpoint::Registry(r) => End::Registry(r),
+        Endpoint::Local(layout, _) => End::Layout(layout, name),
+    };
+    carry(client, digest, &End::Registry(from), &to)
+}
+
 /// `dependency vendor`: the locked closure (fetched first where the store lacks it) as
 /// an OCI image layout, for `--offline` builds without the registries (skopeo and oras
 /// read it too), or mirrored to another registry; digests are kept either way.
@@ -232,6 +249,7 @@ pub fn vendor(
     client: &Client,
     layout: &Layout,
     to: &VendorTo<'_>,
+    referrers: bool,
 ) -> Result<VendorReport> {
     let built = build_locked(project, client, layout)?;
     let mut artifacts = Vec::new();
@@ -278,11 +296,19 @@ pub fn vendor(
                 wasmoci_registry::LayoutRef::Digest(digest),
             ),
             &format!("{repository}@{digest}"),
-            dest,
+            dest.clone(),
             &dest_text,
+            false,
         )
         .map_err(|e| DepsError::Store(Box::new(e)))?;
         artifacts.push(format!("{dest_text}@{digest}"));
+        if referrers {
+            // From the registry the lock names (the store keeps no referrers).
+            let from = pinned_reference(repository, &digest)?;
+            let carried = carry_to(client, digest, &from, &dest, repository)
+                .map_err(|e| DepsError::Store(Box::new(e)))?;
+            artifacts.extend(carried.into_iter().map(|c| c.reference));
+        }
     }
     Ok(VendorReport {
         to: match to {
