@@ -392,3 +392,91 @@ fn publish_signs_and_attaches_what_it_pushed() {
         .unwrap();
     assert_eq!(tags.status.code(), Some(4), "{}", stderr(&tags));
 }
+
+/// A project whose one dependency, `sig:dep`, is published (and signed with `key`, when
+/// given) at `addr`, locked.
+fn signed_dependency(home: &Path, dir: &Path, addr: &str, key: Option<&Path>) {
+    let mut publish = wasmoci(home);
+    publish
+        .env("COSIGN_PASSWORD", "")
+        .arg("publish")
+        .arg(crate::support::fixtures().join("hello.wasm"))
+        .arg(format!("{addr}/sig/dep:1.0.0"));
+    if let Some(key) = key {
+        publish.arg("--sign").arg(key);
+    }
+    ok(&mut publish);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(
+        crate::support::fixtures().join("hello.wasm"),
+        dir.join("app.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("wasmoci.toml"),
+        format!(
+            "[package]\nname = \"app\"\nversion = \"1.0.0\"\n[build]\nwasm = \"app.wasm\"\n[dependencies]\n\"sig:dep\" = \"1\"\n[registries]\nsig = \"{addr}/\"\n"
+        ),
+    )
+    .unwrap();
+    ok(wasmoci(home)
+        .args(["dependency", "update", "--project"])
+        .arg(dir));
+}
+
+#[test]
+fn dependency_build_refuses_a_locked_dependency_without_a_valid_signature() {
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry/src/cosign/testdata");
+    let app = tmp.path().join("app");
+    signed_dependency(
+        &home,
+        &app,
+        &registry.addr,
+        Some(&keys.join("cosign-empty.key")),
+    );
+    let build = |public: &str| {
+        wasmoci(&home)
+            .args(["dependency", "build", "--project"])
+            .arg(&app)
+            .arg("--verify-key")
+            .arg(keys.join(public))
+            .output()
+            .unwrap()
+    };
+    let signed = build("cosign-empty.pub");
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    let other = build("cosign-password.pub");
+    assert_eq!(other.status.code(), Some(1), "{}", stderr(&other));
+    let text = stderr(&other);
+    assert!(
+        text.contains("locked dependency `sig:dep@1.0.0`")
+            && text.contains("has no valid signature by")
+            && text.contains("cosign-password.pub"),
+        "{text}"
+    );
+    // Vendored with --referrers, the signature travels into the layout.
+    ok(wasmoci(&home)
+        .args(["dependency", "vendor", "--referrers", "--project"])
+        .arg(&app));
+    let index = std::fs::read_to_string(app.join("vendor/index.json")).unwrap();
+    assert!(index.contains(".sig\""), "{index}");
+    // Offline, signatures cannot be checked: said, not skipped.
+    let offline = wasmoci(&home)
+        .args(["dependency", "build", "--offline", "--project"])
+        .arg(&app)
+        .arg("--verify-key")
+        .arg(keys.join("cosign-empty.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(offline.status.code(), Some(2), "{}", stderr(&offline));
+    assert!(
+        stderr(&offline).contains("drop `--offline`"),
+        "{}",
+        stderr(&offline)
+    );
+}

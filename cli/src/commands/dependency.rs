@@ -180,6 +180,10 @@ struct UpdateArgs {
 
 #[derive(Debug, clap::Args)]
 struct BuildArgs {
+    /// Refuse a locked registry dependency without a valid cosign signature by this public
+    /// key (repeatable: any one of them), checked at the registry by the locked digest
+    #[arg(long = "verify-key", value_name = "PUB")]
+    verify_keys: Vec<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -289,13 +293,34 @@ pub(crate) fn run(args: DependencyArgs) -> Result<ExitCode> {
             .context("failed to update the dependencies")?;
             output::report(&report, args.json);
         }
-        DependencyCommand::Build(BuildArgs { common: args }) => {
+        DependencyCommand::Build(BuildArgs {
+            verify_keys,
+            common: args,
+        }) => {
             let project = Project::load(&args.project)?;
             let layout = store_layout()?;
+            if args.strictness.offline() && !verify_keys.is_empty() {
+                anyhow::bail!(
+                    "`--verify-key` checks signatures at the registry: drop `--offline`/`--frozen`"
+                );
+            }
             let report = if args.strictness.offline() {
                 offline_build(&project, &layout)
             } else {
                 let client = args.registry.client()?;
+                if !verify_keys.is_empty() {
+                    // Before anything is fetched or written: the lock's digests, signed.
+                    let lock = wasmoci_cli::ops::deps::build::check_lock(&project)?;
+                    let checked = wasmoci_cli::ops::signatures::verify_locked(
+                        &client,
+                        &lock.packages,
+                        &verify_keys,
+                    )?;
+                    output::status(&format!(
+                        "{} locked dependenc(ies) signed by the given key(s)",
+                        checked.len()
+                    ));
+                }
                 build_locked(&project, &client, &layout)
             }
             .context("failed to fetch the locked dependencies")?;

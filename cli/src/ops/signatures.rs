@@ -34,6 +34,9 @@ pub enum KeyFileError {
         #[source]
         source: KeyError,
     },
+    /// A locked dependency without a valid signature.
+    #[error(transparent)]
+    Dependency(Box<UnsignedDependency>),
     /// Signing or verifying failed.
     #[error("failed to {action} `{reference}` with {keys}")]
     Signature {
@@ -229,4 +232,87 @@ pub fn verify(client: &Client, subject: &Reference, key_files: &[PathBuf]) -> Re
             })
             .collect(),
     })
+}
+
+/// A locked dependency whose signature was checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockedSignature {
+    /// `name@version`.
+    pub package: String,
+    /// `HOST/REPO@DIGEST`.
+    pub reference: String,
+    /// The fingerprints of the keys its valid signatures are by.
+    pub keys: Vec<String>,
+}
+
+/// Why a locked dependency's signature did not check out.
+#[derive(Debug, thiserror::Error)]
+#[error("locked dependency `{package}` (`{reference}`) has no valid signature by {keys}")]
+pub struct UnsignedDependency {
+    /// `name@version`.
+    pub package: String,
+    /// `HOST/REPO@DIGEST`.
+    pub reference: String,
+    /// The key files, named.
+    pub keys: String,
+    /// Why.
+    #[source]
+    pub source: Box<SignatureError>,
+}
+
+/// Checks that every locked registry dependency of `packages` (by the digest the lock
+/// pins) has a valid cosign signature by one of `key_files` (`dependency build
+/// --verify-key`). Local files have none to check.
+pub fn verify_locked(
+    client: &Client,
+    packages: &[crate::ops::deps::lock::LockedPackage],
+    key_files: &[PathBuf],
+) -> Result<Vec<LockedSignature>> {
+    let keys = key_files
+        .iter()
+        .map(|path| verifying_key(path))
+        .collect::<Result<Vec<_>>>()?;
+    let named = key_files
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut checked = Vec::new();
+    for package in packages {
+        let (Some(repository), Some(manifest)) =
+            (package.source.strip_prefix("oci://"), &package.manifest)
+        else {
+            continue;
+        };
+        let text = format!("{repository}@{manifest}");
+        let package_name = format!("{}@{}", package.name, package.version);
+        let invalid = |reason: String| {
+            Error::Dependencies(Box::new(crate::ops::deps::resolve::DepsError::Manifest {
+                reference: text.clone(),
+                reason,
+            }))
+        };
+        let reference: Reference = text.parse().map_err(|e| invalid(format!("{e}")))?;
+        let digest = reference
+            .digest
+            .ok_or_else(|| invalid("no digest".into()))?;
+        let verified = client
+            .verify(&reference, &digest, &keys)
+            .map_err(|source| {
+                Error::from(KeyFileError::Dependency(Box::new(UnsignedDependency {
+                    package: package_name.clone(),
+                    reference: text.clone(),
+                    keys: named.clone(),
+                    source: Box::new(source),
+                })))
+            })?;
+        let mut fingerprints: Vec<String> = verified.into_iter().map(|v| v.key).collect();
+        fingerprints.dedup();
+        checked.push(LockedSignature {
+            package: package_name,
+            reference: text,
+            keys: fingerprints,
+        });
+    }
+    Ok(checked)
 }
