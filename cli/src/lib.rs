@@ -6,7 +6,7 @@
 pub mod env;
 pub mod node;
 pub mod ops;
-pub mod policy;
+pub use wasmoci_spec::policy;
 pub mod project;
 pub mod reference;
 /// Durations and sizes as people write them (shared with the shim's annotations).

@@ -34,6 +34,6 @@ pub mod run;
 pub mod sandbox;
 pub mod serve;
 mod special;
-pub mod units;
+pub use wasmoci_spec::units;
 
 pub use error::{Error, Result};

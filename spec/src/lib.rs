@@ -29,8 +29,11 @@ mod error;
 mod image;
 mod manifest;
 pub mod media_types;
+pub mod node_policy;
+pub mod policy;
 mod text;
 mod timestamp;
+pub mod units;
 mod validate;
 mod wasm;
 
