@@ -29,22 +29,70 @@ use crate::plan::Source;
 pub(crate) struct Loaded {
     /// The wasm's digest (its layer's).
     pub(crate) digest: Digest,
+    /// The wasm's size.
+    pub(crate) size: u64,
     /// The image it came from.
     pub(crate) image: String,
+    /// What is known of that image, for the node policy.
+    pub(crate) origin: Origin,
     wasm: Wasm,
+}
+
+/// What the node policy needs to know of the image a container's wasm came from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Origin {
+    /// Its reference: containerd's image name, or the pod's pinned reference of a direct
+    /// pull (`None`: a file in a root filesystem containerd could not name).
+    pub(crate) reference: Option<Reference>,
+    /// Whether that name is pinned by a digest.
+    pub(crate) pinned: bool,
+    /// The manifest digest containerd (or our pull) resolved the name to.
+    pub(crate) manifest: Option<Digest>,
+}
+
+impl Origin {
+    /// The origin of containerd's image `name`, which resolved to `target`.
+    fn of_image(name: &str, target: &str) -> Origin {
+        let reference = name.parse::<Reference>().ok();
+        Origin {
+            pinned: reference.as_ref().is_some_and(|r| r.digest.is_some()),
+            reference,
+            manifest: target.parse().ok(),
+        }
+    }
 }
 
 enum Wasm {
     Read(Vec<u8>),
+    Taken,
     Containerd { address: String, namespace: String },
     Store(Layout),
 }
 
 impl Loaded {
+    /// The module or component, read now if it was not yet (kept for [`Loaded::read`]).
+    pub(crate) fn bytes(&mut self) -> Result<&[u8], ContentError> {
+        if !matches!(self.wasm, Wasm::Read(_)) {
+            let taken = Loaded {
+                digest: self.digest,
+                size: self.size,
+                image: self.image.clone(),
+                origin: Origin::default(),
+                wasm: std::mem::replace(&mut self.wasm, Wasm::Taken),
+            };
+            self.wasm = Wasm::Read(taken.read()?);
+        }
+        match &self.wasm {
+            Wasm::Read(bytes) => Ok(bytes),
+            _ => unreachable!("read just now"),
+        }
+    }
+
     /// The module or component, checked against its digest.
     pub(crate) fn read(self) -> Result<Vec<u8>, ContentError> {
         match self.wasm {
             Wasm::Read(bytes) => Ok(bytes),
+            Wasm::Taken => unreachable!("`bytes` puts back what it takes"),
             Wasm::Containerd { address, namespace } => {
                 let digest = self.digest.to_string();
                 block_on(
@@ -119,13 +167,20 @@ async fn read_blob(
     Ok(bytes)
 }
 
+/// What containerd knows of a container's image: the wasm, when the image is a Wasm
+/// artifact (else it is a file in the rootfs), and the image's origin (none without an
+/// image).
+struct FromContainerd {
+    loaded: Option<Loaded>,
+    origin: Origin,
+}
+
 /// container → image → manifest (through an index, the `wasm` entry) → config → layer.
-/// `None` when the image is not a Wasm artifact (then the wasm is a file in the rootfs).
 async fn from_content_store(
     address: &str,
     namespace: &str,
     container_id: &str,
-) -> Result<Option<Loaded>, String> {
+) -> Result<FromContainerd, String> {
     let channel = connect(address).await?;
     let container = ContainersClient::new(channel.clone())
         .get(with_namespace!(
@@ -145,7 +200,10 @@ async fn from_content_store(
         .container
         .ok_or_else(|| format!("containerd has no container `{container_id}`"))?;
     if container.image.is_empty() {
-        return Ok(None);
+        return Ok(FromContainerd {
+            loaded: None,
+            origin: Origin::default(),
+        });
     }
     let image = container.image;
     let target = ImagesClient::new(channel.clone())
@@ -166,6 +224,13 @@ async fn from_content_store(
         .image
         .and_then(|i| i.target)
         .ok_or_else(|| format!("containerd has no image `{image}`"))?;
+    let origin = Origin::of_image(&image, &target.digest);
+    let none = |origin: Origin| {
+        Ok(FromContainerd {
+            loaded: None,
+            origin,
+        })
+    };
     let mut content = ContentClient::new(channel);
     let mut manifest_digest = target.digest.clone();
     let mut bytes = read_blob(&mut content, namespace, &manifest_digest).await?;
@@ -179,7 +244,7 @@ async fn from_content_store(
                 .and_then(|p| p.get("architecture"))
                 .is_some_and(|a| a == WASM_ARCHITECTURE)
         }) else {
-            return Ok(None);
+            return none(origin);
         };
         manifest_digest = entry.digest.to_string();
         bytes = read_blob(&mut content, namespace, &manifest_digest).await?;
@@ -199,11 +264,11 @@ async fn from_content_store(
         )
     })?;
     if platform.architecture != WASM_ARCHITECTURE {
-        return Ok(None);
+        return none(origin);
     }
     let layers: Vec<_> = manifest.wasm_layers().collect();
     let layer = match layers.as_slice() {
-        [] => return Ok(None),
+        [] => return none(origin),
         [(_, layer)] => *layer,
         _ => {
             return Err(format!(
@@ -212,14 +277,19 @@ async fn from_content_store(
             ));
         }
     };
-    Ok(Some(Loaded {
-        digest: layer.digest,
-        image,
-        wasm: Wasm::Containerd {
-            address: address.to_owned(),
-            namespace: namespace.to_owned(),
-        },
-    }))
+    Ok(FromContainerd {
+        loaded: Some(Loaded {
+            digest: layer.digest,
+            size: layer.size,
+            image,
+            origin: origin.clone(),
+            wasm: Wasm::Containerd {
+                address: address.to_owned(),
+                namespace: namespace.to_owned(),
+            },
+        }),
+        origin,
+    })
 }
 
 fn block_on<T>(
@@ -238,12 +308,12 @@ fn block_on<T>(
 }
 
 /// The wasm of container `container_id` from containerd's content store, as runwasi reads
-/// it; `None` when its image is not a Wasm artifact.
+/// it (none when its image is not a Wasm artifact), and its image's origin.
 fn load_from_containerd(
     address: &str,
     namespace: &str,
     container_id: &str,
-) -> Result<Option<Loaded>, String> {
+) -> Result<FromContainerd, String> {
     block_on(
         from_content_store(address, namespace, container_id),
         "reading the image from containerd",
@@ -304,14 +374,19 @@ pub(crate) fn load(
     source: &Source,
     containerd: Option<Containerd<'_>>,
     id: &str,
+    policy: &wasmoci_spec::node_policy::NodePolicy,
 ) -> Result<Loaded, ContentError> {
     let (path, rootfs) = match source {
-        Source::Pull { reference, .. } => return pull_direct(reference),
+        Source::Pull { reference, .. } => return pull_direct(reference, policy),
         Source::Image { path, rootfs } => (path, rootfs),
     };
+    let mut origin = Origin::default();
     if let Some(containerd) = containerd {
         match load_from_containerd(containerd.address, containerd.namespace, id) {
-            Ok(Some(loaded)) => {
+            Ok(FromContainerd {
+                loaded: Some(loaded),
+                ..
+            }) => {
                 log::info!(
                     "task `{id}`: wasm `{}` from image `{}` in containerd's content store",
                     loaded.digest,
@@ -319,7 +394,10 @@ pub(crate) fn load(
                 );
                 return Ok(loaded);
             }
-            Ok(None) => {}
+            Ok(FromContainerd {
+                loaded: None,
+                origin: found,
+            }) => origin = found,
             // As runwasi: an image we cannot read there may still carry the wasm as a file.
             Err(e) => log::warn!(
                 "task `{id}`: {}; looking in the root filesystem instead",
@@ -337,21 +415,26 @@ pub(crate) fn load(
     }
     Ok(Loaded {
         digest: Digest::of(&wasm),
+        size: wasm.len() as u64,
         image: path.clone(),
+        origin,
         wasm: Wasm::Read(wasm),
     })
 }
 
 /// Pulls `reference` (pinned by a manifest digest) into the node's store, unless it is
 /// there already under that name, and returns its wasm layer.
-fn pull_direct(reference: &Reference) -> Result<Loaded, ContentError> {
+fn pull_direct(
+    reference: &Reference,
+    node_policy: &wasmoci_spec::node_policy::NodePolicy,
+) -> Result<Loaded, ContentError> {
     let store = |error| ContentError::Store {
         reference: reference.to_string(),
         error: Box::new(error),
     };
     // The node's rules first, for every pod: content another pod's pull left in the
     // store is reused only under this pod's own reference (its name at its digest).
-    let policy = PullPolicy::from_env();
+    let policy = PullPolicy::from_env_and(node_policy);
     let own = own_addresses();
     policy.check(reference, &own)?;
     let layout = Layout::at(Home::node().store());
@@ -385,7 +468,13 @@ fn pull_direct(reference: &Reference) -> Result<Loaded, ContentError> {
     };
     Ok(Loaded {
         digest: layer.digest,
+        size: layer.size,
         image: reference.to_string(),
+        origin: Origin {
+            reference: Some(reference.clone()),
+            pinned: true,
+            manifest: reference.digest,
+        },
         wasm: Wasm::Store(layout),
     })
 }

@@ -37,6 +37,9 @@ pub(crate) enum ShimError {
     /// The wasm cannot be had.
     #[error(transparent)]
     Content(#[from] ContentError),
+    /// The node policy refuses the container.
+    #[error(transparent)]
+    Policy(#[from] crate::node_policy::PolicyError),
     /// The pod's network namespace cannot be used.
     #[error(transparent)]
     Netns(#[from] NetnsError),
@@ -77,6 +80,7 @@ impl ShimError {
             | ShimError::AlreadyStarted(_)
             | ShimError::StillRunning(_) => ttrpc::Code::FAILED_PRECONDITION,
             ShimError::Stats { .. } | ShimError::Worker { .. } => ttrpc::Code::INTERNAL,
+            ShimError::Policy(_) => ttrpc::Code::PERMISSION_DENIED,
             ShimError::Mount(_)
             | ShimError::Volume(_)
             | ShimError::Bundle(_)

@@ -18,6 +18,7 @@ mod content;
 mod error;
 mod mounts;
 mod netns;
+mod node_policy;
 pub mod plan;
 mod pull_policy;
 mod service;

@@ -51,6 +51,7 @@ pub(crate) enum PullRefused {
 pub(crate) struct PullPolicy {
     credentials_for: Vec<String>,
     insecure: Vec<String>,
+    node: Option<wasmoci_spec::node_policy::NodePolicy>,
 }
 
 fn list(text: &str) -> Vec<String> {
@@ -68,17 +69,37 @@ impl PullPolicy {
         PullPolicy::new(&var(CREDENTIALS_FOR), &var(INSECURE_REGISTRIES))
     }
 
+    /// The rules in this process's environment, and the node policy's `[direct-pull]`:
+    /// its repositories use the node's credentials when it says `credentials = "node"`,
+    /// its insecure registries are exempt.
+    pub(crate) fn from_env_and(policy: &wasmoci_spec::node_policy::NodePolicy) -> PullPolicy {
+        let mut rules = PullPolicy::from_env();
+        rules
+            .insecure
+            .extend(policy.insecure_registries.iter().cloned());
+        rules.node = Some(policy.clone());
+        rules
+    }
+
     /// The rules from the two lists (comma-separated).
     pub(crate) fn new(credentials_for: &str, insecure: &str) -> PullPolicy {
         PullPolicy {
             credentials_for: list(credentials_for),
             insecure: list(insecure),
+            node: None,
         }
     }
 
     /// Whether a pull of `reference` may use the node's credentials.
     pub(crate) fn credentials(&self, reference: &Reference) -> bool {
         let repository = reference.repository_path();
+        if self
+            .node
+            .as_ref()
+            .is_some_and(|node| node.direct_pull_credentials_for(&repository))
+        {
+            return true;
+        }
         self.credentials_for
             .iter()
             .any(|pattern| match pattern.strip_suffix("/*") {

@@ -94,7 +94,8 @@ impl Service {
             stdout: &req.stdout,
             stderr: &req.stderr,
         };
-        let work = prepare(&plan, containerd, &launch)?;
+        let policy_path = crate::node_policy::runtime_config_path(req);
+        let work = prepare(&plan, containerd, &launch, policy_path.as_deref())?;
         let holder = match &plan {
             Plan::Sandbox { netns } => Some(netns::Holder::spawn(netns.as_deref())?),
             Plan::Container(_) => None,
@@ -229,8 +230,11 @@ impl shim::Task for Service {
         }
         // A task that cannot be created leaves no mount behind (containerd has no task to
         // delete then).
-        let created = self.prepare(&req).inspect_err(|_| {
+        let created = self.prepare(&req).inspect_err(|e| {
             let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
+            if let ShimError::Policy(refusal) = e {
+                crate::stdio::note(&req.stderr, &crate::error::shown(refusal));
+            }
         })?;
         let (plan, work, holder) = created;
         let pid = holder

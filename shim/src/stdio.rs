@@ -43,3 +43,22 @@ pub(crate) fn open_output(path: &str) -> Output {
         }
     }
 }
+
+/// Writes one line to the container's log (its stderr fifo), when something reads it: why
+/// a container did not start, where `kubectl logs` shows it. Never waits for a reader.
+pub(crate) fn note(path: &str, line: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.is_empty() {
+        return;
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path);
+    if let Ok(mut file) = file
+        && let Err(e) = file.write_all(format!("{line}\n").as_bytes())
+    {
+        log::warn!("failed to write to `{path}`: {e}");
+    }
+}

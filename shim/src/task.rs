@@ -134,11 +134,14 @@ pub(crate) fn prepare(
     plan: &Plan,
     containerd: Option<Containerd<'_>>,
     launch: &Launch<'_>,
+    policy_path: Option<&str>,
 ) -> Result<Work, ShimError> {
     let container = match plan {
         Plan::Sandbox { .. } => return Ok(Work::Hold),
         Plan::Container(container) => container,
     };
+    // Before anything is made: a policy that cannot be read refuses every start.
+    let policy = crate::node_policy::current(policy_path)?;
     let cgroup = container.confinement.cgroup.as_deref();
     if let Some(cgroup) = cgroup {
         crate::worker::create_cgroup(cgroup, &container.confinement.resources)?;
@@ -146,7 +149,7 @@ pub(crate) fn prepare(
     mark(launch.id, "cgroup-made");
     let started = Worker::start(launch).and_then(|(worker, pending, ending)| {
         mark(launch.id, "worker-spawned");
-        match program(container, containerd, launch.id, &pending) {
+        match program(container, containerd, launch.id, &pending, &policy) {
             Ok(listener) => Ok(Work::Guest {
                 worker,
                 pending,
@@ -181,6 +184,7 @@ fn program(
     containerd: Option<Containerd<'_>>,
     id: &str,
     worker: &Pending,
+    policy: &wasmoci_spec::node_policy::NodePolicy,
 ) -> Result<Option<std::net::TcpListener>, ShimError> {
     let Container {
         name,
@@ -190,8 +194,10 @@ fn program(
         netns,
         ..
     } = container;
-    let loaded = content::load(source, containerd, id)?;
+    let mut loaded = content::load(source, containerd, id, policy)?;
     mark(id, "content-found");
+    crate::node_policy::enforce(policy, &mut loaded)?;
+    mark(id, "policy-checked");
     let (engine, cache) = engine()?;
     mark(id, "engine-ready");
     let compiled = compiled(engine, cache, name, loaded)?;

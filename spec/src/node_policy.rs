@@ -223,6 +223,11 @@ impl NodePolicy {
         NodePolicy::parse("").expect("the empty policy parses")
     }
 
+    /// The `components.deny-imports` patterns.
+    pub fn deny_imports(&self) -> &[String] {
+        &self.deny_imports
+    }
+
     /// Whether the component's imports must be read (`components.deny-imports` is set).
     pub fn checks_imports(&self) -> bool {
         !self.imports.is_empty()

@@ -69,6 +69,15 @@ impl ImportPolicy {
     }
 }
 
+/// What an artifact imports, as the policy's globs see it: interfaces and functions for a
+/// component, import module names for a core module.
+pub fn imports(wasm: &[u8], kind: crate::WasmKind) -> Result<Vec<String>, crate::Error> {
+    Ok(match kind {
+        crate::WasmKind::Component => crate::component_section(wasm)?.imports,
+        crate::WasmKind::Module => crate::module_import_names(wasm),
+    })
+}
+
 fn globs(patterns: &[String]) -> Result<GlobSet, PolicyError> {
     let mut set = GlobSetBuilder::new();
     for pattern in patterns {

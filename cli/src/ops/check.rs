@@ -4,9 +4,7 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
-use wasmoci_spec::{
-    Violation, WasmKind, component_section, is_image, validate, validate_image, validate_wasm,
-};
+use wasmoci_spec::{Violation, WasmKind, is_image, validate, validate_image, validate_wasm};
 use wasmparser::WasmFeatures;
 use wit_parser::{Resolve, WorldId};
 
@@ -44,14 +42,7 @@ pub struct CheckReport {
     pub wasm_kind: Option<WasmKind>,
 }
 
-/// What an artifact imports: interfaces and functions for a component, import module
-/// names for a core module.
-pub fn imports(wasm: &[u8], kind: WasmKind) -> Result<Vec<String>, wasmoci_spec::Error> {
-    Ok(match kind {
-        WasmKind::Component => component_section(wasm)?.imports,
-        WasmKind::Module => wasmoci_spec::module_import_names(wasm),
-    })
-}
+pub use wasmoci_spec::policy::imports;
 
 /// Checks the artifact `reference` names. WAT that does not parse is an invalid
 /// artifact, not a failure to check one.
