@@ -436,6 +436,7 @@ fn main() {
         wasmoci_home: home,
         other_runtimes: peer.iter().cloned().collect(),
         debug,
+        env: Vec::new(),
     })
     .expect("containerd 1.7 (run .ci/containerd-1.7)");
     let rt = tokio::runtime::Builder::new_current_thread()

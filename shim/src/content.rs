@@ -8,7 +8,9 @@ use std::time::Duration;
 use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::images_client::ImagesClient;
-use containerd_client::services::v1::{GetContainerRequest, GetImageRequest, ReadContentRequest};
+use containerd_client::services::v1::{
+    GetContainerRequest, GetImageRequest, ListImagesRequest, ReadContentRequest,
+};
 use containerd_client::tonic::Request;
 use containerd_client::with_namespace;
 use wasmoci_fs::Home;
@@ -41,22 +43,26 @@ pub(crate) struct Loaded {
 /// What the node policy needs to know of the image a container's wasm came from.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Origin {
-    /// Its reference: containerd's image name, or the pod's pinned reference of a direct
-    /// pull (`None`: a file in a root filesystem containerd could not name).
-    pub(crate) reference: Option<Reference>,
-    /// Whether that name is pinned by a digest.
+    /// Its names: the one CRI gives, then every other name containerd has for the same
+    /// content (containerd 1.7's CRI gives one of them, not always the pod's); the pod's
+    /// pinned reference of a direct pull. None: a file in a root filesystem containerd
+    /// could not name.
+    pub(crate) references: Vec<Reference>,
+    /// Whether the first name (CRI's, the pod's) is pinned by a digest. containerd's CRI
+    /// also names every pulled image `REPO@DIGEST`, so the other names do not count.
     pub(crate) pinned: bool,
     /// The manifest digest containerd (or our pull) resolved the name to.
     pub(crate) manifest: Option<Digest>,
 }
 
 impl Origin {
-    /// The origin of containerd's image `name`, which resolved to `target`.
-    fn of_image(name: &str, target: &str) -> Origin {
-        let reference = name.parse::<Reference>().ok();
+    /// The origin of containerd's images `names` (the first is CRI's), which resolved to
+    /// `target`.
+    fn of_images(names: &[String], target: &str) -> Origin {
+        let references: Vec<Reference> = names.iter().filter_map(|n| n.parse().ok()).collect();
         Origin {
-            pinned: reference.as_ref().is_some_and(|r| r.digest.is_some()),
-            reference,
+            pinned: references.first().is_some_and(|r| r.digest.is_some()),
+            references,
             manifest: target.parse().ok(),
         }
     }
@@ -121,6 +127,9 @@ impl Loaded {
 
 const CALL_LIMIT: Duration = Duration::from_secs(60);
 
+/// The most names of one image's content the node policy looks at.
+const MAX_NAMES: usize = 64;
+
 /// A channel to containerd's gRPC socket at `address`.
 async fn connect(address: &str) -> Result<containerd_client::tonic::transport::Channel, String> {
     containerd_client::connect(address)
@@ -180,6 +189,7 @@ async fn from_content_store(
     address: &str,
     namespace: &str,
     container_id: &str,
+    named: Option<&str>,
 ) -> Result<FromContainerd, String> {
     let channel = connect(address).await?;
     let container = ContainersClient::new(channel.clone())
@@ -205,7 +215,9 @@ async fn from_content_store(
             origin: Origin::default(),
         });
     }
-    let image = container.image;
+    // The pod's name for it when CRI gives one: images of the same content share a
+    // record, whose name may be another's.
+    let image = named.map_or(container.image, str::to_owned);
     let target = ImagesClient::new(channel.clone())
         .get(with_namespace!(
             GetImageRequest {
@@ -224,7 +236,24 @@ async fn from_content_store(
         .image
         .and_then(|i| i.target)
         .ok_or_else(|| format!("containerd has no image `{image}`"))?;
-    let origin = Origin::of_image(&image, &target.digest);
+    // Every name of the same content (a bounded list: one node's images).
+    let mut names = vec![image.clone()];
+    let others = ImagesClient::new(channel.clone())
+        .list(with_namespace!(
+            ListImagesRequest {
+                filters: vec![format!("target.digest=={}", target.digest)],
+            },
+            namespace
+        ))
+        .await
+        .map(|r| r.into_inner().images)
+        .unwrap_or_default();
+    for other in others.into_iter().take(MAX_NAMES) {
+        if !names.contains(&other.name) {
+            names.push(other.name);
+        }
+    }
+    let origin = Origin::of_images(&names, &target.digest);
     let none = |origin: Origin| {
         Ok(FromContainerd {
             loaded: None,
@@ -313,9 +342,10 @@ fn load_from_containerd(
     address: &str,
     namespace: &str,
     container_id: &str,
+    named: Option<&str>,
 ) -> Result<FromContainerd, String> {
     block_on(
-        from_content_store(address, namespace, container_id),
+        from_content_store(address, namespace, container_id, named),
         "reading the image from containerd",
     )
 }
@@ -376,13 +406,17 @@ pub(crate) fn load(
     id: &str,
     policy: &wasmoci_spec::node_policy::NodePolicy,
 ) -> Result<Loaded, ContentError> {
-    let (path, rootfs) = match source {
+    let (path, rootfs, named) = match source {
         Source::Pull { reference, .. } => return pull_direct(reference, policy),
-        Source::Image { path, rootfs } => (path, rootfs),
+        Source::Image {
+            path,
+            rootfs,
+            image,
+        } => (path, rootfs, image.as_deref()),
     };
     let mut origin = Origin::default();
     if let Some(containerd) = containerd {
-        match load_from_containerd(containerd.address, containerd.namespace, id) {
+        match load_from_containerd(containerd.address, containerd.namespace, id, named) {
             Ok(FromContainerd {
                 loaded: Some(loaded),
                 ..
@@ -471,7 +505,7 @@ fn pull_direct(
         size: layer.size,
         image: reference.to_string(),
         origin: Origin {
-            reference: Some(reference.clone()),
+            references: vec![reference.clone()],
             pinned: true,
             manifest: reference.digest,
         },

@@ -159,13 +159,15 @@ fn refused(rule: &'static str, loaded: &Loaded, reason: impl Into<String>) -> Po
 /// Checks `loaded` against `policy`: the rules that need no I/O, then the signatures,
 /// then the imports (reading the wasm only when no earlier check of this digest passed).
 pub(crate) fn enforce(policy: &NodePolicy, loaded: &mut Loaded) -> Result<(), PolicyError> {
-    let repository = loaded
-        .origin
-        .reference
-        .as_ref()
-        .map(Reference::repository_path);
+    let mut repositories: Vec<String> = Vec::new();
+    for reference in &loaded.origin.references {
+        let repository = reference.repository_path();
+        if !repositories.contains(&repository) {
+            repositories.push(repository);
+        }
+    }
     let subject = Subject {
-        repository: repository.as_deref(),
+        repositories: &repositories,
         pinned: loaded.origin.pinned,
         manifest: loaded.origin.manifest,
         size: loaded.size,
@@ -212,7 +214,15 @@ fn remember(path: &Path, note: &str) {
 
 fn signatures(policy: &NodePolicy, loaded: &Loaded) -> Result<(), PolicyError> {
     const RULE: &str = "signatures.keys";
-    let (Some(reference), Some(digest)) = (&loaded.origin.reference, loaded.origin.manifest) else {
+    // The names the policy allows: a signature is looked for in each repository in turn.
+    let mut names: Vec<&Reference> = Vec::new();
+    for reference in &loaded.origin.references {
+        let repository = reference.repository_path();
+        if policy.allows(&repository) && !names.iter().any(|n| n.repository_path() == repository) {
+            names.push(reference);
+        }
+    }
+    let (false, Some(digest)) = (names.is_empty(), loaded.origin.manifest) else {
         return Err(refused(
             RULE,
             loaded,
@@ -246,22 +256,40 @@ fn signatures(policy: &NodePolicy, loaded: &Loaded) -> Result<(), PolicyError> {
     }
     let pulls = PullPolicy::from_env_and(policy);
     let own = own_addresses();
-    pulls
-        .check(reference, &own)
-        .map_err(|e| refused(RULE, loaded, e.to_string()))?;
+    let mut failures = Vec::new();
+    for reference in names {
+        match verify_at(&pulls, &own, reference, &digest, &keys) {
+            Ok(by) => {
+                remember(&note, &by.join("\n"));
+                return Ok(());
+            }
+            Err(reason) => failures.push(reason),
+        }
+    }
+    Err(refused(RULE, loaded, failures.join("; ")))
+}
+
+/// The fingerprints of the keys of the valid signatures of `digest` in `reference`'s
+/// repository, fetched as a direct pull would be.
+fn verify_at(
+    pulls: &PullPolicy,
+    own: &[std::net::IpAddr],
+    reference: &Reference,
+    digest: &Digest,
+    keys: &[VerifyingKey],
+) -> Result<Vec<String>, String> {
+    pulls.check(reference, own).map_err(|e| e.to_string())?;
     let client = Client::new(ClientOptions {
         https_only: !pulls.insecure(reference),
-        only_addresses: pulls.address_filter(reference, own),
+        only_addresses: pulls.address_filter(reference, own.to_vec()),
         ..ClientOptions::default()
     })
-    .map_err(|e| refused(RULE, loaded, e.to_string()))?
+    .map_err(|e| e.to_string())?
     .with_notes(|note| log::warn!("{}", crate::error::shown(note)));
     let verified = client
-        .verify(reference, &digest, &keys)
-        .map_err(|e| refused(RULE, loaded, e.to_string()))?;
-    let by: Vec<String> = verified.iter().map(|v| v.key.clone()).collect();
-    remember(&note, &by.join("\n"));
-    Ok(())
+        .verify(reference, digest, keys)
+        .map_err(|e| e.to_string())?;
+    Ok(verified.into_iter().map(|v| v.key).collect())
 }
 
 fn imports(policy: &NodePolicy, loaded: &mut Loaded) -> Result<(), PolicyError> {

@@ -19,6 +19,8 @@ pub use crate::confine::Confinement;
 /// Pod annotations the shim reads (`wasmoci.dev/*`, passed through by containerd's
 /// `pod_annotations` / `container_annotations`).
 pub mod annotations {
+    /// CRI's own: the image as the pod spec names it (set by containerd, not the pod).
+    pub const CRI_IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
     /// `REF@sha256:…`: the shim pulls the wasm itself, pinned by digest.
     pub const IMAGE: &str = "wasmoci.dev/image";
     /// `ADDRESS:PORT` an HTTP component listens on (default [`super::DEFAULT_LISTEN`]).
@@ -105,6 +107,10 @@ pub enum Source {
         path: String,
         /// The container's root filesystem.
         rootfs: PathBuf,
+        /// The image as the pod names it (CRI's `io.kubernetes.cri.image-name`): what the
+        /// node policy checks (containerd's container record may name another image with
+        /// the same content).
+        image: Option<String>,
     },
 }
 
@@ -185,6 +191,7 @@ pub fn plan(bundle: &Bundle, dir: &std::path::Path) -> Result<Plan, PlanError> {
         None => Source::Image {
             path: path.to_owned(),
             rootfs: bundle.rootfs(dir),
+            image: bundle.annotations.get(annotations::CRI_IMAGE_NAME).cloned(),
         },
     };
     let entry = func

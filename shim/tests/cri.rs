@@ -23,6 +23,11 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) fn start(containerd: PathBuf) -> Option<Node> {
+        Node::start_with(containerd, Vec::new())
+    }
+
+    /// [`Node::start`], with more of containerd's environment (which the shims inherit).
+    pub(crate) fn start_with(containerd: PathBuf, env: Vec<(String, String)>) -> Option<Node> {
         let registry = TestRegistry::start(None)?;
         // The pause image: the shim holds the sandbox and never runs it.
         let sandbox_image = push_image(
@@ -40,6 +45,7 @@ impl Node {
             wasmoci_home: home.path().to_owned(),
             other_runtimes: Vec::new(),
             debug: false,
+            env,
         })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -126,7 +132,11 @@ impl Drop for Node {
 
 impl Node {
     /// Creates and starts a container that must fail to start: CRI's message.
-    fn start_error(&mut self, annotations: &[(&str, &str)], container: ContainerSpec) -> String {
+    pub(crate) fn start_error(
+        &mut self,
+        annotations: &[(&str, &str)],
+        container: ContainerSpec,
+    ) -> String {
         let pod = self.new_pod(annotations, true);
         let mut cri = self.cri.clone();
         self.rt.block_on(async {

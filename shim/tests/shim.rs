@@ -10,6 +10,7 @@ mod confine;
 mod cri;
 mod lifecycle;
 mod plan;
+mod policy;
 mod support;
 mod tasks;
 

@@ -118,9 +118,12 @@ pub struct NodePolicy {
 /// What a rule needs to know of what is about to run.
 #[derive(Debug, Clone)]
 pub struct Subject<'a> {
-    /// `HOST/REPO` of the image, when known (a file in a root filesystem has none).
-    pub repository: Option<&'a str>,
-    /// Whether the reference the pod named is pinned by a digest.
+    /// `HOST/REPO` of each name the image goes by (none: a file in a root filesystem of an
+    /// image nobody named). containerd 1.7's CRI does not say which name a pod used when
+    /// two name the same content, so every name is given, and a rule holds when it holds
+    /// for one of them: it is the same content.
+    pub repositories: &'a [String],
+    /// Whether one of those names is pinned by a digest.
     pub pinned: bool,
     /// The manifest digest containerd (or our pull) resolved, when known.
     pub manifest: Option<Digest>,
@@ -170,17 +173,7 @@ impl NodePolicy {
     /// Parses a policy file's text. Unknown keys, wrong types, bad globs and sizes are
     /// errors naming the line or the key.
     pub fn parse(text: &str) -> Result<NodePolicy, PolicyFileError> {
-        let file: File = toml::from_str(text).map_err(|e| {
-            // toml says where: "TOML parse error at line 3, column 1 …"; one line of it.
-            PolicyFileError(
-                e.to_string()
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(str::trim)
-                    .collect::<Vec<_>>()
-                    .join(": "),
-            )
-        })?;
+        let file: File = toml::from_str(text).map_err(|e| PolicyFileError(one_line(&e)))?;
         let allow = if file.images.allow.is_empty() {
             None
         } else {
@@ -233,6 +226,13 @@ impl NodePolicy {
         !self.imports.is_empty()
     }
 
+    /// Whether `repository` (`HOST/REPO`) is one `images.allow` lets run (any, when unset).
+    pub fn allows(&self, repository: &str) -> bool {
+        self.allow
+            .as_ref()
+            .is_none_or(|(set, _)| set.is_match(repository))
+    }
+
     /// Whether a direct pull of `repository` (`HOST/REPO`) may use the node's credentials.
     pub fn direct_pull_credentials_for(&self, repository: &str) -> bool {
         self.direct_pull_credentials == Credentials::Node
@@ -246,16 +246,17 @@ impl NodePolicy {
     /// `images.require-digest`, `components.max-size`. (`signatures.keys` and
     /// `components.deny-imports` are [`NodePolicy::imports_verdict`] and the caller's.)
     pub fn check(&self, subject: &Subject<'_>) -> Vec<Checked> {
-        let allow = match (&self.allow, subject.repository) {
+        let allow = match (&self.allow, subject.repositories) {
             (None, _) => Verdict::NotSet,
-            (Some((set, _)), Some(repository)) if set.is_match(repository) => Verdict::Pass,
-            (Some((_, patterns)), Some(repository)) => Verdict::Refused(format!(
-                "`{repository}` matches none of {}",
-                quoted(patterns)
-            )),
-            (Some(_), None) => Verdict::Refused(
+            (Some(_), []) => Verdict::Refused(
                 "the image's repository is not known (a file in the root filesystem of an image containerd cannot name)".into(),
             ),
+            (Some((set, _)), names) if names.iter().any(|r| set.is_match(r)) => Verdict::Pass,
+            (Some((_, patterns)), names) => Verdict::Refused(format!(
+                "{} matches none of {}",
+                quoted(names),
+                quoted(patterns)
+            )),
         };
         let pinned = match (self.require_digest, subject.pinned) {
             (false, _) => Verdict::NotSet,
@@ -312,6 +313,20 @@ impl NodePolicy {
     }
 }
 
+/// toml's error on one line: where (`TOML parse error at line 3, column 1`) and what,
+/// without the quoted source lines between.
+fn one_line(error: &toml::de::Error) -> String {
+    let text = error.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_owned();
+    let rest: Vec<&str> = lines.filter(|l| !l.contains('|')).collect();
+    if rest.is_empty() {
+        first
+    } else {
+        format!("{first}: {}", rest.join(" "))
+    }
+}
+
 fn quoted(patterns: &[String]) -> String {
     patterns
         .iter()
@@ -338,9 +353,9 @@ allow = ["registry.example.com/team-a/*"]
 credentials = "node"
 "#;
 
-    fn subject(repository: &str, pinned: bool, size: u64) -> Subject<'_> {
+    fn subject(repositories: &[String], pinned: bool, size: u64) -> Subject<'_> {
         Subject {
-            repository: Some(repository),
+            repositories,
             pinned,
             manifest: None,
             size,
@@ -360,9 +375,17 @@ credentials = "node"
         let policy = NodePolicy::parse(EXAMPLE).unwrap();
         assert_eq!(policy.keys, ["/etc/wasmoci/keys/team-a.pub"]);
         assert_eq!(policy.max_size, Some(64 << 20));
-        let good = policy.check(&subject("registry.example.com/team-a/app", true, 10));
+        let a = ["registry.example.com/team-a/app".to_owned()];
+        let good = policy.check(&subject(&a, true, 10));
         assert!(refused(&good).is_empty(), "{good:?}");
-        let bad = policy.check(&subject("registry.example.com/team-b/app", false, 65 << 20));
+        // The same content under another name too: it is allowed by the first.
+        let both = [
+            "registry.example.com/team-b/app".to_owned(),
+            "registry.example.com/team-a/app".to_owned(),
+        ];
+        assert!(refused(&policy.check(&subject(&both, true, 10))).is_empty());
+        let b = ["registry.example.com/team-b/app".to_owned()];
+        let bad = policy.check(&subject(&b, false, 65 << 20));
         assert_eq!(
             refused(&bad),
             [
@@ -383,7 +406,7 @@ credentials = "node"
     fn no_file_allows_everything() {
         let policy = NodePolicy::open();
         let checked = policy.check(&Subject {
-            repository: None,
+            repositories: &[],
             pinned: false,
             manifest: None,
             size: u64::MAX,
@@ -397,7 +420,13 @@ credentials = "node"
     fn a_broken_policy_names_the_line_or_the_key() {
         let unknown =
             NodePolicy::parse("[images]\nallow = []\nrequire-digests = true\n").unwrap_err();
-        assert!(unknown.to_string().contains("line 3"), "{unknown}");
+        assert!(
+            unknown.to_string().starts_with(
+                "TOML parse error at line 3, column 1: unknown field `require-digests`"
+            ),
+            "{unknown}"
+        );
+        assert!(!unknown.to_string().contains('|'), "{unknown}");
         assert!(unknown.to_string().contains("require-digests"), "{unknown}");
         let syntax = NodePolicy::parse("[images\n").unwrap_err();
         assert!(syntax.to_string().contains("line 1"), "{syntax}");

@@ -58,6 +58,9 @@ pub(crate) struct CriSetup {
     pub(crate) other_runtimes: Vec<(String, String, PathBuf)>,
     /// containerd and the shims log at debug level (the shims' timing marks).
     pub(crate) debug: bool,
+    /// More of containerd's environment, which the shims inherit (the node policy's path,
+    /// `DOCKER_CONFIG`).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// A running containerd with CRI; on drop, the pods it still has are removed, then it is
@@ -229,6 +232,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     .flatten(),
             )
             .env("RUST_LOG", if setup.debug { "debug" } else { "info" })
+            .envs(setup.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
