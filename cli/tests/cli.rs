@@ -22,6 +22,7 @@ mod compose;
 mod deps;
 mod graph;
 mod limits;
+mod policy;
 mod pull;
 mod referrers;
 mod registry;

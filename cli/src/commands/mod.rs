@@ -20,6 +20,7 @@ pub(crate) mod logout;
 pub(crate) mod ls;
 pub(crate) mod manifest;
 pub(crate) mod node;
+pub(crate) mod node_policy;
 pub(crate) mod publish;
 pub(crate) mod pull;
 pub(crate) mod push;

@@ -14,6 +14,8 @@ use crate::output;
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum NodeCommand {
     Install(InstallArgs),
+    #[command(subcommand)]
+    Policy(super::node_policy::PolicyCommand),
 }
 
 const INSTALL_HELP: &str = "\
@@ -21,10 +23,17 @@ Copies `containerd-shim-wasmoci-v1` into the shim directory and adds the `wasmoc
 to containerd's config (keeping `runc` defined, and every other setting and comment). The
 config is backed up before it changes; the diff goes to stdout. A second run changes
 nothing. Restart containerd afterwards.
+With `--policy FILE`, the node policy is checked (it must parse, its keys must load) and
+installed at `--policy-path` (the shim reads it at every container's Create; no restart):
+  [images]      allow = [\"registry.example.com/team-a/*\"], require-digest = true
+  [signatures]  keys = [\"/etc/wasmoci/keys/team-a.pub\"]
+  [components]  deny-imports = [\"wasi:sockets/*\"], max-size = \"64MiB\"
+  [direct-pull] allow = [...], credentials = \"node\", insecure-registries = [...]
 
 Examples:
   sudo wasmoci node install --dry-run
-  sudo wasmoci node install --containerd-config /etc/containerd/config.toml --shim-dir /usr/local/bin";
+  sudo wasmoci node install --containerd-config /etc/containerd/config.toml --shim-dir /usr/local/bin
+  sudo wasmoci node install --policy policy.toml";
 
 /// Install the shim and configure containerd on this node
 #[derive(Debug, clap::Args)]
@@ -43,6 +52,12 @@ pub(crate) struct InstallArgs {
     /// The shim binary to install [default: `containerd-shim-wasmoci-v1` next to `wasmoci`]
     #[arg(long, value_name = "PATH")]
     shim: Option<PathBuf>,
+    /// Install this node policy (checked first: it must parse and its keys must load)
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Where the shim reads the node policy
+    #[arg(long, value_name = "PATH", default_value = wasmoci_spec::node_policy::DEFAULT_PATH)]
+    policy_path: PathBuf,
     /// Show what would change, change nothing
     #[arg(long)]
     dry_run: bool,
@@ -62,15 +77,30 @@ struct Installed {
     dry_run: bool,
     backup: Option<PathBuf>,
     diff: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<PathBuf>,
+    policy_changed: bool,
 }
 
 pub(crate) fn run(command: NodeCommand) -> Result<ExitCode> {
     match command {
         NodeCommand::Install(args) => install(args),
+        NodeCommand::Policy(command) => super::node_policy::run(command),
     }
 }
 
 fn install(args: InstallArgs) -> Result<ExitCode> {
+    // The policy first: one that would refuse every start is not installed.
+    let policy = match &args.policy {
+        Some(path) => {
+            wasmoci_cli::ops::node_policy::load(path, true)?;
+            let text = std::fs::read(path)
+                .with_context(|| format!("failed to read `{}`", path.display()))?;
+            let changed = std::fs::read(&args.policy_path).ok().as_deref() != Some(&text[..]);
+            Some((text, changed))
+        }
+        None => None,
+    };
     let shim = match &args.shim {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -123,6 +153,8 @@ fn install(args: InstallArgs) -> Result<ExitCode> {
         dry_run: args.dry_run,
         backup: None,
         diff,
+        policy: policy.as_ref().map(|_| args.policy_path.clone()),
+        policy_changed: policy.as_ref().is_some_and(|(_, changed)| *changed),
     };
     let verb = if args.dry_run { "would " } else { "" };
     if args.dry_run {
@@ -134,6 +166,17 @@ fn install(args: InstallArgs) -> Result<ExitCode> {
     }
     if shim_changed {
         write_atomically(&target, &new_shim, 0o755)?;
+    }
+    if let Some((text, true)) = &policy {
+        if let Some(dir) = args.policy_path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("failed to create `{}`", dir.display()))?;
+        }
+        write_atomically(&args.policy_path, text, 0o644)?;
+        output::status(&format!(
+            "installed the node policy `{}`",
+            args.policy_path.display()
+        ));
     }
     if patched.changed() {
         if !before.is_empty() {

@@ -50,6 +50,9 @@ pub enum Error {
     /// Attaching, listing or writing out referrers.
     #[error(transparent)]
     Referrer(Box<crate::ops::referrers::ReferrerError>),
+    /// A node policy file.
+    #[error(transparent)]
+    NodePolicy(#[from] crate::ops::node_policy::PolicyFileError),
     /// Key files, signing and verifying.
     #[error(transparent)]
     Signature(Box<crate::ops::signatures::KeyFileError>),

@@ -11,6 +11,7 @@
 //! - [`copy`]: an artifact between registries and layouts, keeping its digest.
 //! - [`deps`]: component dependencies: `[dependencies]`, resolution.
 //! - [`inspect`]: what an artifact is, and a component's WIT.
+//! - [`node_policy`]: the node policy's rules on an artifact, from a workstation.
 //! - [`publish`]: checking what `publish` built, and its receipt.
 //! - [`referrers`]: `attach` and `discover`: what points at a manifest.
 //! - [`signatures`]: `sign` and `verify`, as cosign does with a key.
@@ -28,6 +29,7 @@ pub mod deps;
 mod embed;
 mod error;
 pub mod inspect;
+pub mod node_policy;
 pub mod publish;
 pub mod referrers;
 pub mod semver;
