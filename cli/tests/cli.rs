@@ -20,6 +20,7 @@ mod build;
 mod cases;
 mod compose;
 mod deps;
+mod doctor;
 mod graph;
 mod limits;
 mod policy;

@@ -230,11 +230,8 @@ impl shim::Task for Service {
         }
         // A task that cannot be created leaves no mount behind (containerd has no task to
         // delete then).
-        let created = self.prepare(&req).inspect_err(|e| {
+        let created = self.prepare(&req).inspect_err(|_| {
             let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
-            if let ShimError::Policy(refusal) = e {
-                crate::stdio::note(&req.stderr, &crate::error::shown(refusal));
-            }
         })?;
         let (plan, work, holder) = created;
         let pid = holder
@@ -286,6 +283,12 @@ impl shim::Task for Service {
         mark(&req.id, "start");
         let task = self.task(&req.id)?;
         let work = task.begin(&req.id)?;
+        if let Work::Refused { refusal, worker } = work {
+            crate::stdio::note(&task.stderr, &crate::error::shown(&refusal));
+            crate::task::end_refused(worker, task.cgroup.as_deref());
+            task.finish(126, now());
+            return Err(ShimError::Policy(refusal).into());
+        }
         let service = self.clone();
         let id = req.id.clone();
         let runner = task.clone();

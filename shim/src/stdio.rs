@@ -44,21 +44,43 @@ pub(crate) fn open_output(path: &str) -> Output {
     }
 }
 
-/// Writes one line to the container's log (its stderr fifo), when something reads it: why
-/// a container did not start, where `kubectl logs` shows it. Never waits for a reader.
+/// Writes one line to the container's log (its stderr fifo): why a container did not
+/// start, where `kubectl logs` shows it. The fifo is opened read-write (which never waits
+/// for a reader), and the line is waited on (at most 5 s) until containerd has taken it:
+/// containerd closes its end as soon as the task fails, and what it has not read is lost.
+/// (containerd also stops reading when the last writer closes: the refused container's
+/// worker keeps its stderr open until this is written.)
 pub(crate) fn note(path: &str, line: &str) {
     use std::io::Write;
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     if path.is_empty() {
         return;
     }
     let file = std::fs::OpenOptions::new()
-        .write(true)
+        .read(true)
+        .append(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(path);
-    if let Ok(mut file) = file
-        && let Err(e) = file.write_all(format!("{line}\n").as_bytes())
-    {
+    let Ok(mut file) = file else {
+        return;
+    };
+    if let Err(e) = file.write_all(format!("{line}\n").as_bytes()) {
         log::warn!("failed to write to `{path}`: {e}");
+        return;
     }
+    let unread = || {
+        let mut count: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int, the bytes a pipe holds, through the pointer.
+        #[allow(unsafe_code, reason = "FIONREAD has no safe wrapper")]
+        let result = unsafe { libc::ioctl(file.as_raw_fd(), libc::FIONREAD, &mut count) };
+        result == 0 && count > 0
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while unread() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // What containerd read, it hands on to the log file on its own time, and drops if
+    // it closes the log first (as it does as soon as a task fails): a moment for that.
+    std::thread::sleep(std::time::Duration::from_millis(100));
 }

@@ -3,7 +3,7 @@
 //! fetched and compiled, the listener bound), and the thread that runs it to its exit
 //! status. Exits are reported through [`Events`], so a task knows nothing of ttrpc.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
@@ -105,6 +105,15 @@ pub(crate) enum Work {
     /// The pod sandbox: nothing runs; it lives until it is killed (its holder thread
     /// keeps the pod's network namespace).
     Hold,
+    /// A container the node policy refuses: nothing runs; Start fails with why, after
+    /// writing it to the container's log (containerd reads the log while it starts a
+    /// task, not always while it creates one).
+    Refused {
+        refusal: crate::node_policy::PolicyError,
+        /// The worker spawned before the refusal: it holds the container's stderr open,
+        /// and so containerd reading it, until the line is written. Ended at Start.
+        worker: Option<Box<(Worker, Pending, Ending)>>,
+    },
     /// A container: its worker process ([`crate::worker`]), started, its program
     /// mapped, waiting for Start; an HTTP component's listener, bound in the pod's
     /// network namespace.
@@ -120,7 +129,7 @@ impl Work {
     /// The pid containerd sees for a created task: its worker's (none for the sandbox).
     pub(crate) fn pid(&self) -> Option<u32> {
         match self {
-            Work::Hold => None,
+            Work::Hold | Work::Refused { .. } => None,
             Work::Guest { worker, .. } => Some(worker.pid()),
         }
     }
@@ -141,7 +150,15 @@ pub(crate) fn prepare(
         Plan::Container(container) => container,
     };
     // Before anything is made: a policy that cannot be read refuses every start.
-    let policy = crate::node_policy::current(policy_path)?;
+    let policy = match crate::node_policy::current(policy_path) {
+        Ok(policy) => policy,
+        Err(refusal) => {
+            return Ok(Work::Refused {
+                refusal,
+                worker: None,
+            });
+        }
+    };
     let cgroup = container.confinement.cgroup.as_deref();
     if let Some(cgroup) = cgroup {
         crate::worker::create_cgroup(cgroup, &container.confinement.resources)?;
@@ -156,6 +173,11 @@ pub(crate) fn prepare(
                 ending,
                 listener,
             }),
+            // Created, to be refused at Start: the worker stays until then.
+            Err(ShimError::Policy(refusal)) => Ok(Work::Refused {
+                refusal,
+                worker: Some(Box::new((worker, pending, ending))),
+            }),
             Err(e) => {
                 abandon(worker, pending, ending);
                 Err(e)
@@ -168,6 +190,17 @@ pub(crate) fn prepare(
         crate::worker::remove_cgroup(cgroup, std::time::Duration::ZERO);
     }
     started
+}
+
+/// Ends a refused container's worker, if it has one, and its cgroup.
+pub(crate) fn end_refused(worker: Option<Box<(Worker, Pending, Ending)>>, cgroup: Option<&Path>) {
+    if let Some(worker) = worker {
+        let (worker, pending, ending) = *worker;
+        abandon(worker, pending, ending);
+    }
+    if let Some(cgroup) = cgroup {
+        crate::worker::remove_cgroup(cgroup, std::time::Duration::ZERO);
+    }
 }
 
 /// Ends a worker that will not be started, and waits for it, so that its cgroup can go.
@@ -297,6 +330,10 @@ impl Task {
                 abandon(worker, pending, ending);
                 true
             }
+            Some(Work::Refused { worker, .. }) => {
+                end_refused(worker, self.cgroup.as_deref());
+                true
+            }
             Some(Work::Hold) => true,
             None => false,
         }
@@ -370,6 +407,9 @@ pub(crate) fn run_work(
     launched: impl FnOnce(),
 ) -> u32 {
     match work {
+        Work::Refused { .. } => {
+            unreachable!("Start refuses it before it runs");
+        }
         Work::Hold => {
             launched();
             // The sandbox holds until it is killed.

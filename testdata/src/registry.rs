@@ -369,21 +369,34 @@ mod token {
             if req.header("authorization") != Some(expected.as_str()) {
                 return FakeResponse::new(401, r#"{"details":"bad credentials"}"#);
             }
-            // scope=repository:NAME:ACTIONS (one scope is enough for these tests)
+            // scope=repository:NAME:ACTIONS, once per repository (a mount asks for two).
             let query = req.path.split_once('?').map_or("", |(_, q)| q);
-            let scope = query
+            let access: Vec<serde_json::Value> = query
                 .split('&')
-                .find_map(|kv| kv.strip_prefix("scope="))
+                .filter_map(|kv| kv.strip_prefix("scope="))
+                .map(|scope| {
+                    let scope = scope
+                        .replace("%3A", ":")
+                        .replace("%2C", ",")
+                        .replace("%2F", "/");
+                    let mut parts = scope.splitn(3, ':');
+                    let (_, name, actions) = (
+                        parts.next(),
+                        parts.next().unwrap_or("").to_owned(),
+                        parts.next().unwrap_or("").to_owned(),
+                    );
+                    serde_json::json!({
+                        "type": "repository",
+                        "name": name,
+                        "actions": actions.split(',').filter(|a| !a.is_empty()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let name = access
+                .first()
+                .and_then(|a| a["name"].as_str())
                 .unwrap_or_default()
-                .replace("%3A", ":")
-                .replace("%2C", ",")
-                .replace("%2F", "/");
-            let mut parts = scope.splitn(3, ':');
-            let (_, name, actions) = (
-                parts.next(),
-                parts.next().unwrap_or(""),
-                parts.next().unwrap_or(""),
-            );
+                .to_owned();
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
@@ -397,11 +410,7 @@ mod token {
                 "nbf": now - 10,
                 "iat": now,
                 "jti": format!("{now}-{name}"),
-                "access": [{
-                    "type": "repository",
-                    "name": name,
-                    "actions": actions.split(',').filter(|a| !a.is_empty()).collect::<Vec<_>>(),
-                }],
+                "access": access,
             });
             let input = format!(
                 "{}.{}",

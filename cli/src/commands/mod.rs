@@ -12,6 +12,7 @@ pub(crate) mod convert;
 pub(crate) mod copy;
 pub(crate) mod dependency;
 pub(crate) mod discover;
+pub(crate) mod doctor;
 pub(crate) mod gc;
 pub(crate) mod guest;
 pub(crate) mod inspect;

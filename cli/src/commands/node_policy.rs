@@ -84,6 +84,10 @@ pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode> {
     let report = check(&client, &reference, &policy)
         .with_context(|| format!("failed to check `{reference}` against the node policy"))?;
     output::report(&report, args.json);
+    if !report.allowed && args.json {
+        // The report says it, with every probe.
+        return Ok(ExitCode::FAILURE);
+    }
     if !report.allowed {
         return Err(Problems {
             header: format!("`{}` is refused by the node policy", report.reference),

@@ -15,6 +15,7 @@ use wasmoci_spec::{Descriptor, Digest};
 
 use crate::auth::Secret;
 
+mod doctor;
 mod error;
 mod guard;
 mod pull;
@@ -25,6 +26,7 @@ mod signatures;
 mod tags;
 mod transport;
 
+pub use doctor::{Doctor, Outcome, Probe};
 pub use error::RegistryError;
 pub use guard::AddressFilter;
 pub use pull::PullOptions;
