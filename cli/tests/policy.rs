@@ -77,6 +77,23 @@ fn node_policy_check_and_install() {
     write("team-b", "cosign-password.pub");
     let out = check();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["allowed"], false);
+    let refused: Vec<&str> = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] == "refused")
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused, ["images.allow", "signatures.keys"]);
+    // Without --json, each refusal is an error line.
+    let out = wasmoci(&home)
+        .args(["node", "policy", "check", &app, "--policy"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stderr(&out);
     assert!(
         text.contains("[images.allow]") && text.contains("[signatures.keys]"),

@@ -27,6 +27,21 @@ fn oras(oras: &Path, dir: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// A registry, and a home with `hello:1.0.0` built, beside a work directory.
+fn registry_and_home() -> Option<(
+    TestRegistry,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+)> {
+    let registry = TestRegistry::start(None)?;
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, work) = (tmp.path().join("home"), tmp.path().join("work"));
+    std::fs::create_dir_all(&work).unwrap();
+    build_hello(&home);
+    Some((registry, tmp, home, work))
+}
+
 fn digests(discovered: &serde_json::Value) -> Vec<String> {
     discovered["referrers"]
         .as_array()
@@ -41,13 +56,9 @@ fn attach_discover_and_pull_interoperate_with_oras() {
     let Some(oras_bin) = unpacked_tool("oras-1.2/usr/bin/oras") else {
         return;
     };
-    let Some(registry) = TestRegistry::start(None) else {
+    let Some((registry, _tmp, home, work)) = registry_and_home() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let (home, work) = (tmp.path().join("home"), tmp.path().join("work"));
-    std::fs::create_dir_all(&work).unwrap();
-    build_hello(&home);
     let tagged = format!("{}/wasm/hello:1.0.0", registry.addr);
     let repo = format!("{}/wasm/hello", registry.addr);
     ok(wasmoci(&home).args(["push", "-q", "hello:1.0.0", &tagged]));
@@ -178,13 +189,9 @@ fn copy_carries_referrers_and_signatures_to_a_mirror_and_an_air_gapped_layout() 
     let Some(cosign) = unpacked_tool("cosign-2.5/usr/bin/cosign") else {
         return;
     };
-    let Some(registry) = TestRegistry::start(None) else {
+    let Some((registry, _tmp, home, work)) = registry_and_home() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let (home, work) = (tmp.path().join("home"), tmp.path().join("work"));
-    std::fs::create_dir_all(&work).unwrap();
-    build_hello(&home);
     let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry/src/cosign/testdata");
     let origin = format!("{}/origin/hello:1.0.0", registry.addr);
     ok(wasmoci(&home).args(["push", "-q", "hello:1.0.0", &origin]));

@@ -34,6 +34,23 @@ fn run_cosign(cosign: &Path, home: &Path, args: &[&str]) {
     );
 }
 
+/// `cosign sign` of `reference` with `keys/cosign.key`, offline.
+fn cosign_sign(cosign: &Path, keys: &Path, reference: &str) {
+    run_cosign(
+        cosign,
+        keys,
+        &[
+            "sign",
+            "-y",
+            "--key",
+            "cosign.key",
+            "--tlog-upload=false",
+            "--allow-http-registry",
+            reference,
+        ],
+    );
+}
+
 /// Runs `image` in a new pod and insists that it is refused: CRI's message and the
 /// container's log.
 fn refused(node: &mut Node, annotations: &[(&str, &str)], image: &str) -> (String, String) {
@@ -127,18 +144,10 @@ fn the_node_policy_is_enforced_through_cri() {
         .unwrap()
         .manifest(&app.parse::<Reference>().unwrap())
         .unwrap();
-    run_cosign(
+    cosign_sign(
         &cosign,
         &keys,
-        &[
-            "sign",
-            "-y",
-            "--key",
-            "cosign.key",
-            "--tlog-upload=false",
-            "--allow-http-registry",
-            &format!("{addr}/policy/app@{manifest_digest}"),
-        ],
+        &format!("{addr}/policy/app@{manifest_digest}"),
     );
     let (exited, log) = node.run(&[], container("signed", &app, &["hello.wasm"]));
     assert_eq!(exited.exit_code, 0, "{exited:?} {log} {digest}");
@@ -185,19 +194,7 @@ fn the_node_policy_is_enforced_through_cri() {
         .unwrap();
     let pinned_app = format!("{addr}/policy/pinned@{pinned_digest}");
     node.pull(&pinned_app).unwrap();
-    run_cosign(
-        &cosign,
-        &keys,
-        &[
-            "sign",
-            "-y",
-            "--key",
-            "cosign.key",
-            "--tlog-upload=false",
-            "--allow-http-registry",
-            &pinned_app,
-        ],
-    );
+    cosign_sign(&cosign, &keys, &pinned_app);
     let (exited, log) = node.run(&[], container("pinned", &pinned_app, &["exit3.wasm"]));
     assert_eq!(exited.exit_code, 3, "{exited:?} {log}");
 

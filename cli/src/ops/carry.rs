@@ -18,7 +18,7 @@ use wasmoci_registry::cosign::simple::signature_tag;
 use wasmoci_registry::{Layout, LayoutRef, Reference, StoredArtifact};
 use wasmoci_spec::{Digest, ImageManifest};
 
-use super::referrers::{MAX_DEPTH, ReferrerError};
+use super::referrers::{MAX_DEPTH, ReferrerError, registry};
 use super::{Error, Result};
 use wasmoci_registry::client::MAX_REFERRERS;
 
@@ -49,18 +49,6 @@ struct Found {
     /// `Some(tag)` for cosign's signatures (`sha256-<hex>.sig`).
     signatures_tag: Option<String>,
     kind: String,
-}
-
-fn registry_error(action: &'static str, at: &Reference) -> impl FnOnce(RegistryError) -> Error {
-    let reference = at.to_string();
-    move |source| {
-        ReferrerError::Registry {
-            action,
-            reference,
-            source: Box::new(source),
-        }
-        .into()
-    }
 }
 
 fn too_many(at: String) -> Error {
@@ -104,7 +92,7 @@ fn found_at_registry(client: &Client, repo: &Reference, digest: Digest) -> Resul
             kind: "signatures".into(),
         }),
         Err(RegistryError::NotFound { .. }) => {}
-        Err(e) => return Err(registry_error("read the signatures of", &sig)(e)),
+        Err(e) => return Err(registry("read the signatures of", &sig)(e)),
     }
     let mut seen = HashSet::from([digest]);
     let mut level = vec![digest];
@@ -114,7 +102,7 @@ fn found_at_registry(client: &Client, repo: &Reference, digest: Digest) -> Resul
             let at = repo.with_digest(subject);
             let listed = client
                 .referrers(repo, &subject, None)
-                .map_err(registry_error("list the referrers of", &at))?;
+                .map_err(registry("list the referrers of", &at))?;
             for d in listed.descriptors {
                 if !seen.insert(d.digest) {
                     continue;
@@ -220,7 +208,7 @@ fn carry_one(client: &Client, found: &Found, from: &End<'_>, to: &End<'_>) -> Re
             };
             let pulled = client
                 .pull_with(&src, &layout, tag.as_deref(), whole())
-                .map_err(registry_error("read", &src))?;
+                .map_err(registry("read", &src))?;
             let stored = layout.resolve(&LayoutRef::Digest(pulled.manifest.digest))?;
             (layout, stored)
         }
@@ -263,7 +251,7 @@ fn carry_one(client: &Client, found: &Found, from: &End<'_>, to: &End<'_>) -> Re
             };
             let pushed = client
                 .push_from(&layout, &stored, &dest, source)
-                .map_err(registry_error("push", &dest))?;
+                .map_err(registry("push", &dest))?;
             let manifest: ImageManifest = stored.manifest()?;
             if let Some(subject) = &manifest.subject
                 && !pushed.subject_accepted
@@ -272,7 +260,7 @@ fn carry_one(client: &Client, found: &Found, from: &End<'_>, to: &End<'_>) -> Re
                 let index = repo.with_tag(&fallback_tag(&subject.digest));
                 client
                     .add_to_tag_schema(repo, &subject.digest, &descriptor)
-                    .map_err(registry_error("update", &index))?;
+                    .map_err(registry("update", &index))?;
             }
             Ok(Carried {
                 digest: found.digest,

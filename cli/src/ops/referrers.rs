@@ -132,7 +132,11 @@ pub enum ReferrerError {
     },
 }
 
-fn registry(action: &'static str, reference: &Reference) -> impl FnOnce(RegistryError) -> Error {
+/// A registry error while doing `action` on `reference`, as an operation's error.
+pub(crate) fn registry(
+    action: &'static str,
+    reference: &Reference,
+) -> impl FnOnce(RegistryError) -> Error {
     let reference = reference.to_string();
     move |source| {
         ReferrerError::Registry {

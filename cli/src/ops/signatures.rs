@@ -110,6 +110,19 @@ fn signature_error(
     }
 }
 
+/// `subject`'s digest (a tag resolved now), and `HOST/REPO@DIGEST`.
+fn pinned(client: &Client, subject: &Reference) -> Result<(Digest, Reference)> {
+    let digest = match subject.digest {
+        Some(digest) => digest,
+        None => resolve_subject(client, subject)?.digest,
+    };
+    let pinned = Reference {
+        tag: None,
+        ..subject.with_digest(digest)
+    };
+    Ok((digest, pinned))
+}
+
 /// What `sign` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct SignReport {
@@ -140,14 +153,7 @@ pub fn sign(
     key: &SigningKey,
     key_file: &Path,
 ) -> Result<SignReport> {
-    let digest = match subject.digest {
-        Some(digest) => digest,
-        None => resolve_subject(client, subject)?.digest,
-    };
-    let pinned = Reference {
-        tag: None,
-        ..subject.with_digest(digest)
-    };
+    let (digest, pinned) = pinned(client, subject)?;
     let signed: Signed = client.sign(&pinned, &digest, key).map_err(signature_error(
         "sign",
         &pinned,
@@ -197,14 +203,7 @@ pub fn verify(client: &Client, subject: &Reference, key_files: &[PathBuf]) -> Re
         .iter()
         .map(|path| verifying_key(path))
         .collect::<Result<Vec<_>>>()?;
-    let digest = match subject.digest {
-        Some(digest) => digest,
-        None => resolve_subject(client, subject)?.digest,
-    };
-    let pinned = Reference {
-        tag: None,
-        ..subject.with_digest(digest)
-    };
+    let (digest, pinned) = pinned(client, subject)?;
     let verified: Vec<Verified> =
         client
             .verify(&pinned, &digest, &keys)

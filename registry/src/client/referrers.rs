@@ -53,6 +53,9 @@ pub struct Referrers {
     pub source: ReferrersSource,
 }
 
+/// A manifest read at a tag: its bytes and `ETag`.
+pub(super) type Tagged = (Vec<u8>, Option<String>);
+
 /// The tag the tag schema keeps the referrers of `digest` under: `sha256-<hex>`.
 pub fn fallback_tag(digest: &Digest) -> String {
     digest.to_string().replacen(':', "-", 1)
@@ -183,33 +186,47 @@ impl Client {
         &self,
         at: &Reference,
     ) -> Result<Option<(ImageIndex, Option<String>)>, RegistryError> {
-        let url = format!("{}/manifests/{}", self.transport.base(at), at.target());
-        let mut response =
-            self.transport
-                .send_idempotent(at, "pull", Method::GET, &url, &mut |req| {
-                    req.header("Accept", media_types::OCI_INDEX).call()
-                })?;
-        if response.status().as_u16() == 404 {
-            return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(self
-                .transport
-                .status_error(at, "read the referrers index", response));
-        }
-        let etag = header(&response, "etag");
-        let bytes = read_limited(
+        let Some((bytes, etag)) = self.manifest_if_any(
             at,
-            &mut response,
+            media_types::OCI_INDEX,
             MAX_INDEX,
             "read the referrers index",
-            "the referrers index",
-        )?;
+        )?
+        else {
+            return Ok(None);
+        };
         let index = parse_index(at, &bytes, "the tag schema's index")?;
         if index.manifests.len() > MAX_REFERRERS {
             return Err(too_many(at));
         }
         Ok(Some((index, etag)))
+    }
+
+    /// The manifest at `at` (asked for as `accept`), at most `limit` bytes, and its
+    /// `ETag`; `None` when there is none (404). Not checked against a digest: a tag's
+    /// content is what it is, and the caller parses it.
+    pub(super) fn manifest_if_any(
+        &self,
+        at: &Reference,
+        accept: &str,
+        limit: u64,
+        action: &'static str,
+    ) -> Result<Option<Tagged>, RegistryError> {
+        let url = format!("{}/manifests/{}", self.transport.base(at), at.target());
+        let mut response =
+            self.transport
+                .send_idempotent(at, "pull", Method::GET, &url, &mut |req| {
+                    req.header("Accept", accept).call()
+                })?;
+        if response.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(self.transport.status_error(at, action, response));
+        }
+        let etag = header(&response, "etag");
+        let bytes = read_limited(at, &mut response, limit, action, "the manifest")?;
+        Ok(Some((bytes, etag)))
     }
 
     /// Adds `referrer` (see [`referrer_descriptor`]) to the tag schema's index of

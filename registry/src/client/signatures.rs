@@ -5,7 +5,6 @@
 
 use wasmoci_spec::{Blob, Digest, ImageManifest, media_types};
 
-use super::transport::{Method, read_limited};
 use super::{Client, RegistryError};
 use crate::cosign::simple::{
     self, MAX_PAYLOAD, MAX_SIGNATURES, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, signature_tag,
@@ -120,28 +119,15 @@ impl Client {
         &self,
         at: &Reference,
     ) -> Result<Option<(ImageManifest, serde_json::Value)>, SignatureError> {
-        let url = format!("{}/manifests/{}", self.transport.base(at), at.target());
-        let mut response =
-            self.transport
-                .send_idempotent(at, "pull", Method::GET, &url, &mut |req| {
-                    req.header("Accept", media_types::OCI_MANIFEST).call()
-                })?;
-        if response.status().as_u16() == 404 {
-            return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(self
-                .transport
-                .status_error(at, "read the signatures", response)
-                .into());
-        }
-        let bytes = read_limited(
+        let Some((bytes, _)) = self.manifest_if_any(
             at,
-            &mut response,
+            media_types::OCI_MANIFEST,
             MAX_SIGNATURE_MANIFEST,
             "read the signatures",
-            "the signature manifest",
-        )?;
+        )?
+        else {
+            return Ok(None);
+        };
         let not = |reason: String| SignatureError::NotSignatures {
             tag: at.to_string(),
             reason,
