@@ -437,6 +437,7 @@ fn main() {
         other_runtimes: peer.iter().cloned().collect(),
         debug,
         env: Vec::new(),
+        runtime_options: Vec::new(),
     })
     .expect("containerd 1.7 (run .ci/containerd-1.7)");
     let rt = tokio::runtime::Builder::new_current_thread()

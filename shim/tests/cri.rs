@@ -23,11 +23,16 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) fn start(containerd: PathBuf) -> Option<Node> {
-        Node::start_with(containerd, Vec::new())
+        Node::start_with(containerd, Vec::new(), Vec::new())
     }
 
-    /// [`Node::start`], with more of containerd's environment (which the shims inherit).
-    pub(crate) fn start_with(containerd: PathBuf, env: Vec<(String, String)>) -> Option<Node> {
+    /// [`Node::start`], with more of containerd's environment (which the shims inherit)
+    /// and options for the `wasmoci` runtime.
+    pub(crate) fn start_with(
+        containerd: PathBuf,
+        env: Vec<(String, String)>,
+        runtime_options: Vec<(String, String)>,
+    ) -> Option<Node> {
         let registry = TestRegistry::start(None)?;
         // The pause image: the shim holds the sandbox and never runs it.
         let sandbox_image = push_image(
@@ -46,6 +51,7 @@ impl Node {
             other_runtimes: Vec::new(),
             debug: false,
             env,
+            runtime_options,
         })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -104,6 +104,7 @@ fn the_node_policy_is_enforced_through_cri() {
             ("WASMOCI_NODE_POLICY".into(), policy.display().to_string()),
             ("DOCKER_CONFIG".into(), docker.display().to_string()),
         ],
+        Vec::new(),
     ) else {
         return;
     };
@@ -271,6 +272,47 @@ fn the_node_policy_is_enforced_through_cri() {
     );
     assert!(
         message.contains("unauthorized") || message.contains("Unauthorized"),
+        "{message}"
+    );
+}
+
+/// The runtime's `ConfigPath` option names the policy, over containerd's environment.
+#[test]
+fn the_runtime_option_names_the_policy_file() {
+    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (open, strict) = (dir.path().join("open.toml"), dir.path().join("strict.toml"));
+    std::fs::write(&open, "").unwrap();
+    std::fs::write(&strict, "[images]\nallow = [\"nowhere.example/*\"]\n").unwrap();
+    let Some(mut node) = Node::start_with(
+        containerd_1_7(),
+        vec![("WASMOCI_NODE_POLICY".into(), open.display().to_string())],
+        vec![("ConfigPath".into(), strict.display().to_string())],
+    ) else {
+        return;
+    };
+    let app = push_artifact(&node.registry, "option/app", &fixture("hello.wasm"));
+    node.pull(&app).unwrap();
+    let (message, log) = refused(&mut node, &[], &app);
+    assert!(
+        message.contains("refused by node policy: images.allow")
+            && message.contains("nowhere.example/*"),
+        "{message}"
+    );
+    assert!(
+        log.contains("refused by node policy: images.allow"),
+        "{log}"
+    );
+    // The option's file gone: a named file that is missing fails closed.
+    std::fs::remove_file(&strict).unwrap();
+    let (message, _) = refused(&mut node, &[], &app);
+    assert!(
+        message.contains(&format!(
+            "the policy file `{}` cannot be used",
+            strict.display()
+        )),
         "{message}"
     );
 }

@@ -61,6 +61,9 @@ pub(crate) struct CriSetup {
     /// More of containerd's environment, which the shims inherit (the node policy's path,
     /// `DOCKER_CONFIG`).
     pub(crate) env: Vec<(String, String)>,
+    /// The `wasmoci` runtime's `options` (CRI sends them to the shim at Create as
+    /// `runtimeoptions.v1.Options`: `ConfigPath`, `ConfigBody`, `TypeUrl`).
+    pub(crate) runtime_options: Vec<(String, String)>,
 }
 
 /// A running containerd with CRI; on drop, the pods it still has are removed, then it is
@@ -201,6 +204,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             registry = setup.registry,
         );
         let mut config = config;
+        if !setup.runtime_options.is_empty() {
+            config.push_str(&format!(
+                "[{cri}.containerd.runtimes.{}.options]\n",
+                wasmoci_runtime::containerd::RUNTIME_NAME
+            ));
+            for (key, value) in &setup.runtime_options {
+                config.push_str(&format!("  {key} = {value:?}\n"));
+            }
+        }
         for (handler, runtime_type, path) in &setup.other_runtimes {
             config.push_str(&format!(
                 "[{cri}.containerd.runtimes.{handler}]\n  runtime_type = \"{runtime_type}\"\n  runtime_path = \"{}\"\n",
