@@ -71,6 +71,8 @@ enum Command {
     Rm(commands::rm::RmArgs),
     #[command(visible_alias = "prune")]
     Gc(commands::gc::GcArgs),
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
     Completions(commands::completions::CompletionsArgs),
     #[command(subcommand)]
     Node(commands::node::NodeCommand),
@@ -126,6 +128,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => commands::ls::run(args),
         Command::Rm(args) => commands::rm::run(args),
         Command::Gc(args) => commands::gc::run(args),
+        Command::Store(command) => commands::store::run(command),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
     };
     match result {

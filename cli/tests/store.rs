@@ -261,3 +261,82 @@ fn pulled_artifacts_are_listed_removed_and_collected() {
     assert_eq!(report["blobs"].as_array().unwrap().len(), 3, "{report:#}");
     assert_eq!(json(&home, &["ls"]), serde_json::json!([]));
 }
+
+#[test]
+fn store_verify_reports_damage_apart_from_garbage_and_repairs_only_corrupt_blobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let hello = fixtures().join("hello.wasm");
+    let built = json(&home, &["build", hello.to_str().unwrap(), "-t", "hello:1"]);
+    let layer = built["layer_digest"].as_str().unwrap().to_owned();
+    let verify = |extra: &[&str]| {
+        wasmoci(&home)
+            .args(["store", "verify", "--json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let report = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let healthy = verify(&[]);
+    assert!(healthy.status.success());
+    let healthy = report(&healthy);
+    assert_eq!(healthy["healthy"], true);
+    assert_eq!(healthy["blobs_checked"], 3);
+    assert_eq!(healthy["tags"], 1);
+
+    // A killed write's temporary file, and a blob nothing reaches: garbage, not damage.
+    let blobs = home.join("store/blobs/sha256");
+    std::fs::write(blobs.join(".tmp-killed"), b"half a blob").unwrap();
+    let stray = b"nothing names me";
+    std::fs::write(blobs.join(&wasmoci_testdata::sha256(stray)[7..]), stray).unwrap();
+    let out = verify(&[]);
+    assert!(out.status.success(), "garbage is allowed");
+    let kinds: Vec<String> = report(&out)["garbage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["temporary", "unreachable"]);
+
+    // A layer flipped on disk: damage, exit 1, the digest named.
+    let path = blobs.join(&layer[7..]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let out = verify(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let damage = report(&out)["damage"].clone();
+    assert!(
+        damage[0]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("blob `{layer}` is corrupt")),
+        "{damage}"
+    );
+    let text = wasmoci(&home).args(["store", "fsck"]).output().unwrap();
+    assert_eq!(text.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&text.stderr).contains("is damaged: 1 problem(s)"),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+
+    // --repair removes the corrupt blob and nothing else: the tag now misses its layer.
+    let repaired = verify(&["--repair"]);
+    assert_eq!(report(&repaired)["removed"], serde_json::json!([layer]));
+    assert!(!path.exists());
+    assert!(blobs.join(&wasmoci_testdata::sha256(stray)[7..]).exists());
+    let out = verify(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        report(&out)["damage"][0],
+        format!("the wasm layer `{layer}` of `hello:1` is missing").as_str()
+    );
+    // Building it again mends it.
+    json(&home, &["build", hello.to_str().unwrap(), "-t", "hello:1"]);
+    assert!(verify(&[]).status.success());
+}

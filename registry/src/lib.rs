@@ -21,6 +21,7 @@ pub mod store;
 
 pub use error::{Error, Result};
 pub use layout::{
-    ArtifactKind, GcReport, Layout, LayoutRef, Listing, Removal, StoredArtifact, name_of,
+    ArtifactKind, Damage, Garbage, GcReport, Layout, LayoutRef, Listing, Removal, StoredArtifact,
+    VerifyReport, name_of,
 };
 pub use reference::Reference;

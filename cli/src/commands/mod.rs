@@ -30,6 +30,7 @@ pub(crate) mod run;
 pub(crate) mod semver_check;
 pub(crate) mod serve;
 pub(crate) mod sign;
+pub(crate) mod store;
 pub(crate) mod tag;
 pub(crate) mod tags;
 pub(crate) mod terminal;

@@ -12,7 +12,8 @@ use super::{Layout, OCI_LAYOUT_FILE};
 use crate::error::{Error, IoContext, Result};
 
 /// Docker's manifest list, which an index written by another tool may name.
-const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(super) const DOCKER_MANIFEST_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// A temporary file younger than this may belong to a writer that does not take our
 /// locks (another tool writing into the layout); older ones are leftovers of a write that
@@ -53,19 +54,7 @@ impl Layout {
         if !self.exists() {
             self.check()?;
         }
-        // A lease this value holds itself would make it wait for itself.
-        self.release_lease();
-        let marker = self.root.join(OCI_LAYOUT_FILE);
-        let lease = File::open(&marker).io("open", &marker)?;
-        match lease.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                on_wait();
-                lease.lock().io("lock", &marker)?;
-            }
-            Err(TryLockError::Error(e)) => return Err(e).io("lock", marker),
-        }
-        let _lock = self.lock()?;
+        let _locks = self.exclusive(on_wait)?;
 
         let mut report = GcReport::default();
         for descriptor in self.index()?.manifests {
@@ -129,6 +118,26 @@ impl Layout {
             self.keep_sources(|digest| report.reachable.contains(digest));
         }
         Ok(report)
+    }
+
+    /// The lease taken exclusively (waiting for pulls in flight to store their manifest),
+    /// then the index lock: no writer is half-way through while they are held. `on_wait`
+    /// is called first when it has to wait.
+    pub(super) fn exclusive(&self, on_wait: impl FnOnce()) -> Result<(File, File)> {
+        // A lease this value holds itself would make it wait for itself.
+        self.release_lease();
+        let marker = self.root.join(OCI_LAYOUT_FILE);
+        let lease = File::open(&marker).io("open", &marker)?;
+        match lease.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                on_wait();
+                lease.lock().io("lock", &marker)?;
+            }
+            Err(TryLockError::Error(e)) => return Err(e).io("lock", marker),
+        }
+        let lock = self.lock()?;
+        Ok((lease, lock))
     }
 
     /// Adds `digest` and everything it reaches to `reachable`.

@@ -24,10 +24,12 @@ mod gc;
 mod list;
 mod open;
 mod sources;
+mod verify;
 mod write;
 
 pub use gc::GcReport;
 pub use list::{ArtifactKind, Listing, Removal};
+pub use verify::{Damage, Garbage, VerifyReport};
 
 const OCI_LAYOUT_FILE: &str = "oci-layout";
 const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
