@@ -22,6 +22,7 @@ mod compose;
 mod deps;
 mod doctor;
 mod graph;
+mod kills;
 mod limits;
 mod policy;
 mod pull;

@@ -1,0 +1,131 @@
+//! `SIGKILL` in the middle of a build or a pull, at a different moment each time, in a
+//! bounded loop: the store stays sound (`store verify`: no damage; garbage allowed) and
+//! the same command then succeeds.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use wasmoci_testdata::registry::TestRegistry;
+
+use crate::support::{ok, wasmoci};
+
+/// How many kills each loop makes.
+const KILLS: u64 = 50;
+
+/// A core module carrying `size` bytes in a custom section: a blob big enough for a
+/// kill to land in the middle of its write or download.
+fn big_module(size: usize) -> Vec<u8> {
+    let name = b"payload";
+    let mut body = vec![name.len() as u8];
+    body.extend_from_slice(name);
+    body.extend((0..size).map(|i| (i * 7 % 251) as u8));
+    let mut out = b"\0asm\x01\0\0\0".to_vec();
+    out.push(0);
+    let mut len = body.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend(body);
+    out
+}
+
+/// A delay in 0..`max_ms` that differs from one iteration to the next (deterministic).
+fn delay(i: u64, max_ms: u64) -> Duration {
+    let mixed = i
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    Duration::from_millis((mixed >> 33) % max_ms)
+}
+
+fn kill_after(mut child: Child, after: Duration) {
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Whether the store of `home` has `tag` (its `index.json` names it).
+fn tagged(home: &Path, tag: &str) -> bool {
+    std::fs::read_to_string(home.join("store/index.json")).is_ok_and(|index| {
+        index.contains(&format!("\"{tag}\"")) || index.contains(&format!("\"{tag}@"))
+    })
+}
+
+fn assert_sound(home: &Path, what: &str) {
+    let out = wasmoci(home)
+        .args(["store", "verify", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(
+        out.status.success() && report["healthy"] == true,
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn builds_and_pulls_killed_midway_leave_a_sound_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let module = tmp.path().join("big.wasm");
+    std::fs::write(&module, big_module(24 << 20)).unwrap();
+    let build = |tag: &str| {
+        let mut cmd = wasmoci(&home);
+        cmd.args(["build", "--module", "--no-metadata", "-t", tag])
+            .arg(&module)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    // A tag per try, so that a try that finished before its kill can be told apart.
+    let mut interrupted = 0;
+    for i in 0..KILLS {
+        let tag = format!("big:{i}");
+        kill_after(build(&tag).spawn().unwrap(), delay(i, 250));
+        assert_sound(&home, &format!("build killed, iteration {i}"));
+        if !tagged(&home, &tag) {
+            interrupted += 1;
+        }
+    }
+    assert!(interrupted > 0, "no kill landed before a build finished");
+    ok(&mut build("big:1"));
+    assert_sound(&home, "after the builds");
+
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let remote = format!("{}/kills/big:1", registry.addr);
+    ok(wasmoci(&home).args(["push", "-q", "big:1", &remote]));
+    let other = tmp.path().join("other");
+    let pull = || {
+        let mut cmd = wasmoci(&other);
+        cmd.args(["pull", &remote])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let mut interrupted = 0;
+    for i in 0..KILLS {
+        kill_after(pull().spawn().unwrap(), delay(i + KILLS, 200));
+        if other.join("store").exists() {
+            assert_sound(&other, &format!("pull killed, iteration {i}"));
+        }
+        if tagged(&other, &remote) {
+            // It finished: start empty again, so the next one downloads.
+            std::fs::remove_dir_all(&other).unwrap();
+        } else {
+            interrupted += 1;
+        }
+    }
+    assert!(interrupted > 0, "no kill landed before a pull finished");
+    ok(&mut pull());
+    assert_sound(&other, "after the pulls");
+}
