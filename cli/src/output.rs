@@ -137,10 +137,34 @@ pub(crate) fn error(error: &anyhow::Error) {
     let line = |text: String| escape_controls(&text, true).replace('\n', "\n    ");
     eprintln!("error: {}", line(error.to_string()));
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {}", line(cause.to_string()));
+        let text = match cause.downcast_ref::<io::Error>() {
+            Some(e) => os_error(e),
+            None => cause.to_string(),
+        };
+        eprintln!("  caused by: {}", line(text));
     }
     if let Some(backtrace) = crate::debug::backtrace(error) {
         eprintln!("{backtrace}");
+    }
+}
+
+/// An OS error as ours read: `no space left on device`, not `No space left on device
+/// (os error 28)` (what a temporary file's error adds, `at path "…"`, stays).
+fn os_error(error: &io::Error) -> String {
+    let text = error.to_string();
+    let text = match text.find(" (os error ") {
+        Some(at) => {
+            let end = text[at..].find(')').map_or(text.len(), |e| at + e + 1);
+            format!("{}{}", &text[..at], &text[end..])
+        }
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) if chars.clone().next().is_some_and(char::is_lowercase) => {
+            first.to_lowercase().chain(chars).collect()
+        }
+        _ => text,
     }
 }
 

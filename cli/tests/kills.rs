@@ -1,6 +1,6 @@
 //! `SIGKILL` in the middle of a build or a pull, at a different moment each time, in a
-//! bounded loop: the store stays sound (`store verify`: no damage; garbage allowed) and
-//! the same command then succeeds.
+//! bounded loop, and a disk that fills up: the store stays sound (`store verify`: no
+//! damage; garbage allowed) and the same command then succeeds.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -128,4 +128,81 @@ fn builds_and_pulls_killed_midway_leave_a_sound_store() {
     assert!(interrupted > 0, "no kill landed before a pull finished");
     ok(&mut pull());
     assert_sound(&other, "after the pulls");
+}
+
+/// A tmpfs of `size` mounted at a new directory, unmounted on drop (needs root: CI has it).
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "failed to mount a tmpfs, and CI=true: the disk-full test needs root"
+            );
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_builds_and_pulls_cleanly() {
+    let Some(disk) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = disk.0.path().join("home");
+    let small = crate::support::fixtures().join("hello.wasm");
+    ok(wasmoci(&home)
+        .args(["build", "-q", "-t", "small:1"])
+        .arg(&small));
+    let big = tmp.path().join("big.wasm");
+    std::fs::write(&big, big_module(24 << 20)).unwrap();
+    let out = wasmoci(&home)
+        .args(["build", "--module", "--no-metadata", "-t", "big:1"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no space left on device") && stderr.contains(&home.display().to_string()),
+        "{stderr}"
+    );
+    assert_sound(&home, "after a build that ran out of space");
+    assert!(tagged(&home, "small:1"));
+    assert!(!tagged(&home, "big:1"));
+
+    // The same artifact pulled: refused the same way.
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let elsewhere = tmp.path().join("elsewhere");
+    ok(wasmoci(&elsewhere)
+        .args(["build", "-q", "--module", "--no-metadata", "-t", "big:1"])
+        .arg(&big));
+    let remote = format!("{}/full/big:1", registry.addr);
+    ok(wasmoci(&elsewhere).args(["push", "-q", "big:1", &remote]));
+    let out = wasmoci(&home).args(["pull", &remote]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no space left on device"), "{stderr}");
+    assert_sound(&home, "after a pull that ran out of space");
+    assert!(tagged(&home, "small:1"));
 }

@@ -136,6 +136,12 @@ impl Layout {
     /// first when it has to wait.
     pub fn verify(&self, repair: bool, on_wait: impl FnOnce()) -> Result<VerifyReport> {
         if !self.exists() {
+            // Nothing stored yet (no directory, or the empty one a first write that
+            // failed leaves): sound.
+            let empty = fs::read_dir(&self.root).map_or(true, |mut d| d.next().is_none());
+            if empty {
+                return Ok(VerifyReport::default());
+            }
             self.check()?;
         }
         let _locks = self.exclusive(on_wait)?;
