@@ -206,3 +206,73 @@ fn a_full_disk_fails_builds_and_pulls_cleanly() {
     assert_sound(&home, "after a pull that ran out of space");
     assert!(tagged(&home, "small:1"));
 }
+
+#[test]
+fn eight_builds_and_eight_pulls_at_once_into_one_store() {
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, source) = (tmp.path().join("home"), tmp.path().join("source"));
+    let hello = crate::support::fixtures().join("hello.wasm");
+    // Three artifacts at the registry (their annotations differ).
+    let mut remotes = Vec::new();
+    for n in 0..3 {
+        ok(wasmoci(&source)
+            .args(["build", "-q", "-t", &format!("r:{n}"), "-a"])
+            .arg(format!("org.example.n={n}"))
+            .arg(&hello));
+        let remote = format!("{}/many/r:{n}", registry.addr);
+        ok(wasmoci(&source).args(["push", "-q", &format!("r:{n}"), &remote]));
+        remotes.push(remote);
+    }
+    let mut children = Vec::new();
+    for n in 0..8 {
+        children.push(
+            wasmoci(&home)
+                .args(["build", "-q", "-t", &format!("b:{n}"), "-a"])
+                .arg(format!("org.example.build={n}"))
+                .arg(&hello)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        // The same refs pulled more than once at the same time.
+        children.push(
+            wasmoci(&home)
+                .args(["pull", "-q", &remotes[n % 3]])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_sound(&home, "after 16 writers at once");
+    for n in 0..8 {
+        assert!(tagged(&home, &format!("b:{n}")), "b:{n}");
+    }
+    for remote in &remotes {
+        assert!(tagged(&home, remote), "{remote}");
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.join("store/index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 11);
+    if crate::support::require_tool("skopeo") {
+        for n in 0..8 {
+            crate::support::skopeo(&[
+                "inspect",
+                "--raw",
+                &format!("oci:{}:b:{n}", home.join("store").display()),
+            ]);
+        }
+    }
+}
