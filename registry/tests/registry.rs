@@ -20,6 +20,7 @@ mod hostile;
 mod local_blobs;
 mod mount;
 mod referrers;
+mod resume;
 
 struct Artifact {
     manifest: Vec<u8>,

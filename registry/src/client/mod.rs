@@ -22,6 +22,7 @@ mod pull;
 mod push;
 mod realm;
 mod referrers;
+mod resume;
 mod signatures;
 mod tags;
 mod transport;

@@ -213,44 +213,65 @@ impl Client {
         blob: &Descriptor,
     ) -> Result<(), RegistryError> {
         let url = format!("{}/blobs/{}", self.transport.base(src), blob.digest);
-        let response =
-            self.transport
-                .send_idempotent(src, "pull", Method::GET, &url, &mut |req| req.call())?;
-        if !response.status().is_success() {
-            return Err(self
-                .transport
-                .status_error(src, "download a blob of", response));
-        }
-        let read_error = std::cell::RefCell::new(None);
-        let reader = ReadFailure {
-            inner: Counted {
-                inner: response.into_body().into_reader().take(blob.size + 1),
-                digest: blob.digest,
-                progress: &*self.progress,
-            },
-            error: &read_error,
-        };
-        self.progress.start(&blob.digest, blob.size, "pull");
-        let stored = layout.put_blob_from(reader, Some(blob));
-        self.progress.finish(&blob.digest);
-        if stored.is_err()
-            && let Some(reason) = read_error.into_inner()
-        {
-            return Err(RegistryError::Unreachable {
-                registry: src.registry.clone(),
-                reason: format!("the download of blob `{}` broke off: {reason}", blob.digest),
-            });
-        }
-        match stored {
-            Ok(_) => Ok(()),
-            Err(crate::Error::ContentMismatch {
-                expected, actual, ..
-            }) => Err(RegistryError::DigestMismatch {
-                reference: src.to_string(),
-                expected,
-                actual,
-            }),
-            Err(e) => Err(e.into()),
+        let retries = self.transport.options.retries;
+        let resumed = std::cell::Cell::new(0);
+        let mut restarts = 0;
+        loop {
+            let response =
+                self.transport
+                    .send_idempotent(src, "pull", Method::GET, &url, &mut |req| req.call())?;
+            if !response.status().is_success() {
+                return Err(self
+                    .transport
+                    .status_error(src, "download a blob of", response));
+            }
+            let restart = std::cell::Cell::new(false);
+            let read_error = std::cell::RefCell::new(None);
+            let reader = ReadFailure {
+                inner: Counted {
+                    inner: super::resume::Resuming {
+                        client: self,
+                        src,
+                        url: &url,
+                        body: response.into_body().into_reader(),
+                        offset: 0,
+                        tries: retries.saturating_sub(resumed.get()),
+                        restart: &restart,
+                        resumed: &resumed,
+                    }
+                    .take(blob.size + 1),
+                    digest: blob.digest,
+                    progress: &*self.progress,
+                },
+                error: &read_error,
+            };
+            self.progress.start(&blob.digest, blob.size, "pull");
+            let stored = layout.put_blob_from(reader, Some(blob));
+            self.progress.finish(&blob.digest);
+            // The registry would not resume: from the start, with a new temporary file.
+            if stored.is_err() && restart.get() && restarts < retries {
+                restarts += 1;
+                continue;
+            }
+            if stored.is_err()
+                && let Some(reason) = read_error.into_inner()
+            {
+                return Err(RegistryError::Unreachable {
+                    registry: src.registry.clone(),
+                    reason: format!("the download of blob `{}` broke off: {reason}", blob.digest),
+                });
+            }
+            return match stored {
+                Ok(_) => Ok(()),
+                Err(crate::Error::ContentMismatch {
+                    expected, actual, ..
+                }) => Err(RegistryError::DigestMismatch {
+                    reference: src.to_string(),
+                    expected,
+                    actual,
+                }),
+                Err(e) => Err(e.into()),
+            };
         }
     }
 }
