@@ -113,3 +113,39 @@ fn resuming_is_bounded_and_names_the_blob() {
     assert!(seen.lock().unwrap().len() <= 16, "bounded");
     nothing_kept(dir.path());
 }
+
+#[test]
+fn a_body_longer_than_its_descriptor_or_a_huge_manifest_is_refused() {
+    // The layer with bytes after it: cut off at the descriptor's size + 1, refused.
+    let a = Arc::new(artifact());
+    let (digest, mut longer) = (a.layer_digest.clone(), a.layer.clone());
+    longer.extend_from_slice(&[0u8; 4096]);
+    let registry = super::fake(a.clone(), move |path, _| {
+        path.ends_with(&digest)
+            .then(|| FakeResponse::new(200, longer.clone()))
+    });
+    let (dir, result) = pull(&registry.addr, ":1", std::time::Duration::from_secs(5));
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains(&a.layer_digest), "{error}");
+    nothing_kept(dir.path());
+
+    // A manifest over 4 MiB: refused before it is parsed, the reference named.
+    let huge = vec![b' '; (4 << 20) + 1];
+    let registry = super::fake(a, move |path, _| {
+        path.contains("/manifests/").then(|| {
+            FakeResponse::new(200, huge.clone())
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        })
+    });
+    let (dir, result) = pull(&registry.addr, ":1", std::time::Duration::from_secs(5));
+    let error = result.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            wasmoci_registry::client::RegistryError::TooLarge { .. }
+        ) && error.to_string().contains("fault/test:1")
+            && error.to_string().contains("4 MiB"),
+        "{error}"
+    );
+    nothing_kept(dir.path());
+}
