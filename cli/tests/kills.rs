@@ -276,3 +276,81 @@ fn eight_builds_and_eight_pulls_at_once_into_one_store() {
         }
     }
 }
+
+#[test]
+fn a_registry_killed_mid_push_and_restarted_takes_the_push_again() {
+    let Some(mut registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let remote = format!("{}/crash/big:1", registry.addr);
+    let skopeo = crate::support::require_tool("skopeo");
+    let manifest_of = |reference: &str| {
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .unwrap();
+        out.status.success().then_some(out.stdout)
+    };
+    // Killed while a 64 MiB layer goes up (each try a new layer; bounded tries).
+    let mut landed = false;
+    for i in 0..5u8 {
+        let mut module = big_module(64 << 20);
+        *module.last_mut().unwrap() = i;
+        let file = tmp.path().join(format!("big-{i}.wasm"));
+        std::fs::write(&file, module).unwrap();
+        ok(wasmoci(&home)
+            .args(["build", "-q", "--module", "--no-metadata", "-t", "big:1"])
+            .arg(&file));
+        let push = wasmoci(&home)
+            .args(["push", "-q", "big:1", &remote])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay(u64::from(i), 150) + Duration::from_millis(30));
+        registry.kill();
+        let out = push.wait_with_output().unwrap();
+        registry.restart();
+        if !out.status.success() {
+            // The tag never names a manifest whose blobs are missing: it is not there
+            // (the first try), or it is an earlier push, whole (skopeo copies it).
+            if skopeo {
+                if i == 0 {
+                    assert!(manifest_of(&remote).is_none(), "a tag after a failed push");
+                } else {
+                    crate::support::skopeo(&[
+                        "copy",
+                        "--quiet",
+                        "--src-tls-verify=false",
+                        &format!("docker://{remote}"),
+                        &format!("oci:{}:before", tmp.path().join("before").display()),
+                    ]);
+                }
+            }
+            landed = true;
+            break;
+        }
+    }
+    assert!(landed, "no kill landed during a push");
+    // The push again, on the restarted registry: it completes, and the tag is whole.
+    let pushed = ok(wasmoci(&home).args(["push", "big:1", &remote, "--json"]));
+    let pushed: serde_json::Value = serde_json::from_slice(&pushed.stdout).unwrap();
+    if skopeo {
+        let manifest = manifest_of(&remote).expect("the tag after the push");
+        assert_eq!(
+            wasmoci_testdata::sha256(&manifest),
+            pushed["digest"].as_str().unwrap()
+        );
+        let copied = tmp.path().join("copied");
+        crate::support::skopeo(&[
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &format!("docker://{remote}"),
+            &format!("oci:{}:x", copied.display()),
+        ]);
+    }
+}

@@ -63,6 +63,45 @@ pub fn require(path: &str) -> bool {
 }
 
 impl TestRegistry {
+    /// `SIGKILL`s the registry (its storage stays), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the registry again on the same address and storage, after [`kill`]
+    /// (bounded wait for it to answer).
+    ///
+    /// [`kill`]: TestRegistry::kill
+    pub fn restart(&mut self) {
+        self.kill();
+        let config = self._dir.path().join("config.yml");
+        for _ in 0..5 {
+            let mut child = Command::new(REGISTRY_BINARY)
+                .arg("serve")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("failed to start docker-registry");
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if answers(&self.addr) {
+                    self.child = child;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            // The port may still be held by the dying process: a moment, then again.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("docker-registry did not restart on `{}`", self.addr);
+    }
+
     /// Removes `repository:tag` and nothing else (its manifest stays, by digest), as an
     /// operator does on distribution 2.8, whose API deletes only whole manifests: the
     /// tag's directory in the registry's storage.
