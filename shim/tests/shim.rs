@@ -8,6 +8,7 @@ use std::time::Duration;
 mod compose;
 mod confine;
 mod cri;
+mod flood;
 mod lifecycle;
 mod plan;
 mod policy;
