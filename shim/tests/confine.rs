@@ -184,6 +184,9 @@ fn guests_run_as_the_pod_user_in_its_cgroup_without_devices() {
     loop {
         let status = node.rt.block_on(cri.status(&id)).unwrap();
         if status.state == k8s_cri::v1::ContainerState::ContainerExited as i32 {
+            // CRI says it ended, and not well.
+            assert_ne!(status.exit_code, 0, "{status:?}");
+            assert!(!status.reason.is_empty(), "{status:?}");
             break;
         }
         assert!(
@@ -196,6 +199,13 @@ fn guests_run_as_the_pod_user_in_its_cgroup_without_devices() {
     node.rt.block_on(cri.remove_pod(&pod)).unwrap();
     // The shim removed the container's cgroup with the container.
     assert!(!usage.exists(), "`{}` is left", usage.display());
+    // And no shim of this containerd is left (bounded wait: a loaded machine reaps late).
+    let address = node.containerd.address.clone();
+    let gone = std::time::Instant::now();
+    while crate::support::shims_running(&address) > 0 && gone.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(crate::support::shims_running(&address), 0, "a shim is left");
 }
 
 fn cgroup_v2() -> bool {
