@@ -149,6 +149,13 @@ impl shim::Shim for Service {
             .and_then(|s| s.annotations.get(SANDBOX_ID).cloned())
             .unwrap_or_else(|| opts.id.clone());
         let (_child, address) = shim::spawn(opts, &grouping, Vec::new())?;
+        // containerd finds the shim again after a restart by the bundle's `address` file
+        // (a bundle without one is cleaned up as a dead shim, its task with it): written
+        // for every task, the pod's first (whose server starts here) as its others.
+        if let Err(e) = wasmoci_fs::write_atomic(Path::new("address"), address.as_bytes(), 0o644) {
+            log::error!("failed to write the shim address into the bundle: {e}");
+            std::process::exit(1);
+        }
         // Answer containerd and exit here, without returning to `containerd-shim` 0.11: it
         // drops its signal handlers' socket on the way out, and when the server it spawned
         // exits at once (a pod's second container finds the pod's shim already serving),

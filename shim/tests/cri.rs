@@ -49,7 +49,7 @@ impl Node {
             sandbox_image,
             wasmoci_home: home.path().to_owned(),
             other_runtimes: Vec::new(),
-            debug: false,
+            debug: std::env::var_os("WASMOCI_TEST_DEBUG").is_some(),
             env,
             runtime_options,
         })?;

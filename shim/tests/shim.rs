@@ -12,6 +12,7 @@ mod flood;
 mod lifecycle;
 mod plan;
 mod policy;
+mod restart;
 mod support;
 mod tasks;
 

@@ -74,6 +74,7 @@ pub(crate) struct CriContainerd {
     /// The gRPC socket (containerd's API and CRI).
     pub(crate) address: PathBuf,
     dir: tempfile::TempDir,
+    setup: CriSetup,
 }
 
 impl Drop for CriContainerd {
@@ -220,7 +221,26 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             ));
         }
         std::fs::write(p("config.toml"), config).unwrap();
-        let log = std::fs::File::create(p("containerd.log")).unwrap();
+        let mut started = CriContainerd {
+            child: None,
+            address,
+            dir,
+            setup: setup.clone(),
+        };
+        started.spawn();
+        started.wait_ready();
+        Some(started)
+    }
+
+    /// Starts containerd with the config written, its log appended to.
+    fn spawn(&mut self) {
+        let setup = &self.setup;
+        let p = |name: &str| self.dir.path().join(name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p("containerd.log"))
+            .unwrap();
         let child = Command::new(&setup.containerd)
             .arg("--config")
             .arg(p("config.toml"))
@@ -250,19 +270,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             .stderr(log)
             .spawn()
             .expect("failed to start containerd");
-        let mut started = CriContainerd {
-            child: Some(child),
-            address,
-            dir,
-        };
+        self.child = Some(child);
+    }
+
+    /// Waits (bounded) until CRI answers and its runtime is ready.
+    fn wait_ready(&mut self) {
         for _ in 0..200 {
-            if started.address.exists() {
+            if self.address.exists() {
                 let ready = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap()
                     .block_on(async {
-                        let Ok(mut cri) = Cri::connect(&started.address).await else {
+                        let Ok(mut cri) = Cri::connect(&self.address).await else {
                             return false;
                         };
                         cri.runtime
@@ -277,15 +297,30 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                             })
                     });
                 if ready {
-                    return Some(started);
+                    return;
                 }
             }
-            if let Some(Ok(Some(status))) = started.child.as_mut().map(Child::try_wait) {
-                panic!("containerd exited ({status}) at start:\n{}", started.log());
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("containerd exited ({status}) at start:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("containerd's CRI did not become ready:\n{}", started.log());
+        panic!("containerd's CRI did not become ready:\n{}", self.log());
+    }
+
+    /// Restarts containerd as `systemctl restart` does (SIGTERM, then start it again with
+    /// the same config and state): its shims, and so its pods, keep running.
+    pub(crate) fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.address);
+        self.spawn();
+        self.wait_ready();
     }
 
     /// containerd's process id.
