@@ -137,6 +137,27 @@ impl Drop for Node {
 }
 
 impl Node {
+    /// The `http-hello` component serving in a new pod (its own network namespace) with
+    /// `annotations`, as container `http`: the pod, the container and the pod's status.
+    pub(crate) fn serve_hello(
+        &mut self,
+        annotations: &[(&str, &str)],
+    ) -> (Pod, String, k8s_cri::v1::PodSandboxStatusResponse) {
+        let http = push_artifact(&self.registry, "http-hello", &fixture("http-hello.wasm"));
+        self.pull(&http).unwrap();
+        let pod = self.new_pod(annotations, false);
+        let mut cri = self.cri.clone();
+        let (id, status) = self.rt.block_on(async {
+            let id = cri
+                .create(&pod, &container("http", &http, &["http-hello.wasm"]))
+                .await
+                .unwrap();
+            cri.start(&id).await.unwrap();
+            (id, cri.pod_status(&pod).await.unwrap())
+        });
+        (pod, id, status)
+    }
+
     /// Creates and starts a container that must fail to start: CRI's message.
     pub(crate) fn start_error(
         &mut self,
@@ -444,25 +465,12 @@ fn http_component_serves_inside_the_pod_network_namespace() {
     let Some(mut node) = Node::start(containerd_1_7()) else {
         return;
     };
-    let http = push_artifact(&node.registry, "http-hello", &fixture("http-hello.wasm"));
-    node.pull(&http).unwrap();
-    let pod = node.new_pod(
-        &[
-            ("wasmoci.dev/timeout", "5s"),
-            ("wasmoci.dev/allow-net", "true"),
-        ],
-        false,
-    );
+    let (pod, id, status) = node.serve_hello(&[
+        ("wasmoci.dev/timeout", "5s"),
+        ("wasmoci.dev/allow-net", "true"),
+    ]);
     let mut cri = node.cri.clone();
     let log = Path::new(&pod.config.log_directory).join("http.log");
-    let (id, status) = node.rt.block_on(async {
-        let id = cri
-            .create(&pod, &container("http", &http, &["http-hello.wasm"]))
-            .await
-            .unwrap();
-        cri.start(&id).await.unwrap();
-        (id, cri.pod_status(&pod).await.unwrap())
-    });
     let info: serde_json::Value = serde_json::from_str(&status.info["info"]).unwrap();
     let holder = info["pid"].as_u64().expect("the sandbox has a pid");
     let pod_netns = crate::support::cri::pod_netns(&info);
@@ -555,18 +563,7 @@ fn http_component_serves_inside_the_pod_network_namespace() {
         );
         // Bounded: without a cancellable read, the shim cannot stop it and
         // StopContainer never returns.
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            cri.runtime
-                .stop_container(k8s_cri::v1::StopContainerRequest {
-                    container_id: id.clone(),
-                    timeout: 2,
-                }),
-        )
-        .await
-        .expect("StopContainer did not return: the guest waiting for input was not stopped")
-        .unwrap();
-        cri.wait_exited(&id, Duration::from_secs(20)).await
+        cri.stop(&id, 2).await
     });
     assert_eq!(stopped.exit_code, 143, "{stopped:?}");
 

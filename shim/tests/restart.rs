@@ -3,9 +3,8 @@
 //! still answers and stops cleanly. Through CRI, on containerd 1.7.
 
 use super::*;
-use crate::cri::{Node, container, fixture, get_inside};
+use crate::cri::{Node, get_inside};
 use crate::support::cri::{Cri, containerd_1_7, pod_netns};
-use crate::support::images::push_artifact;
 
 #[test]
 fn an_http_pod_keeps_serving_across_a_containerd_restart() {
@@ -15,18 +14,7 @@ fn an_http_pod_keeps_serving_across_a_containerd_restart() {
     let Some(mut node) = Node::start(containerd_1_7()) else {
         return;
     };
-    let http = push_artifact(&node.registry, "http-hello", &fixture("http-hello.wasm"));
-    node.pull(&http).unwrap();
-    let pod = node.new_pod(&[("wasmoci.dev/allow-net", "true")], false);
-    let mut cri = node.cri.clone();
-    let (id, status) = node.rt.block_on(async {
-        let id = cri
-            .create(&pod, &container("http", &http, &["http-hello.wasm"]))
-            .await
-            .unwrap();
-        cri.start(&id).await.unwrap();
-        (id, cri.pod_status(&pod).await.unwrap())
-    });
+    let (pod, id, status) = node.serve_hello(&[("wasmoci.dev/allow-net", "true")]);
     let info: serde_json::Value = serde_json::from_str(&status.info["info"]).unwrap();
     let netns = pod_netns(&info);
     let answer = get_inside(&netns, 8080).expect("it answers before the restart");
@@ -57,20 +45,7 @@ fn an_http_pod_keeps_serving_across_a_containerd_restart() {
     assert!(answer.contains("hello from wasi:http"), "{answer}");
 
     // It stops cleanly: SIGTERM drains, exit 0; then nothing of the pod is left.
-    let exited = node.rt.block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            cri.runtime
-                .stop_container(k8s_cri::v1::StopContainerRequest {
-                    container_id: id.clone(),
-                    timeout: 10,
-                }),
-        )
-        .await
-        .expect("StopContainer did not return")
-        .unwrap();
-        cri.wait_exited(&id, Duration::from_secs(20)).await
-    });
+    let exited = node.rt.block_on(cri.stop(&id, 10));
     assert_eq!(exited.exit_code, 0, "{exited:?}");
     node.rt.block_on(cri.remove(&id)).unwrap();
     node.rt.block_on(cri.remove_pod(&pod)).unwrap();

@@ -77,25 +77,10 @@ impl TestRegistry {
         self.kill();
         let config = self._dir.path().join("config.yml");
         for _ in 0..5 {
-            let mut child = Command::new(REGISTRY_BINARY)
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("failed to start docker-registry");
-            for _ in 0..100 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if answers(&self.addr) {
-                    self.child = child;
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if let Some(child) = serve(&config, &self.addr) {
+                self.child = child;
+                return;
             }
-            let _ = child.kill();
-            let _ = child.wait();
             // The port may still be held by the dying process: a moment, then again.
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -304,33 +289,42 @@ impl TestRegistry {
             }
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config).unwrap();
-            let mut child = Command::new(REGISTRY_BINARY)
-                .arg("serve")
-                .arg(&config_path)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("failed to start docker-registry");
-            for _ in 0..100 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if answers(&addr) {
-                    return Some(TestRegistry {
-                        child,
-                        addr,
-                        certificate,
-                        token_service,
-                        _dir: dir,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if let Some(child) = serve(&config_path, &addr) {
+                return Some(TestRegistry {
+                    child,
+                    addr,
+                    certificate,
+                    token_service,
+                    _dir: dir,
+                });
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("docker-registry did not start");
     }
+}
+
+/// Starts docker-registry with `config` and waits (bounded) until it answers on `addr`;
+/// `None` (it is stopped again) when it does not.
+fn serve(config: &Path, addr: &str) -> Option<Child> {
+    let mut child = Command::new(REGISTRY_BINARY)
+        .arg("serve")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("failed to start docker-registry");
+    for _ in 0..100 {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if answers(addr) {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 fn answers(addr: &str) -> bool {

@@ -606,6 +606,22 @@ impl Cri {
     }
 
     /// `StopContainer` then `RemoveContainer`.
+    /// StopContainer with `grace` seconds before SIGKILL (the call bounded at 30 s: a
+    /// guest the shim cannot stop would keep it waiting), then how it ended.
+    pub(crate) async fn stop(&mut self, id: &str, grace: i64) -> Exited {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            self.runtime.stop_container(cri::StopContainerRequest {
+                container_id: id.to_owned(),
+                timeout: grace,
+            }),
+        )
+        .await
+        .expect("StopContainer did not return: the guest was not stopped")
+        .unwrap();
+        self.wait_exited(id, Duration::from_secs(20)).await
+    }
+
     pub(crate) async fn remove(&mut self, id: &str) -> Result<(), tonic::Status> {
         self.runtime
             .stop_container(cri::StopContainerRequest {
