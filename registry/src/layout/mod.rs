@@ -417,6 +417,11 @@ impl Layout {
         if marker.exists() {
             return Ok(Vec::new());
         }
+        // A write killed while it made the layout leaves its temporary file: under the
+        // lock, no one else is writing one now, so it goes.
+        for leftover in leftovers(&self.root)? {
+            let _ = fs::remove_file(leftover);
+        }
         let mut entries = fs::read_dir(&self.root).io("read", &self.root)?;
         if entries.next().is_some() {
             return Err(Error::NotALayout {
@@ -433,6 +438,23 @@ impl Layout {
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         wasmoci_fs::write_atomic(path, bytes, PUBLISHED_MODE).io("write", path)
     }
+}
+
+/// The temporary files of whole-file writes (`.wasmoci-…`) and blob writes (`.tmp-…`)
+/// at the top of `root`.
+pub(crate) fn leftovers(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(root).io("read", root)? {
+        let entry = entry.io("read", root)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if (name.starts_with(".wasmoci-") || name.starts_with(".tmp-"))
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
 }
 
 /// The largest blob read whole into memory (a wasm layer is at most 1 GiB).

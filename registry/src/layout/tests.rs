@@ -250,3 +250,21 @@ fn a_streamed_blob_is_hashed_and_written_whole() {
     let (empty, size, _) = layout.put_blob_from(&b""[..], None).unwrap();
     assert_eq!((empty, size), (Digest::of(b""), 0));
 }
+
+#[test]
+fn a_layout_whose_creation_was_killed_is_created_again_and_verifies() {
+    // Killed while `oci-layout` was being written: only its temporary file is there.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join(".wasmoci-Ab12Cd"), b"{\"imageLayoutVer").unwrap();
+    let layout = Layout::at(&root);
+    let report = layout.verify(false, || {}).unwrap();
+    assert!(report.damage.is_empty());
+    assert_eq!(report.garbage.len(), 1);
+    layout.create().unwrap();
+    assert!(!root.join(".wasmoci-Ab12Cd").exists());
+    assert!(layout.exists());
+    let report = layout.verify(false, || {}).unwrap();
+    assert!(report.damage.is_empty() && report.garbage.is_empty());
+}

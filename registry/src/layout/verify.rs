@@ -138,9 +138,17 @@ impl Layout {
         if !self.exists() {
             // Nothing stored yet (no directory, or the empty one a first write that
             // failed leaves): sound.
-            let empty = fs::read_dir(&self.root).map_or(true, |mut d| d.next().is_none());
-            if empty {
-                return Ok(VerifyReport::default());
+            // (or only the temporary file of a write killed while it made the layout:
+            // garbage, which the next write removes).
+            let entries = fs::read_dir(&self.root).map_or(0, Iterator::count);
+            let leftovers = super::leftovers(&self.root).unwrap_or_default();
+            if entries == leftovers.len() {
+                let mut report = VerifyReport::default();
+                for path in leftovers {
+                    let size = fs::metadata(&path).map_or(0, |m| m.len());
+                    report.garbage.push(Garbage::Temporary(path, size));
+                }
+                return Ok(report);
             }
             self.check()?;
         }
