@@ -233,7 +233,15 @@ fn signatures(policy: &NodePolicy, loaded: &Loaded) -> Result<(), PolicyError> {
     let mut texts = Vec::new();
     let mut keys = Vec::new();
     for path in &policy.keys {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        // Bounded: a key is a few hundred bytes (`from_pem` refuses more than the limit).
+        let mut text = String::new();
+        let read = std::fs::File::open(path).and_then(|f| {
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(f, wasmoci_registry::cosign::MAX_KEY_LEN as u64 + 1),
+                &mut text,
+            )
+        });
+        read.map_err(|e| {
             refused(
                 RULE,
                 loaded,

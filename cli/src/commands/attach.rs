@@ -70,14 +70,7 @@ impl Report for Attached {
 
 pub(crate) fn run(args: AttachArgs) -> Result<ExitCode> {
     let subject: Reference = args.reference.parse()?;
-    let annotations = args
-        .annotations
-        .iter()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-            _ => anyhow::bail!("invalid annotation `{pair}`: expected `KEY=VALUE`"),
-        })
-        .collect::<Result<_>>()?;
+    let annotations = wasmoci_cli::ops::build::parse_annotations(&args.annotations)?;
     args.registry.plain_http_note(&subject);
     let client = args.registry.client_writing_to(&subject)?;
     let attached = attach(

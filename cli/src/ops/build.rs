@@ -388,7 +388,8 @@ pub fn build_time() -> Result<Timestamp> {
     }
 }
 
-fn parse_annotations(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+/// `KEY=VALUE` pairs (`-a`) as annotations; an empty key or no `=` is an error naming it.
+pub fn parse_annotations(pairs: &[String]) -> Result<BTreeMap<String, String>> {
     pairs
         .iter()
         .map(|pair| match pair.split_once('=') {

@@ -46,11 +46,18 @@ pub fn load(path: &Path, keys: bool) -> Result<NodePolicy> {
     Ok(policy)
 }
 
+/// A key the policy names, read as `verify --key` reads one (bounded, the file named);
+/// why not, as one line.
 fn public_key(path: &str) -> std::result::Result<VerifyingKey, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("`signatures.keys`: failed to read the key `{path}`: {e}"))?;
-    VerifyingKey::from_pem(&text)
-        .map_err(|e| format!("`signatures.keys`: failed to load the key `{path}`: {e}"))
+    super::signatures::verifying_key(Path::new(path)).map_err(|e| {
+        let mut text = format!("`signatures.keys`: {e}");
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
+    })
 }
 
 /// One rule's verdict.

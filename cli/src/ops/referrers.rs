@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use wasmoci_registry::client::{
-    Client, MAX_REFERRERS, RegistryError, artifact_type, referrer_descriptor,
-};
+use wasmoci_registry::client::{Client, MAX_REFERRERS, RegistryError, referrer_descriptor};
 use wasmoci_registry::{Layout, LayoutRef, Reference};
 use wasmoci_spec::{Blob, Descriptor, Digest, ImageManifest, annotations, media_types};
 
@@ -405,7 +403,7 @@ fn level(
         };
         out.push(Referrer {
             digest: d.digest,
-            artifact_type: artifact_type_of(&d),
+            artifact_type: wasmoci_registry::client::artifact_type(&d).map(str::to_owned),
             media_type: d.media_type,
             size: d.size,
             annotations: d.annotations.unwrap_or_default(),
@@ -413,10 +411,6 @@ fn level(
         });
     }
     Ok((out, found.source.as_str()))
-}
-
-fn artifact_type_of(d: &Descriptor) -> Option<String> {
-    artifact_type(d).map(str::to_owned)
 }
 
 /// Whether `title` can name a file in a directory: one plain path component.

@@ -136,7 +136,7 @@ impl Client {
     ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
         let mut url = format!("{}/referrers/{subject}", self.transport.base(r));
         if let Some(t) = artifact_type {
-            url.push_str(&format!("?artifactType={}", query_escape(t)));
+            url.push_str(&format!("?artifactType={}", super::realm::encode(t)));
         }
         let at = r.with_digest(*subject);
         let mut found = Vec::new();
@@ -315,19 +315,6 @@ fn too_many(at: &Reference) -> RegistryError {
     }
 }
 
-/// Percent-encodes what a query value cannot hold as it is (a media type has `+`, `/`).
-fn query_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,10 +329,6 @@ mod tests {
         assert!(is_referrer_tag(&format!("{tag}.sig")));
         assert!(!is_referrer_tag("sha256-abc"));
         assert!(!is_referrer_tag("1.0.0"));
-        assert_eq!(
-            query_escape("application/spdx+json"),
-            "application%2Fspdx%2Bjson"
-        );
     }
 
     #[test]

@@ -113,12 +113,12 @@ fn key_list(keys: &[VerifyingKey]) -> String {
 }
 
 impl Client {
-    /// The signature manifest at `at` (a `.sig` tag) and its config; `None` when the tag
-    /// does not exist. Anything but cosign signatures there is an error.
+    /// The signature manifest at `at` (a `.sig` tag), its config and the digest of its
+    /// bytes as the registry holds them; `None` when the tag does not exist. Anything but cosign signatures there is an error.
     fn signature_manifest(
         &self,
         at: &Reference,
-    ) -> Result<Option<(ImageManifest, serde_json::Value)>, SignatureError> {
+    ) -> Result<Option<(ImageManifest, serde_json::Value, Digest)>, SignatureError> {
         let Some((bytes, _)) = self.manifest_if_any(
             at,
             media_types::OCI_MANIFEST,
@@ -145,7 +145,7 @@ impl Client {
         let config = self.blob(at, &manifest.config.digest)?;
         let config: serde_json::Value = serde_json::from_slice(&config)
             .map_err(|e| not(format!("its config is not JSON: {e}")))?;
-        Ok(Some((manifest, config)))
+        Ok(Some((manifest, config, Digest::of(&bytes))))
     }
 
     /// Signs the manifest `digest` of `subject`'s repository with `key`, as `cosign sign
@@ -180,7 +180,7 @@ impl Client {
         })?;
         for attempt in 0..SIGN_TRIES {
             let existing = self.signature_manifest(&at)?;
-            if let Some((manifest, _)) = &existing {
+            if let Some((manifest, _, manifest_digest)) = &existing {
                 if let Some(other) = manifest
                     .layers
                     .iter()
@@ -193,7 +193,7 @@ impl Client {
                 }
                 if ours(manifest) {
                     return Ok(Signed {
-                        manifest: Digest::of(&manifest.to_json()),
+                        manifest: *manifest_digest,
                         tag: at,
                         payload: payload.digest(),
                         signature,
@@ -202,8 +202,11 @@ impl Client {
                     });
                 }
             }
-            let built =
-                simple::append(existing.as_ref().map(|(m, c)| (m, c)), &payload, &signature);
+            let built = simple::append(
+                existing.as_ref().map(|(m, c, _)| (m, c)),
+                &payload,
+                &signature,
+            );
             let layout = Layout::at(scratch.path().join(attempt.to_string()));
             let stage = |e: crate::Error| SignatureError::Stage {
                 path: layout.root().to_owned(),
@@ -223,7 +226,7 @@ impl Client {
             self.push(&layout, &stored, &at)?;
             // A registry cannot be asked to write only if the tag is unchanged: ours must
             // still be there.
-            if let Some((manifest, _)) = self.signature_manifest(&at)?
+            if let Some((manifest, _, _)) = self.signature_manifest(&at)?
                 && ours(&manifest)
             {
                 return Ok(Signed {
@@ -253,7 +256,7 @@ impl Client {
         keys: &[VerifyingKey],
     ) -> Result<Vec<Verified>, SignatureError> {
         let at = subject.with_tag(&signature_tag(digest));
-        let Some((manifest, _)) = self.signature_manifest(&at)? else {
+        let Some((manifest, _, _)) = self.signature_manifest(&at)? else {
             return Err(SignatureError::Unsigned {
                 digest: *digest,
                 tag: at.to_string(),
