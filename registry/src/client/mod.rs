@@ -36,6 +36,8 @@ pub use referrers::{
     referrer_descriptor,
 };
 pub use signatures::{SignatureError, Signed, Verified};
+#[doc(hidden)]
+pub use transport::token_url_for_challenge;
 
 /// The default largest blob a pull downloads: 1 GiB (the shim's largest wasm file too).
 pub const DEFAULT_MAX_BLOB_SIZE: u64 = 1 << 30;

@@ -19,6 +19,8 @@ use crate::auth::{
 use crate::reference::Reference;
 
 mod authorize;
+#[doc(hidden)]
+pub use authorize::token_url_for_challenge;
 
 pub(super) type Response = ureq::http::Response<ureq::Body>;
 

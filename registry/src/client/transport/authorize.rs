@@ -144,6 +144,24 @@ impl Transport {
     }
 }
 
+/// What a fuzzer feeds the challenge handling: a `WWW-Authenticate` value, parsed as
+/// [`Transport::authorize`] parses it, and, for a Bearer challenge whose realm passes
+/// the same checks, the token URL it would ask (no request is made).
+#[doc(hidden)]
+pub fn token_url_for_challenge(challenge: &str, plain_ok: bool) -> Option<String> {
+    let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let params = parse_challenge(params);
+    let realm = Realm::check(params.get("realm")?, plain_ok).ok()?;
+    let mut query = vec![("scope", "repository:fuzz:pull")];
+    if let Some(service) = params.get("service") {
+        query.push(("service", service.as_str()));
+    }
+    Some(realm.with_query(&query))
+}
+
 /// `realm="…",service="…",scope="…"` into a map.
 fn parse_challenge(params: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
