@@ -274,7 +274,9 @@ pub fn top_level_payloads(bytes: &[u8]) -> Option<Vec<(usize, wasmparser::Payloa
     loop {
         let start = offset;
         // With the whole input given, the parser never asks for more.
-        let Chunk::Parsed { consumed, payload } = parser.parse(&bytes[offset..], true).ok()? else {
+        // A section may claim more bytes than there are: then it does not parse.
+        let Chunk::Parsed { consumed, payload } = parser.parse(bytes.get(offset..)?, true).ok()?
+        else {
             return None;
         };
         offset += consumed;
@@ -479,6 +481,18 @@ mod tests {
         let (imports, exports) = module_imports_exports(&module).unwrap();
         assert_eq!(imports, ["wasi_snapshot_preview1::fd_write", "env::mem"]);
         assert_eq!(exports, ["_start", "g"]);
+    }
+
+    /// Found by `cargo fuzz run wasm`: a code section longer than the input panicked
+    /// (an out-of-range slice) instead of not parsing.
+    #[test]
+    fn a_section_past_the_end_does_not_parse() {
+        let mut module = wat::parse_str(r#"(module (func (export "_start") nop))"#).unwrap();
+        // The code section is last: claim 100 more bytes than it has.
+        let code = module.iter().rposition(|&b| b == 10).unwrap();
+        module[code + 1] += 100;
+        assert!(top_level_payloads(&module).is_none());
+        assert!(export_names(&module).is_none());
     }
 
     #[test]
