@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use containerd_shim as shim;
@@ -26,6 +26,8 @@ use crate::task::{Events, Status, Task, TaskState, Work, prepare, run_work};
 use crate::timing::mark;
 use crate::worker::Launch;
 
+mod watchdog;
+
 /// The annotation CRI sets on every container of a pod: one shim serves the pod.
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 
@@ -46,6 +48,8 @@ fn remove_socket_if_dead(socket: &str) {
 pub(crate) struct Service {
     tasks: Arc<Mutex<HashMap<String, Arc<Task>>>>,
     exit: Arc<ExitSignal>,
+    /// containerd asked for Shutdown while tasks remained: exit once the last is deleted.
+    shutdown_asked: Arc<AtomicBool>,
     namespace: String,
     /// containerd's gRPC socket (`-address`): its content store.
     address: String,
@@ -134,6 +138,7 @@ impl shim::Shim for Service {
         Service {
             tasks: Arc::new(Mutex::new(HashMap::new())),
             exit: Arc::new(ExitSignal::default()),
+            shutdown_asked: Arc::new(AtomicBool::new(false)),
             namespace: args.namespace.clone(),
             address: args.address.clone(),
             socket: args.socket.clone(),
@@ -210,10 +215,12 @@ impl shim::Shim for Service {
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
-        Service {
+        let service = Service {
             publisher: Some(Arc::new(publisher)),
             ..self.clone()
-        }
+        };
+        watchdog::spawn(service.clone());
+        service
     }
 }
 
@@ -368,7 +375,11 @@ impl shim::Task for Service {
             Status::Stopped { code, at } => (code, at),
             _ => return Err(ShimError::StillRunning(req.id.clone()).into()),
         };
-        self.tasks.lock().expect("not poisoned").remove(&req.id);
+        let last = {
+            let mut tasks = self.tasks.lock().expect("not poisoned");
+            tasks.remove(&req.id);
+            tasks.is_empty()
+        };
         let rootfs = Path::new(&task.bundle).join("rootfs");
         let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
         task.holder.lock().expect("not poisoned").take();
@@ -388,6 +399,9 @@ impl shim::Task for Service {
         response.exit_status = code;
         response.exited_at = Some(at).into();
         mark(&req.id, "delete-returns");
+        if last && self.shutdown_asked.load(Ordering::SeqCst) {
+            self.exit.signal();
+        }
         Ok(response)
     }
 
@@ -475,6 +489,8 @@ impl shim::Task for Service {
         // containerd sends Shutdown while other tasks of the pod may remain: stay for them.
         if self.tasks.lock().expect("not poisoned").is_empty() {
             self.exit.signal();
+        } else {
+            self.shutdown_asked.store(true, Ordering::SeqCst);
         }
         Ok(api::Empty::new())
     }

@@ -84,6 +84,12 @@ impl TestContainerd {
     }
 
     /// A scratch directory of this containerd (for root filesystems).
+    /// SIGKILLs containerd (a crash that it never comes back from).
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -318,6 +318,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             );
             let _ = child.wait();
         }
+        self.start_again();
+    }
+
+    /// SIGKILLs containerd (a crash): its shims are left to themselves.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts containerd again after [`CriContainerd::kill`], on the same state.
+    pub(crate) fn start_again(&mut self) {
         let _ = std::fs::remove_file(&self.address);
         self.spawn();
         self.wait_ready();
@@ -637,13 +650,19 @@ impl Cri {
         Ok(())
     }
 
-    /// `StopPodSandbox` then `RemovePodSandbox` (which removes its containers too).
-    pub(crate) async fn remove_pod(&mut self, pod: &Pod) -> Result<(), tonic::Status> {
+    /// `StopPodSandbox` alone.
+    pub(crate) async fn stop_pod(&mut self, pod: &Pod) -> Result<(), tonic::Status> {
         self.runtime
             .stop_pod_sandbox(cri::StopPodSandboxRequest {
                 pod_sandbox_id: pod.id.clone(),
             })
             .await?;
+        Ok(())
+    }
+
+    /// `StopPodSandbox` then `RemovePodSandbox` (which removes its containers too).
+    pub(crate) async fn remove_pod(&mut self, pod: &Pod) -> Result<(), tonic::Status> {
+        self.stop_pod(pod).await?;
         self.runtime
             .remove_pod_sandbox(cri::RemovePodSandboxRequest {
                 pod_sandbox_id: pod.id.clone(),
