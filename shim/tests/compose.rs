@@ -4,15 +4,11 @@
 
 use super::*;
 use crate::cri::{Node, container, get_inside};
-use crate::support::cri::{containerd_1_7, pod_netns};
+use crate::support::cri::pod_netns;
 use crate::support::images::push_artifact;
 
-#[test]
-fn a_composed_http_component_serves_through_the_shim() {
-    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
-        return;
-    }
-    let Some(mut node) = Node::start(containerd_1_7()) else {
+fn a_composed_http_component_serves_through_the_shim(containerd: PathBuf) {
+    let Some(mut node) = Node::start(containerd.clone()) else {
         return;
     };
     let wasm = std::fs::read(fixtures().join("composed-http.wasm")).unwrap();
@@ -34,6 +30,7 @@ fn a_composed_http_component_serves_through_the_shim() {
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert_eq!(body(&response), "greeting: 42\n", "{response}");
 }
+on_each_containerd!(a_composed_http_component_serves_through_the_shim);
 
 /// The body of a chunked HTTP/1.1 response.
 fn body(response: &str) -> String {

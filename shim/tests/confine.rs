@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::cri::{Node, container, fixture};
-use crate::support::cri::containerd_1_7;
 use crate::support::images::push_artifact;
 use std::os::unix::fs::{PermissionsExt, chown};
 
@@ -38,9 +37,8 @@ fn cat_as(
     (exited.exit_code, log)
 }
 
-#[test]
-fn guests_run_as_the_pod_user_in_its_cgroup_without_devices() {
-    let Some(mut node) = Node::start(containerd_1_7()) else {
+fn guests_run_as_the_pod_user_in_its_cgroup_without_devices(containerd: PathBuf) {
+    let Some(mut node) = Node::start(containerd.clone()) else {
         return;
     };
     let cat = push_artifact(&node.registry, "cat", &fixture("cat.wasm"));
@@ -207,6 +205,7 @@ fn guests_run_as_the_pod_user_in_its_cgroup_without_devices() {
     }
     assert_eq!(crate::support::shims_running(&address), 0, "a shim is left");
 }
+on_each_containerd!(guests_run_as_the_pod_user_in_its_cgroup_without_devices);
 
 fn cgroup_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()

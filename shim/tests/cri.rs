@@ -3,8 +3,7 @@
 
 use super::*;
 use crate::support::cri::{
-    CONTAINERD_1_6, ContainerSpec, Cri, CriContainerd, CriSetup, Pod, PodSpec, containerd_1_7,
-    log_messages,
+    CONTAINERD_1_6, ContainerSpec, Cri, CriContainerd, CriSetup, Pod, PodSpec, log_messages,
 };
 use crate::support::images::{created, push_artifact, push_image, push_native};
 use std::collections::HashMap;
@@ -202,12 +201,8 @@ fn compiled_entries(home: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
     entries
 }
 
-#[test]
-fn artifacts_run_through_cri_on_containerd_1_7() {
-    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
-        return;
-    }
-    let Some(mut node) = Node::start(containerd_1_7()) else {
+fn artifacts_run_through_cri(containerd: PathBuf) {
+    let Some(mut node) = Node::start(containerd.clone()) else {
         return;
     };
     let hello = push_artifact(&node.registry, "hello", &fixture("hello.wasm"));
@@ -363,6 +358,7 @@ fn artifacts_run_through_cri_on_containerd_1_7() {
     let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&dir)).collect();
     assert!(left.is_empty(), "mounts left behind: {left:#?}");
 }
+on_each_containerd!(artifacts_run_through_cri);
 
 #[test]
 fn image_compat_runs_through_cri_on_containerd_1_6() {
@@ -457,12 +453,8 @@ fn inode(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().ino()
 }
 
-#[test]
-fn http_component_serves_inside_the_pod_network_namespace() {
-    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
-        return;
-    }
-    let Some(mut node) = Node::start(containerd_1_7()) else {
+fn http_component_serves_inside_the_pod_network_namespace(containerd: PathBuf) {
+    let Some(mut node) = Node::start(containerd.clone()) else {
         return;
     };
     let (pod, id, status) = node.serve_hello(&[
@@ -613,3 +605,4 @@ fn http_component_serves_inside_the_pod_network_namespace() {
     }
     assert!(!proc_dir.exists(), "the holder outlived its pod");
 }
+on_each_containerd!(http_component_serves_inside_the_pod_network_namespace);

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::cri::{Node, container};
-use crate::support::cri::{containerd_1_7, log_messages};
+use crate::support::cri::log_messages;
 use crate::support::images::push_artifact;
 
 /// A wasip1 command writing `chunks` × 64 KiB of `x` to stdout, then exiting 0.
@@ -42,12 +42,8 @@ fn shims_rss_kib(address: &Path) -> u64 {
         .sum()
 }
 
-#[test]
-fn a_guest_flooding_stdout_keeps_the_shim_small_and_is_killed_at_once() {
-    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
-        return;
-    }
-    let Some(mut node) = Node::start(containerd_1_7()) else {
+fn a_guest_flooding_stdout_keeps_the_shim_small_and_is_killed_at_once(containerd: PathBuf) {
+    let Some(mut node) = Node::start(containerd.clone()) else {
         return;
     };
     // 100 MiB, to its end: every byte reaches the container's log.
@@ -104,3 +100,4 @@ fn a_guest_flooding_stdout_keeps_the_shim_small_and_is_killed_at_once() {
     assert!(shims_rss_kib(&address) < 64 * 1024);
     node.rt.block_on(cri.remove_pod(&pod)).unwrap();
 }
+on_each_containerd!(a_guest_flooding_stdout_keeps_the_shim_small_and_is_killed_at_once);

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::cri::{Node, container, fixture};
-use crate::support::cri::{containerd_1_7, log_messages};
+use crate::support::cri::log_messages;
 use crate::support::images::push_artifact;
 
 /// The socket the pod's shim serves on (the formula containerd and the shim crate use).
@@ -18,12 +18,8 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
-#[test]
-fn twenty_pods_leave_nothing_behind() {
-    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
-        return;
-    }
-    let Some(mut node) = Node::start(containerd_1_7()) else {
+fn twenty_pods_leave_nothing_behind(containerd: PathBuf) {
+    let Some(mut node) = Node::start(containerd.clone()) else {
         return;
     };
     let hello = push_artifact(&node.registry, "hello", &fixture("hello.wasm"));
@@ -84,3 +80,4 @@ fn twenty_pods_leave_nothing_behind() {
         "containerd had {fds_before} open files before the pods and {fds_after} after"
     );
 }
+on_each_containerd!(twenty_pods_leave_nothing_behind);

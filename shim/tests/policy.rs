@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::cri::{Node, container, fixture};
-use crate::support::cri::{containerd_1_7, log_messages};
+use crate::support::cri::log_messages;
 use crate::support::images::push_artifact;
 use wasmoci_registry::auth::Secret;
 use wasmoci_registry::client::{Client, ClientOptions};
@@ -74,11 +74,7 @@ fn refused(node: &mut Node, annotations: &[(&str, &str)], image: &str) -> (Strin
     (message, log)
 }
 
-#[test]
-fn the_node_policy_is_enforced_through_cri() {
-    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
-        return;
-    }
+fn the_node_policy_is_enforced_through_cri(containerd: PathBuf) {
     let Some(cosign) = cosign() else {
         return;
     };
@@ -99,7 +95,7 @@ fn the_node_policy_is_enforced_through_cri() {
     )
     .unwrap();
     let Some(mut node) = Node::start_with(
-        containerd_1_7(),
+        containerd.clone(),
         vec![
             ("WASMOCI_NODE_POLICY".into(), policy.display().to_string()),
             ("DOCKER_CONFIG".into(), docker.display().to_string()),
@@ -275,19 +271,16 @@ fn the_node_policy_is_enforced_through_cri() {
         "{message}"
     );
 }
+on_each_containerd!(the_node_policy_is_enforced_through_cri);
 
 /// The runtime's `ConfigPath` option names the policy, over containerd's environment.
-#[test]
-fn the_runtime_option_names_the_policy_file() {
-    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
-        return;
-    }
+fn the_runtime_option_names_the_policy_file(containerd: PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let (open, strict) = (dir.path().join("open.toml"), dir.path().join("strict.toml"));
     std::fs::write(&open, "").unwrap();
     std::fs::write(&strict, "[images]\nallow = [\"nowhere.example/*\"]\n").unwrap();
     let Some(mut node) = Node::start_with(
-        containerd_1_7(),
+        containerd.clone(),
         vec![("WASMOCI_NODE_POLICY".into(), open.display().to_string())],
         vec![("ConfigPath".into(), strict.display().to_string())],
     ) else {
@@ -316,3 +309,4 @@ fn the_runtime_option_names_the_policy_file() {
         "{message}"
     );
 }
+on_each_containerd!(the_runtime_option_names_the_policy_file);

@@ -5,14 +5,10 @@
 use super::*;
 use crate::cri::{Node, get_inside};
 use crate::support::containerd::TestContainerd;
-use crate::support::cri::{Cri, containerd_1_7, pod_netns};
+use crate::support::cri::{Cri, pod_netns};
 
-#[test]
-fn an_http_pod_keeps_serving_across_a_containerd_restart() {
-    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
-        return;
-    }
-    let Some(mut node) = Node::start(containerd_1_7()) else {
+fn an_http_pod_keeps_serving_across_a_containerd_restart(containerd: PathBuf) {
+    let Some(mut node) = Node::start(containerd.clone()) else {
         return;
     };
     let (pod, id, status) = node.serve_hello(&[("wasmoci.dev/allow-net", "true")]);
@@ -56,6 +52,7 @@ fn an_http_pod_keeps_serving_across_a_containerd_restart() {
     }
     assert_eq!(crate::support::shims_running(&address), 0, "a shim is left");
 }
+on_each_containerd!(an_http_pod_keeps_serving_across_a_containerd_restart);
 
 /// Waits up to `limit` for `pid` to be gone; whether it went.
 fn gone_within(pid: u32, limit: Duration) -> bool {
@@ -146,12 +143,8 @@ fn idle_shims_exit_on_sigterm_and_when_containerd_is_gone() {
 /// A serving pod's shim ignores SIGTERM and outlives a crashed containerd (one started
 /// again finds it); once its bundles are deleted too (containerd's state wiped, as when a
 /// test's containerd goes), it ends its pod and exits, its children with it.
-#[test]
-fn a_serving_shim_stays_until_containerd_forgets_it() {
-    if !wasmoci_testdata::registry::require(containerd_1_7().to_str().unwrap()) {
-        return;
-    }
-    let Some(mut node) = Node::start(containerd_1_7()) else {
+fn a_serving_shim_stays_until_containerd_forgets_it(containerd: PathBuf) {
+    let Some(mut node) = Node::start(containerd.clone()) else {
         return;
     };
     let (pod, id, status) = node.serve_hello(&[("wasmoci.dev/allow-net", "true")]);
@@ -198,3 +191,4 @@ fn a_serving_shim_stays_until_containerd_forgets_it() {
     node.cri = node.rt.block_on(Cri::connect(&address)).unwrap();
     assert_eq!(crate::support::shims_running(&address), 0, "a shim is left");
 }
+on_each_containerd!(a_serving_shim_stays_until_containerd_forgets_it);

@@ -24,12 +24,24 @@ use tonic::transport::Channel;
 
 /// Where `.ci/containerd-1.7` unpacks Debian trixie's containerd 1.7.24.
 pub(crate) fn containerd_1_7() -> PathBuf {
-    std::env::var_os("WASMOCI_CONTAINERD_1_7").map_or_else(
+    tool("WASMOCI_CONTAINERD_1_7", "containerd-1.7")
+}
+
+/// Where `.ci/containerd-2.1` unpacks Debian sid's containerd 2.1.
+pub(crate) fn containerd_2_1() -> PathBuf {
+    tool("WASMOCI_CONTAINERD_2_1", "containerd-2.1")
+}
+
+/// containerd unpacked under target/tools/`dir`, or where `var` says.
+fn tool(var: &str, dir: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(
         || {
             wasmoci_testdata::root()
                 .parent()
                 .expect("testdata/ is in the workspace")
-                .join("target/tools/containerd-1.7/usr/bin/containerd")
+                .join("target/tools")
+                .join(dir)
+                .join("usr/bin/containerd")
         },
         PathBuf::from,
     )
@@ -64,6 +76,173 @@ pub(crate) struct CriSetup {
     /// The `wasmoci` runtime's `options` (CRI sends them to the shim at Create as
     /// `runtimeoptions.v1.Options`: `ConfigPath`, `ConfigBody`, `TypeUrl`).
     pub(crate) runtime_options: Vec<(String, String)>,
+}
+
+/// containerd 1.x's config (`version = 2`) for a test node in `dir`.
+fn config_v2(setup: &CriSetup, dir: &Path) -> String {
+    let p = |name: &str| dir.join(name);
+    let address = p("containerd.sock");
+    let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
+    let config = format!(
+        r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "{address}"
+[ttrpc]
+  address = "{address}.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{opt}"
+[{cri}]
+  sandbox_image = "{sandbox_image}"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+[{cri}.containerd]
+  snapshotter = "native"
+  default_runtime_name = "runc"
+[{cri}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[{cri}.containerd.runtimes.{runtime_name}]
+  runtime_type = "{runtime_type}"
+  runtime_path = "{shim}"
+  pod_annotations = ["wasmoci.dev/*"]
+  container_annotations = ["wasmoci.dev/*"]
+[{cri}.cni]
+  bin_dir = "{cni_bin}"
+  conf_dir = "{cni_conf}"
+[{cri}.registry.mirrors."{registry}"]
+  endpoint = ["http://{registry}"]
+"#,
+        root = p("root").display(),
+        state = p("state").display(),
+        address = address.display(),
+        opt = p("opt").display(),
+        sandbox_image = setup.sandbox_image,
+        shim = setup.shim.display(),
+        runtime_name = wasmoci_runtime::containerd::RUNTIME_NAME,
+        runtime_type = wasmoci_runtime::containerd::RUNTIME_TYPE,
+        cni_bin = CNI_BIN_DIR,
+        cni_conf = p("cni").display(),
+        registry = setup.registry,
+    );
+    let mut config = config;
+    runtimes(&mut config, cri, setup);
+    config
+}
+
+/// containerd 2.x's config (`version = 3`, as deploy/containerd/config-v3.toml): CRI's
+/// runtime and image plugins split, the pause image pinned, the test registry reached in
+/// plain HTTP through a `hosts.toml`. CRI pulls through the transfer service, which
+/// unpacks only for the snapshotters its `unpack_config` names (else "no unpack
+/// platforms defined"): `native` is named.
+fn config_v3(setup: &CriSetup, dir: &Path) -> String {
+    let p = |name: &str| dir.join(name);
+    let hosts = p("certs.d").join(&setup.registry);
+    std::fs::create_dir_all(&hosts).unwrap();
+    std::fs::write(
+        hosts.join("hosts.toml"),
+        format!(
+            "server = \"http://{r}\"\n[host.\"http://{r}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            r = setup.registry
+        ),
+    )
+    .unwrap();
+    let runtime = r#"plugins."io.containerd.cri.v1.runtime""#;
+    let mut config = format!(
+        r#"version = 3
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
+[grpc]
+  address = "{address}"
+[ttrpc]
+  address = "{address}.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{opt}"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "native"
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = "{sandbox_image}"
+[plugins."io.containerd.cri.v1.images".registry]
+  config_path = "{certs}"
+[plugins."io.containerd.transfer.v1.local"]
+  config_path = "{certs}"
+[[plugins."io.containerd.transfer.v1.local".unpack_config]]
+  platform = "linux/{arch}"
+  snapshotter = "native"
+[{runtime}]
+  restrict_oom_score_adj = true
+[{runtime}.containerd]
+  default_runtime_name = "runc"
+[{runtime}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[{runtime}.containerd.runtimes.{runtime_name}]
+  runtime_type = "{runtime_type}"
+  runtime_path = "{shim}"
+  sandboxer = "podsandbox"
+  pod_annotations = ["wasmoci.dev/*"]
+  container_annotations = ["wasmoci.dev/*"]
+[{runtime}.cni]
+  bin_dirs = ["{cni_bin}"]
+  conf_dir = "{cni_conf}"
+"#,
+        root = p("root").display(),
+        state = p("state").display(),
+        address = p("containerd.sock").display(),
+        opt = p("opt").display(),
+        sandbox_image = setup.sandbox_image,
+        certs = p("certs.d").display(),
+        shim = setup.shim.display(),
+        runtime_name = wasmoci_runtime::containerd::RUNTIME_NAME,
+        runtime_type = wasmoci_runtime::containerd::RUNTIME_TYPE,
+        cni_bin = CNI_BIN_DIR,
+        cni_conf = p("cni").display(),
+        arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        },
+    );
+    runtimes(&mut config, runtime, setup);
+    config
+}
+
+/// The `wasmoci` runtime's options and the other runtimes, under the CRI runtime plugin
+/// `cri`.
+fn runtimes(config: &mut String, cri: &str, setup: &CriSetup) {
+    if !setup.runtime_options.is_empty() {
+        config.push_str(&format!(
+            "[{cri}.containerd.runtimes.{}.options]\n",
+            wasmoci_runtime::containerd::RUNTIME_NAME
+        ));
+        for (key, value) in &setup.runtime_options {
+            config.push_str(&format!("  {key} = {value:?}\n"));
+        }
+    }
+    for (handler, runtime_type, path) in &setup.other_runtimes {
+        config.push_str(&format!(
+            "[{cri}.containerd.runtimes.{handler}]\n  runtime_type = \"{runtime_type}\"\n  runtime_path = \"{}\"\n",
+            path.display()
+        ));
+    }
+}
+
+/// containerd's major version (`containerd --version`: `containerd <repo> 2.1.9 …`).
+pub(crate) fn major_version(containerd: &Path) -> u32 {
+    let out = std::process::Command::new(containerd)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run `{} --version`: {e}", containerd.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.trim_start_matches('v').split('.').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("`{}` printed no version: {text}", containerd.display()))
 }
 
 /// A running containerd with CRI; on drop, the pods it still has are removed, then it is
@@ -159,67 +338,11 @@ impl CriContainerd {
             ),
         )
         .unwrap();
-        let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{address}"
-[ttrpc]
-  address = "{address}.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{opt}"
-[{cri}]
-  sandbox_image = "{sandbox_image}"
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-[{cri}.containerd]
-  snapshotter = "native"
-  default_runtime_name = "runc"
-[{cri}.containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[{cri}.containerd.runtimes.{runtime_name}]
-  runtime_type = "{runtime_type}"
-  runtime_path = "{shim}"
-  pod_annotations = ["wasmoci.dev/*"]
-  container_annotations = ["wasmoci.dev/*"]
-[{cri}.cni]
-  bin_dir = "{cni_bin}"
-  conf_dir = "{cni_conf}"
-[{cri}.registry.mirrors."{registry}"]
-  endpoint = ["http://{registry}"]
-"#,
-            root = p("root").display(),
-            state = p("state").display(),
-            address = address.display(),
-            opt = p("opt").display(),
-            sandbox_image = setup.sandbox_image,
-            shim = setup.shim.display(),
-            runtime_name = wasmoci_runtime::containerd::RUNTIME_NAME,
-            runtime_type = wasmoci_runtime::containerd::RUNTIME_TYPE,
-            cni_bin = CNI_BIN_DIR,
-            cni_conf = p("cni").display(),
-            registry = setup.registry,
-        );
-        let mut config = config;
-        if !setup.runtime_options.is_empty() {
-            config.push_str(&format!(
-                "[{cri}.containerd.runtimes.{}.options]\n",
-                wasmoci_runtime::containerd::RUNTIME_NAME
-            ));
-            for (key, value) in &setup.runtime_options {
-                config.push_str(&format!("  {key} = {value:?}\n"));
-            }
-        }
-        for (handler, runtime_type, path) in &setup.other_runtimes {
-            config.push_str(&format!(
-                "[{cri}.containerd.runtimes.{handler}]\n  runtime_type = \"{runtime_type}\"\n  runtime_path = \"{}\"\n",
-                path.display()
-            ));
-        }
+        let config = if major_version(&setup.containerd) >= 2 {
+            config_v3(setup, dir.path())
+        } else {
+            config_v2(setup, dir.path())
+        };
         std::fs::write(p("config.toml"), config).unwrap();
         let mut started = CriContainerd {
             child: None,
