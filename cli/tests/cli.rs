@@ -24,6 +24,7 @@ mod doctor;
 mod graph;
 mod kills;
 mod limits;
+mod load;
 mod policy;
 mod pull;
 mod referrers;

@@ -84,6 +84,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         stderr: Output::Inherit,
         drain_timeout: None,
     };
+    raise_open_files(args.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,5 +137,25 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// Raises the soft limit on open files to the hard one (as Go and nginx do), so that
+/// `--max-connections` (1024 by default), not the usual soft limit of 1024, bounds the
+/// connections; says so when even the hard limit is lower.
+fn raise_open_files(connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    // Connections and what the server itself keeps open (the engine, the listener).
+    let wanted = connections as u64 + 64;
+    if hard < wanted {
+        output::note(&format!(
+            "at most {hard} files may be open (`ulimit -Hn`): fewer than `--max-connections {connections}` connections will be accepted at once"
+        ));
     }
 }
