@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use wasmoci_testdata::load::{load, memory};
 
 use crate::serve::get;
 use crate::support::{fixtures, wasmoci};
@@ -35,99 +35,6 @@ fn serve(home: &std::path::Path, args: &[&str]) -> (Child, String) {
     (server, addr)
 }
 
-/// `VmRSS` and `VmHWM` (peak) of `pid`, in bytes.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap()
-            * 1024
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// One keep-alive connection sending `requests` GETs in turn: the status of each answer
-/// (0 for a connection that failed before answering).
-async fn client(addr: String, requests: usize) -> Vec<u16> {
-    let mut statuses = Vec::with_capacity(requests);
-    let Ok(stream) = tokio::net::TcpStream::connect(&addr).await else {
-        return vec![0; requests];
-    };
-    let mut stream = BufReader::new(stream);
-    for _ in 0..requests {
-        if stream
-            .get_mut()
-            .write_all(b"GET /hello HTTP/1.1\r\nhost: localhost\r\n\r\n")
-            .await
-            .is_err()
-        {
-            break;
-        }
-        let mut status = 0;
-        let mut length = 0usize;
-        let mut close = false;
-        let mut chunked = false;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                close = true;
-                break;
-            }
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("http/1.1 ") {
-                status = lower[9..12].parse().unwrap_or(0);
-            } else if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            } else if lower.trim() == "transfer-encoding: chunked" {
-                chunked = true;
-            } else if lower.trim() == "connection: close" {
-                close = true;
-            } else if line == "\r\n" {
-                break;
-            }
-        }
-        if status == 0 || !body(&mut stream, chunked, length).await {
-            break;
-        }
-        statuses.push(status);
-        if close {
-            break;
-        }
-    }
-    statuses.resize(requests, 0);
-    statuses
-}
-
-/// Reads a response body: `length` bytes, or chunks; whether it was whole.
-async fn body(stream: &mut BufReader<tokio::net::TcpStream>, chunked: bool, length: usize) -> bool {
-    if !chunked {
-        return stream.read_exact(&mut vec![0; length]).await.is_ok();
-    }
-    let mut line = String::new();
-    // Bounded: a hello's body is one chunk.
-    for _ in 0..64 {
-        line.clear();
-        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return false;
-        }
-        let Ok(size) = usize::from_str_radix(line.trim(), 16) else {
-            return false;
-        };
-        // The chunk and its CRLF (the last chunk's CRLF ends the body).
-        if stream.read_exact(&mut vec![0; size + 2]).await.is_err() {
-            return false;
-        }
-        if size == 0 {
-            return true;
-        }
-    }
-    false
-}
-
 /// How many connections and requests each: 10,000 requests at 1,000 at once.
 const CONNECTIONS: usize = 1000;
 const REQUESTS_EACH: usize = 10;
@@ -153,28 +60,7 @@ fn serve_answers_or_refuses_ten_thousand_requests_at_a_thousand_connections() {
     let pid = server.id();
     assert!(get(&addr).starts_with("HTTP/1.1 200 OK"));
     let (idle, _) = memory(pid);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let statuses: Vec<u16> = rt.block_on(async {
-        let clients: Vec<_> = (0..CONNECTIONS)
-            .map(|_| tokio::spawn(client(addr.clone(), REQUESTS_EACH)))
-            .collect();
-        let mut all = Vec::new();
-        for c in clients {
-            // Bounded: the whole load in two minutes at most.
-            let left = Duration::from_secs(120).saturating_sub(started.elapsed());
-            let statuses = tokio::time::timeout(left, c)
-                .await
-                .expect("the load took over two minutes")
-                .unwrap();
-            all.extend(statuses);
-        }
-        all
-    });
+    let statuses = load(&addr, CONNECTIONS, REQUESTS_EACH, Duration::from_secs(120));
     let count = |s: u16| statuses.iter().filter(|&&x| x == s).count();
     let (ok, busy) = (count(200), count(503));
     assert_eq!(

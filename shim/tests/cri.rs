@@ -406,22 +406,27 @@ fn image_compat_runs_through_cri_on_containerd_1_6() {
 
 /// `GET /` on `127.0.0.1:port` from inside the network namespace at `netns`.
 pub(crate) fn get_inside(netns: &Path, port: u16) -> std::io::Result<String> {
-    use std::io::{Read, Write};
     use std::os::fd::AsFd;
     let netns = netns.to_owned();
     std::thread::spawn(move || {
         let file = std::fs::File::open(&netns)?;
         nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(std::io::Error::from)?;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        stream.write_all(b"GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        Ok(response)
+        get_inside_here(&format!("127.0.0.1:{port}"))
     })
     .join()
     .unwrap()
+}
+
+/// A GET of `/` at `addr` from this thread's network namespace (the answer in 30 s).
+pub(crate) fn get_inside_here(addr: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
 }
 
 /// Starts `container` in `pod`, lets it run for `settle`, reads its `ContainerStats`,

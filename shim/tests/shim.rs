@@ -28,6 +28,7 @@ mod confine;
 mod cri;
 mod flood;
 mod lifecycle;
+mod load;
 mod plan;
 mod policy;
 mod restart;

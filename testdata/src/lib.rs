@@ -15,6 +15,7 @@
 #![allow(clippy::print_stderr, reason = "a test helper reports what it builds")]
 
 pub mod fake;
+pub mod load;
 pub mod python;
 pub mod registry;
 
