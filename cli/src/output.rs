@@ -148,6 +148,20 @@ pub(crate) fn error(error: &anyhow::Error) {
     }
 }
 
+/// An error and its causes on one line (`a: b: c`), OS errors as ours read.
+pub(crate) fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        parts.push(match e.downcast_ref::<io::Error>() {
+            Some(io) => os_error(io),
+            None => e.to_string(),
+        });
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// An OS error as ours read: `no space left on device`, not `No space left on device
 /// (os error 28)` (what a temporary file's error adds, `at path "…"`, stays).
 fn os_error(error: &io::Error) -> String {

@@ -354,3 +354,86 @@ fn a_registry_killed_mid_push_and_restarted_takes_the_push_again() {
         ]);
     }
 }
+
+/// The files under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_full_disk_never_leaves_a_partial_compile_cache_entry() {
+    let Some(disk) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let home = disk.0.path().join("home");
+    let hello = crate::support::fixtures().join("hello.wasm");
+    let run = || wasmoci(&home).arg("run").arg(&hello).output().unwrap();
+    let filler = disk.0.path().join("filler");
+    // Space for nothing, for the entry but not its tag, and a little more: whatever the
+    // disk takes, the run goes on and the cache holds a whole entry or none.
+    for free in [8u64 << 10, 20 << 10, 24 << 10, 28 << 10, 32 << 10] {
+        let cache = home.join("cache/compiled");
+        let _ = std::fs::remove_dir_all(&cache);
+        let _ = std::fs::remove_file(&filler);
+        std::fs::create_dir_all(&cache).unwrap();
+        let stat = nix::sys::statvfs::statvfs(disk.0.path()).unwrap();
+        let avail = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+        let fill = std::process::Command::new("fallocate")
+            .args(["-l", &avail.saturating_sub(free).to_string()])
+            .arg(&filler)
+            .status()
+            .unwrap();
+        assert!(fill.success());
+        let out = run();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{free} bytes free: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from wasi:cli/run\n"
+        );
+        let files = files_under(&cache);
+        let entries: Vec<_> = files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect();
+        assert!(
+            files.iter().all(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                name.ends_with(".cwasm") || name.ends_with(".cwasm.sha256")
+            }),
+            "{free} bytes free: a temporary file is left: {files:?}"
+        );
+        if entries.is_empty() {
+            assert!(
+                stderr.contains("without caching its compiled form")
+                    && stderr.contains("no space left on device"),
+                "{free} bytes free: {stderr}"
+            );
+        }
+        for entry in entries {
+            let tag = std::path::PathBuf::from(format!("{}.sha256", entry.display()));
+            assert!(tag.exists(), "{free} bytes free: an entry without its tag");
+        }
+    }
+    // With room again: compiled, stored whole, then found.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(run().status.success());
+    let out = wasmoci(&home)
+        .args(["compile", "--json"])
+        .arg(&hello)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "already-compiled", "{report}");
+}

@@ -137,7 +137,15 @@ pub(crate) fn program_of(common: &RunCommon, engine: &WasmEngine, want: Want) ->
             compile(engine, &wasm.name, kind, &wasm.bytes)?
         }
         Some((cache, unusable)) => {
-            let program = cache.store(engine, &wasm.name, &wasm.bytes, &wasm.digest)?;
+            let (program, not_stored) =
+                cache.compile_and_store(engine, &wasm.name, &wasm.bytes, &wasm.digest)?;
+            if let Some(e) = not_stored {
+                output::note(&format!(
+                    "running `{}` without caching its compiled form: {}",
+                    wasm.name,
+                    output::one_line(&e)
+                ));
+            }
             if let Some(reason) = unusable {
                 output::note(&format!(
                     "the compile cache entry of `{}` was unusable ({reason}); compiled it again",

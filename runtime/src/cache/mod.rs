@@ -297,6 +297,23 @@ impl CompileCache {
         wasm: &[u8],
         digest: &Digest,
     ) -> Result<Program> {
+        let (program, not_stored) = self.compile_and_store(engine, name, wasm, digest)?;
+        match not_stored {
+            Some(e) => Err(e),
+            None => Ok(program),
+        }
+    }
+
+    /// [`CompileCache::store`], keeping the compiled program when the entry cannot be
+    /// written (a full disk, say): the program, and why it was not stored. A failed
+    /// write leaves no entry, whole or partial.
+    pub fn compile_and_store(
+        &self,
+        engine: &WasmEngine,
+        name: &str,
+        wasm: &[u8],
+        digest: &Digest,
+    ) -> Result<(Program, Option<Error>)> {
         let kind = WasmKind::detect(wasm).ok_or_else(|| Error::Compile {
             name: name.to_owned(),
             reason: "not a WebAssembly module or component".into(),
@@ -304,11 +321,17 @@ impl CompileCache {
         let (path, key, engine_key) = self.open(engine, digest)?;
         let program = compile(engine, name, kind, wasm)?;
         let bytes = program.to_bytes(name)?;
-        write_entry(&path, &bytes, |meta| {
+        let written = write_entry(&path, &bytes, |meta| {
             let tag = key.tag(&engine_key, digest, &EntryId::new(kind, meta));
             format!("{tag} {}\n", kind.as_str())
-        })?;
-        Ok(program)
+        });
+        if written.is_err() {
+            // The entry may have been renamed into place before its tag failed: without
+            // its tag it would only be found unusable; remove both.
+            let _ = fs::remove_file(sidecar_path(&path));
+            let _ = fs::remove_file(&path);
+        }
+        Ok((program, written.err()))
     }
 }
 
