@@ -1,4 +1,4 @@
-//! `SIGKILL` in the middle of a build or a pull, at a different moment each time, in a
+//! `SIGKILL` in the middle of a build, a pull or a `dependency build`, at a different moment each time, in a
 //! bounded loop, and a disk that fills up: the store stays sound (`store verify`: no
 //! damage; garbage allowed) and the same command then succeeds.
 
@@ -436,4 +436,85 @@ fn a_full_disk_never_leaves_a_partial_compile_cache_entry() {
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outcome"], "already-compiled", "{report}");
+}
+
+/// Kills `child` after `after`: whether it was still running then.
+fn killed_after(mut child: Child, after: Duration) -> bool {
+    std::thread::sleep(after);
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
+#[test]
+fn dependency_builds_killed_midway_leave_a_sound_store_and_lock() {
+    let Some(registry) = TestRegistry::start(None) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let publisher = tmp.path().join("publisher");
+    let module = tmp.path().join("big.wasm");
+    std::fs::write(&module, big_module(24 << 20)).unwrap();
+    let remote = format!("{}/acme/big:1.0.0", registry.addr);
+    ok(wasmoci(&publisher)
+        .args([
+            "build",
+            "-q",
+            "--module",
+            "--no-metadata",
+            "-t",
+            "big:1.0.0",
+        ])
+        .arg(&module));
+    ok(wasmoci(&publisher).args(["push", "-q", "big:1.0.0", &remote]));
+    let project = tmp.path().join("app");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("wasmoci.toml"),
+        format!(
+            "[package]\nname = \"app\"\nversion = \"1.0.0\"\n[build]\nwasm = \"app.wasm\"\n[dependencies]\n\"acme:big\" = \"^1\"\n[registries]\nacme = \"{}/\"\n",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let home = tmp.path().join("home");
+    ok(wasmoci(&home)
+        .args(["dependency", "update", "-q", "--project"])
+        .arg(&project));
+    let lock = std::fs::read(project.join("wasmoci.lock")).unwrap();
+    let build = || {
+        let mut cmd = wasmoci(&home);
+        cmd.args(["dependency", "build", "--project"])
+            .arg(&project)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let mut interrupted = 0;
+    for i in 0..KILLS {
+        // From an empty store each time, so that every build downloads.
+        let _ = std::fs::remove_dir_all(home.join("store"));
+        if killed_after(build().spawn().unwrap(), delay(i + 2 * KILLS, 300)) {
+            interrupted += 1;
+        }
+        if home.join("store").exists() {
+            assert_sound(&home, &format!("dependency build killed, iteration {i}"));
+        }
+        assert_eq!(
+            std::fs::read(project.join("wasmoci.lock")).unwrap(),
+            lock,
+            "the lock changed (iteration {i})"
+        );
+        // The next build, from what the killed one left, succeeds.
+        ok(&mut build());
+        assert_sound(
+            &home,
+            &format!("dependency build after a kill, iteration {i}"),
+        );
+    }
+    assert!(
+        interrupted > 0,
+        "no kill landed before a dependency build finished"
+    );
 }
