@@ -1,6 +1,7 @@
-//! Through CRI on containerd 1.7, as kubelet drives it: each guest runs in a worker
+//! Through CRI, as kubelet drives it: each guest runs in a worker
 //! process as the pod's user and groups, with `no_new_privs` and a seccomp filter, in
-//! the container's cgroup, and cannot open device nodes on its volumes.
+//! the container's cgroup, and cannot open device nodes on its volumes nor follow a
+//! symlink out of them.
 
 use super::*;
 use crate::cri::{Node, container, fixture};
@@ -97,6 +98,26 @@ fn guests_run_as_the_pod_user_in_its_cgroup_without_devices(containerd: PathBuf)
     node.pull(&cat_component).unwrap();
     let (code, log) = cat_as(&mut node, &cat_component, fifo.to_str().unwrap(), None, &[]);
     assert_eq!(code, 1, "opened a FIFO: {log:?}");
+
+    // A symlink in a volume pointing out of it (relative `..`, or absolute) is not
+    // followed out, even by a root pod: the file it names is never printed.
+    let outside = volume(volumes.path(), "outside", 0, 0, 0o644);
+    for (name, target) in [
+        ("relative", "../outside/hello.txt".to_owned()),
+        ("absolute", format!("{outside}/hello.txt")),
+    ] {
+        let dir = volumes.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("hello.txt")).unwrap();
+        for image in [&cat, &cat_component] {
+            let (code, log) = cat_as(&mut node, image, dir.to_str().unwrap(), None, &[]);
+            assert_ne!(
+                code, 0,
+                "followed a {name} symlink out of the volume: {log:?}"
+            );
+            assert!(!log.contains("outside"), "{name}: {log:?}");
+        }
+    }
 
     // The guest's memory is the container cgroup's, not the shim's (containerd's).
     let hog = push_artifact(&node.registry, "hog", &fixture("hog.wasm"));
