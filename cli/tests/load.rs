@@ -3,36 +3,16 @@
 //! connections that never send a request cannot keep new clients out. The figures are
 //! `benches/serve_load.py`'s; these tests assert the behaviour, not the timings.
 
-use std::io::BufRead;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use wasmoci_testdata::load::{load, memory};
 
-use crate::serve::get;
-use crate::support::{fixtures, wasmoci};
+use crate::serve::{get, serve_fixture};
 
 /// `serve http-hello.wasm` on an ephemeral port with `args`: the process and its address.
 fn serve(home: &std::path::Path, args: &[&str]) -> (Child, String) {
-    let mut server = wasmoci(home)
-        .arg("serve")
-        .arg(fixtures().join("http-hello.wasm"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("no URL on stdout: {first:?}"))
-        .to_owned();
-    (server, addr)
+    serve_fixture(home, "http-hello.wasm", args)
 }
 
 /// How many connections and requests each: 10,000 requests at 1,000 at once.

@@ -117,7 +117,11 @@ fn serve_refuses_what_is_not_an_http_handler_before_listening() {
 }
 
 /// `serve FIXTURE ARGS` on an ephemeral port: the process and its address.
-fn serve_fixture(home: &std::path::Path, fixture: &str, args: &[&str]) -> (Child, String) {
+pub(crate) fn serve_fixture(
+    home: &std::path::Path,
+    fixture: &str,
+    args: &[&str],
+) -> (Child, String) {
     let mut server = wasmoci(home)
         .arg("serve")
         .arg(fixtures().join(fixture))

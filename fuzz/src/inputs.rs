@@ -131,8 +131,10 @@ pub fn www_authenticate(data: &[u8]) {
     let Some(text) = text(data) else { return };
     for plain_ok in [false, true] {
         if let Some(url) = wasmoci_registry::client::token_url_for_challenge(text, plain_ok) {
+            // The scheme is case-insensitive (`HTTPS://` is TLS too).
+            let lower = url.to_ascii_lowercase();
             assert!(
-                url.starts_with("https://") || (plain_ok && url.starts_with("http://")),
+                lower.starts_with("https://") || (plain_ok && lower.starts_with("http://")),
                 "`{text}` sends us to `{url}`"
             );
             assert!(

@@ -78,23 +78,36 @@ pub(crate) struct CriSetup {
     pub(crate) runtime_options: Vec<(String, String)>,
 }
 
+/// What both config versions start with: where containerd keeps its state and listens
+/// (all under `dir`), and the plugins a test node does without.
+fn common(version: u32, dir: &Path) -> String {
+    let p = |name: &str| dir.join(name).display().to_string();
+    let disabled = [
+        "io.containerd.snapshotter.v1.btrfs",
+        "io.containerd.snapshotter.v1.zfs",
+        "io.containerd.snapshotter.v1.devmapper",
+        "io.containerd.snapshotter.v1.aufs",
+        "io.containerd.snapshotter.v1.blockfile",
+        "io.containerd.snapshotter.v1.erofs",
+        "io.containerd.tracing.processor.v1.otlp",
+        "io.containerd.internal.v1.tracing",
+        "io.containerd.nri.v1.nri",
+    ];
+    format!(
+        "version = {version}\nroot = {:?}\nstate = {:?}\ndisabled_plugins = {disabled:?}\n[grpc]\n  address = {address:?}\n[ttrpc]\n  address = \"{address}.ttrpc\"\n[plugins.\"io.containerd.internal.v1.opt\"]\n  path = {:?}\n",
+        p("root"),
+        p("state"),
+        p("opt"),
+        address = p("containerd.sock"),
+    )
+}
+
 /// containerd 1.x's config (`version = 2`) for a test node in `dir`.
 fn config_v2(setup: &CriSetup, dir: &Path) -> String {
     let p = |name: &str| dir.join(name);
-    let address = p("containerd.sock");
     let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
     let config = format!(
-        r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{address}"
-[ttrpc]
-  address = "{address}.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{opt}"
-[{cri}]
+        r#"{common}[{cri}]
   sandbox_image = "{sandbox_image}"
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
@@ -115,10 +128,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [{cri}.registry.mirrors."{registry}"]
   endpoint = ["http://{registry}"]
 "#,
-        root = p("root").display(),
-        state = p("state").display(),
-        address = address.display(),
-        opt = p("opt").display(),
+        common = common(2, dir),
         sandbox_image = setup.sandbox_image,
         shim = setup.shim.display(),
         runtime_name = wasmoci_runtime::containerd::RUNTIME_NAME,
@@ -151,17 +161,7 @@ fn config_v3(setup: &CriSetup, dir: &Path) -> String {
     .unwrap();
     let runtime = r#"plugins."io.containerd.cri.v1.runtime""#;
     let mut config = format!(
-        r#"version = 3
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
-[grpc]
-  address = "{address}"
-[ttrpc]
-  address = "{address}.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{opt}"
-[plugins."io.containerd.grpc.v1.cri"]
+        r#"{common}[plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 [plugins."io.containerd.cri.v1.images"]
@@ -191,10 +191,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   bin_dirs = ["{cni_bin}"]
   conf_dir = "{cni_conf}"
 "#,
-        root = p("root").display(),
-        state = p("state").display(),
-        address = p("containerd.sock").display(),
-        opt = p("opt").display(),
+        common = common(3, dir),
         sandbox_image = setup.sandbox_image,
         certs = p("certs.d").display(),
         shim = setup.shim.display(),

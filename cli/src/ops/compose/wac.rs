@@ -23,7 +23,13 @@ struct Named<'a> {
 
 /// Line and column (1-based, in characters) of byte `offset` in `source`.
 fn position(source: &str, offset: usize) -> (usize, usize) {
-    let before = &source[..offset.min(source.len())];
+    // A parser's offset may fall inside a character (found by fuzzing): count from the
+    // character it is in.
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
     (line, column)
@@ -161,4 +167,19 @@ pub fn compose_wac(
         }
     }
     finish(&graph, &registered, &inputs, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `cargo fuzz run wac`: an error offset inside a multi-byte character
+    /// panicked (a slice off a char boundary) instead of placing the error.
+    #[test]
+    fn an_offset_inside_a_character_is_placed_at_it() {
+        let source = "package a:b;\n// ؚ";
+        let inside = source.find('ؚ').unwrap() + 1;
+        assert_eq!(position(source, inside), (2, 4));
+        assert_eq!(position(source, usize::MAX), (2, 5));
+    }
 }
