@@ -48,6 +48,7 @@ pub use text::escape_controls;
 pub use timestamp::Timestamp;
 pub use validate::{Violation, validate, validate_image};
 pub use wasm::{
-    WasmError, WasmKind, component_section, export_names, is_meaningful_world, module_import_names,
-    module_imports_exports, top_level_payloads, validate_wasm, wasm_features,
+    WasmError, WasmKind, WitDecodeError, component_section, decode_wit, export_names,
+    is_meaningful_world, module_import_names, module_imports_exports, top_level_payloads,
+    validate_wasm, wasm_features,
 };

@@ -211,7 +211,7 @@ pub fn wit(loaded: &Loaded) -> Result<String> {
     if kind != WasmKind::Component {
         return Err(Error::NoWit(name));
     }
-    let decoded = wit_component::decode(&wasm).map_err(|e| Error::Wit {
+    let decoded = wasmoci_spec::decode_wit(&wasm).map_err(|e| Error::Wit {
         what: "decode",
         name: name.clone(),
         source: e.into(),

@@ -85,9 +85,9 @@ fn world_of(
             reason: "it is not a component (a core module has no WIT to compare)".into(),
         });
     }
-    let decoded = wit_component::decode(bytes).map_err(|e| SemverError::Decode {
+    let decoded = wasmoci_spec::decode_wit(bytes).map_err(|e| SemverError::Decode {
         name: name.to_owned(),
-        reason: format!("{e:#}"),
+        reason: e.to_string(),
     })?;
     match decoded {
         DecodedWasm::Component(..) if world.is_some() => Err(SemverError::World {

@@ -109,7 +109,8 @@ fn write_wit(
                 .read_blob(&digest)
                 .map_err(|e| DepsError::Store(Box::new(crate::ops::Error::Layout(Box::new(e)))))?,
         };
-        let Ok(wit_component::DecodedWasm::WitPackage(resolve, _)) = wit_component::decode(&wasm)
+        let Ok(wit_component::DecodedWasm::WitPackage(resolve, _)) =
+            wasmoci_spec::decode_wit(&wasm)
         else {
             return Err(wit_error("its wasm is not a WIT package".into()));
         };

@@ -443,7 +443,7 @@ pub(super) fn pinned_reference(repository: &str, digest: &Digest) -> Result<Refe
 fn kind_of(wasm: &[u8]) -> String {
     match WasmKind::detect(wasm) {
         Some(WasmKind::Module) => "module".into(),
-        _ => match wit_component::decode(wasm) {
+        _ => match wasmoci_spec::decode_wit(wasm) {
             Ok(wit_component::DecodedWasm::WitPackage(..)) => "wit".into(),
             _ => "component".into(),
         },
