@@ -35,6 +35,52 @@ fn position(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// How deep brackets may nest in a document: `wac-parser` recurses once a level, and a
+/// few thousand levels overflow the stack (found by `cargo fuzz run wac`); no composition
+/// needs more than a handful.
+pub const MAX_NESTING: usize = 64;
+
+/// The byte offset where `source` first nests brackets (`(`, `{`, `[`, `<`) deeper than
+/// [`MAX_NESTING`], outside comments and strings; `None` when it never does.
+fn too_deep(source: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let (mut depth, mut i) = (0usize, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i += bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(bytes.len() - i);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += source[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len() - i, |end| end + 4);
+                continue;
+            }
+            b'"' => {
+                i += 1 + bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == b'"')
+                    .unwrap_or(bytes.len() - i - 1);
+            }
+            // `->` is an arrow, not a closing bracket.
+            b'-' if bytes.get(i + 1) == Some(&b'>') => i += 1,
+            b'(' | b'{' | b'[' | b'<' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b')' | b'}' | b']' | b'>' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// A parser or resolver error, placed at its first label.
 fn located(path: &Path, source: &str, e: &(dyn Diagnostic + 'static)) -> ComposeError {
     let offset = e
@@ -123,6 +169,15 @@ pub fn compose_wac(
     find: &mut FindPackage<'_>,
     options: ComposeOptions,
 ) -> Result<Composition, ComposeError> {
+    if let Some(offset) = too_deep(source) {
+        let (line, column) = position(source, offset);
+        return Err(ComposeError::Wac {
+            path: path.to_owned(),
+            line,
+            column,
+            message: format!("brackets nest deeper than {MAX_NESTING} levels"),
+        });
+    }
     let document = Document::parse(source).map_err(|e| located(path, source, &e))?;
     let mut found: Vec<(BorrowedPackageKey<'_>, Component)> = Vec::new();
     for named in packages(&document) {
@@ -181,5 +236,40 @@ mod tests {
         let inside = source.find('ؚ').unwrap() + 1;
         assert_eq!(position(source, inside), (2, 4));
         assert_eq!(position(source, usize::MAX), (2, 5));
+    }
+
+    /// Found by `cargo fuzz run wac`: 20,000 nested parentheses (or `new … { … }`, or
+    /// `list<…>`) overflowed `wac-parser`'s stack; refused where they get too deep.
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep = |open: &str, close: &str| {
+            format!(
+                "package a:b;\nlet x = {}y{};\n",
+                open.repeat(20_000),
+                close.repeat(20_000)
+            )
+        };
+        for source in [
+            deep("(", ")"),
+            deep("new a:b { a: ", " }"),
+            deep("list<", ">"),
+        ] {
+            let mut find = |_: &str, _: Option<&Version>| Err("none".to_owned());
+            let Err(ComposeError::Wac { line, message, .. }) = compose_wac(
+                Path::new("app.wac"),
+                &source,
+                &mut find,
+                ComposeOptions::default(),
+            ) else {
+                panic!("not refused");
+            };
+            assert_eq!(line, 2);
+            assert!(message.contains("deeper than 64"), "{message}");
+        }
+        // What real documents hold passes: arrows, comments and strings do not count.
+        let fine = "package a:b; // ((((\n/* {{{{ */ let x = new a:b { \"(\": y, ...  };\nimport f: func() -> u32;\n";
+        assert_eq!(too_deep(fine), None);
+        assert_eq!(too_deep(&"(".repeat(64)), None);
+        assert_eq!(too_deep(&"(".repeat(65)), Some(64));
     }
 }
