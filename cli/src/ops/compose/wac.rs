@@ -38,7 +38,7 @@ fn position(source: &str, offset: usize) -> (usize, usize) {
 /// How deep brackets may nest in a document: `wac-parser` recurses once a level, and a
 /// few thousand levels overflow the stack (found by `cargo fuzz run wac`); no composition
 /// needs more than a handful.
-pub const MAX_NESTING: usize = 64;
+pub(super) const MAX_NESTING: usize = 64;
 
 /// The byte offset where `source` first nests brackets (`(`, `{`, `[`, `<`) deeper than
 /// [`MAX_NESTING`], outside comments and strings; `None` when it never does.
