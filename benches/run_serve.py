@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools import CACHE, ROOT, python_components, sh, version, wasmtime
+from tools import CACHE, fixtures, python_components, release_wasmoci, sh, version, wasmtime
 
 
 def free_port() -> int:
@@ -110,13 +110,11 @@ def main():
 
     wt = wasmtime()
     py_cli, py_http, _ = python_components(CACHE / "python")
-    sh("cargo", "build", "--release", "--locked", "-q", "-p", "wasmoci-cli", cwd=ROOT)
-    ours = ROOT / "target" / "release" / "wasmoci"
+    ours = release_wasmoci()
     print(f"{version(ours)} vs {version(wt)}")
     with tempfile.TemporaryDirectory(prefix="wasmoci-bench-") as tmp:
         tmp = Path(tmp)
-        sh("cargo", "run", "-q", "--locked", "-p", "wasmoci-testdata", "--example", "fixtures", "--",
-           tmp / "fixtures", cwd=ROOT, stdout=subprocess.DEVNULL)
+        fixtures(tmp / "fixtures")
         env = dict(os.environ, WASMOCI_HOME=str(tmp / "home"))
         os.environ["WASMOCI_HOME"] = env["WASMOCI_HOME"]
         table = []

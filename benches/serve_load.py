@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from run_serve import free_port, wait_for
-from tools import ROOT, sh, version, wasmtime
+from tools import fixtures, release_wasmoci, sh, version, wasmtime
 
 
 def wrk(url, duration, connections):
@@ -115,13 +115,11 @@ def main():
     args = parser.parse_args()
 
     wt = wasmtime()
-    sh("cargo", "build", "--release", "--locked", "-q", "-p", "wasmoci-cli", cwd=ROOT)
-    ours = ROOT / "target" / "release" / "wasmoci"
+    ours = release_wasmoci()
     print(f"{version(ours)} vs {version(wt)}; {args.connections} connections, {args.duration}s")
     with tempfile.TemporaryDirectory(prefix="wasmoci-bench-") as tmp:
         tmp = Path(tmp)
-        sh("cargo", "run", "-q", "--locked", "-p", "wasmoci-testdata", "--example", "fixtures", "--",
-           tmp / "fixtures", cwd=ROOT, stdout=subprocess.DEVNULL)
+        fixtures(tmp / "fixtures")
         os.environ["WASMOCI_HOME"] = str(tmp / "home")
         http = tmp / "fixtures" / "http-hello.wasm"
         sh(ours, "compile", http, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

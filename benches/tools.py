@@ -98,3 +98,16 @@ if __name__ == "__main__":
     for component in python_components(out):
         print(component)
     print(f"{version(wasmtime())}\n{version(wasm_tools())}", file=sys.stderr)
+
+
+def release_wasmoci() -> Path:
+    """`wasmoci` built in release mode (what the benches run)."""
+    sh("cargo", "build", "--release", "--locked", "-q", "-p", "wasmoci-cli", cwd=ROOT)
+    return ROOT / "target" / "release" / "wasmoci"
+
+
+def fixtures(into: Path) -> Path:
+    """The generated test fixtures (`http-hello.wasm`, `hello.wasm`, …) written into `into`."""
+    sh("cargo", "run", "-q", "--locked", "-p", "wasmoci-testdata", "--example", "fixtures", "--",
+       into, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return into
