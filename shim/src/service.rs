@@ -48,7 +48,8 @@ fn remove_socket_if_dead(socket: &str) {
 pub(crate) struct Service {
     tasks: Arc<Mutex<HashMap<String, Arc<Task>>>>,
     exit: Arc<ExitSignal>,
-    /// containerd asked for Shutdown while tasks remained: exit once the last is deleted.
+    /// containerd asked for Shutdown while tasks remained: the watchdog exits once the
+    /// last is deleted (not the Delete itself, whose answer must reach containerd first).
     shutdown_asked: Arc<AtomicBool>,
     namespace: String,
     /// containerd's gRPC socket (`-address`): its content store.
@@ -375,11 +376,7 @@ impl shim::Task for Service {
             Status::Stopped { code, at } => (code, at),
             _ => return Err(ShimError::StillRunning(req.id.clone()).into()),
         };
-        let last = {
-            let mut tasks = self.tasks.lock().expect("not poisoned");
-            tasks.remove(&req.id);
-            tasks.is_empty()
-        };
+        self.tasks.lock().expect("not poisoned").remove(&req.id);
         let rootfs = Path::new(&task.bundle).join("rootfs");
         let _ = shim::mount::umount_recursive(rootfs.to_str(), 0);
         task.holder.lock().expect("not poisoned").take();
@@ -399,9 +396,6 @@ impl shim::Task for Service {
         response.exit_status = code;
         response.exited_at = Some(at).into();
         mark(&req.id, "delete-returns");
-        if last && self.shutdown_asked.load(Ordering::SeqCst) {
-            self.exit.signal();
-        }
         Ok(response)
     }
 

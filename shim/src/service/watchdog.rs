@@ -87,6 +87,9 @@ fn watch(service: &Service, term: &AtomicBool) {
             !tasks.is_empty() && tasks.iter().all(|t| !Path::new(&t.bundle).exists()),
             now,
         );
+        if tasks.is_empty() && service.shutdown_asked.load(Ordering::SeqCst) {
+            break "containerd asked for Shutdown and the last task is deleted";
+        }
         if held_for(empty, now) >= EMPTY_GRACE {
             break "no task to serve";
         }
