@@ -137,11 +137,7 @@ pub(crate) fn error(error: &anyhow::Error) {
     let line = |text: String| escape_controls(&text, true).replace('\n', "\n    ");
     eprintln!("error: {}", line(error.to_string()));
     for cause in error.chain().skip(1) {
-        let text = match cause.downcast_ref::<io::Error>() {
-            Some(e) => os_error(e),
-            None => cause.to_string(),
-        };
-        eprintln!("  caused by: {}", line(text));
+        eprintln!("  caused by: {}", line(cause_text(cause)));
     }
     if let Some(backtrace) = crate::debug::backtrace(error) {
         eprintln!("{backtrace}");
@@ -153,13 +149,18 @@ pub(crate) fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = Vec::new();
     let mut next = Some(error);
     while let Some(e) = next {
-        parts.push(match e.downcast_ref::<io::Error>() {
-            Some(io) => os_error(io),
-            None => e.to_string(),
-        });
+        parts.push(cause_text(e));
         next = e.source();
     }
     parts.join(": ")
+}
+
+/// One cause's text: OS errors as ours read ([`os_error`]), others as they display.
+fn cause_text(cause: &(dyn std::error::Error + 'static)) -> String {
+    match cause.downcast_ref::<io::Error>() {
+        Some(e) => os_error(e),
+        None => cause.to_string(),
+    }
 }
 
 /// An OS error as ours read: `no space left on device`, not `No space left on device

@@ -44,12 +44,6 @@ fn delay(i: u64, max_ms: u64) -> Duration {
     Duration::from_millis((mixed >> 33) % max_ms)
 }
 
-fn kill_after(mut child: Child, after: Duration) {
-    std::thread::sleep(after);
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// Whether the store of `home` has `tag` (its `index.json` names it).
 fn tagged(home: &Path, tag: &str) -> bool {
     std::fs::read_to_string(home.join("store/index.json")).is_ok_and(|index| {
@@ -89,7 +83,7 @@ fn builds_and_pulls_killed_midway_leave_a_sound_store() {
     let mut interrupted = 0;
     for i in 0..KILLS {
         let tag = format!("big:{i}");
-        kill_after(build(&tag).spawn().unwrap(), delay(i, 250));
+        killed_after(build(&tag).spawn().unwrap(), delay(i, 250));
         assert_sound(&home, &format!("build killed, iteration {i}"));
         if !tagged(&home, &tag) {
             interrupted += 1;
@@ -114,7 +108,7 @@ fn builds_and_pulls_killed_midway_leave_a_sound_store() {
     };
     let mut interrupted = 0;
     for i in 0..KILLS {
-        kill_after(pull().spawn().unwrap(), delay(i + KILLS, 200));
+        killed_after(pull().spawn().unwrap(), delay(i + KILLS, 200));
         if other.join("store").exists() {
             assert_sound(&other, &format!("pull killed, iteration {i}"));
         }

@@ -406,13 +406,17 @@ fn image_compat_runs_through_cri_on_containerd_1_6() {
 
 /// `GET /` on `127.0.0.1:port` from inside the network namespace at `netns`.
 pub(crate) fn get_inside(netns: &Path, port: u16) -> std::io::Result<String> {
+    inside(netns, move || get_inside_here(&format!("127.0.0.1:{port}")))
+}
+
+/// Runs `f` on a thread inside the network namespace `netns`.
+pub(crate) fn inside<T: Send + 'static>(netns: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
     use std::os::fd::AsFd;
     let netns = netns.to_owned();
     std::thread::spawn(move || {
-        let file = std::fs::File::open(&netns)?;
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(std::io::Error::from)?;
-        get_inside_here(&format!("127.0.0.1:{port}"))
+        let file = std::fs::File::open(&netns).unwrap();
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
     })
     .join()
     .unwrap()

@@ -20,12 +20,7 @@ fn open_fds(pid: u32) -> usize {
 
 /// Resident memory of `pid` in KiB (`VmRSS`).
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    wasmoci_testdata::load::memory(pid).0 >> 10
 }
 
 /// How many pods the churn runs (half HTTP servers, half commands).

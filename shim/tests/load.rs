@@ -4,21 +4,8 @@
 //! `wasmoci.dev/header-timeout`).
 
 use super::*;
-use crate::cri::Node;
+use crate::cri::{Node, inside};
 use crate::support::cri::pod_netns;
-
-/// Runs `f` on a thread inside the network namespace `netns`.
-fn inside<T: Send + 'static>(netns: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::os::fd::AsFd;
-    let netns = netns.to_owned();
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&netns).unwrap();
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
-}
 
 const ADDR: &str = "127.0.0.1:8080";
 
