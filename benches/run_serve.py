@@ -69,15 +69,21 @@ def wrk(url: str, duration: int, connections: int):
     return rps, float(p99.group(1)) * scale
 
 
+def start_pinned(argv_for_port):
+    """The server `argv_for_port(port)` on a free port, pinned to core 0, once it listens:
+    the process, the port and its URL."""
+    port = free_port()
+    server = subprocess.Popen(["taskset", "-c", "0", *map(str, argv_for_port(port))],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(port)
+    return server, port, f"http://127.0.0.1:{port}/"
+
+
 def bench_server(argv_for_port, runs, duration, connections):
     rps, p99 = [], []
     for _ in range(runs):
-        port = free_port()
-        server = subprocess.Popen(["taskset", "-c", "0", *map(str, argv_for_port(port))],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server, _, url = start_pinned(argv_for_port)
         try:
-            wait_for(port)
-            url = f"http://127.0.0.1:{port}/"
             wrk(url, 1, connections)  # warm-up
             r, p = wrk(url, duration, connections)
             rps.append(r)

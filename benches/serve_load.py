@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run_serve import free_port, wait_for
+from run_serve import start_pinned
 from tools import fixtures, release_wasmoci, sh, version, wasmtime
 
 
@@ -87,12 +87,8 @@ def stop_under_load(server, port, connections):
 
 
 def run(label, argv_for_port, duration, connections):
-    port = free_port()
-    server = subprocess.Popen(["taskset", "-c", "0", *map(str, argv_for_port(port))],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port, url = start_pinned(argv_for_port)
     try:
-        wait_for(port)
-        url = f"http://127.0.0.1:{port}/"
         wrk(url, 1, 16)  # warm-up
         rps, p99, total, non2xx, errors = wrk(url, duration, connections)
         rss = peak_rss_mib(server.pid)
