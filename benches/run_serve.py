@@ -75,7 +75,12 @@ def start_pinned(argv_for_port):
     port = free_port()
     server = subprocess.Popen(["taskset", "-c", "0", *map(str, argv_for_port(port))],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(port)
+    try:
+        wait_for(port)
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
     return server, port, f"http://127.0.0.1:{port}/"
 
 
